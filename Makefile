@@ -1,0 +1,41 @@
+# landcoupler — every install step lives here; `make run` and `make test` build the venv themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+OUT    ?= out
+STAMP  := $(VENV)/.installed
+
+export PYTHONUNBUFFERED := 1
+# glibc keeps big buffers mapped instead of returning and re-faulting them (PLATFORM.md: ~2x on 4-16 MiB gRPC messages)
+export MALLOC_MMAP_THRESHOLD_ := 1073741824
+export MALLOC_TRIM_THRESHOLD_ := 4294967296
+
+.PHONY: venv run test lint proto proto-check bench-reference clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints.txt -e '.[dev]'
+	@! $(PY) -m pip list 2>/dev/null | grep -qi '^nvidia-' || (echo "CUDA packages were pulled into the venv" >&2; exit 1)
+	touch $@
+
+## The main job on an embedded default.
+run: $(STAMP)
+	$(VENV)/bin/landcoupler reference --forcing tmy3-greensboro --land-cover all --out $(OUT)/reference-greensboro.zarr --plot $(OUT)/reference-greensboro.png
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check coupler emulators tests scripts examples
+	$(VENV)/bin/ruff format --check coupler emulators tests scripts examples
+	$(VENV)/bin/mypy coupler emulators
+
+bench-reference: $(STAMP)
+	$(VENV)/bin/landcoupler bench reference --json $(OUT)/bench-reference.json --update-doc docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

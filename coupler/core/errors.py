@@ -1,0 +1,37 @@
+"""Domain errors of the coupler core. The wire layer maps each class to one gRPC status code in
+one place (``coupler.wire.status``); nothing else in the core knows about gRPC."""
+
+from __future__ import annotations
+
+
+class CouplerError(Exception):
+    """Base class. ``field`` and ``rule`` name what was wrong when it concerns an input."""
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class InvalidArgument(CouplerError):
+    """Malformed input (unknown field, wrong units/dtype/shape, non-finite, out of range)."""
+
+
+class FailedPrecondition(CouplerError):
+    """Valid input at the wrong moment (out-of-order step index, closed session)."""
+
+
+class NotFound(CouplerError):
+    """No such session (or checkpoint)."""
+
+
+class ResourceExhausted(CouplerError):
+    """A configured limit: sessions per server, cells per session, message size."""
+
+
+class PermissionDenied(CouplerError):
+    """The caller does not own the session."""
+
+
+class Unauthenticated(CouplerError):
+    """No valid credentials."""

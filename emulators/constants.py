@@ -1,0 +1,22 @@
+"""Physical constants, SI units, one place. Sources: WMO/CODATA values as used by FAO-56
+(Allen et al. 1998, Annex 3) and common land-surface models (CLM5 technical note, ch. 2)."""
+
+from __future__ import annotations
+
+STEFAN_BOLTZMANN = 5.670374419e-8  # W m-2 K-4 (CODATA 2018)
+T_FREEZE = 273.15  # K, 0 degC
+GRAVITY = 9.80665  # m s-2
+VON_KARMAN = 0.41  # 1, FAO-56 eq. 4 and most LSMs
+R_DRY_AIR = 287.05  # J kg-1 K-1, specific gas constant of dry air
+R_WATER_VAPOUR = 461.5  # J kg-1 K-1
+EPSILON = R_DRY_AIR / R_WATER_VAPOUR  # 0.622, ratio of molecular weights water/dry air
+CP_AIR = 1004.64  # J kg-1 K-1, specific heat of dry air at constant pressure
+LATENT_HEAT_VAPORISATION = 2.501e6  # J kg-1 at 0 degC (temperature dependence in physics.py)
+LATENT_HEAT_FUSION = 3.337e5  # J kg-1
+RHO_WATER = 1000.0  # kg m-3
+GAS_CONSTANT = 8.314462618  # J mol-1 K-1
+SOLAR_CONSTANT = 1361.0  # W m-2 (Kopp & Lean 2011)
+MOLAR_MASS_C = 0.012011  # kg mol-1 of carbon
+MOLAR_MASS_AIR = 0.0289647  # kg mol-1
+SECONDS_PER_DAY = 86400.0
+DAYS_PER_YEAR = 365.0
