@@ -63,7 +63,9 @@ class LandStatic:
         if self.lon.shape != (n,):
             raise ValueError(f"lon: shape {tuple(self.lon.shape)}, expected ({n},)")
         if self.cover.shape != (n, P.N_CLASSES):
-            raise ValueError(f"cover: shape {tuple(self.cover.shape)}, expected ({n}, {P.N_CLASSES})")
+            raise ValueError(
+                f"cover: shape {tuple(self.cover.shape)}, expected ({n}, {P.N_CLASSES})"
+            )
         if (self.cover < 0).any() or not torch.allclose(
             self.cover.sum(-1), torch.ones(n, dtype=self.cover.dtype), atol=1e-6
         ):
@@ -123,7 +125,10 @@ class LandBackend(Protocol):
         ...
 
     def step(
-        self, state: LandState, static: LandStatic, forcing: Mapping[str, torch.Tensor],
+        self,
+        state: LandState,
+        static: LandStatic,
+        forcing: Mapping[str, torch.Tensor],
         clock: StepClock,
     ) -> tuple[LandState, dict[str, torch.Tensor]]:
         """Advance one step of ``clock.dt`` seconds. ``forcing`` holds the registry's TO_LAND

@@ -80,7 +80,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("rlfn", "1", "leaf reflectance, near-infrared", 0.3, 0.7),
     ParameterSpec("tlfn", "1", "leaf transmittance, near-infrared", 0.1, 0.5),
     ParameterSpec("vgcov", "1", "vegetation cover fraction", 0.1, 1.0),
-    ParameterSpec("cdl", "s m-2 (as given by MdPL)", "leaf exchange coefficient, vapour", 0.01, 0.5),
+    ParameterSpec(
+        "cdl", "s m-2 (as given by MdPL)", "leaf exchange coefficient, vapour", 0.01, 0.5
+    ),
     ParameterSpec("chl", "s m-2 (as given by MdPL)", "leaf exchange coefficient, heat", 0.01, 0.1),
     ParameterSpec("vmax0", "mol m-2 s-1", "maximum Rubisco capacity at 25 degC", 1e-6, 1e-4),
     ParameterSpec("gradm", "1", "Ball-Berry stomatal slope m", 1.0, 20.0),
@@ -154,7 +156,10 @@ def check_parameters(params: torch.Tensor) -> None:
 
 
 def sample_parameters(
-    n: int, generator: torch.Generator, spread: float = 1.0, base: torch.Tensor | None = None,
+    n: int,
+    generator: torch.Generator,
+    spread: float = 1.0,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Perturbed parameter sets (MdPL recipe): uniform in the published range, or, with
     ``base`` (n, 12) given, ``base`` perturbed by ±``spread``·half-range and clipped to range."""

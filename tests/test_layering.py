@@ -1,4 +1,5 @@
-"""Layering is law: emulators never imports coupler; generated protobuf code only in the wire layer."""
+"""Layering is law: emulators never imports coupler; generated protobuf code only in the wire
+layer."""
 
 from __future__ import annotations
 

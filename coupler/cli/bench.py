@@ -1,0 +1,38 @@
+"""``landcoupler bench TARGET``: run a benchmark, write JSON, update docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+#: target name -> module in coupler.bench with ``run(**kw) -> dict`` and ``markdown(dict) -> str``
+TARGETS = {"reference": "coupler.bench.reference"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark (writes JSON, updates docs/benchmarks.md)")
+    p.add_argument("target", choices=sorted(TARGETS))
+    p.add_argument("--json", default=None, help="write results here")
+    p.add_argument(
+        "--update-doc",
+        default=None,
+        metavar="MD",
+        help="replace this benchmark's section of a Markdown file",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from coupler.bench import doc
+
+    module = importlib.import_module(TARGETS[args.target])
+    payload = module.run()
+    m = doc.machine()
+    payload["machine"] = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}"
+    md = module.markdown(payload)
+    print(md)
+    if args.json:
+        print(f"json: {doc.write_json(args.json, payload)}")
+    if args.update_doc:
+        print(f"updated: {doc.update_section(args.update_doc, args.target, md)}")
+    return 0
