@@ -7,7 +7,9 @@ from typing import Literal
 import xarray as xr
 
 
-def write_zarr(ds: xr.Dataset, url: str, time_chunk: int = 24 * 30, mode: Literal["w", "w-", "a", "r+"] = "w") -> str:
+def write_zarr(
+    ds: xr.Dataset, url: str, time_chunk: int = 24 * 30, mode: Literal["w", "w-", "a", "r+"] = "w"
+) -> str:
     """Write ``ds`` as a Zarr v3 store at ``url``, data variables chunked along ``time``
     (whole along other dims); returns the URL."""
     out = ds.copy()
