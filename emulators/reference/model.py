@@ -64,6 +64,7 @@ class ReferenceConfig:
     height_wind: float = 10.0  # m above the zero-plane displacement
     height_temperature: float = 2.0  # m
     newton_iterations: int = 8
+    stability_updates: int = 3  # Newton iterations that re-evaluate the stability correction
     photosynthesis_iterations: int = 6
     validate_forcing: bool = True
 
@@ -72,6 +73,8 @@ class ReferenceConfig:
             raise ValueError("height_wind and height_temperature must be positive")
         if self.newton_iterations < 1 or self.photosynthesis_iterations < 1:
             raise ValueError("iteration counts must be >= 1")
+        if not 0 <= self.stability_updates <= self.newton_iterations:
+            raise ValueError("stability_updates must be in [0, newton_iterations]")
         if not isinstance(self.surface, Surface):
             raise ValueError(f"surface must be a Surface, got {self.surface!r}")
 
@@ -236,9 +239,13 @@ class ReferenceBackend:
             g_h = vg / (ra + 1.0 / g_bh) + (1.0 - vg) / ra
             return g_h, vg * g_tr + g_soil, vg * g_tr
 
+        # Stability follows T_s for the first iterations, then is frozen so that the remaining
+        # iterations are a true Newton method on a smooth function (quadratic convergence).
         t_s = ts.clone()
-        for _ in range(cfg.newton_iterations):
-            g_h, g_e, _ = conductances(t_s)
+        g_h, g_e, g_tr = conductances(t_s)
+        for it in range(cfg.newton_iterations):
+            if it < cfg.stability_updates:
+                g_h, g_e, g_tr = conductances(t_s)
             qs, dqs = physics.saturation_specific_humidity(t_s, ps)
             resid = (
                 s_abs
@@ -255,7 +262,6 @@ class ReferenceBackend:
                 - g_slope
             )
             t_s = t_s - (resid / deriv).clamp(-15.0, 15.0)
-        g_h, g_e, g_tr = conductances(t_s)
         qs, _ = physics.saturation_specific_humidity(t_s, ps)
         hfss = rho * C.CP_AIR * g_h * (t_s - ta)
         evap_demand = rho * g_e * (qs - qa)  # kg m-2 s-1
