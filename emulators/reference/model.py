@@ -37,10 +37,10 @@ from emulators.reference.classes import class_table
 from emulators.reference.soil import (
     SoilConfig,
     conduct_heat,
-    matric_potential_kpa,
     runoff_and_drainage,
     surface_coupling,
     surface_resistance,
+    water_content_at,
 )
 from emulators.variables import REQUIRED_FORCING, check
 
@@ -188,8 +188,9 @@ class ReferenceBackend:
         )
 
         # 2. stress, photosynthesis, conductances -------------------------------------------
-        psi = matric_potential_kpa(theta, soil)
-        f_w = photosynthesis.water_stress(psi, prm["psicr"]) * veg
+        theta_fc = water_content_at(photosynthesis.PSI_FIELD_CAPACITY_KPA, soil)
+        theta_cr = water_content_at(prm["psicr"], soil)
+        f_w = photosynthesis.water_stress(theta, theta_fc, theta_cr) * veg
         rh = physics.relative_humidity(qa, ta, ps)
         canopy = photosynthesis.canopy_photosynthesis(
             rsds=rsds,
@@ -298,6 +299,7 @@ class ReferenceBackend:
                 acc["acc_t"] / period,
                 acc["acc_fw"] / period,
                 dt / C.SECONDS_PER_DAY if dt >= C.SECONDS_PER_DAY else 1.0,
+                in_spring=phenology.spring(static.lat, clock.day_of_year)[:, None],
                 sla=cls["sla"],
                 lai_max=cls["lai_max"],
                 longevity=cls["longevity"],

@@ -11,9 +11,11 @@
   boundary-layer CO2 drawdown left out).
 - Big-leaf scaling Π = (1 − exp(−k L)) / k with V_m decreasing with canopy depth like the light
   (Sellers et al. 1992, Remote Sens. Environ. 42, 187-216), k = 0.5.
-- Water stress: soil water potential ψ from Clapp & Hornberger (1978); stress factor
-  f_w = clip((ψ − ψ_cr)/(ψ_fc − ψ_cr), 0, 1) with ψ_cr = ``psicr`` (MdPL) and ψ_fc = −33 kPa;
-  f_w scales V_m and b (MATSIRO-like; Takata et al. 2003).
+- Water stress: the FAO-56 soil-water stress coefficient (Allen et al. 1998, eq. 84) in soil
+  moisture, f_w = clip((θ − θ_cr) / ((1 − p)(θ_fc − θ_cr)), 0, 1), depletion fraction p = 0.5,
+  θ_fc at −33 kPa and θ_cr at ψ = ``psicr`` (MdPL's critical potential in place of the wilting
+  point), potentials from Clapp & Hornberger (1978); f_w scales V_m and b (MATSIRO-like,
+  Takata et al. 2003).
 Units: conductances mol m-2 s-1 unless stated; partial pressures Pa; PAR mol photons m-2 s-1.
 """
 
@@ -31,6 +33,7 @@ PAR_FRACTION = 0.5  # of rsds (Monteith & Unsworth)
 PHOTONS_PER_JOULE = 4.57e-6  # mol photons J-1 of PAR (McCree 1972)
 LEAF_TRANSMITTANCE_VIS = 0.05  # SiB2 default (not among the calibrated parameters)
 PSI_FIELD_CAPACITY_KPA = -33.0
+DEPLETION_FRACTION = 0.5  # FAO-56 p: share of the available water used before stress begins
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ class CanopyExchange:
     conductance: Tensor  # canopy stomatal conductance to vapour, m s-1 (vegetated area)
 
 
-def water_stress(psi_soil_kpa: Tensor, psicr_kpa: Tensor) -> Tensor:
-    """f_w [1] in [0, 1]: 1 above field capacity potential, 0 at or below ψ_cr."""
-    return ((psi_soil_kpa - psicr_kpa) / (PSI_FIELD_CAPACITY_KPA - psicr_kpa)).clamp(0.0, 1.0)
+def water_stress(theta: Tensor, theta_fc: Tensor | float, theta_cr: Tensor) -> Tensor:
+    """f_w [1] in [0, 1] (FAO-56 eq. 84 form): 1 while less than p of the water between field
+    capacity θ_fc and the critical content θ_cr is used, falling linearly to 0 at θ_cr."""
+    span = ((1.0 - DEPLETION_FRACTION) * (theta_fc - theta_cr)).clamp_min(1e-9)
+    return ((theta - theta_cr) / span).clamp(0.0, 1.0)
 
 
 def vmax_temperature(vmax0: Tensor, t_leaf: Tensor) -> Tensor:

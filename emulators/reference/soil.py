@@ -53,6 +53,12 @@ def matric_potential_kpa(theta: Tensor, soil: SoilConfig) -> Tensor:
     return soil.psi_sat_kpa * rel ** (-soil.b)
 
 
+def water_content_at(psi_kpa: Tensor | float, soil: SoilConfig) -> Tensor:
+    """θ [m3 m-3] at matric potential ψ [kPa] (inverse of :func:`matric_potential_kpa`)."""
+    psi = torch.as_tensor(psi_kpa, dtype=torch.float64)
+    return soil.porosity * (psi / soil.psi_sat_kpa) ** (-1.0 / soil.b)
+
+
 def surface_resistance(theta: Tensor, soil: SoilConfig) -> Tensor:
     """Bare-soil evaporation resistance r_soil [s m-1] = exp(8.206 − 4.255 θ/θ_sat)
     (Sellers et al. 1992, Remote Sens. Environ. 42, 187-216)."""

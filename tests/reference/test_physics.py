@@ -74,10 +74,17 @@ def test_colimitation_is_a_smooth_minimum() -> None:
     assert float(_colimit(a, b, 1.0)[0]) == pytest.approx(1.0)
 
 
-def test_water_stress_bounds() -> None:
-    psi = T([-10.0, -33.0, -100.0, -200.0, -900.0], dtype=torch.float64)
-    fw = water_stress(psi, torch.full_like(psi, -200.0))
-    assert fw.tolist() == pytest.approx([1.0, 1.0, 100 / 167, 0.0, 0.0])
+def test_water_stress_follows_fao56_eq84() -> None:
+    cfg = soil.SoilConfig()
+    theta_fc = soil.water_content_at(-33.0, cfg)
+    theta_cr = soil.water_content_at(torch.tensor(-200.0, dtype=torch.float64), cfg)
+    # the inverse of the retention curve
+    assert float(soil.matric_potential_kpa(theta_fc, cfg)) == pytest.approx(-33.0)
+    mid = theta_cr + 0.5 * (theta_fc - theta_cr)  # half the available water used: Ks = 1
+    quarter = theta_cr + 0.25 * (theta_fc - theta_cr)  # three quarters used: Ks = 0.5
+    theta = torch.stack([theta_fc, mid, quarter, theta_cr, theta_cr - 0.05])
+    fw = water_stress(theta, theta_fc, theta_cr)
+    assert fw.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
 
 
 def test_soil_heat_conduction_conserves_energy_and_relaxes() -> None:
