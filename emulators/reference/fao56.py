@@ -44,7 +44,15 @@ def compare(model: xr.Dataset, forcing: xr.Dataset, daily: xr.Dataset) -> Fao56C
 
     dt = float(forcing.attrs.get("timestep_seconds", 3600))
     cell = {"cell": 0}
-    et_model = (model["evspsbl"].isel(cell) * dt).resample(time="1D").sum().values  # mm d-1
+    # model days in the same local days as ``daily`` (FAO-56 takes Tmin/Tmax per local day)
+    offset = np.timedelta64(int(3600 * float(daily.attrs.get("utc_offset_hours", 0.0))), "s")
+    et = model["evspsbl"].isel(cell) * dt  # mm per step
+    et = et.assign_coords(time=et["time"] + offset)
+    steps_per_day = int(round(86_400 / dt))
+    counts = et.resample(time="1D").count()
+    et_model_da = et.resample(time="1D").sum().where(counts == steps_per_day, drop=True)
+    daily = daily.sel(time=et_model_da["time"].values)
+    et_model = et_model_da.values  # mm d-1, whole local days only
     d = daily.isel(cell)
     elev, lat = float(forcing["elevation"][0]), float(forcing["lat"][0])
     zw = float(forcing.attrs.get("height_wind_m", 10.0))
