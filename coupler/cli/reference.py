@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         fao56_config,
         run_reference,
     )
+    from emulators.tables import to_markdown
 
     forcing = forcing_sources.load(args.forcing, timestep=args.timestep)
     config = None
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     write_zarr(out, args.out)
     print(f"wrote {out.sizes['time']} steps x {out.sizes['cell']} cells to {args.out}")
     summary = report.class_summary(out, forcing)
-    print(report.to_markdown(summary))
+    print(to_markdown(summary, digits=4))
     if args.plot:
         path = report.plot_run(out, args.plot, title=f"reference model, {args.forcing}")
         print(f"plot: {path}")

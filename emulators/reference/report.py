@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -39,19 +38,6 @@ def class_summary(out: xr.Dataset, forcing: xr.Dataset) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("class")
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
-    """Markdown table without the optional ``tabulate`` dependency."""
-    cols = [df.index.name or "", *df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        cells = [
-            floatfmt.format(v) if isinstance(v, float | np.floating) else str(v)
-            for v in row.to_numpy()
-        ]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    return "\n".join(lines)
 
 
 def plot_run(out: xr.Dataset, path: str | Path, title: str = "") -> Path:
