@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run test lint proto proto-check bench-reference clean
+.PHONY: venv run test lint proto proto-check bench-reference bench-emulators bench-service clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,19 @@ lint: $(STAMP)
 
 bench-reference: $(STAMP)
 	$(VENV)/bin/landcoupler bench reference --json $(OUT)/bench-reference.json --update-doc docs/benchmarks.md
+
+bench-service: $(STAMP)
+	$(VENV)/bin/landcoupler bench service --json $(OUT)/bench-service.json --update-doc docs/benchmarks.md
+
+bench-emulators: $(STAMP)
+	$(VENV)/bin/landcoupler bench emulators --json $(OUT)/bench-emulators.json --update-doc docs/benchmarks.md
+
+## Generated gRPC code (coupler/_proto/) from proto/; `proto-check` fails when it is stale.
+proto: $(STAMP)
+	$(PY) -m coupler.wire.codegen --out coupler/_proto
+
+proto-check: $(STAMP)
+	$(PY) -m coupler.wire.codegen --out coupler/_proto --check
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, imported lazily so ``landcoupler --help`` stays fast.
-SUBCOMMANDS: tuple[str, ...] = ("reference", "bench", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("reference", "dataset", "bench", "serve", "emulators")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,11 @@ import argparse
 import importlib
 
 #: target name -> module in coupler.bench with ``run(**kw) -> dict`` and ``markdown(dict) -> str``
-TARGETS = {"reference": "coupler.bench.reference"}
+TARGETS = {
+    "reference": "coupler.bench.reference",
+    "emulators": "coupler.bench.emulators",
+    "service": "coupler.bench.service",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,274 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DTYPE_UNSPECIFIED: _ClassVar[DType]
+    DTYPE_FLOAT32: _ClassVar[DType]
+    DTYPE_FLOAT64: _ClassVar[DType]
+    DTYPE_FLOAT16: _ClassVar[DType]
+    DTYPE_INT8: _ClassVar[DType]
+    DTYPE_INT16: _ClassVar[DType]
+    DTYPE_INT32: _ClassVar[DType]
+    DTYPE_INT64: _ClassVar[DType]
+    DTYPE_UINT8: _ClassVar[DType]
+    DTYPE_UINT16: _ClassVar[DType]
+    DTYPE_UINT32: _ClassVar[DType]
+    DTYPE_UINT64: _ClassVar[DType]
+DTYPE_UNSPECIFIED: DType
+DTYPE_FLOAT32: DType
+DTYPE_FLOAT64: DType
+DTYPE_FLOAT16: DType
+DTYPE_INT8: DType
+DTYPE_INT16: DType
+DTYPE_INT32: DType
+DTYPE_INT64: DType
+DTYPE_UINT8: DType
+DTYPE_UINT16: DType
+DTYPE_UINT32: DType
+DTYPE_UINT64: DType
+
+class Codec(_message.Message):
+    __slots__ = ("id", "config_json", "keepbits")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    KEEPBITS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    config_json: str
+    keepbits: int
+    def __init__(self, id: _Optional[str] = ..., config_json: _Optional[str] = ..., keepbits: _Optional[int] = ...) -> None: ...
+
+class Field(_message.Message):
+    __slots__ = ("name", "units", "dtype", "shape", "data", "codec")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    units: str
+    dtype: DType
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    codec: Codec
+    def __init__(self, name: _Optional[str] = ..., units: _Optional[str] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, _Mapping]] = ...) -> None: ...
+
+class DescribeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VariableInfo(_message.Message):
+    __slots__ = ("name", "units", "direction", "long_name", "valid_min", "valid_max", "required", "observable", "positive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    LONG_NAME_FIELD_NUMBER: _ClassVar[int]
+    VALID_MIN_FIELD_NUMBER: _ClassVar[int]
+    VALID_MAX_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    OBSERVABLE_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    units: str
+    direction: str
+    long_name: str
+    valid_min: float
+    valid_max: float
+    required: bool
+    observable: bool
+    positive: str
+    def __init__(self, name: _Optional[str] = ..., units: _Optional[str] = ..., direction: _Optional[str] = ..., long_name: _Optional[str] = ..., valid_min: _Optional[float] = ..., valid_max: _Optional[float] = ..., required: _Optional[bool] = ..., observable: _Optional[bool] = ..., positive: _Optional[str] = ...) -> None: ...
+
+class DescribeReply(_message.Message):
+    __slots__ = ("server_version", "protocol", "backends", "variables", "codecs", "details_json")
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    CODECS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    server_version: str
+    protocol: str
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    variables: _containers.RepeatedCompositeFieldContainer[VariableInfo]
+    codecs: _containers.RepeatedScalarFieldContainer[str]
+    details_json: str
+    def __init__(self, server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., variables: _Optional[_Iterable[_Union[VariableInfo, _Mapping]]] = ..., codecs: _Optional[_Iterable[str]] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from")
+    LAT_FIELD_NUMBER: _ClassVar[int]
+    LON_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    LAND_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    GRID_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    START_RFC3339_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    TIMESTEP_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LAND_COVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAND_COVER_FRACTIONS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SPREAD_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_URL_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    RECORD_URL_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
+    lat: Field
+    lon: Field
+    area: Field
+    land_fraction: Field
+    grid_shape: _containers.RepeatedScalarFieldContainer[int]
+    start_rfc3339: str
+    start_time: _timestamp_pb2.Timestamp
+    timestep: int
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    backend: str
+    land_cover_name: str
+    land_cover_fractions: Field
+    run_id: str
+    rank: int
+    members: int
+    output_spread: bool
+    checkpoint_url: str
+    checkpoint_every: int
+    record_url: str
+    resume_from: str
+    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ...) -> None: ...
+
+class OpenSessionReply(_message.Message):
+    __slots__ = ("session_id", "next_index", "outputs", "cells", "members", "start_rfc3339", "timestep", "backend")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    START_RFC3339_FIELD_NUMBER: _ClassVar[int]
+    TIMESTEP_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    next_index: int
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    cells: int
+    members: int
+    start_rfc3339: str
+    timestep: int
+    backend: str
+    def __init__(self, session_id: _Optional[str] = ..., next_index: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., cells: _Optional[int] = ..., members: _Optional[int] = ..., start_rfc3339: _Optional[str] = ..., timestep: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+
+class StepRequest(_message.Message):
+    __slots__ = ("session_id", "index", "fields", "trailing_fields", "reply_codec")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TRAILING_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REPLY_CODEC_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    index: int
+    fields: _containers.RepeatedCompositeFieldContainer[Field]
+    trailing_fields: int
+    reply_codec: Codec
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., reply_codec: _Optional[_Union[Codec, _Mapping]] = ...) -> None: ...
+
+class StepReply(_message.Message):
+    __slots__ = ("session_id", "index", "fields", "trailing_fields", "time_rfc3339")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TRAILING_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_RFC3339_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    index: int
+    fields: _containers.RepeatedCompositeFieldContainer[Field]
+    trailing_fields: int
+    time_rfc3339: str
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., time_rfc3339: _Optional[str] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("step", "field")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    step: StepRequest
+    field: Field
+    def __init__(self, step: _Optional[_Union[StepRequest, _Mapping]] = ..., field: _Optional[_Union[Field, _Mapping]] = ...) -> None: ...
+
+class ExchangeReply(_message.Message):
+    __slots__ = ("step", "field")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    step: StepReply
+    field: Field
+    def __init__(self, step: _Optional[_Union[StepReply, _Mapping]] = ..., field: _Optional[_Union[Field, _Mapping]] = ...) -> None: ...
+
+class ObservationBatch(_message.Message):
+    __slots__ = ("type", "units", "values", "errors", "lat", "lon", "times_rfc3339")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAT_FIELD_NUMBER: _ClassVar[int]
+    LON_FIELD_NUMBER: _ClassVar[int]
+    TIMES_RFC3339_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    units: str
+    values: Field
+    errors: Field
+    lat: Field
+    lon: Field
+    times_rfc3339: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., units: _Optional[str] = ..., values: _Optional[_Union[Field, _Mapping]] = ..., errors: _Optional[_Union[Field, _Mapping]] = ..., lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., times_rfc3339: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AssimilateRequest(_message.Message):
+    __slots__ = ("session_id", "batches")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    batches: _containers.RepeatedCompositeFieldContainer[ObservationBatch]
+    def __init__(self, session_id: _Optional[str] = ..., batches: _Optional[_Iterable[_Union[ObservationBatch, _Mapping]]] = ...) -> None: ...
+
+class AssimilateReply(_message.Message):
+    __slots__ = ("accepted", "assimilated")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ASSIMILATED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    assimilated: bool
+    def __init__(self, accepted: _Optional[int] = ..., assimilated: _Optional[bool] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("session_id", "url")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    url: str
+    def __init__(self, session_id: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class CheckpointReply(_message.Message):
+    __slots__ = ("url", "next_index")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    next_index: int
+    def __init__(self, url: _Optional[str] = ..., next_index: _Optional[int] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseSessionReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,103 @@
+"""``landcoupler serve``: run the gRPC coupling service until SIGTERM/SIGINT.
+
+On SIGTERM (Kubernetes) or SIGINT: health goes NOT_SERVING, new calls are refused, in-flight
+steps get half of ``--grace`` to finish, then every open session is checkpointed (to its
+``checkpoint_url``) and the process exits. The bound address and each checkpoint URL are
+printed on stdout (``listening on HOST:PORT``, ``checkpoint SESSION_ID URL``), so scripts and
+tests can use port 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the gRPC coupling service",
+        description="Run the gRPC coupling service until SIGTERM/SIGINT (then checkpoint every "
+        "open session that has a checkpoint_url and exit).",
+    )
+    p.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT (port 0 = any free)")
+    p.add_argument("--tls-cert", type=Path, help="server certificate (PEM); enables TLS")
+    p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    p.add_argument("--client-ca", type=Path, help="CA of client certificates: mutual TLS")
+    p.add_argument("--token-file", type=Path, help="file of name:token lines (bearer auth)")
+    p.add_argument(
+        "--token-env", default="LANDCOUPLER_TOKENS",
+        help="environment variable with name:token pairs (default %(default)s; unset = none)",
+    )  # fmt: skip
+    p.add_argument("--metrics-port", type=int, help="Prometheus exporter port (0 = any free)")
+    p.add_argument("--metrics-address", default="127.0.0.1", help="exporter bind address")
+    p.add_argument("--max-sessions", type=int, default=64)
+    p.add_argument("--max-cells", type=int, default=1_048_576, help="cells per session")
+    p.add_argument("--max-members", type=int, default=128)
+    p.add_argument("--max-message-mib", type=int, default=256, help="gRPC message limit, MiB")
+    p.add_argument("--max-workers", type=int, default=16, help="server threads")
+    p.add_argument("--grace", type=float, default=10.0, help="SIGTERM grace period, s")
+    p.add_argument(
+        "--no-tune-malloc", action="store_true",
+        help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
+    )  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from coupler.core.config import Limits
+    from coupler.core.errors import CouplerError
+    from coupler.wire.allocator import tune_allocator
+    from coupler.wire.server import ServerConfig, start_service
+
+    try:
+        limits = Limits(args.max_sessions, args.max_cells, args.max_members)
+    except CouplerError as exc:
+        raise ValueError(str(exc)) from None
+    config = ServerConfig(
+        max_message_bytes=args.max_message_mib << 20,
+        limits=limits,
+        max_workers=args.max_workers,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+        token_file=args.token_file,
+        token_env=args.token_env or None,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        grace_period=args.grace,
+    )
+    if not args.no_tune_malloc:
+        tune_allocator()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.warning("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service = start_service(args.address, config)
+        host = args.address.rsplit(":", 1)[0]
+        print(f"listening on {host}:{service.port}", flush=True)
+        if service.metrics_port is not None:
+            print(f"metrics on {config.metrics_address}:{service.metrics_port}", flush=True)
+        log.warning("landcoupler serve: listening on %s:%d", host, service.port)
+        while not stop.wait(3600.0):
+            pass
+        urls = service.stop()
+        for url in urls:
+            print(f"checkpoint {url}", flush=True)
+        log.warning("stopped; %d session checkpoint(s) written", len(urls))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,369 @@
+"""Session and service configuration: frozen dataclasses that validate themselves.
+
+Every violation raises :class:`~coupler.core.errors.InvalidArgument` with ``field`` = the proto
+field name (``lat``, ``timestep``, ``outputs``, ...) and ``rule`` = the broken rule, so the wire
+layer can report it precisely. Arrays are copied, converted to float64 and made read-only, so a
+config can be shared safely between threads, the checkpoint and the recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from coupler.core import backends
+from coupler.core.errors import InvalidArgument
+from emulators import parameters as P
+from emulators import variables as V
+
+SECONDS_PER_DAY = 86_400
+_RUN_ID = re.compile(r"^[A-Za-z0-9._:@+/=-]{0,256}$")
+_OUTPUT_DIRECTIONS = (V.Direction.TO_ATMOSPHERE, V.Direction.DIAGNOSTIC)
+
+
+def _bad(field_name: str, rule: str, message: str) -> InvalidArgument:
+    return InvalidArgument(f"{field_name}: {message}", field=field_name, rule=rule)
+
+
+def _cell_array(name: str, values: Any, n: int | None) -> np.ndarray:
+    """A read-only float64 (cell,) copy of ``values``; checks dtype, shape and finiteness."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise _bad(name, "dtype", f"expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        want = f"({n},)" if n is not None else "(cell,)"
+        raise _bad(name, "shape", f"shape {arr.shape}, expected {want}")
+    out = np.array(arr, dtype=np.float64, copy=True)
+    if not np.isfinite(out).all():
+        raise _bad(name, "finite", f"{int((~np.isfinite(out)).sum())} non-finite value(s)")
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Service-wide limits; exceeding one is ResourceExhausted."""
+
+    max_sessions: int = 64
+    max_cells_per_session: int = 1_048_576
+    max_members: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("max_sessions", "max_cells_per_session", "max_members"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _bad(name, "positive_int", f"must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class GridSpec:
+    """The cells of one session's domain (ocean cells are never sent).
+
+    lat: (cell,) degrees_north in [-90, 90]; lon: (cell,) degrees_east in [-360, 360];
+    area: (cell,) m2 > 0 (areacella); land_fraction: (cell,) 1, in (0, 1];
+    shape: optional (ny, nx) with ny*nx == cell, for maps.
+    """
+
+    lat: np.ndarray
+    lon: np.ndarray
+    area: np.ndarray | None = None
+    land_fraction: np.ndarray | None = None
+    shape: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        lat = _cell_array("lat", self.lat, None)
+        n = lat.shape[0]
+        if n == 0:
+            raise _bad("lat", "non_empty", "a grid needs at least one cell")
+        if lat.min() < -90.0 or lat.max() > 90.0:
+            raise _bad("lat", "valid_range", "latitudes must lie in [-90, 90] degrees_north")
+        lon = _cell_array("lon", self.lon, n)
+        if lon.min() < -360.0 or lon.max() > 360.0:
+            raise _bad("lon", "valid_range", "longitudes must lie in [-360, 360] degrees_east")
+        object.__setattr__(self, "lat", lat)
+        object.__setattr__(self, "lon", lon)
+        if self.area is not None:
+            area = _cell_array("area", self.area, n)
+            if area.min() <= 0.0:
+                raise _bad("area", "positive", "cell areas must be > 0 m2")
+            object.__setattr__(self, "area", area)
+        if self.land_fraction is not None:
+            frac = _cell_array("land_fraction", self.land_fraction, n)
+            if frac.min() <= 0.0 or frac.max() > 1.0:
+                raise _bad(
+                    "land_fraction",
+                    "valid_range",
+                    "land fractions must lie in (0, 1]; "
+                    "ocean-only cells are never sent to the land side",
+                )
+            object.__setattr__(self, "land_fraction", frac)
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            if (
+                len(shape) != 2
+                or not all(isinstance(s, int | np.integer) and s > 0 for s in shape)
+                or int(shape[0]) * int(shape[1]) != n
+            ):
+                raise _bad(
+                    "shape",
+                    "matches_cells",
+                    f"shape {shape} must be (ny, nx) with ny*nx == {n} cells",
+                )
+            object.__setattr__(self, "shape", (int(shape[0]), int(shape[1])))
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.lat.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class SessionConfig:
+    """Everything that defines a session; see the module docstring for the error contract.
+
+    start: UTC start of step 0 (np.datetime64 or ISO 8601 string, stored at seconds resolution).
+    timestep: s, > 0, divides 86400 or is a multiple of it. outputs: registry names of
+    TO_ATMOSPHERE or DIAGNOSTIC variables. land_cover: a class name (``LandCover.from_name``) or
+    (cell, 8) fractions (rows >= 0 summing to 1). members: ensemble size >= 1.
+    checkpoint_every: steps (0 = only on request/shutdown; > 0 needs ``checkpoint_url``).
+    """
+
+    grid: GridSpec
+    start: np.datetime64
+    timestep: int
+    outputs: tuple[str, ...]
+    backend: str = "reference"
+    land_cover: str | np.ndarray = "grass"
+    run_id: str = ""
+    rank: int = 0
+    members: int = 1
+    output_spread: bool = False
+    checkpoint_url: str | None = None
+    checkpoint_every: int = 0
+    record_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, GridSpec):
+            raise _bad("grid", "type", f"expected a GridSpec, got {type(self.grid).__name__}")
+        self._check_time()
+        self._check_outputs()
+        if not isinstance(self.backend, str) or self.backend not in backends.names():
+            raise _bad(
+                "backend",
+                "known_backend",
+                f"unknown backend {self.backend!r}; known: {', '.join(backends.names())}",
+            )
+        self._check_land_cover()
+        if not isinstance(self.run_id, str) or not _RUN_ID.match(self.run_id):
+            raise _bad(
+                "run_id", "format", "run_id must be at most 256 characters of [A-Za-z0-9._:@+/=-]"
+            )
+        for name, low in (("rank", 0), ("members", 1), ("checkpoint_every", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise _bad(name, "int_range", f"must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not isinstance(self.output_spread, bool | np.bool_):
+            raise _bad("output_spread", "type", f"must be a bool, got {self.output_spread!r}")
+        object.__setattr__(self, "output_spread", bool(self.output_spread))
+        for name in ("checkpoint_url", "record_url"):
+            url = getattr(self, name)
+            if url is not None and (not isinstance(url, str) or not url.strip()):
+                raise _bad(name, "url", f"must be a non-empty URL or unset, got {url!r}")
+        if self.checkpoint_every > 0 and self.checkpoint_url is None:
+            raise _bad(
+                "checkpoint_every",
+                "needs_checkpoint_url",
+                "periodic checkpoints need checkpoint_url",
+            )
+
+    # ---- validation helpers --------------------------------------------------------------------
+    def _check_time(self) -> None:
+        raw: Any = self.start
+        if isinstance(raw, str):
+            raw = raw.strip()
+            for suffix in ("Z", "z", "+00:00"):
+                if raw.endswith(suffix):
+                    raw = raw[: -len(suffix)]
+            if re.search(r"[+-]\d\d:?\d\d$", raw.split("T")[-1]):
+                raise _bad("start", "utc", f"give the start time in UTC, got {self.start!r}")
+        try:
+            parsed = np.datetime64(raw)
+            start = parsed.astype("datetime64[s]")
+        except (ValueError, TypeError) as exc:
+            raise _bad("start", "datetime", f"not an ISO 8601 UTC time: {self.start!r}") from exc
+        if np.isnat(start):
+            raise _bad("start", "datetime", "start must not be NaT")
+        if parsed != start:
+            raise _bad("start", "whole_seconds", f"{self.start!r} is not on a whole second")
+        object.__setattr__(self, "start", start)
+        ts = self.timestep
+        if isinstance(ts, bool) or not isinstance(ts, int | np.integer) or ts <= 0:
+            raise _bad("timestep", "positive_int", f"must be a positive integer (s), got {ts!r}")
+        if SECONDS_PER_DAY % ts and ts % SECONDS_PER_DAY:
+            raise _bad(
+                "timestep", "divides_day", f"{ts} s neither divides 86400 s nor is a multiple of it"
+            )
+        object.__setattr__(self, "timestep", int(ts))
+
+    def _check_outputs(self) -> None:
+        outputs = (self.outputs,) if isinstance(self.outputs, str) else self.outputs
+        if not isinstance(outputs, Sequence) or not outputs:
+            raise _bad("outputs", "non_empty", "request at least one output field")
+        seen: set[str] = set()
+        for name in outputs:
+            var = V.REGISTRY.get(name) if isinstance(name, str) else None
+            if var is None:
+                raise _bad("outputs", "known_name", f"unknown variable {name!r}")
+            if var.direction not in _OUTPUT_DIRECTIONS:
+                raise _bad(
+                    "outputs",
+                    "direction",
+                    f"{name!r} is {var.direction.value}, not a "
+                    "land output (to_atmosphere or diagnostic)",
+                )
+            if name in seen:
+                raise _bad("outputs", "unique", f"{name!r} requested twice")
+            seen.add(name)
+        object.__setattr__(self, "outputs", tuple(outputs))
+
+    def _check_land_cover(self) -> None:
+        lc = self.land_cover
+        if isinstance(lc, str):
+            try:
+                P.LandCover.from_name(lc)
+            except ValueError as exc:
+                raise _bad("land_cover", "known_class", str(exc)) from None
+            return
+        arr = np.asarray(lc)
+        n = self.grid.n_cells
+        if arr.dtype.kind not in "fiu" or arr.shape != (n, P.N_CLASSES):
+            raise _bad(
+                "land_cover",
+                "shape",
+                f"fractions of shape {arr.shape} dtype "
+                f"{arr.dtype}, expected numeric ({n}, {P.N_CLASSES})",
+            )
+        frac = np.array(arr, dtype=np.float64, copy=True)
+        if not np.isfinite(frac).all() or frac.min() < 0.0:
+            raise _bad("land_cover", "valid_range", "fractions must be finite and >= 0")
+        if np.abs(frac.sum(axis=1) - 1.0).max() > 1e-6:
+            raise _bad("land_cover", "sums_to_one", "fractions of each cell must sum to 1")
+        frac.flags.writeable = False
+        object.__setattr__(self, "land_cover", frac)
+
+    # ---- derived -------------------------------------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return self.grid.n_cells
+
+    def step_time(self, index: int) -> np.datetime64:
+        """UTC start of step ``index``."""
+        return self.start + np.timedelta64(index * self.timestep, "s")
+
+    def cover_fractions(self) -> np.ndarray:
+        """(cell, 8) land-cover fractions (a named class becomes one-hot)."""
+        if isinstance(self.land_cover, str):
+            frac = np.zeros((self.n_cells, P.N_CLASSES))
+            frac[:, int(P.LandCover.from_name(self.land_cover))] = 1.0
+            return frac
+        return np.array(self.land_cover)
+
+    def reply_names(self) -> tuple[str, ...]:
+        """Names in a step reply: the outputs, then ``<name>_spread`` if requested."""
+        spread = tuple(f"{n}_spread" for n in self.outputs) if self.output_spread else ()
+        return self.outputs + spread
+
+    # ---- serialisation -------------------------------------------------------------------------
+    #: Names of the array entries of :meth:`arrays` / :meth:`from_dict`.
+    ARRAY_NAMES = ("lat", "lon", "area", "land_fraction", "land_cover")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The config's arrays (grid and land-cover fractions), by name; absent ones left out."""
+        g = self.grid
+        found = {
+            "lat": g.lat,
+            "lon": g.lon,
+            "area": g.area,
+            "land_fraction": g.land_fraction,
+            "land_cover": None if isinstance(self.land_cover, str) else self.land_cover,
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
+    def to_dict(self, include_arrays: bool = True) -> dict[str, Any]:
+        """JSON-compatible dict. Without arrays, the grid is summarised (cell count, shape) and
+        the arrays must travel separately (:meth:`arrays`). Float64 arrays survive JSON exactly
+        (Python writes shortest round-trip reprs)."""
+        arrays = self.arrays()
+        grid: dict[str, Any] = {"n_cells": self.n_cells, "shape": self.grid.shape}
+        lc: Any = self.land_cover
+        if include_arrays:
+            grid.update(
+                {
+                    k: arrays[k].tolist() if k in arrays else None
+                    for k in ("lat", "lon", "area", "land_fraction")
+                }
+            )
+            if not isinstance(lc, str):
+                lc = arrays["land_cover"].tolist()
+        elif not isinstance(lc, str):
+            lc = None
+        return {
+            "grid": grid,
+            "start": str(self.start),
+            "timestep": self.timestep,
+            "outputs": list(self.outputs),
+            "backend": self.backend,
+            "land_cover": lc,
+            "run_id": self.run_id,
+            "rank": self.rank,
+            "members": self.members,
+            "output_spread": self.output_spread,
+            "checkpoint_url": self.checkpoint_url,
+            "checkpoint_every": self.checkpoint_every,
+            "record_url": self.record_url,
+        }
+
+    def to_json(self, include_arrays: bool = True) -> str:
+        return json.dumps(self.to_dict(include_arrays), sort_keys=True)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> SessionConfig:
+        """Inverse of :meth:`to_dict`; ``arrays`` (from :meth:`arrays`) override the dict's
+        grid/land-cover entries, which is how checkpoints store big grids."""
+        g = dict(d["grid"])
+        lc = d["land_cover"]
+        if arrays is not None:
+            g.update({k: v for k, v in arrays.items() if k != "land_cover"})
+            lc = arrays.get("land_cover", lc)
+
+        def arr(v: Any) -> np.ndarray | None:
+            return None if v is None else np.asarray(v, dtype=np.float64)
+
+        shape = g.get("shape")
+        grid = GridSpec(
+            lat=np.asarray(g["lat"], dtype=np.float64),
+            lon=np.asarray(g["lon"], dtype=np.float64),
+            area=arr(g.get("area")),
+            land_fraction=arr(g.get("land_fraction")),
+            shape=(int(shape[0]), int(shape[1])) if shape is not None else None,
+        )
+        return SessionConfig(
+            grid=grid,
+            start=np.datetime64(d["start"], "s"),
+            timestep=int(d["timestep"]),
+            outputs=tuple(d["outputs"]),
+            backend=d["backend"],
+            land_cover=lc if isinstance(lc, str) else np.asarray(lc, dtype=np.float64),
+            run_id=d["run_id"],
+            rank=int(d["rank"]),
+            members=int(d["members"]),
+            output_spread=bool(d["output_spread"]),
+            checkpoint_url=d["checkpoint_url"],
+            checkpoint_every=int(d["checkpoint_every"]),
+            record_url=d["record_url"],
+        )

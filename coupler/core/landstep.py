@@ -1,0 +1,102 @@
+"""The pure pieces of one coupled land step: numpy <-> (member, cell) tensors, ensemble
+statistics of the replied fields, and the closure diagnostics. No session state lives here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from coupler.core.config import SessionConfig
+from coupler.core.errors import FailedPrecondition
+from emulators.backend import LandStatic, StepClock
+
+Tensor = torch.Tensor
+
+
+def build_static(config: SessionConfig) -> LandStatic:
+    """Per-cell constants of a session: grid and land cover with the default parameters of each
+    class, identical for every member (perturbed parameters arrive with assimilation)."""
+    lat = torch.from_numpy(np.array(config.grid.lat))
+    lon = torch.from_numpy(np.array(config.grid.lon))
+    cover = torch.from_numpy(config.cover_fractions())
+    return LandStatic.from_cover(lat, lon, cover, members=config.members)
+
+
+def clock_for(config: SessionConfig, index: int) -> StepClock:
+    """The clock of step ``index``: starts at ``start + index * timestep`` (UTC), dt in s."""
+    return StepClock(index, config.step_time(index), float(config.timestep))
+
+
+def forcing_tensors(fields: Mapping[str, np.ndarray], members: int) -> dict[str, Tensor]:
+    """(cell,) float64 arrays -> (member, cell) float64 tensors sharing their memory (a stride-0
+    view across members: backends must not write into their forcing)."""
+    out: dict[str, Tensor] = {}
+    for name, values in fields.items():
+        t = torch.from_numpy(values)
+        out[name] = t.unsqueeze(0).expand(members, t.shape[0])
+    return out
+
+
+def _frozen(t: Tensor) -> np.ndarray:
+    arr = t.detach().to(device="cpu", dtype=torch.float64).contiguous().numpy()
+    arr.flags.writeable = False
+    return arr
+
+
+def reply_fields(
+    outputs: Mapping[str, Tensor], names: tuple[str, ...], n_cells: int, spread: bool
+) -> dict[str, np.ndarray]:
+    """Ensemble mean of each requested field as a read-only (cell,) float64 array and, with
+    ``spread``, ``<name>_spread``: the ensemble standard deviation (N-1 denominator; 0 for a
+    single member). A backend that does not produce a requested field is FailedPrecondition."""
+    reply: dict[str, np.ndarray] = {}
+    spreads: dict[str, np.ndarray] = {}
+    for name in names:
+        t = outputs.get(name)
+        if t is None:
+            raise FailedPrecondition(
+                f"outputs: the backend does not produce {name!r}",
+                field="outputs",
+                rule="backend_outputs",
+            )
+        if t.dim() != 2 or t.shape[1] != n_cells:
+            raise FailedPrecondition(
+                f"outputs: the backend returned {name!r} with shape {tuple(t.shape)}, expected "
+                f"(member, {n_cells})",
+                field="outputs",
+                rule="backend_outputs",
+            )
+        t = t.to(torch.float64)
+        reply[name] = _frozen(t.mean(dim=0))
+        if spread:
+            std = t.std(dim=0, correction=1) if t.shape[0] > 1 else torch.zeros_like(t[0])
+            spreads[f"{name}_spread"] = _frozen(std)
+    reply.update(spreads)
+    return reply
+
+
+def energy_residual(outputs: Mapping[str, Tensor]) -> float:
+    """max |rns − hfls − hfss − hfdsl| over members and cells [W m-2]; NaN if a term is missing."""
+    try:
+        rns, hfls, hfss, hfdsl = (outputs[k] for k in ("rns", "hfls", "hfss", "hfdsl"))
+    except KeyError:
+        return math.nan
+    return float((rns - hfls - hfss - hfdsl).abs().max())
+
+
+def water_residual(
+    storage_before: Tensor | None, outputs: Mapping[str, Tensor], pr: Tensor | None, dt: float
+) -> float:
+    """max |(mrso' − mrso) − (pr − evspsbl − mrro)·dt| over members and cells [kg m-2], with
+    ``storage_before`` the previous step's ``mrso``; NaN when a term is unavailable (first step
+    of a session, or a backend without these fields)."""
+    if storage_before is None or pr is None:
+        return math.nan
+    try:
+        after, evap, runoff = (outputs[k] for k in ("mrso", "evspsbl", "mrro"))
+    except KeyError:
+        return math.nan
+    return float(((after - storage_before) - (pr - evap - runoff) * dt).abs().max())

@@ -1,0 +1,173 @@
+"""The in-process transport: the client API of :mod:`coupler.client` without gRPC.
+
+``InProcessClient(manager)`` has the same methods, arguments and return values as
+``CouplerClient``, and its sessions call the core directly: the same config building
+(:func:`coupler.wire.sessionargs.session_config`), the same step validation (``Session.step``),
+the same observation checks, and refusals raise the same :class:`CouplerRpcError` with the same
+code, message, field and rule as over the wire. Differences: no serialisation (a field's dtype
+must still be one the wire can carry), ``codec`` is accepted but nothing is compressed or
+bit-rounded, and there is no deadline or retry (nothing transient can happen in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+
+from coupler.core.errors import CouplerError
+from coupler.core.session import Session, SessionManager
+from coupler.wire import fields as F
+from coupler.wire import observations, sessionargs
+from coupler.wire.status import CouplerRpcError
+
+T = TypeVar("T")
+
+
+def _domain(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except CouplerError as exc:
+        raise CouplerRpcError.from_domain(exc) from None
+
+
+class InProcessClient:
+    """Sessions on a ``SessionManager`` in this process. ``owner``: the principal its sessions
+    belong to (like a token name over gRPC)."""
+
+    def __init__(self, manager: SessionManager | None = None, owner: str = "in-process") -> None:
+        self.manager = manager if manager is not None else SessionManager()
+        self.owner = owner
+        self._sessions: list[InProcessSession] = []
+
+    def describe(self) -> dict[str, Any]:
+        return _domain(self.manager.describe)
+
+    def open_session(
+        self,
+        *,
+        lat: Any = None,
+        lon: Any = None,
+        start: Any = None,
+        timestep: int = 0,
+        outputs: Sequence[str] = (),
+        backend: str = "reference",
+        land_cover: Any = "grass",
+        members: int = 1,
+        run_id: str = "",
+        rank: int = 0,
+        area: Any = None,
+        land_fraction: Any = None,
+        grid_shape: tuple[int, int] | None = None,
+        output_spread: bool = False,
+        record_url: str | None = None,
+        checkpoint_url: str | None = None,
+        checkpoint_every: int = 0,
+        resume_from: str | None = None,
+        codec: Any = None,
+        stream: bool = False,
+        split_bytes: int = 0,
+    ) -> InProcessSession:
+        """Same arguments as :meth:`coupler.client.CouplerClient.open_session`."""
+        del codec, stream, split_bytes  # transport options with no in-process meaning
+        if resume_from:
+            session = _domain(lambda: self.manager.resume(resume_from, self.owner))
+        else:
+            if lat is None or lon is None or start is None:
+                raise ValueError("open_session: lat, lon and start are required (or resume_from)")
+            config = _domain(
+                lambda: sessionargs.session_config(
+                    lat=lat, lon=lon, start=start, timestep=timestep, outputs=outputs,
+                    backend=backend, land_cover=land_cover, members=members, run_id=run_id,
+                    rank=rank, area=area, land_fraction=land_fraction, grid_shape=grid_shape,
+                    output_spread=output_spread, checkpoint_url=checkpoint_url,
+                    checkpoint_every=checkpoint_every, record_url=record_url,
+                )
+            )  # fmt: skip
+            session = _domain(lambda: self.manager.open(config, self.owner))
+        handle = InProcessSession(self, session)
+        self._sessions.append(handle)
+        return handle
+
+    def close(self) -> None:
+        """Close the sessions this client opened and still holds open."""
+        for s in self._sessions:
+            s.close()
+        self._sessions.clear()
+
+    def __enter__(self) -> InProcessClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessSession:
+    """A session on the local core, with the interface of ``RemoteSession``."""
+
+    def __init__(self, client: InProcessClient, session: Session) -> None:
+        self.client = client
+        self._session = session
+        cfg = session.config
+        self.id: str = session.id
+        self.next_index: int = session.next_index
+        self.outputs: tuple[str, ...] = tuple(cfg.reply_names())
+        self.cells: int = cfg.n_cells
+        self.members: int = cfg.members
+        self.start: str = sessionargs.format_time(cfg.start)
+        self.timestep: int = cfg.timestep
+        self.backend: str = cfg.backend
+        self.last_time: str | None = None
+        self._closed = False
+
+    def step(
+        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """As ``RemoteSession.step`` (``timeout`` is ignored in-process)."""
+        del timeout
+        arrays = {name: np.asarray(values) for name, values in fields.items()}
+        for name, arr in arrays.items():
+            _domain(partial(_wire_dtype, name, arr))
+        session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        out = _domain(lambda: session.step(int(index), arrays, dict(units) if units else None))
+        self.last_time = sessionargs.format_time(session.config.step_time(int(index)))
+        self.next_index = session.next_index
+        return out
+
+    def checkpoint(self, url: str | None = None) -> str:
+        session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        return _domain(lambda: session.checkpoint(url or None))
+
+    def assimilate(
+        self, type: str, values: Any, errors: Any, lat: Any, lon: Any, times: Sequence[Any],
+        units: str = "",
+    ) -> int:  # fmt: skip
+        """VALIDATION ONLY, as over the wire: the number of accepted observations."""
+        _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        batch = observations.ObservationBatch(type, values, errors, lat, lon, list(times), units)
+        return _domain(lambda: observations.validate_all([batch]))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        _domain(lambda: self.client.manager.close(self.id, self.client.owner))
+        self._closed = True
+
+    def __enter__(self) -> InProcessSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wire_dtype(name: str, arr: np.ndarray) -> None:
+    """Refuse what the wire could not carry, exactly as a decode would (field, rule dtype)."""
+    try:
+        F.proto_dtype(arr.dtype)
+    except CouplerError:
+        raise F.InvalidArgument(
+            f"field {name!r}: dtype {arr.dtype} cannot be sent", field=name, rule="dtype"
+        ) from None

@@ -1,0 +1,383 @@
+"""The gRPC client an atmospheric model's Python driver uses (re-exported by ``coupler.client``).
+
+    client = CouplerClient("127.0.0.1:50051", token=...)
+    with client.open_session(lat=lat, lon=lon, start="2001-06-01T00:00:00", timestep=3600,
+                             outputs=["hfls", "hfss"]) as session:
+        reply = session.step(0, {"tas": tas, ...})   # {"hfls": ndarray, "hfss": ndarray}
+
+Refusals raise :class:`~coupler.wire.status.CouplerRpcError` (``.code()``, ``.field``, ``.rule``).
+Steps are retried on UNAVAILABLE with exponential backoff: safe, because a resent index returns
+the stored reply without advancing. ``stream=True`` sends steps over the Exchange stream, split
+into one frame per field when a step's payload is at least ``split_bytes``. Reply arrays are
+read-only views of the received bytes (copy them to write).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
+from coupler.wire import fields as F
+from coupler.wire.exchange import Exchange
+from coupler.wire.interceptors import CLIENT_KEY
+from coupler.wire.status import REQUEST_ID_KEY, CouplerRpcError
+from emulators import variables as V
+
+MiB = 1 << 20
+#: Steps with at least this many payload bytes go on Exchange as one frame per field.
+DEFAULT_SPLIT_BYTES = 4 * MiB
+CodecArg = F.CodecSpec | str | Mapping[str, F.CodecSpec | str | None] | None
+T = TypeVar("T")
+
+
+def _bytes(value: bytes | str | Path | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+def _reply_codec(codec: CodecArg) -> F.CodecSpec | None:
+    """The codec asked for replies: the session-wide spec (a per-field mapping is for requests)."""
+    if codec is None or isinstance(codec, Mapping):
+        return None
+    return F.CodecSpec.parse(codec)
+
+
+class CouplerClient:
+    """A channel to a landcoupler server.
+
+    token: bearer token (sent as ``authorization`` metadata). root_certificates: PEM (bytes or a
+    path) of the CA that signed the server (enables TLS); private_key / certificate_chain: the
+    client's PEM key and certificate for mutual TLS. client_name: the ``x-landcoupler-client``
+    owner on servers without auth. timeout: per-call deadline (s), None = none. retries /
+    backoff: attempts and first delay (s) for UNAVAILABLE on steps. options: extra channel
+    options, e.g. ``[("grpc.ssl_target_name_override", "localhost")]``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        root_certificates: bytes | str | Path | None = None,
+        private_key: bytes | str | Path | None = None,
+        certificate_chain: bytes | str | Path | None = None,
+        client_name: str | None = None,
+        max_message_bytes: int = 256 * MiB,
+        timeout: float | None = 300.0,
+        retries: int = 5,
+        backoff: float = 0.05,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        opts = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            *options,
+        ]
+        secure = root_certificates is not None or private_key is not None
+        if secure:
+            creds = grpc.ssl_channel_credentials(
+                _bytes(root_certificates), _bytes(private_key), _bytes(certificate_chain)
+            )
+            self._channel = grpc.secure_channel(target, creds, options=opts)
+        else:
+            self._channel = grpc.insecure_channel(target, options=opts)
+        md: list[tuple[str, str]] = []
+        if token:
+            md.append(("authorization", f"Bearer {token}"))
+        if client_name:
+            md.append((CLIENT_KEY, client_name))
+        self.metadata: tuple[tuple[str, str], ...] = tuple(md)
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.stub = pb_grpc.LandCouplerStub(self._channel)
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def call(
+        self, method: Callable[..., T], request: Any, *, retry: bool = False,
+        timeout: float | None = None,
+    ) -> T:  # fmt: skip
+        """Invoke a unary stub method; RpcError -> CouplerRpcError; UNAVAILABLE retried if
+        ``retry``."""
+        attempt = 0
+        while True:
+            try:
+                return method(
+                    request, metadata=self.metadata,
+                    timeout=self.timeout if timeout is None else timeout,
+                )  # fmt: skip
+            except grpc.RpcError as exc:
+                err = CouplerRpcError.from_grpc(exc)
+                if not (retry and _transient(err) and attempt < self.retries):
+                    raise err from None
+                time.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
+                attempt += 1
+
+    # ---- API -------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Capabilities: ``backends``, ``variables`` (name -> units, range, ...), ``codecs``,
+        ``server_version`` and the core's ``details``."""
+        import json
+
+        reply = self.call(self.stub.Describe, pb.DescribeRequest(), retry=True)
+        return {
+            "server_version": reply.server_version,
+            "protocol": reply.protocol,
+            "backends": list(reply.backends),
+            "codecs": list(reply.codecs),
+            "variables": {
+                v.name: {
+                    "units": v.units,
+                    "direction": v.direction,
+                    "long_name": v.long_name,
+                    "valid_min": v.valid_min,
+                    "valid_max": v.valid_max,
+                    "required": v.required,
+                    "observable": v.observable,
+                    "positive": v.positive or None,
+                }
+                for v in reply.variables
+            },
+            "details": json.loads(reply.details_json) if reply.details_json else {},
+        }
+
+    def open_session(
+        self,
+        *,
+        lat: Any = None,
+        lon: Any = None,
+        start: Any = None,
+        timestep: int = 0,
+        outputs: Sequence[str] = (),
+        backend: str = "reference",
+        land_cover: str | np.ndarray = "grass",
+        members: int = 1,
+        run_id: str = "",
+        rank: int = 0,
+        area: Any = None,
+        land_fraction: Any = None,
+        grid_shape: tuple[int, int] | None = None,
+        output_spread: bool = False,
+        record_url: str | None = None,
+        checkpoint_url: str | None = None,
+        checkpoint_every: int = 0,
+        resume_from: str | None = None,
+        codec: CodecArg = None,
+        stream: bool = False,
+        split_bytes: int = DEFAULT_SPLIT_BYTES,
+    ) -> RemoteSession:
+        """Open a session (or resume one from ``resume_from``, a checkpoint URL, in which case
+        the grid and config arguments are ignored). ``codec``: one spec for all fields (also
+        used for replies) or a mapping field name -> spec; ``stream``: step over Exchange."""
+        req = pb.OpenSessionRequest(
+            outputs=list(outputs), backend=backend, run_id=run_id, rank=rank, members=members,
+            output_spread=output_spread, timestep=int(timestep),
+            checkpoint_url=checkpoint_url or "", checkpoint_every=checkpoint_every,
+            record_url=record_url or "", resume_from=resume_from or "",
+        )  # fmt: skip
+        if resume_from is None:
+            if lat is None or lon is None or start is None:
+                raise ValueError("open_session: lat, lon and start are required (or resume_from)")
+            F.encode_into(req.lat, "lat", np.asarray(lat, dtype=np.float64), "degrees_north")
+            F.encode_into(req.lon, "lon", np.asarray(lon, dtype=np.float64), "degrees_east")
+            if area is not None:
+                F.encode_into(req.area, "area", np.asarray(area, dtype=np.float64), "m2")
+            if land_fraction is not None:
+                F.encode_into(
+                    req.land_fraction, "land_fraction", np.asarray(land_fraction, np.float64), "1"
+                )
+            if grid_shape is not None:
+                req.grid_shape[:] = [int(n) for n in grid_shape]
+            if isinstance(start, str):
+                req.start_rfc3339 = start
+            else:
+                seconds = np.datetime64(start, "s").astype(np.int64)
+                req.start_time.seconds = int(seconds)
+            if isinstance(land_cover, str):
+                req.land_cover_name = land_cover
+            else:
+                F.encode_into(req.land_cover_fractions, "land_cover", np.asarray(land_cover), "1")
+        reply = self.call(self.stub.OpenSession, req)
+        return RemoteSession(self, reply, codec=codec, stream=stream, split_bytes=split_bytes)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> CouplerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _transient(err: CouplerRpcError, stream: bool = False) -> bool:
+    """Worth resending (safe for steps: a resent index returns the stored reply): UNAVAILABLE,
+    and on a stream also CANCELLED, which only the server causes there (shutdown drain; the
+    client's own timeout is reported as DEADLINE_EXCEEDED)."""
+    codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    return err.code() in (codes if stream else codes[:1])
+
+
+class RemoteSession:
+    """One open session on a server (from :meth:`CouplerClient.open_session`)."""
+
+    def __init__(
+        self,
+        client: CouplerClient,
+        opened: pb.OpenSessionReply,
+        *,
+        codec: CodecArg = None,
+        stream: bool = False,
+        split_bytes: int = DEFAULT_SPLIT_BYTES,
+    ) -> None:
+        self.client = client
+        self.id: str = opened.session_id
+        self.next_index: int = int(opened.next_index)
+        self.outputs: tuple[str, ...] = tuple(opened.outputs)
+        self.cells: int = int(opened.cells)
+        self.members: int = int(opened.members)
+        self.start: str = opened.start_rfc3339
+        self.timestep: int = int(opened.timestep)
+        self.backend: str = opened.backend
+        self.codec = codec
+        self.stream = stream
+        self.split_bytes = split_bytes
+        self.last_time: str | None = None
+        self._reply_codec = _reply_codec(codec)
+        self._exchange: Exchange | None = None
+        self._closed = False
+
+    def _spec(self, name: str) -> F.CodecSpec | str | None:
+        return self.codec.get(name) if isinstance(self.codec, Mapping) else self.codec
+
+    def _request(
+        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None,
+        split: bool,
+    ) -> list[pb.ExchangeRequest] | pb.StepRequest:  # fmt: skip
+        """A StepRequest with the fields inline, or (``split``) the Exchange frames: a header
+        announcing ``trailing_fields`` then one frame per field, each encoded in place."""
+        given = units or {}
+        stated = {n: given[n] if n in given else _registry_units(n) for n in fields}
+        head = pb.ExchangeRequest() if split else None
+        req = head.step if head is not None else pb.StepRequest()
+        req.session_id = self.id
+        req.index = int(index)
+        if self._reply_codec is not None:
+            req.reply_codec.CopyFrom(self._reply_codec.to_proto())
+        if head is None:
+            for name, values in fields.items():
+                F.encode_into(req.fields.add(), name, values, stated[name], self._spec(name))
+            return req
+        req.trailing_fields = len(fields)
+        frames = [head]
+        for name, values in fields.items():
+            frame = pb.ExchangeRequest()
+            F.encode_into(frame.field, name, values, stated[name], self._spec(name))
+            frames.append(frame)
+        return frames
+
+    def step(
+        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """Send step ``index``'s forcing ((cell,) arrays by name) and return the outputs by
+        name. ``units`` (name -> UDUNITS string) default to the registry's, i.e. the caller
+        promises registry units; the server checks what is stated. Resending the
+        previous index returns the same reply without advancing."""
+        if self.stream:
+            payload = sum(np.asarray(v).nbytes for v in fields.values())
+            split = payload >= self.split_bytes and len(fields) > 1
+            request = self._request(index, fields, units, split)
+            frames = request if isinstance(request, list) else [pb.ExchangeRequest(step=request)]
+            reply_fields, time_str = self._stream_step(frames, timeout)
+        else:
+            req = self._request(index, fields, units, False)
+            reply = self.client.call(self.client.stub.Step, req, retry=True, timeout=timeout)
+            reply_fields, time_str = list(reply.fields), reply.time_rfc3339
+        out = {f.name: F.decode(f) for f in reply_fields}
+        self.last_time = time_str
+        self.next_index = max(self.next_index, int(index) + 1)
+        return out
+
+    def _stream_step(
+        self, frames: list[pb.ExchangeRequest], timeout: float | None
+    ) -> tuple[list[pb.Field], str]:
+        attempt = 0
+        while True:
+            if self._exchange is None:
+                self._exchange = Exchange(self.client.stub, self.client.metadata)
+            try:
+                return self._exchange.step(frames, timeout)
+            except CouplerRpcError as err:
+                self._exchange.close(cancel=True)
+                self._exchange = None
+                if not (_transient(err, stream=True) and attempt < self.client.retries):
+                    raise
+                time.sleep(self.client.backoff * (2**attempt) * (0.5 + random.random()))
+                attempt += 1
+
+    def checkpoint(self, url: str | None = None) -> str:
+        """Write a checkpoint (to ``url``, else the session's checkpoint_url); returns its URL."""
+        req = pb.CheckpointRequest(session_id=self.id, url=url or "")
+        reply = self.client.call(self.client.stub.Checkpoint, req, retry=True)
+        return reply.url
+
+    def assimilate(
+        self,
+        type: str,
+        values: Any,
+        errors: Any,
+        lat: Any,
+        lon: Any,
+        times: Sequence[Any],
+        units: str = "",
+    ) -> int:
+        """Send one observation batch. VALIDATION ONLY for now: returns the number of accepted
+        observations (a malformed batch raises INVALID_ARGUMENT naming the field)."""
+        batch = pb.ObservationBatch(type=type, units=units)
+        for name in ("values", "errors", "lat", "lon"):
+            arr = np.asarray(locals()[name])
+            F.encode_into(getattr(batch, name), name, arr)
+        batch.times_rfc3339.extend(_rfc3339(t) for t in times)
+        req = pb.AssimilateRequest(session_id=self.id, batches=[batch])
+        return int(self.client.call(self.client.stub.Assimilate, req).accepted)
+
+    def close(self) -> None:
+        """Close the session on the server (flushes its record). Idempotent."""
+        if self._closed:
+            return
+        if self._exchange is not None:
+            self._exchange.close()
+            self._exchange = None
+        self.client.call(self.client.stub.CloseSession, pb.CloseSessionRequest(session_id=self.id))
+        self._closed = True
+
+    def __enter__(self) -> RemoteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _registry_units(name: str) -> str:
+    """The registry's units of ``name`` ("" for unknown names: the server names the field)."""
+    var = V.REGISTRY.get(name)
+    return var.units if var is not None else ""
+
+
+def _rfc3339(t: Any) -> str:
+    if isinstance(t, str):
+        return t
+    return str(np.datetime_as_string(np.datetime64(t, "s"), unit="s")) + "Z"
+
+
+__all__ = ["REQUEST_ID_KEY", "CouplerClient", "CouplerRpcError", "RemoteSession"]

@@ -1,0 +1,90 @@
+"""The client side of one ``Exchange`` stream (see ``coupler.wire.client`` and docs/wire.md).
+
+Requests go through a queue that feeds the bidirectional call; replies are read in order. A step
+is a list of frames (a ``StepRequest``, optionally followed by its ``Field`` frames); the answer
+is the reply header's inline fields plus its ``trailing_fields`` frames.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
+from coupler.wire.status import CouplerRpcError
+
+_END = object()
+
+
+class Exchange:
+    """One open Exchange stream: a request queue feeding the call, replies read in order."""
+
+    def __init__(self, stub: pb_grpc.LandCouplerStub, metadata: Sequence[tuple[str, str]]) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._call = stub.Exchange(iter(self._queue.get, _END), metadata=metadata)
+        self._replies: Iterator[pb.ExchangeReply] = iter(self._call)
+
+    def _next(self) -> pb.ExchangeReply:
+        try:
+            return next(self._replies)
+        except grpc.RpcError as exc:
+            raise CouplerRpcError.from_grpc(exc) from None
+        except StopIteration:
+            raise CouplerRpcError(
+                grpc.StatusCode.UNAVAILABLE, "the server ended the Exchange stream"
+            ) from None
+
+    def step(
+        self, frames: list[pb.ExchangeRequest], timeout: float | None
+    ) -> tuple[list[pb.Field], str]:
+        index = frames[0].step.index
+        timer = None
+        expired = threading.Event()
+        if timeout is not None:
+
+            def expire() -> None:
+                expired.set()
+                self._call.cancel()
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            for frame in frames:
+                self._queue.put(frame)
+            return self._receive()
+        except CouplerRpcError:
+            if expired.is_set():
+                raise CouplerRpcError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"step {index} took longer than {timeout} s on the Exchange stream",
+                ) from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _receive(self) -> tuple[list[pb.Field], str]:
+        first = self._next()
+        if first.WhichOneof("frame") != "step":
+            raise CouplerRpcError(grpc.StatusCode.INTERNAL, "Exchange: reply out of order")
+        head_reply = first.step
+        fields = list(head_reply.fields)
+        for _ in range(head_reply.trailing_fields):
+            frame_in = self._next()
+            if frame_in.WhichOneof("frame") != "field":
+                raise CouplerRpcError(grpc.StatusCode.INTERNAL, "Exchange: field frame expected")
+            fields.append(frame_in.field)
+        return fields, head_reply.time_rfc3339
+
+    def close(self, cancel: bool = False) -> None:
+        """Half-close the stream (the server ends it after the last step); ``cancel`` drops
+        it at once (after an error)."""
+        self._queue.put(_END)
+        if cancel:
+            self._call.cancel()

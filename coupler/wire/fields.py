@@ -1,0 +1,334 @@
+"""ndarray <-> ``landcoupler.v1.Field``: dtypes, codecs, bit-rounding, precise decode errors.
+
+A field travels as little-endian element bytes, raw (codec ``none``) or compressed with a
+whitelisted numcodecs codec (``zstd``, ``blosc``), optionally bit-rounded first (numcodecs
+``BitRound``, lossy, chosen by the sender per field: relative error <= 2**-(keepbits+1)).
+
+Decoding never trusts the sender: the dtype must be known, the shape sane, the decoded size
+must be exactly ``prod(shape) * itemsize`` and at most ``max_bytes`` (a compressed payload's
+declared size is read from its frame header *before* anything is allocated, so a decompression
+bomb is refused cheaply). Every failure is :class:`~coupler.core.errors.InvalidArgument`
+naming the field and the rule (``dtype``, ``shape``, ``size``, ``codec``, ``codec_config``,
+``codec_data``, ``keepbits``, ``max_bytes``). Raw decoding is zero-copy: the result is a
+read-only ``np.frombuffer`` view of the message's bytes; callers that must write copy it.
+
+This module knows the generated ``Field`` message but not gRPC.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numcodecs
+import numpy as np
+
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler.core.errors import InvalidArgument
+
+#: proto DType <-> explicit little-endian numpy dtype.
+DTYPES: Mapping[int, np.dtype] = {
+    pb.DTYPE_FLOAT32: np.dtype("<f4"),
+    pb.DTYPE_FLOAT64: np.dtype("<f8"),
+    pb.DTYPE_FLOAT16: np.dtype("<f2"),
+    pb.DTYPE_INT8: np.dtype("i1"),
+    pb.DTYPE_INT16: np.dtype("<i2"),
+    pb.DTYPE_INT32: np.dtype("<i4"),
+    pb.DTYPE_INT64: np.dtype("<i8"),
+    pb.DTYPE_UINT8: np.dtype("u1"),
+    pb.DTYPE_UINT16: np.dtype("<u2"),
+    pb.DTYPE_UINT32: np.dtype("<u4"),
+    pb.DTYPE_UINT64: np.dtype("<u8"),
+}
+_PROTO_DTYPE: Mapping[str, int] = {dt.str.replace("|", "<"): code for code, dt in DTYPES.items()}
+
+#: Codecs a peer may use; anything else (e.g. numcodecs "pickle") is refused.
+CODECS: tuple[str, ...] = ("none", "zstd", "blosc")
+#: Mantissa bits of each float type (the largest meaningful ``keepbits``).
+MANTISSA_BITS: Mapping[str, int] = {"f2": 10, "f4": 23, "f8": 52}
+#: Default ceiling on one decoded field (bytes).
+DEFAULT_MAX_BYTES = 1 << 30
+MAX_RANK = 8
+
+_ZSTD_MAGIC = 0xFD2FB528
+_BLOSC_HEADER = 16
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """How to encode a field: ``id`` in :data:`CODECS`, the numcodecs ``config`` (without
+    ``id``), and ``keepbits`` (0 = lossless) for float fields."""
+
+    id: str = "none"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    keepbits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.id not in CODECS:
+            raise InvalidArgument(
+                f"codec {self.id!r} is not allowed; use one of {', '.join(CODECS)}",
+                field="codec",
+                rule="codec",
+            )
+        if self.id == "none" and self.config:
+            raise InvalidArgument(
+                "codec 'none' takes no config", field="codec", rule="codec_config"
+            )
+        if not 0 <= self.keepbits <= 52:
+            raise InvalidArgument(
+                f"keepbits {self.keepbits} outside [0, 52]", field="codec", rule="keepbits"
+            )
+        if self.id != "none":
+            _numcodec(self.id, self.config, "codec")
+
+    @staticmethod
+    def parse(value: CodecSpec | str | None) -> CodecSpec:
+        """``None`` -> raw, ``"zstd"`` -> that codec with numcodecs defaults."""
+        if value is None:
+            return CodecSpec()
+        if isinstance(value, CodecSpec):
+            return value
+        return CodecSpec(str(value))
+
+    def to_proto(self) -> pb.Codec:
+        return pb.Codec(
+            id=self.id, config_json=json.dumps(dict(self.config)) if self.config else "",
+            keepbits=self.keepbits,
+        )  # fmt: skip
+
+    @staticmethod
+    def from_proto(msg: pb.Codec, name: str = "codec") -> CodecSpec:
+        """Parse a proto Codec, naming ``name`` (the field it belongs to) in errors."""
+        codec_id = msg.id or "none"
+        if codec_id not in CODECS:
+            raise InvalidArgument(
+                f"codec {codec_id!r} is not allowed; use one of {', '.join(CODECS)}",
+                field=name,
+                rule="codec",
+            )
+        config: dict[str, Any] = {}
+        if msg.config_json:
+            try:
+                config = json.loads(msg.config_json)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"codec config is not JSON: {exc}", field=name, rule="codec_config"
+                ) from None
+            if not isinstance(config, dict) or "id" in config:
+                raise InvalidArgument(
+                    "codec config must be a JSON object without 'id'", field=name,
+                    rule="codec_config",
+                )  # fmt: skip
+        try:
+            return CodecSpec(codec_id, config, int(msg.keepbits))
+        except InvalidArgument as exc:
+            raise InvalidArgument(str(exc), field=name, rule=exc.rule) from None
+
+
+#: Allowed numcodecs options per codec: name -> (type, min, max) or a set of values.
+_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "zstd": {"level": (int, -7, 22), "checksum": {True, False}},
+    "blosc": {
+        "cname": {"blosclz", "lz4", "lz4hc", "zlib", "zstd"},
+        "clevel": (int, 0, 9),
+        "shuffle": {-1, 0, 1, 2},
+        "blocksize": (int, 0, 1 << 24),
+        "typesize": (int, 1, 255),
+    },
+}
+
+
+def _check_config(codec_id: str, config: Mapping[str, Any], name: str) -> None:
+    allowed = _OPTIONS[codec_id]
+    for key, value in config.items():
+        rule = allowed.get(key)
+        if rule is None:
+            raise InvalidArgument(
+                f"{codec_id} has no option {key!r}; options: {', '.join(sorted(allowed))}",
+                field=name,
+                rule="codec_config",
+            )
+        if isinstance(rule, tuple):
+            kind, lo, hi = rule
+            ok = isinstance(value, kind) and not isinstance(value, bool) and lo <= value <= hi
+            want = f"an integer in [{lo}, {hi}]"
+        else:
+            ok = any(value == v and type(value) is type(v) for v in rule)
+            want = f"one of {sorted(rule, key=str)}"
+        if not ok:
+            raise InvalidArgument(
+                f"{codec_id} option {key}={value!r}: expected {want}",
+                field=name,
+                rule="codec_config",
+            )
+
+
+def _numcodec(codec_id: str, config: Mapping[str, Any], name: str) -> numcodecs.abc.Codec:
+    _check_config(codec_id, config, name)
+    try:
+        return numcodecs.get_codec({"id": codec_id, **config})
+    except (TypeError, ValueError, KeyError) as exc:  # pragma: no cover  (options pre-checked)
+        raise InvalidArgument(
+            f"bad {codec_id} config {dict(config)!r}: {exc}", field=name, rule="codec_config"
+        ) from None
+
+
+def proto_dtype(dtype: np.dtype) -> int:
+    """The proto DType of a numpy dtype (either byte order)."""
+    dt = np.dtype(dtype)
+    key = dt.newbyteorder("<").str.replace("|", "<")
+    try:
+        return _PROTO_DTYPE[key]
+    except KeyError:
+        raise InvalidArgument(f"dtype {dt} cannot be sent", field="dtype", rule="dtype") from None
+
+
+def bitround(values: np.ndarray, keepbits: int) -> np.ndarray:
+    """Round float ``values`` to ``keepbits`` mantissa bits (numcodecs BitRound, round to nearest
+    even); the relative error is at most 2**-(keepbits+1). Integers are returned unchanged."""
+    if keepbits <= 0 or values.dtype.kind != "f":
+        return values
+    limit = MANTISSA_BITS[values.dtype.str[1:]]
+    if keepbits >= limit:
+        return values
+    native = np.require(values, dtype=values.dtype.newbyteorder("="), requirements="C")
+    rounded = numcodecs.BitRound(keepbits=keepbits).encode(native)
+    return np.asarray(rounded).view(native.dtype).reshape(values.shape)
+
+
+def encode(
+    name: str, values: Any, units: str = "", codec: CodecSpec | str | None = None
+) -> pb.Field:
+    """A Field message from an array (copied once into little-endian bytes, or compressed)."""
+    return encode_into(pb.Field(), name, values, units, codec)
+
+
+def encode_into(
+    msg: pb.Field, name: str, values: Any, units: str = "", codec: CodecSpec | str | None = None
+) -> pb.Field:
+    """Fill ``msg`` (e.g. ``request.fields.add()`` or ``frame.field``) in place, so a big
+    payload is copied into the message once, not again when it is wrapped. Returns ``msg``."""
+    spec = CodecSpec.parse(codec)
+    arr = np.asarray(values)
+    code = proto_dtype(arr.dtype)
+    arr = np.require(arr, dtype=arr.dtype.newbyteorder("<"), requirements="C")
+    if spec.keepbits:
+        arr = bitround(arr, spec.keepbits)
+    msg.name = name
+    msg.units = units
+    msg.dtype = code  # type: ignore[assignment]
+    msg.shape[:] = arr.shape
+    if spec.id == "none":
+        msg.data = arr.tobytes()
+    else:
+        msg.data = bytes(_numcodec(spec.id, spec.config, name).encode(arr))
+    if spec.id != "none" or spec.keepbits:
+        msg.codec.CopyFrom(spec.to_proto())
+    return msg
+
+
+def decode(
+    msg: pb.Field, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+) -> np.ndarray:
+    """The array of a Field message: zero-copy and read-only for raw fields.
+
+    Raises InvalidArgument(field=name or msg.name, rule=...) for an unknown dtype, a bad shape, a
+    size mismatch, an unknown or misconfigured codec, corrupt compressed data, or a field larger
+    than ``max_bytes`` bytes.
+    """
+    name = name or msg.name or "<unnamed>"
+    dtype = DTYPES.get(msg.dtype)
+    if dtype is None:
+        raise InvalidArgument(
+            f"field {name!r}: unknown dtype {msg.dtype}", field=name, rule="dtype"
+        )
+    shape = tuple(int(n) for n in msg.shape)
+    if len(shape) > MAX_RANK:
+        raise InvalidArgument(
+            f"field {name!r}: rank {len(shape)} > {MAX_RANK}", field=name, rule="shape"
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise InvalidArgument(
+            f"field {name!r}: shape {shape} of {dtype} is {nbytes} bytes > limit {max_bytes}",
+            field=name,
+            rule="max_bytes",
+        )
+    spec = CodecSpec.from_proto(msg.codec, name)
+    data = msg.data
+    if spec.id == "none":
+        if len(data) != nbytes:
+            raise InvalidArgument(
+                f"field {name!r}: {len(data)} bytes, expected {nbytes} for shape {shape} of "
+                f"{dtype.name}",
+                field=name,
+                rule="size",
+            )
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    declared = _declared_size(spec.id, data, name)
+    if declared != nbytes:
+        raise InvalidArgument(
+            f"field {name!r}: {spec.id} payload holds {declared} bytes, expected {nbytes} for "
+            f"shape {shape} of {dtype.name}",
+            field=name,
+            rule="size",
+        )
+    out = np.empty(shape, dtype=dtype)
+    try:
+        _numcodec(spec.id, spec.config, name).decode(data, out=out.reshape(-1).view(np.uint8))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InvalidArgument(
+            f"field {name!r}: corrupt {spec.id} data: {exc}", field=name, rule="codec_data"
+        ) from None
+    out.flags.writeable = False
+    return out
+
+
+def _declared_size(codec_id: str, data: bytes, name: str) -> int:
+    """The decompressed size a zstd frame or blosc buffer declares in its header (bytes)."""
+    try:
+        if codec_id == "zstd":
+            return _zstd_content_size(data)
+        if len(data) < _BLOSC_HEADER:
+            raise ValueError("shorter than the 16-byte blosc header")
+        nbytes, _blocksize, cbytes = struct.unpack_from("<III", data, 4)
+        if cbytes != len(data):
+            raise ValueError(f"header says {cbytes} compressed bytes, got {len(data)}")
+        return int(nbytes)
+    except (ValueError, struct.error) as exc:
+        raise InvalidArgument(
+            f"field {name!r}: corrupt {codec_id} data: {exc}", field=name, rule="codec_data"
+        ) from None
+
+
+def _zstd_content_size(data: bytes) -> int:
+    """Frame_Content_Size of a zstd frame (RFC 8878 section 3.1.1.1); it must be present."""
+    if len(data) < 5 or struct.unpack_from("<I", data)[0] != _ZSTD_MAGIC:
+        raise ValueError("not a zstd frame")
+    fhd = data[4]
+    fcs_flag, single_segment, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    size = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if size == 0:
+        raise ValueError("the frame does not declare its content size")
+    if len(data) < pos + size:
+        raise ValueError("truncated frame header")
+    value = int.from_bytes(data[pos : pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def encode_all(
+    fields: Mapping[str, Any],
+    units: Mapping[str, str] | None = None,
+    codec: CodecSpec | str | Mapping[str, CodecSpec | str | None] | None = None,
+) -> list[pb.Field]:
+    """Encode several arrays; ``codec`` is one spec for all or a mapping name -> spec."""
+    out = []
+    for name, values in fields.items():
+        spec = codec.get(name) if isinstance(codec, Mapping) else codec
+        out.append(encode(name, values, (units or {}).get(name, ""), spec))
+    return out

@@ -1,0 +1,228 @@
+"""The gRPC server: configuration, construction and graceful shutdown.
+
+``create_server(address, config) -> (server, port)`` builds a *started* server (port 0 binds a
+free port, which is returned) with the LandCoupler servicer, the interceptors (request ids and
+the status mapping, bearer-token auth), gRPC health (``grpc.health.v1``) and reflection (so
+``grpcurl -plaintext HOST:PORT list`` works), TLS or mutual TLS, and max message sizes in both
+directions. :func:`start_service` returns the same pieces plus the session manager, metrics and
+health servicer, for ``landcoupler serve`` and its SIGTERM path (:meth:`Service.stop`): health
+goes NOT_SERVING, new calls are refused, in-flight calls get half the grace period to finish,
+then every open session is checkpointed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
+from coupler.core.config import Limits
+from coupler.core.session import SessionManager
+from coupler.metrics import ServiceMetrics
+from coupler.wire import fields as F
+from coupler.wire.interceptors import (
+    SERVICE,
+    Authenticator,
+    AuthInterceptor,
+    RequestInterceptor,
+    parse_tokens,
+)
+from coupler.wire.servicer import LandCouplerServicer
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs. Sizes in bytes, times in seconds.
+
+    max_message_bytes: largest gRPC message either way (default 256 MiB).
+    max_field_bytes: largest decoded field (guards against decompression bombs).
+    tls_cert / tls_key: PEM files for TLS; client_ca: PEM of the CA that signs client
+    certificates (mutual TLS; needs TLS). tokens: name -> bearer token, merged with the
+    ``name:token`` pairs of ``token_file`` and of the environment variable ``token_env``; any
+    token enables bearer auth. metrics_port: Prometheus exporter port (0 = any free port),
+    None = no exporter. grace_period: SIGTERM budget (half for in-flight calls, the rest for
+    checkpoints).
+    """
+
+    max_message_bytes: int = 256 * MiB
+    max_field_bytes: int = F.DEFAULT_MAX_BYTES
+    limits: Limits = field(default_factory=Limits)
+    max_workers: int = 16
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    token_file: Path | None = None
+    token_env: str | None = None
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    grace_period: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        if not isinstance(self.limits, Limits):
+            raise ValueError(f"limits: expected Limits, got {type(self.limits).__name__}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both or neither")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("client_ca: mutual TLS needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "client_ca", "token_file"):
+            path = getattr(self, name)
+            if path is not None:
+                path = Path(path)
+                if not path.is_file():
+                    raise ValueError(f"{name}: no such file {str(path)!r}")
+                object.__setattr__(self, name, path)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port: {self.metrics_port} is not a port number")
+        if not self.grace_period >= 0.0:
+            raise ValueError(f"grace_period: must be >= 0 s, got {self.grace_period!r}")
+        tokens = dict(self.tokens)
+        for source, text in self._token_sources():
+            for name, token in parse_tokens(text, source).items():
+                if name in tokens and tokens[name] != token:
+                    raise ValueError(f"{source}: token name {name!r} given twice")
+                tokens[name] = token
+        if len(set(tokens.values())) != len(tokens):
+            raise ValueError("tokens: two names share one token")
+        object.__setattr__(self, "tokens", tokens)
+
+    def _token_sources(self) -> list[tuple[str, str]]:
+        sources = []
+        if self.token_file is not None:
+            sources.append((str(self.token_file), Path(self.token_file).read_text()))
+        if self.token_env:
+            sources.append((f"${self.token_env}", os.environ.get(self.token_env, "")))
+        return sources
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def mtls(self) -> bool:
+        return self.client_ca is not None
+
+
+@dataclass
+class Service:
+    """A running server and what it serves."""
+
+    server: grpc.Server
+    port: int
+    manager: SessionManager
+    metrics: ServiceMetrics
+    health: health.HealthServicer
+    config: ServerConfig
+    servicer: LandCouplerServicer
+    metrics_port: int | None = None
+
+    def stop(self, grace: float | None = None, checkpoint: bool = True) -> list[str]:
+        """Graceful shutdown within ``grace`` s (default: the config's grace period): stop
+        accepting calls, let in-flight ones finish (half the budget; Exchange streams end after
+        their current step, idle ones at once), then checkpoint every open session
+        (``manager.shutdown``). Returns the checkpoint URLs written."""
+        budget = self.config.grace_period if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        stopped = self.server.stop(budget / 2.0)
+        self.servicer.drain()
+        stopped.wait()
+        urls = self.manager.shutdown(checkpoint=checkpoint)
+        self.metrics.stop()
+        return urls
+
+
+def _options(config: ServerConfig) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def start_service(
+    address: str,
+    config: ServerConfig | None = None,
+    *,
+    manager: SessionManager | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> Service:
+    """Build, bind and start the server on ``address`` (``HOST:PORT``; port 0 = any)."""
+    config = config or ServerConfig()
+    metrics = metrics or ServiceMetrics()
+    manager = manager or SessionManager(config.limits, metrics)
+    authenticator = Authenticator(config.tokens, mtls=config.mtls)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
+        interceptors=[RequestInterceptor(metrics), AuthInterceptor(authenticator)],
+        options=_options(config),
+    )
+    servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
+    pb_grpc.add_LandCouplerServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (pb.DESCRIPTOR.services_by_name["LandCoupler"].full_name, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
+        server,
+    )  # fmt: skip
+    credentials = None
+    if config.tls:
+        assert config.tls_cert is not None and config.tls_key is not None
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+            root_certificates=config.client_ca.read_bytes() if config.client_ca else None,
+            require_client_auth=config.mtls,
+        )
+    try:
+        if config.tls:
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        port, reason = 0, f": {exc}"
+    else:
+        reason = ""
+    if port == 0:
+        server.stop(None)
+        raise ValueError(f"address: cannot bind {address!r}{reason}")
+    metrics_port = None
+    if config.metrics_port is not None:
+        metrics_port = metrics.serve(config.metrics_port, config.metrics_address)
+    server.start()
+    log.info(
+        "serving landcoupler.v1 on %s (port %d, %s%s)", address, port,
+        "mTLS" if config.mtls else "TLS" if config.tls else "plaintext",
+        ", bearer tokens" if config.tokens else "",
+    )  # fmt: skip
+    return Service(server, port, manager, metrics, health_servicer, config, servicer, metrics_port)
+
+
+def create_server(
+    address: str,
+    config: ServerConfig | None = None,
+    *,
+    manager: SessionManager | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> tuple[grpc.Server, int]:
+    """A started server on ``address`` and its bound port (see :func:`start_service`)."""
+    service = start_service(address, config, manager=manager, metrics=metrics)
+    return service.server, service.port
