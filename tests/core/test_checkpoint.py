@@ -66,10 +66,8 @@ def test_explicit_checkpoint_url_and_prefix(tmp_path: Path) -> None:
     assert session.checkpoint(target) == target
     under = session.checkpoint(f"{tmp_path}/dir/")
     assert under == f"{tmp_path}/dir/{session.id}.ckpt"
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
-        f"{session.id}.ckpt",
-        "exact.ckpt",
-    ]  # no temporary files left behind
+    files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted([f"{session.id}.ckpt", "exact.ckpt"])  # no temporary files left
     with pytest.raises(FailedPrecondition) as err:
         session.checkpoint()  # no URL and none configured
     assert (err.value.field, err.value.rule) == ("checkpoint_url", "configured")
