@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
 #: target name -> module in coupler.bench with ``run(**kw) -> dict`` and ``markdown(dict) -> str``
 TARGETS = {
@@ -30,9 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from coupler.bench import doc
 
     module = importlib.import_module(TARGETS[args.target])
+    load_before = os.getloadavg()[0]
     payload = module.run()
     m = doc.machine()
-    payload["machine"] = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}"
+    payload["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
+    payload["machine"] = (
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}, 1-min load average "
+        f"{load_before:.1f} before / {payload['load_average']['after']:.1f} after "
+        "(other processes; ≈0 on a quiet machine)"
+    )
     md = module.markdown(payload)
     print(md)
     if args.json:
