@@ -1,0 +1,298 @@
+"""The in-process emulator backend: compiled flux and LAI emulators behind ``LandBackend``.
+
+Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA) and ``aoti`` (AOTInductor packages,
+built for CPU) — the same class with a different artifact loader. Per step:
+
+1. the tiles with nonzero cover are gathered into rows (``tiles.Rows``; every tile with
+   ``all_tiles=True``, which the benchmark uses to report identical work);
+2. exact, cheap diagnostics per row (albedo, roughness, LAI, water stress: reference equations);
+3. the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE demand,
+   transpiration share and GPP — float32, in chunks of ``chunk_rows`` rows;
+4. the constraint layer (``closure.close``, float64) closes energy and water exactly and conducts
+   G into the soil;
+5. at the end of each day, leaf carbon advances: with the LAI emulator from daily aggregates
+   (``phenology="emulator"``), or with the reference phenology fed by the emulated GPP
+   (``phenology="reference"``);
+6. rows are scattered back and cell fields are the cover-weighted tile sums
+   (``reference.aggregate``), so closure carries over to cells.
+
+State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
+temperature, ``tsoil`` (…, 3) soil temperatures, ``cleaf`` leaf carbon, daily accumulators
+``acc_*``, and the LSTM state ``lstm_h``/``lstm_c`` (…, hidden) float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emulators import constants as C
+from emulators import parameters as P
+from emulators.backend import LandState, LandStatic, StepClock
+from emulators.backends import closure, flux_step, tiles
+from emulators.backends.features import local_solar_hour
+from emulators.backends.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
+from emulators.manifest import Manifest
+from emulators.reference import phenology
+from emulators.reference.model import aggregate
+from emulators.reference.soil import SoilConfig
+from emulators.variables import REQUIRED_FORCING, check
+
+Tensor = torch.Tensor
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+LOADERS = ("torchscript", "aoti")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    artifacts: Path = ARTIFACTS
+    flux: str = "flux_lstm"  # artifact directory of the flux emulator
+    lai: str = "lai"  # artifact directory of the LAI emulator
+    phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
+    device: str | None = None  # None: CUDA when present (torchscript), else CPU
+    chunk_rows: int = 16_384
+    all_tiles: bool = False
+    validate_forcing: bool = True
+    soil: SoilConfig = field(default_factory=SoilConfig)
+
+    def __post_init__(self) -> None:
+        if self.phenology not in ("emulator", "reference"):
+            raise ValueError(
+                f"phenology: must be 'emulator' or 'reference', got {self.phenology!r}"
+            )
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
+
+
+def _load(manifest: Manifest, directory: Path, loader: str, device: str) -> Callable[..., Any]:
+    from emulators import export
+
+    path = manifest.artifact_path(directory, loader)
+    if loader == "torchscript":
+        return export.load_torchscript(path, device)  # type: ignore[no-any-return,unused-ignore]
+    if loader == "aoti":
+        if device != "cpu":
+            raise RuntimeError(f"{path.name}: the shipped AOTInductor packages are built for CPU")
+        return export.load_aoti(path)
+    raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
+
+
+class EmulatorBackend:
+    """Compiled emulators behind the ``LandBackend`` Protocol (see module docstring)."""
+
+    def __init__(self, config: EmulatorConfig | None = None, loader: str = "torchscript") -> None:
+        if loader not in LOADERS:
+            raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
+        self.config = cfg = config or EmulatorConfig()
+        self.name = loader
+        if cfg.device is not None:
+            device = cfg.device
+        else:
+            device = "cuda" if loader == "torchscript" and torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        flux_dir = Path(cfg.artifacts) / cfg.flux
+        self.flux_manifest = Manifest.load(flux_dir)
+        self._flux = _load(self.flux_manifest, flux_dir, loader, device)
+        self.hidden = int(self.flux_manifest.recurrent_state["hidden"])
+        self.c_width = int(self.flux_manifest.recurrent_state.get("c_width", self.hidden))
+        self.timestep = float(self.flux_manifest.timestep_seconds)
+        self._lai: Callable[..., Any] | None = None
+        self.lai_manifest: Manifest | None = None
+        if cfg.phenology == "emulator":
+            lai_dir = Path(cfg.artifacts) / cfg.lai
+            self.lai_manifest = Manifest.load(lai_dir)
+            self._lai = _load(self.lai_manifest, lai_dir, loader, device)
+        hashes = [self.flux_manifest.hash()] + (
+            [self.lai_manifest.hash()] if self.lai_manifest else []
+        )
+        self.manifest_hash = ",".join(h[:16] for h in hashes)
+        self.version = self.flux_manifest.code_version
+        self._const = tiles.class_constants(cfg.soil, torch.float64)
+        self._rows_cache: tuple[int, tiles.Rows] | None = None
+
+    # ------------------------------------------------------------------------------------------
+    def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
+        m, n, k = static.n_members, static.n_cells, P.N_CLASSES
+        cap = self._const["capacity"].expand(m, n, k)
+        lat = torch.deg2rad(static.lat).expand(m, n).unsqueeze(-1)
+        t0 = (302.0 - 45.0 * torch.sin(lat) ** 2).expand(m, n, k).clone()
+        cls = self._const
+        cleaf0 = 0.5 * cls["lai_max"] / cls["sla"] * cls["vegetated"]
+        zeros = torch.zeros(m, n, k, dtype=torch.float64)
+        tensors = {
+            "w": 0.75 * cap.clone(),
+            "ts": t0,
+            "tsoil": t0.unsqueeze(-1).expand(m, n, k, 3).clone(),
+            "cleaf": cleaf0.expand(m, n, k).clone(),
+            "lstm_h": torch.zeros(m, n, k, self.hidden, dtype=torch.float32),
+            "lstm_c": torch.zeros(m, n, k, self.c_width, dtype=torch.float32),
+        }
+        for name in ("acc_gpp", *LAI_ACCUMULATORS):
+            tensors[name] = zeros.clone()
+        return LandState(tensors)
+
+    # ------------------------------------------------------------------------------------------
+    def _rows(self, static: LandStatic) -> tiles.Rows:
+        key = id(static.cover)
+        if self._rows_cache is None or self._rows_cache[0] != key:
+            rows = tiles.Rows.active(static.cover, static.n_members, self.config.all_tiles)
+            self._rows_cache = (key, rows)
+        return self._rows_cache[1]
+
+    def _run_flux(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        step = self.config.chunk_rows
+        ys, hs, cs = [], [], []
+        dev = self.device
+        for s in range(0, x.shape[0], step):
+            y, h1, c1 = self._flux(
+                x[s : s + step].to(dev), h[s : s + step].to(dev), c[s : s + step].to(dev)
+            )
+            ys.append(y.cpu())
+            hs.append(h1.cpu())
+            cs.append(c1.cpu())
+        if not ys:
+            empty = torch.zeros(0, len(closure.FLUX_OUTPUTS))
+            return empty, h, c
+        return torch.cat(ys), torch.cat(hs), torch.cat(cs)
+
+    def _run_lai(self, x: Tensor) -> Tensor:
+        assert self._lai is not None
+        step = self.config.chunk_rows
+        outs = [
+            self._lai(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)
+        ]
+        return torch.cat(outs) if outs else torch.zeros(0, 1)
+
+    def step(
+        self,
+        state: LandState,
+        static: LandStatic,
+        forcing: Mapping[str, Tensor],
+        clock: StepClock,
+    ) -> tuple[LandState, dict[str, Tensor]]:
+        new_state, tile_fields = self.step_tiles(state, static, forcing, clock)
+        return new_state, aggregate(tile_fields, static.cover)
+
+    @torch.no_grad()
+    def step_tiles(
+        self,
+        state: LandState,
+        static: LandStatic,
+        forcing: Mapping[str, Tensor],
+        clock: StepClock,
+    ) -> tuple[LandState, dict[str, Tensor]]:
+        """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
+        (z0: 1 m) and keep their state."""
+        cfg = self.config
+        if float(clock.dt) != self.timestep:
+            raise ValueError(
+                f"dt: the {self.name} emulators were trained for {self.timestep:g} s steps, "
+                f"got {clock.dt:g} s"
+            )
+        if cfg.validate_forcing:
+            for name in REQUIRED_FORCING:
+                if name not in forcing:
+                    raise ValueError(f"forcing field {name!r} is missing")
+                check(name, forcing[name])
+        rows = self._rows(static)
+        const = {k: v[rows.tile] for k, v in self._const.items()}
+        f = {k: forcing[k].to(torch.float64)[rows.member, rows.cell] for k in REQUIRED_FORCING}
+        g = rows.gather
+        t = state.tensors
+        w, ts_prev, tsoil, cleaf = g(t["w"]), g(t["ts"]), g(t["tsoil"]), g(t["cleaf"])
+        params = g(static.params)
+        doy = torch.full((rows.n,), float(clock.day_of_year), dtype=torch.float64)
+        hour = local_solar_hour(clock.seconds_of_day, static.lon[rows.cell])
+        inp = flux_step.RowInputs(f, w, ts_prev, tsoil, cleaf, params, rows.tile, const, doy, hour)
+        closed, _, h, c = flux_step.step(
+            self._run_flux, inp, g(t["lstm_h"]), g(t["lstm_c"]), cfg.soil, clock.dt
+        )
+        fields = closed.fields
+        # daily phenology -------------------------------------------------------------------
+        acc = accumulate({k: g(t[k]) for k in LAI_ACCUMULATORS}, inp, closed, cfg.soil, clock.dt)
+        acc_gpp = g(t["acc_gpp"]) + self._gpp_vegetated(fields["gpp"], params, const) * clock.dt
+        cleaf_new = cleaf
+        if (clock.seconds_of_day + clock.dt) % C.SECONDS_PER_DAY == 0:
+            if self._lai is not None:
+                cleaf_new = advance_leaf_carbon(
+                    self._run_lai,
+                    acc,
+                    cleaf,
+                    closed.w,
+                    params,
+                    rows.tile,
+                    static.lat[rows.cell],
+                    const,
+                    clock,
+                )
+            else:
+                spring = phenology.spring(static.lat[rows.cell], clock.day_of_year)
+                cleaf_new = self._reference_phenology(cleaf, acc_gpp, acc, const, spring)
+            acc = {k: torch.zeros_like(v) for k, v in acc.items()}
+            acc_gpp = torch.zeros_like(acc_gpp)
+        new = {
+            "w": closed.w,
+            "ts": closed.ts,
+            "tsoil": closed.tsoil,
+            "cleaf": cleaf_new,
+            "lstm_h": h,
+            "lstm_c": c,
+            "acc_gpp": acc_gpp,
+            **acc,
+        }
+        new_state = LandState(
+            {k: rows.scatter(v, new[k]) if k in new else v.clone() for k, v in t.items()}
+        )
+        dense = {k: rows.expand(v) for k, v in fields.items() if k != "z0"}
+        dense["z0"] = rows.expand(fields["z0"], fill=1.0)
+        return new_state, dense
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _gpp_vegetated(gpp: Tensor, params: Tensor, const: dict[str, Tensor]) -> Tensor:
+        """GPP per vegetated area [kg C m-2 s-1] from the tile GPP (the reference's pool)."""
+        vg = params[:, 4] * const["vegetated"]
+        return torch.where(vg > 0, gpp / vg.clamp_min(1e-6), torch.zeros_like(gpp))
+
+    @staticmethod
+    def _reference_phenology(
+        cleaf: Tensor,
+        acc_gpp: Tensor,
+        acc: dict[str, Tensor],
+        const: dict[str, Tensor],
+        in_spring: Tensor,
+    ) -> Tensor:
+        period = acc["acc_time"].clamp_min(1.0)
+        return phenology.daily_leaf_carbon(
+            cleaf,
+            acc_gpp,
+            acc["acc_tas"] / period,
+            acc["acc_fw"] / period,
+            1.0,
+            in_spring=in_spring,
+            sla=const["sla"],
+            lai_max=const["lai_max"],
+            longevity=const["longevity"],
+            alloc=const["alloc"],
+            deciduous=const["deciduous"],
+            t_onset=const["t_onset"],
+            vegetated=const["vegetated"],
+        )
+
+
+class TorchScriptBackend(EmulatorBackend):
+    """``torchscript``: the emulator backend with TorchScript artifacts (CPU, or CUDA)."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config, loader="torchscript")
+
+
+class AOTIBackend(EmulatorBackend):
+    """``aoti``: the emulator backend with AOTInductor packages (CPU)."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config, loader="aoti")

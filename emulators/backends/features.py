@@ -1,0 +1,145 @@
+"""Input features of the flux and LAI emulators, assembled identically for training and serving.
+
+Every feature has a name and units (they go into the manifest); networks normalise them with
+per-feature mean and standard deviation stored as buffers (``emulators.nets.flux.Normaliser``), so
+an exported artifact takes these physical features as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from emulators import constants as C
+from emulators import parameters as P
+from emulators import physics
+
+Tensor = torch.Tensor
+
+#: day-of-year harmonics L (MdPL: sin/cos(2^l · 2π · DOY/365), l = 0..L−1)
+DOY_HARMONICS = 2
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    units: str
+    long_name: str
+
+
+def _encodings() -> tuple[Feature, ...]:
+    doy = []
+    for l_ in range(DOY_HARMONICS):
+        for fn in ("sin", "cos"):
+            doy.append(Feature(f"doy_{fn}{l_}", "1", f"{fn}(2^{l_}·2π·DOY/365)"))
+    hour = (
+        Feature("hour_sin", "1", "sin(2π·local solar hour/24)"),
+        Feature("hour_cos", "1", "cos(2π·local solar hour/24)"),
+    )
+    params = tuple(
+        Feature(f"param_{p.name}", "1", f"{p.long_name}, (value − low)/(high − low)")
+        for p in P.PARAMETERS
+    )
+    classes = tuple(
+        Feature(f"class_{lc.short}", "1", f"land-cover class is {lc.name.lower()}")
+        for lc in P.LandCover
+    )
+    return (*doy, *hour, *params, *classes)
+
+
+FLUX_FEATURES: tuple[Feature, ...] = (
+    Feature("tas", "K", "near-surface air temperature"),
+    Feature("huss", "1", "near-surface specific humidity"),
+    Feature("ps", "Pa", "surface air pressure"),
+    Feature("sfcWind", "m s-1", "near-surface wind speed"),
+    Feature("pr_log", "log(1 + mm h-1)", "log1p of precipitation in mm h-1"),
+    Feature("rsds", "W m-2", "downwelling shortwave"),
+    Feature("rlds", "W m-2", "downwelling longwave"),
+    Feature("rsns", "W m-2", "absorbed shortwave rsds·(1 − albedo)"),
+    Feature("qdef", "1", "saturation deficit q_s(tas, ps) − huss"),
+    Feature("soil_water_rel", "1", "root-zone soil water / capacity"),
+    Feature("lai", "1", "leaf area index of the vegetated part"),
+    Feature("ts_prev_minus_tas", "K", "previous skin temperature − tas"),
+    Feature("tsl1_minus_tas", "K", "soil layer 1 temperature − tas"),
+    Feature("tsl2_minus_tas", "K", "soil layer 2 temperature − tas"),
+    Feature("tsl3_minus_tas", "K", "soil layer 3 temperature − tas"),
+    Feature("f_w", "1", "soil water stress factor"),
+    *_encodings(),
+)
+N_FLUX_FEATURES = len(FLUX_FEATURES)
+
+
+def doy_encoding(doy: Tensor) -> Tensor:
+    """(…, 2L) sin/cos(2^l · 2π · DOY/365) for l = 0..L−1 (MdPL)."""
+    rad = 2.0 * math.pi * doy / C.DAYS_PER_YEAR
+    parts = []
+    for l_ in range(DOY_HARMONICS):
+        parts += [torch.sin(2.0**l_ * rad), torch.cos(2.0**l_ * rad)]
+    return torch.stack(parts, dim=-1)
+
+
+def hour_encoding(local_hour: Tensor) -> Tensor:
+    """(…, 2) sin/cos of the local solar hour [h]."""
+    rad = 2.0 * math.pi * local_hour / 24.0
+    return torch.stack([torch.sin(rad), torch.cos(rad)], dim=-1)
+
+
+def local_solar_hour(seconds_of_day: float, lon: Tensor) -> Tensor:
+    """Local mean solar hour [h] at longitude ``lon`` [degrees east] for UTC seconds of day."""
+    return torch.remainder(seconds_of_day / 3600.0 + lon / 15.0, 24.0)
+
+
+def normalised_parameters(params: Tensor) -> Tensor:
+    """(…, 12) parameters mapped to [0, 1] by their published ranges."""
+    low, high = P.bounds(params.dtype)
+    return (params - low) / (high - low)
+
+
+def flux_features(
+    forcing: dict[str, Tensor],
+    *,
+    albedo: Tensor,
+    theta_rel: Tensor,
+    lai: Tensor,
+    f_w: Tensor,
+    ts_prev: Tensor,
+    tsoil: Tensor,
+    params: Tensor,
+    tile: Tensor,
+    doy: Tensor,
+    local_hour: Tensor,
+) -> Tensor:
+    """(row, N_FLUX_FEATURES) in the order of ``FLUX_FEATURES``. ``forcing`` holds (row,) tensors
+    of the required forcing in registry units; ``tsoil`` is (row, 3); ``params`` (row, 12);
+    ``tile`` (row,) class indices; ``doy`` (row,) day of year; ``local_hour`` (row,) hours."""
+    tas, huss, ps = forcing["tas"], forcing["huss"], forcing["ps"]
+    rsds = forcing["rsds"]
+    qs, _ = physics.saturation_specific_humidity(tas, ps)
+    cont = torch.stack(
+        [
+            tas,
+            huss,
+            ps,
+            forcing["sfcWind"],
+            torch.log1p(forcing["pr"].clamp_min(0.0) * 3600.0),
+            rsds,
+            forcing["rlds"],
+            rsds * (1.0 - albedo),
+            qs - huss,
+            theta_rel,
+            lai,
+            ts_prev - tas,
+            tsoil[:, 0] - tas,
+            tsoil[:, 1] - tas,
+            tsoil[:, 2] - tas,
+            f_w,
+        ],
+        dim=-1,
+    )
+    doy_enc = doy_encoding(doy.to(tas.dtype))
+    onehot = torch.nn.functional.one_hot(tile, P.N_CLASSES).to(tas.dtype)
+    return torch.cat(
+        [cont, doy_enc, hour_encoding(local_hour), normalised_parameters(params), onehot], dim=-1
+    )

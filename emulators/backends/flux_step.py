@@ -1,0 +1,77 @@
+"""One flux-emulator step on tile rows: exact surface diagnostics → features → network →
+constraint layer. Shared by training (differentiable, float32) and serving (float64 closure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from emulators.backends import closure, tiles
+from emulators.backends.features import flux_features
+from emulators.reference.soil import SoilConfig
+
+Tensor = torch.Tensor
+#: ``net(x, h, c) -> (y, h, c)`` (the recurrent flux emulator's calling convention)
+RecurrentNet = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class RowInputs:
+    """Per-row inputs of a step (all (row,) unless stated)."""
+
+    forcing: dict[str, Tensor]  # registry forcing fields
+    w: Tensor  # soil water [kg m-2]
+    ts_prev: Tensor  # skin temperature of the previous step [K]
+    tsoil: Tensor  # (row, 3) soil temperatures [K]
+    cleaf: Tensor  # leaf carbon [kg C m-2]
+    params: Tensor  # (row, 12)
+    tile: Tensor  # class index, int64
+    const: dict[str, Tensor]  # class constants gathered per row
+    doy: Tensor  # day of year
+    local_hour: Tensor  # local solar hour [h]
+
+
+def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, tiles.Surface]:
+    """(features (row, F), exact surface diagnostics) of a step."""
+    surf = tiles.surface(inp.w, inp.cleaf, inp.params, inp.const, soil)
+    x = flux_features(
+        inp.forcing,
+        albedo=surf.albedo,
+        theta_rel=inp.w / inp.const["capacity"],
+        lai=surf.lai,
+        f_w=surf.f_w,
+        ts_prev=inp.ts_prev,
+        tsoil=inp.tsoil,
+        params=inp.params,
+        tile=inp.tile,
+        doy=inp.doy,
+        local_hour=inp.local_hour,
+    )
+    return x, surf
+
+
+def step(
+    net: RecurrentNet,
+    inp: RowInputs,
+    h: Tensor,
+    c: Tensor,
+    soil: SoilConfig,
+    dt: float,
+    net_dtype: torch.dtype = torch.float32,
+) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
+    """(closed fields, raw predictions (row, 5), h, c) of one step."""
+    x, surf = features(inp, soil)
+    y, h, c = net(x.to(net_dtype), h, c)
+    closed = closure.close(
+        y,
+        forcing=inp.forcing,
+        w=inp.w,
+        tsoil=inp.tsoil,
+        surf=surf,
+        const=inp.const,
+        soil=soil,
+        dt=dt,
+    )
+    return closed, y, h, c

@@ -1,0 +1,256 @@
+"""Tile-level reference trajectories: the training and evaluation data of the flux and LAI
+emulators.
+
+A *source* is a forcing source (``emulators.forcing.load``) with perturbed parameters (the MdPL
+recipe, ``emulators.datasets.perturbed_parameters``). Every forcing cell is replicated
+``replicas`` times with independent parameter draws, and every replica carries all 8 land-cover
+tiles with equal cover: tile physics does not depend on cover, so one reference step yields 8
+independent tile trajectories (``ReferenceBackend.step_tiles``). The reference model is spun up
+for ``spinup_days`` and then run over the whole forcing, recording per step and tile the state
+before the step and the fields after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from emulators import parameters as P
+from emulators.backend import LandStatic, StepClock
+from emulators.datasets import perturbed_parameters
+from emulators.reference.model import ReferenceBackend, ReferenceConfig
+from emulators.variables import REQUIRED_FORCING
+
+#: per-step tile fields recorded (state before the step, then fields after it)
+STATE_KEYS = ("w", "ts", "tsoil", "cleaf")
+OUTPUT_KEYS = ("hfls", "hfss", "ts", "evspsbl", "tran", "gpp", "mrro", "albedo", "lai")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A forcing source and how to perturb it. ``options`` go to ``emulators.forcing.load``
+    (for ``synthetic``, ``cells`` random land cells are drawn by ``seed``)."""
+
+    source: str
+    seed: int = 0
+    replicas: int = 1
+    cells: int = 0  # synthetic only
+    days: int = 365  # synthetic only
+    start: str = "2001-01-01"  # synthetic only
+    perturbation: float = 0.5
+    spinup_days: int = 60
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"{self.source}: replicas must be >= 1, got {self.replicas}")
+        if self.source == "synthetic" and self.cells < 1:
+            raise ValueError(f"synthetic: cells must be >= 1, got {self.cells}")
+        if not 0.0 <= self.perturbation <= 1.0:
+            raise ValueError(f"{self.source}: perturbation must be in [0, 1]")
+        if self.spinup_days < 0:
+            raise ValueError(f"{self.source}: spinup_days must be >= 0")
+
+    @property
+    def label(self) -> str:
+        if self.source == "synthetic":
+            return f"synthetic-seed{self.seed}"
+        years = self.options.get("years")
+        return f"{self.source}-{years[0]}" if years else self.source
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_forcing(spec: SourceSpec, timestep: int = 3600) -> xr.Dataset:
+    from emulators import forcing
+
+    if spec.source == "synthetic":
+        rng = np.random.default_rng(spec.seed)
+        lat = np.degrees(np.arcsin(rng.uniform(-0.85, 0.95, spec.cells)))
+        lon = rng.uniform(-180.0, 180.0, spec.cells)
+        return forcing.load(
+            "synthetic",
+            lat=lat,
+            lon=lon,
+            start=spec.start,
+            days=spec.days,
+            seed=spec.seed,
+            timestep=timestep,
+            **spec.options,
+        )
+    return forcing.load(spec.source, timestep=timestep, **spec.options)
+
+
+@dataclass
+class Trajectory:
+    """Arrays of one source. Rows r = (cell·replicas + replica)·8 + tile.
+
+    forcing[name]: (time, row) float64; state[name]: (time, row[, 3]) before each step;
+    outputs[name]: (time, row) after each step; params (row, 12); tile, cell (row,) int64;
+    lat, lon (row,); time (time,) datetime64[s] step starts; dt seconds."""
+
+    label: str
+    forcing: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    params: np.ndarray
+    tile: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    time: np.ndarray
+    dt: float
+
+    @property
+    def rows(self) -> int:
+        return int(self.params.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.time.shape[0])
+
+    def physical(self) -> tuple[Trajectory, int]:
+        """(this trajectory without the rows whose state ever left the registry's valid range or
+        went non-finite, number of rows dropped). The reference model can diverge for rare
+        parameter/forcing combinations; such rows are not training or evaluation data."""
+        ts = self.state["ts"]
+        bad = ~np.isfinite(ts).all(0) | (ts.min(0) < 180.0) | (ts.max(0) > 360.0)
+        for v in (*self.state.values(), *self.outputs.values()):
+            bad |= ~np.isfinite(v.reshape(v.shape[0], v.shape[1], -1)).all(axis=(0, 2))
+        if not bad.any():
+            return self, 0
+        keep = ~bad
+        return (
+            Trajectory(
+                label=self.label,
+                forcing={k: v[:, keep] for k, v in self.forcing.items()},
+                state={k: v[:, keep] for k, v in self.state.items()},
+                outputs={k: v[:, keep] for k, v in self.outputs.items()},
+                params=self.params[keep],
+                tile=self.tile[keep],
+                lat=self.lat[keep],
+                lon=self.lon[keep],
+                time=self.time,
+                dt=self.dt,
+            ),
+            int(bad.sum()),
+        )
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {f"forcing_{k}": v for k, v in self.forcing.items()}
+        arrays |= {f"state_{k}": v for k, v in self.state.items()}
+        arrays |= {f"outputs_{k}": v for k, v in self.outputs.items()}
+        arrays |= {
+            "params": self.params,
+            "tile": self.tile,
+            "lat": self.lat,
+            "lon": self.lon,
+            "time": self.time.astype("datetime64[s]").astype(np.int64),
+            "dt": np.array(self.dt),
+            "label": np.array(self.label),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+
+    @staticmethod
+    def load(path: Path) -> Trajectory:
+        z = np.load(path)
+
+        def group(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) :]: z[k] for k in z.files if k.startswith(prefix)}
+
+        return Trajectory(
+            label=str(z["label"]),
+            forcing=group("forcing_"),
+            state=group("state_"),
+            outputs=group("outputs_"),
+            params=z["params"],
+            tile=z["tile"],
+            lat=z["lat"],
+            lon=z["lon"],
+            time=z["time"].astype("datetime64[s]"),
+            dt=float(z["dt"]),
+        )
+
+
+def simulate(
+    spec: SourceSpec, timestep: int = 3600, progress: bool = True, cache: Path | None = None
+) -> Trajectory:
+    """Run the reference model over ``spec`` and record tile trajectories (cached as .npz in
+    ``cache`` by the spec's hash, when given)."""
+    path = cache / f"{spec.label}-{spec.key()}-{timestep}.npz" if cache else None
+    if path is not None and path.exists():
+        return Trajectory.load(path)
+    ds = load_forcing(spec, timestep)
+    n_cells, k = ds.sizes["cell"], P.N_CLASSES
+    n = n_cells * spec.replicas
+    cell_of = np.repeat(np.arange(n_cells), spec.replicas)
+    lat = torch.as_tensor(ds["lat"].values[cell_of], dtype=torch.float64)
+    lon = torch.as_tensor(ds["lon"].values[cell_of], dtype=torch.float64)
+    cover = torch.full((n, k), 1.0 / k, dtype=torch.float64)
+    g = torch.Generator().manual_seed(spec.seed)
+    params = perturbed_parameters(np.zeros(n, dtype=np.int64), spec.perturbation, g)
+    static = LandStatic(lat, lon, cover, params)
+    config = ReferenceConfig(
+        height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
+        height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
+    )
+    backend = ReferenceBackend(config)
+    arrays = {
+        name: torch.as_tensor(ds[name].values[:, cell_of], dtype=torch.float64)
+        for name in REQUIRED_FORCING
+    }
+    times = ds["time"].values.astype("datetime64[s]")
+    dt = float(timestep)
+    clock = StepClock(0, times[0], dt)
+    state = backend.initial_state(static, clock)
+    spin = min(spec.spinup_days * 86_400 // timestep, len(times))
+    for i in range(spin):
+        state, _ = backend.step_tiles(
+            state, static, {k_: v[i : i + 1] for k_, v in arrays.items()}, clock
+        )
+        clock = clock.advance()
+    steps = len(times)
+    rec_state = {
+        "w": np.empty((steps, n * k), np.float32),
+        "ts": np.empty((steps, n * k), np.float32),
+        "tsoil": np.empty((steps, n * k, 3), np.float32),
+        "cleaf": np.empty((steps, n * k), np.float32),
+    }
+    rec_out = {name: np.empty((steps, n * k), np.float32) for name in OUTPUT_KEYS}
+    clock = StepClock(0, times[0], dt)
+    for i in tqdm(range(steps), desc=f"reference {spec.label}", unit="step", disable=not progress):
+        for name in STATE_KEYS:
+            v = state.tensors[name][0]
+            rec_state[name][i] = v.reshape(n * k, *v.shape[2:]).numpy()
+        state, tiles = backend.step_tiles(
+            state, static, {k_: v[i : i + 1] for k_, v in arrays.items()}, clock
+        )
+        for name in OUTPUT_KEYS:
+            rec_out[name][i] = tiles[name][0].reshape(-1).numpy()
+        clock = clock.advance()
+    cell_rows = np.repeat(np.arange(n), k)
+    traj = Trajectory(
+        label=spec.label,
+        forcing={name: v.numpy()[:, cell_rows] for name, v in arrays.items()},
+        state=rec_state,
+        outputs=rec_out,
+        params=params[0].reshape(n * k, P.N_PARAMETERS).numpy(),
+        tile=np.tile(np.arange(k), n),
+        lat=lat.numpy()[cell_rows],
+        lon=lon.numpy()[cell_rows],
+        time=times,
+        dt=dt,
+    )
+    if path is not None:
+        traj.save(path)
+    return traj

@@ -1,0 +1,232 @@
+"""Training of the daily LAI emulator (``lai``) on the reference tile trajectories.
+
+Daily samples are built from complete UTC days of the hourly trajectories (the same aggregates the
+backend accumulates): mean/max air temperature, mean shortwave and saturation deficit, mean water
+stress, end-of-day soil water, start-of-day LAI, latitude, DOY, parameters and class. Training
+rolls the emulator forward on its own LAI over windows of ``window`` days from the reference LAI
+(back-propagation through the window), so it stays on track over a free-running year.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from emulators import physics
+from emulators.backends import tiles
+from emulators.backends.lai_step import lai_features
+from emulators.nets import lai as lai_nets
+from emulators.nets import registry
+from emulators.reference.soil import SoilConfig
+from emulators.training.data import SourceSpec, Trajectory, simulate
+from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, data_hash
+
+log = logging.getLogger(__name__)
+Tensor = torch.Tensor
+
+
+@dataclass
+class Daily:
+    """Daily LAI samples of one or more trajectories: features (D, R, F) with the LAI slot
+    holding the reference's start-of-day LAI, reference LAI (D + 1, R) at day boundaries, and the
+    per-row class constants (LAI_max, vegetated)."""
+
+    x: Tensor
+    lai: Tensor
+    lai_max: Tensor
+    vegetated: Tensor
+    tile: Tensor
+    labels: tuple[str, ...]
+
+    @property
+    def days(self) -> int:
+        return int(self.x.shape[0])
+
+
+LAI_INDEX = 6  # position of lai_prev in LAI_FEATURES
+
+
+def daily(trajs: list[Trajectory], soil: SoilConfig | None = None) -> Daily:
+    """Daily samples over the complete UTC days common to ``trajs``."""
+    soil = soil or SoilConfig()
+    xs, tiles_, labels = [], [], []
+    days = None
+    for traj0 in trajs:
+        traj, _ = traj0.physical()
+        t = traj.time.astype("datetime64[s]")
+        sod = (t - t.astype("datetime64[D]")).astype(np.int64)
+        spd = int(86_400 // traj.dt)
+        first = int(np.argmax(sod == 0))
+        n_days = (traj.steps - first) // spd - 1  # the last needs the next day's first state
+        days = n_days if days is None else min(days, n_days)
+        xs.append((traj, first, spd))
+        labels.append(traj.label)
+    assert days is not None
+    table = tiles.class_constants(soil, torch.float64)
+    out_x, out_lai = [], []
+    for traj, first, spd in xs:
+        tile = torch.as_tensor(traj.tile).long()
+        const = {k: v[tile] for k, v in table.items()}
+        params = torch.as_tensor(traj.params, dtype=torch.float64)
+        lat = torch.as_tensor(traj.lat, dtype=torch.float64)
+        xd, ld = [], []
+        for d in range(days + 1):
+            s0 = first + d * spd
+            cleaf0 = torch.as_tensor(traj.state["cleaf"][s0], dtype=torch.float64)
+            ld.append(const["sla"] * cleaf0 * const["vegetated"])
+            if d == days:
+                break
+            sl = slice(s0, s0 + spd)
+            f = {k: torch.as_tensor(v[sl], dtype=torch.float64) for k, v in traj.forcing.items()}
+            w = torch.as_tensor(traj.state["w"][sl], dtype=torch.float64)
+            cleaf = torch.as_tensor(traj.state["cleaf"][sl], dtype=torch.float64)
+            fw = torch.stack(
+                [tiles.surface(w[i], cleaf[i], params, const, soil).f_w for i in range(spd)]
+            )
+            qs, _ = physics.saturation_specific_humidity(f["tas"], f["ps"])
+            w_end = torch.as_tensor(traj.state["w"][s0 + spd], dtype=torch.float64)
+            day = traj.time[s0].astype("datetime64[D]")
+            doy = float((day - day.astype("datetime64[Y]")).astype(np.int64) + 1)
+            xd.append(
+                lai_features(
+                    tas_mean=f["tas"].mean(0),
+                    tas_max=f["tas"].amax(0),
+                    rsds_mean=f["rsds"].mean(0),
+                    qdef_mean=(qs - f["huss"]).mean(0),
+                    fw_mean=fw.mean(0),
+                    soil_water_rel=w_end / const["capacity"],
+                    lai_prev=ld[-1],
+                    lat=lat,
+                    doy=torch.full_like(lat, doy),
+                    params=params,
+                    tile=tile,
+                )
+            )
+        out_x.append(torch.stack(xd))
+        out_lai.append(torch.stack(ld))
+        tiles_.append(tile)
+    tile_all = torch.cat(tiles_)
+    return Daily(
+        x=torch.cat(out_x, 1).float(),
+        lai=torch.cat(out_lai, 1).float(),
+        lai_max=table["lai_max"][tile_all].float(),
+        vegetated=table["vegetated"][tile_all].float(),
+        tile=tile_all,
+        labels=tuple(labels),
+    )
+
+
+def rollout(
+    model: torch.nn.Module,
+    data: Daily,
+    start: int = 0,
+    days: int | None = None,
+    lai0: Tensor | None = None,
+) -> Tensor:
+    """Free-running LAI (days, R) from the reference LAI at day ``start`` (or ``lai0``)."""
+    days = data.days - start if days is None else days
+    lai = data.lai[start] if lai0 is None else lai0
+    out = []
+    for d in range(start, start + days):
+        x = data.x[d].clone()
+        x[:, LAI_INDEX] = lai
+        dlai = model(x)[:, 0]
+        lai = torch.minimum((lai + dlai).clamp_min(0.0), data.lai_max) * data.vegetated
+        out.append(lai)
+    return torch.stack(out)
+
+
+@dataclass(frozen=True)
+class LAITrainConfig:
+    architecture: str = "lai"
+    options: dict[str, Any] = field(default_factory=dict)
+    train: tuple[SourceSpec, ...] = TRAIN_SOURCES
+    validation: tuple[SourceSpec, ...] = VALIDATION_SOURCES
+    epochs: int = 1500
+    window: int = 60
+    sample: int = 20_000
+    eval_every: int = 25
+    lr: float = 3e-3
+    lr_final: float = 1e-4
+    patience: int = 400
+    seed: int = 0
+    threads: int = 1  # see docs/emulators.md: 2 OpenMP threads stall on a shared 2-core box
+
+    def __post_init__(self) -> None:
+        if self.architecture != "lai":
+            raise ValueError(f"architecture: must be 'lai', got {self.architecture!r}")
+        for name in ("epochs", "window", "sample", "eval_every", "patience", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class LAITrainResult:
+    model: lai_nets.LAIEmulator
+    history: list[dict[str, float]]
+    best_epoch: int
+    data_hash: str
+
+
+def train(
+    config: LAITrainConfig, cache: Path | None = None, progress: bool = True
+) -> LAITrainResult:
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    data = daily([simulate(s, progress=progress, cache=cache) for s in config.train])
+    val = daily([simulate(s, progress=progress, cache=cache) for s in config.validation])
+    model = registry.build(config.architecture, config.options)
+    if not isinstance(model, lai_nets.LAIEmulator):
+        raise TypeError("lai training needs an LAIEmulator")
+    flat = data.x.reshape(-1, data.x.shape[-1]).double()
+    std = flat.std(0)
+    model.inputs.set(flat.mean(0), torch.where(std > 1e-8, std, torch.ones_like(std)))
+    dl = (data.lai[1:] - data.lai[:-1]).reshape(-1).double()
+    model.outputs.set(torch.zeros(1), dl.std().clamp_min(1e-6).reshape(1))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs, config.lr_final)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    best, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
+    bar = tqdm(range(config.epochs), desc="lai", unit="epoch", disable=not progress)
+    for epoch in bar:
+        start = int(torch.randint(0, data.days - config.window, (1,), generator=gen))
+        pred = rollout(model, data, start, config.window)
+        loss = ((pred - data.lai[start + 1 : start + 1 + config.window]) ** 2).mean()
+        # plus the one-day (teacher-forced) error on a random sample of all days and rows
+        d = torch.randint(0, data.days, (config.sample,), generator=gen)
+        r = torch.randint(0, data.x.shape[1], (config.sample,), generator=gen)
+        step = (
+            torch.minimum(
+                (data.lai[d, r] + model(data.x[d, r])[:, 0]).clamp_min(0.0), data.lai_max[r]
+            )
+            * data.vegetated[r]
+        )
+        loss = loss + ((step - data.lai[d + 1, r]) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
+            with torch.no_grad():
+                v = rollout(model, val)
+                veg = val.vegetated > 0
+                rmse = float(((v - val.lai[1:])[:, veg] ** 2).mean().sqrt())
+            history.append({"epoch": epoch + 1, "train_loss": float(loss), "val_rmse_veg": rmse})
+            bar.set_postfix(loss=f"{float(loss):.4f}", val_rmse=f"{rmse:.3f}")
+            if rmse < best:
+                best, best_epoch, best_state = rmse, epoch + 1, copy.deepcopy(model.state_dict())
+            elif epoch + 1 - best_epoch >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return LAITrainResult(model, history, best_epoch, data_hash(config.train))

@@ -1,0 +1,294 @@
+"""Training of the Transformer flux emulator (``flux_transformer``, Trans-LAI) for comparison.
+
+As in the paper the loss is the mean squared error plus energy- and water-balance penalties,
+``Loss = MSE + 0.3·|energy residual| + 0.2·|water residual|`` (SCIENCE.md §1), on the network's
+*raw* outputs: besides the five served outputs it predicts the ground heat flux and the soil-water
+change directly, and the residuals ``Rn(T_s) − LE − H − G`` and ``ΔW − (P − E − R)·dt`` of those
+raw predictions are penalised (each in units of its target's standard deviation). Served fluxes
+still go through the shared constraint layer, which closes them exactly whatever the network says.
+
+Training is teacher-forced on random (row, time) samples with windows of the reference's own
+features (a windowed model costs ~25× the LSTM per step, too much for closed-loop training on two
+cores); the evaluation runs it closed-loop like every flux emulator.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from emulators import metrics, physics
+from emulators.backends import closure, flux_step
+from emulators.manifest import Manifest
+from emulators.nets import flux as flux_nets
+from emulators.nets import registry
+from emulators.reference.soil import SoilConfig
+from emulators.training import evaluate as ev
+from emulators.training.batch import Batch, rollout
+from emulators.training.data import SourceSpec, simulate
+from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, _truncate, data_hash
+
+Tensor = torch.Tensor
+ENERGY_WEIGHT = 0.3  # Trans-LAI λ_energy
+WATER_WEIGHT = 0.2  # Trans-LAI λ_water
+
+
+@dataclass(frozen=True)
+class TransformerTrainConfig:
+    options: dict[str, Any] = field(default_factory=dict)
+    train: tuple[SourceSpec, ...] = TRAIN_SOURCES
+    validation: tuple[SourceSpec, ...] = VALIDATION_SOURCES
+    iterations: int = 3000
+    batch: int = 256
+    lr: float = 1e-3
+    lr_final: float = 5e-5
+    validate_every: int = 1000
+    validation_days: int = 30
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch", "validate_every", "validation_days", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _inputs_at(batch: Batch, t: Tensor, r: Tensor) -> flux_step.RowInputs:
+    return flux_step.RowInputs(
+        forcing={k: v[t, r] for k, v in batch.forcing.items()},
+        w=batch.state["w"][t, r],
+        ts_prev=batch.state["ts"][t, r],
+        tsoil=batch.state["tsoil"][t, r],
+        cleaf=batch.state["cleaf"][t, r],
+        params=batch.params[r],
+        tile=batch.tile[r],
+        const={k: v[r] for k, v in batch.const.items()},
+        doy=batch.doy[t, r],
+        local_hour=torch.remainder(batch.sod[t, r] / 3600.0 + batch.lon[r] / 15.0, 24.0),
+    )
+
+
+def _sample(
+    batch: Batch, t_end: Tensor, r: Tensor, window: int, soil: SoilConfig
+) -> dict[str, Any]:
+    xs = []
+    for j in range(window):
+        x, _ = flux_step.features(_inputs_at(batch, t_end - window + 1 + j, r), soil)
+        xs.append(x)
+    inp = _inputs_at(batch, t_end, r)
+    _, surf = flux_step.features(inp, soil)
+    o = {k: v[t_end, r] for k, v in batch.outputs.items()}
+    emis = inp.const["emissivity"]
+    rlds, rsds = inp.forcing["rlds"], inp.forcing["rsds"]
+    rns_ref = rsds * (1 - surf.albedo) + rlds - physics.upwelling_longwave(o["ts"], rlds, emis)
+    w_next = batch.state["w"][torch.clamp(t_end + 1, max=batch.steps - 1), r]
+    return {
+        "window": torch.stack(xs, 1),
+        "inp": inp,
+        "surf": surf,
+        "g_ref": rns_ref - o["hfls"] - o["hfss"],
+        "dw_ref": w_next - inp.w,
+    }
+
+
+def _statistics(
+    batch: Batch, window: int, soil: SoilConfig, gen: torch.Generator
+) -> dict[str, Tensor]:
+    t = torch.randint(window, batch.steps - 1, (4096,), generator=gen)
+    r = torch.randint(0, batch.rows, (4096,), generator=gen)
+    x, _ = flux_step.features(_inputs_at(batch, t, r), soil)
+    s = _sample(batch, t, r, 1, soil)
+    tg = _targets_at(batch, t, r)
+    y = torch.stack([tg[n] for n, _, _ in closure.FLUX_OUTPUTS] + [s["g_ref"], s["dw_ref"]], -1)
+    xs = x.double().std(0)
+    return {
+        "x_mean": x.double().mean(0),
+        "x_std": torch.where(xs > 1e-8, xs, torch.ones_like(xs)),
+        "y_mean": y.double().mean(0),
+        "y_std": y.double().std(0).clamp_min(1e-9),
+    }
+
+
+def _targets_at(batch: Batch, t: Tensor, r: Tensor) -> dict[str, Tensor]:
+    o = {k: v[t, r] for k, v in batch.outputs.items()}
+    evap = o["evspsbl"]
+    ok = evap.abs() > 1e-9
+    return {
+        "ts_minus_tas": o["ts"] - batch.forcing["tas"][t, r],
+        "hfss": o["hfss"],
+        "hfls_demand": o["hfls"],
+        "tran_share": torch.where(ok, o["tran"] / evap.where(ok, 1.0), 0.0),
+        "gpp": o["gpp"],
+        "share_mask": ok.to(evap.dtype),
+    }
+
+
+def train(
+    config: TransformerTrainConfig, cache: Path | None = None, progress: bool = True
+) -> tuple[flux_nets.FluxTransformer, list[dict[str, float]], str]:
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    soil = SoilConfig()
+    batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
+    val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
+    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    net = registry.build("flux_transformer", config.options)
+    if not isinstance(net, flux_nets.FluxTransformer):
+        raise TypeError("flux_transformer must build a FluxTransformer")
+    w = net.window
+    gen = torch.Generator().manual_seed(config.seed)
+    stats = _statistics(batch, w, soil, gen)
+    net.inputs.set(stats["x_mean"], stats["x_std"])
+    net.outputs.set(stats["y_mean"], stats["y_std"])
+    scale = stats["y_std"].float()
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.iterations, config.lr_final)
+    history: list[dict[str, float]] = []
+    best, best_state = -math.inf, copy.deepcopy(net.state_dict())
+    bar = tqdm(
+        range(config.iterations), desc="flux_transformer", unit="batch", disable=not progress
+    )
+    for it in bar:
+        t_end = torch.randint(w, batch.steps - 1, (config.batch,), generator=gen)
+        r = torch.randint(0, batch.rows, (config.batch,), generator=gen)
+        s = _sample(batch, t_end, r, w, soil)
+        tg = _targets_at(batch, t_end, r)
+        y = net(s["window"])
+        mse = torch.stack(
+            [
+                (((y[:, 0] - tg["ts_minus_tas"]) / scale[0]) ** 2).mean(),
+                (((y[:, 1] - tg["hfss"]) / scale[1]) ** 2).mean(),
+                (((y[:, 2] - tg["hfls_demand"]) / scale[2]) ** 2).mean(),
+                (tg["share_mask"] * ((y[:, 3] - tg["tran_share"]) / scale[3]) ** 2).mean(),
+                (((y[:, 4] - tg["gpp"]) / scale[4]) ** 2).mean(),
+                (((y[:, 5] - s["g_ref"]) / scale[5]) ** 2).mean(),
+                (((y[:, 6] - s["dw_ref"]) / scale[6]) ** 2).mean(),
+            ]
+        ).sum()
+        inp, surf = s["inp"], s["surf"]
+        tas = inp.forcing["tas"]
+        rlds = inp.forcing["rlds"]
+        rns = (
+            inp.forcing["rsds"] * (1 - surf.albedo)
+            + rlds
+            - physics.upwelling_longwave(tas + y[:, 0], rlds, inp.const["emissivity"])
+        )
+        energy = (rns - y[:, 2] - y[:, 1] - y[:, 5]) / scale[5]
+        evap = y[:, 2] / physics.latent_heat_vaporisation(tas)
+        runoff = batch.outputs["mrro"][t_end, r]
+        water = (y[:, 6] - (inp.forcing["pr"] - evap - runoff) * batch.dt) / scale[6]
+        loss = mse + ENERGY_WEIGHT * energy.abs().mean() + WATER_WEIGHT * water.abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if it % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", energy=f"{energy.abs().mean().item():.3f}")
+        if (it + 1) % config.validate_every == 0 or it + 1 == config.iterations:
+            step = flux_nets.FluxTransformerStep(net).eval()
+            with torch.no_grad():
+                out = rollout(step, val, step.hidden, soil, fields=("hfls", "hfss"), c_width=1)
+            step.train()
+            scores = {
+                k: float(metrics.nse(out[k].double().numpy(), val.outputs[k].double().numpy()))
+                for k in ("hfls", "hfss")
+            }
+            history.append(
+                {
+                    "iteration": it + 1,
+                    "loss": loss.item(),
+                    "energy_penalty": energy.abs().mean().item(),
+                    "water_penalty": water.abs().mean().item(),
+                    **{f"nse_{k}": v for k, v in scores.items()},
+                }
+            )
+            score = 0.5 * (scores["hfls"] + scores["hfss"])
+            if score > best:
+                best, best_state = score, copy.deepcopy(net.state_dict())
+            net.train()
+    net.load_state_dict(best_state)
+    return net.eval(), history, data_hash(config.train)
+
+
+def train_flux_transformer(
+    artifacts: Path | None = None,
+    work: Path = Path("out/emulators"),
+    config: TransformerTrainConfig | None = None,
+    progress: bool = True,
+    compile_aoti: bool = True,
+    evaluate: bool = True,
+    seed: int | None = None,
+    epochs: int | None = None,
+) -> Manifest:
+    """``epochs`` (CLI) sets the number of training iterations in thousands."""
+    from emulators.training.pipeline import ARTIFACTS, _override, evaluate_flux, export_flux
+
+    artifacts = artifacts or ARTIFACTS
+    config = _override(
+        config or TransformerTrainConfig(),
+        seed=seed,
+        iterations=None if epochs is None else 1000 * epochs,
+    )
+    t0 = time.perf_counter()
+    net, history, hash_ = train(config, cache=work / "data", progress=progress)
+    seconds = time.perf_counter() - t0
+    step = flux_nets.FluxTransformerStep(net).eval()
+    cfg = registry.config("flux_transformer", config.options)
+    training = {
+        "command": "landcoupler emulators train flux-transformer",
+        "data_hash": hash_,
+        "sources": [asdict(s) for s in config.train],
+        "validation": [asdict(s) for s in config.validation],
+        "held_out": [asdict(s) for s in ev.FLUX_HELD_OUT],
+        "config": asdict(config),
+        "loss": "MSE + 0.3|energy residual| + 0.2|water residual| (raw outputs, Trans-LAI)",
+        "history": history,
+        "seconds": round(seconds, 1),
+        "threads": config.threads,
+        "torch": torch.__version__,
+    }
+    export_flux(
+        step,
+        artifacts / "flux_transformer",
+        name="flux-transformer",
+        architecture="flux_transformer",
+        config=asdict(cfg),  # type: ignore[call-overload]
+        inputs=net.inputs,
+        outputs=net.outputs,
+        state={
+            "hidden": step.hidden,
+            "c_width": 1,
+            "h": f"normalised features of the previous {net.window - 1} steps",
+            "c": "unused",
+        },
+        training=training,
+        compile_aoti=compile_aoti,
+    )
+    manifest = Manifest.load(artifacts / "flux_transformer")
+    if evaluate:
+        manifest = evaluate_flux(
+            artifacts / "flux_transformer",
+            work / "report-flux-transformer",
+            work / "data",
+            progress,
+        )
+    return manifest
+
+
+def evaluate_flux_transformer(
+    artifacts: Path | None = None,
+    out_dir: Path = Path("out/emulators/report-flux-transformer"),
+    cache: Path | None = Path("out/emulators/data"),
+    progress: bool = True,
+) -> Manifest:
+    from emulators.training.pipeline import ARTIFACTS, evaluate_flux
+
+    return evaluate_flux((artifacts or ARTIFACTS) / "flux_transformer", out_dir, cache, progress)

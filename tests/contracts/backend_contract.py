@@ -1,0 +1,212 @@
+"""The contract every land backend passes (``emulators.backend.LandBackend``).
+
+Subclass :class:`LandBackendContract` as ``TestSomething`` and implement ``make_backend`` (as
+zarr-python's ``StoreTests``): shapes and units of the outputs, exact energy and water closure at
+every step, inputs left untouched, explicit state round trip (state_dict → new LandState →
+identical continuation), determinism, checkpoint/resume through ``torch.save``/``torch.load``, and
+precise errors for bad forcing. The checks use only the Protocol and the registry, never a
+backend's internals.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emulators import parameters as P
+from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.constraints import energy_residual, water_residual
+from emulators.physics import saturation_specific_humidity
+from emulators.variables import LAND_OUTPUTS, REGISTRY, VariableError, check
+
+ENERGY_TOL = 1e-3  # W m-2, every step
+WATER_TOL = 1e-6  # kg m-2, every step
+
+
+def contract_static(n: int, members: int, seed: int) -> LandStatic:
+    """Cells with 1-4 land-cover classes each (zero cover elsewhere) and parameters drawn around
+    the class defaults, different per member."""
+    g = torch.Generator().manual_seed(seed)
+    lat = torch.rand(n, generator=g, dtype=torch.float64) * 120 - 60
+    lon = torch.rand(n, generator=g, dtype=torch.float64) * 360 - 180
+    cover = torch.zeros(n, P.N_CLASSES, dtype=torch.float64)
+    for i in range(n):
+        k = 1 + i % 4
+        classes = torch.randperm(P.N_CLASSES, generator=g)[:k]
+        cover[i, classes] = torch.rand(k, generator=g, dtype=torch.float64) + 0.1
+    cover[0] = 0.0
+    cover[0, :] = 1.0 / P.N_CLASSES  # one cell with every class
+    cover /= cover.sum(-1, keepdim=True)
+    base = P.default_table().expand(members * n, P.N_CLASSES, P.N_PARAMETERS).reshape(-1, 12)
+    params = P.sample_parameters(base.shape[0], g, spread=0.3, base=base)
+    return LandStatic(lat, lon, cover, params.reshape(members, n, P.N_CLASSES, P.N_PARAMETERS))
+
+
+def contract_forcing(static: LandStatic, clock: StepClock, seed: int) -> dict[str, torch.Tensor]:
+    """Smooth, physically valid hourly forcing: a diurnal cycle in local solar time with
+    per-cell offsets and intermittent rain."""
+    g = torch.Generator().manual_seed(seed * 7919 + clock.index)
+    m, n = static.n_members, static.n_cells
+    hour = (clock.seconds_of_day / 3600.0 + static.lon / 15.0) % 24.0
+    sun = torch.clamp(torch.cos((hour - 12.0) / 24.0 * 2 * math.pi), min=0.0)
+    base_t = 288.0 + 12.0 * torch.cos(torch.deg2rad(static.lat))
+    tas = base_t + 6.0 * torch.cos((hour - 15.0) / 24.0 * 2 * math.pi)
+    ps = torch.full((n,), 98_000.0, dtype=torch.float64)
+    qs, _ = saturation_specific_humidity(tas, ps)
+
+    def noise(scale: float) -> torch.Tensor:
+        return 1.0 + scale * (torch.rand(m, n, generator=g, dtype=torch.float64) - 0.5)
+
+    rain = (torch.rand(m, n, generator=g, dtype=torch.float64) < 0.2).double()
+    return {
+        "tas": tas * noise(0.002),
+        "huss": 0.6 * qs * noise(0.1),
+        "ps": ps * noise(0.01),
+        "sfcWind": 3.0 * noise(0.8),
+        "pr": rain * 2e-4 * noise(1.0),
+        "rsds": 850.0 * sun * noise(0.2),
+        "rlds": (320.0 + 40.0 * torch.cos(torch.deg2rad(static.lat))) * noise(0.05),
+    }
+
+
+class LandBackendContract:
+    """Base class of the backend contract tests (not collected itself: no ``Test`` prefix)."""
+
+    n_cells = 12
+    members = 2
+    dt = 3600.0
+    start = "2001-06-30T18:00:00"  # crosses a day boundary within the first steps
+    steps = 10
+
+    def make_backend(self) -> LandBackend:
+        raise NotImplementedError
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls) -> LandBackend:
+        return cls().make_backend()
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def static(self, seed: int = 0) -> LandStatic:
+        return contract_static(self.n_cells, self.members, seed)
+
+    def clock(self) -> StepClock:
+        return StepClock(0, np.datetime64(self.start), self.dt)
+
+    def run(
+        self, backend: LandBackend, state: LandState, static: LandStatic, clock: StepClock, n: int
+    ) -> tuple[LandState, StepClock, list[dict[str, torch.Tensor]]]:
+        outs = []
+        for _ in range(n):
+            state, out = backend.step(state, static, contract_forcing(static, clock, 1), clock)
+            outs.append(out)
+            clock = clock.advance()
+        return state, clock, outs
+
+    # ---- the contract ------------------------------------------------------------------------
+    def test_implements_the_protocol(self, backend: LandBackend) -> None:
+        assert isinstance(backend, LandBackend)
+        assert isinstance(backend.name, str) and backend.name
+
+    def test_outputs_have_shapes_units_and_valid_values(self, backend: LandBackend) -> None:
+        static, clock = self.static(), self.clock()
+        state = backend.initial_state(static, clock)
+        _, _, outs = self.run(backend, state, static, clock, self.steps)
+        for out in outs:
+            missing = set(LAND_OUTPUTS) - set(out)
+            assert not missing, f"missing outputs {sorted(missing)}"
+            for name in LAND_OUTPUTS:
+                value = out[name]
+                assert value.shape == (self.members, self.n_cells), name
+                assert value.dtype == torch.float64, name
+                check(name, value, units=REGISTRY[name].units)
+
+    def test_energy_and_water_close_every_step(self, backend: LandBackend) -> None:
+        static, clock = self.static(seed=3), self.clock()
+        state = backend.initial_state(static, clock)
+        state, clock, outs = self.run(backend, state, static, clock, 1)
+        storage = outs[0]["mrso"]
+        worst_e = worst_w = 0.0
+        for _ in range(self.steps):
+            forcing = contract_forcing(static, clock, 1)
+            state, out = backend.step(state, static, forcing, clock)
+            e = energy_residual(out["rns"], out["hfls"], out["hfss"], out["hfdsl"]).abs().max()
+            w = (
+                water_residual(
+                    storage, out["mrso"], forcing["pr"], out["evspsbl"], out["mrro"], clock.dt
+                )
+                .abs()
+                .max()
+            )
+            worst_e, worst_w = max(worst_e, float(e)), max(worst_w, float(w))
+            storage, clock = out["mrso"], clock.advance()
+        assert worst_e <= ENERGY_TOL
+        assert worst_w <= WATER_TOL
+
+    def test_inputs_are_not_modified(self, backend: LandBackend) -> None:
+        static, clock = self.static(), self.clock()
+        state = backend.initial_state(static, clock)
+        before = state.clone()
+        forcing = contract_forcing(static, clock, 1)
+        forcing_before = {k: v.clone() for k, v in forcing.items()}
+        backend.step(state, static, forcing, clock)
+        assert state.equal(before)
+        assert all(torch.equal(forcing[k], v) for k, v in forcing_before.items())
+
+    def test_explicit_state_round_trip(self, backend: LandBackend) -> None:
+        static, clock = self.static(), self.clock()
+        state = backend.initial_state(static, clock)
+        state, clock, _ = self.run(backend, state, static, clock, 3)
+        copy = LandState({k: v.clone() for k, v in state.state_dict().items()})
+        a_state, _, a = self.run(backend, state, static, clock, 4)
+        b_state, _, b = self.run(backend, copy, static, clock, 4)
+        assert a_state.equal(b_state)
+        for x, y in zip(a, b, strict=True):
+            assert all(torch.equal(x[k], y[k]) for k in LAND_OUTPUTS)
+
+    def test_deterministic(self, backend: LandBackend) -> None:
+        static, clock = self.static(seed=5), self.clock()
+        runs = []
+        for _ in range(2):
+            state = backend.initial_state(static, clock)
+            runs.append(self.run(backend, state, static, clock, 4))
+        assert runs[0][0].equal(runs[1][0])
+        for x, y in zip(runs[0][2], runs[1][2], strict=True):
+            assert all(torch.equal(x[k], y[k]) for k in LAND_OUTPUTS)
+
+    def test_checkpoint_and_resume(self, backend: LandBackend, tmp_path: Path) -> None:
+        static, clock = self.static(seed=7), self.clock()
+        state = backend.initial_state(static, clock)
+        state, clock, _ = self.run(backend, state, static, clock, 3)
+        path = tmp_path / "state.pt"
+        torch.save(state.state_dict(), path)
+        cont_state, _, cont = self.run(backend, state, static, clock, 4)
+        resumed = LandState(torch.load(path, weights_only=True))
+        res_state, _, res = self.run(backend, resumed, static, clock, 4)
+        assert cont_state.equal(res_state)
+        for x, y in zip(cont, res, strict=True):
+            assert all(torch.equal(x[k], y[k]) for k in LAND_OUTPUTS)
+
+    def test_missing_forcing_is_named(self, backend: LandBackend) -> None:
+        static, clock = self.static(), self.clock()
+        state = backend.initial_state(static, clock)
+        forcing = contract_forcing(static, clock, 1)
+        del forcing["rlds"]
+        with pytest.raises(ValueError, match="rlds"):
+            backend.step(state, static, forcing, clock)
+
+    def test_out_of_range_forcing_names_the_variable_and_rule(self, backend: LandBackend) -> None:
+        static, clock = self.static(), self.clock()
+        state = backend.initial_state(static, clock)
+        before = state.clone()
+        forcing = contract_forcing(static, clock, 1)
+        forcing["tas"] = forcing["tas"].clone()
+        forcing["tas"][0, 1] = 400.0
+        with pytest.raises(VariableError) as err:
+            backend.step(state, static, forcing, clock)
+        assert err.value.variable == "tas" and err.value.rule == "valid_range"
+        assert state.equal(before)
