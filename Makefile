@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run test lint proto proto-check bench-reference bench-emulators bench-service clean
+.PHONY: venv run test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,13 @@ bench-service: $(STAMP)
 
 bench-emulators: $(STAMP)
 	$(VENV)/bin/landcoupler bench emulators --json $(OUT)/bench-emulators.json --update-doc docs/benchmarks.md
+
+bench-assimilation: $(STAMP)
+	$(VENV)/bin/landcoupler bench assimilation --json $(OUT)/bench-assimilation.json --update-doc docs/benchmarks.md
+
+## Coupled-run throughput (simplified atmosphere + land service), years per hour, gRPC and in-process.
+bench-run: $(STAMP)
+	$(PY) -m coupler.atmosphere.bench --json $(OUT)/bench-run.json --update-doc docs/benchmarks.md
 
 ## Generated gRPC code (coupler/_proto/) from proto/; `proto-check` fails when it is stale.
 proto: $(STAMP)

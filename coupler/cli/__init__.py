@@ -13,7 +13,14 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, imported lazily so ``landcoupler --help`` stays fast.
-SUBCOMMANDS: tuple[str, ...] = ("reference", "dataset", "bench", "serve", "emulators")
+SUBCOMMANDS: tuple[str, ...] = (
+    "reference",
+    "dataset",
+    "bench",
+    "serve",
+    "emulators",
+    "lorenz96",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ TARGETS = {
     "reference": "coupler.bench.reference",
     "emulators": "coupler.bench.emulators",
     "service": "coupler.bench.service",
+    "assimilation": "coupler.bench.assimilation",
 }
 
 

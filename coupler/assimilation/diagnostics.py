@@ -1,0 +1,88 @@
+"""Diagnostics of one analysis: innovations, spread, observation counts, errors against a truth
+when one is known."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from coupler.assimilation import ensemble as ens
+from coupler.assimilation.qc import Screening
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Statistics of one analysis. Innovations ``y - mean(hE)`` are taken over the used
+    observations with the (inflated) prior, in the observations' units (NaN when none is used).
+    Spreads are sqrt of the mean unbiased ensemble variance over state columns (state units).
+    ``n_clipped`` counts analysis values moved onto a bound. ``rmse_*`` are over state columns
+    against the truth, when given."""
+
+    n_obs: int
+    n_used: int
+    n_rejected: int
+    rejected: dict[str, int]
+    innovation_mean: float
+    innovation_rms: float
+    obs_prior_spread: float
+    prior_spread: float
+    posterior_spread: float
+    inflation_mean: float
+    n_clipped: int = 0
+    rmse_prior: float | None = None
+    rmse_posterior: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN becomes None."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+
+def diagnose(
+    prior: torch.Tensor,
+    posterior: torch.Tensor,
+    HE: torch.Tensor,
+    y: torch.Tensor,
+    screening: Screening,
+    inflation: torch.Tensor,
+    n_clipped: int = 0,
+    truth: torch.Tensor | None = None,
+) -> Diagnostics:
+    """Diagnostics from the (inflated) prior (N, M), the posterior (N, M), the prior observed
+    ensemble ``HE`` (N, P), observations ``y`` (P,), the screening and the inflation in use."""
+    used = screening.used
+    n_used = int(used.sum())
+    if n_used:
+        hu = HE[:, used]
+        innov = y[used] - hu.mean(dim=0)
+        i_mean, i_rms = float(innov.mean()), float(innov.pow(2).mean().sqrt())
+        o_spread = float(hu.var(dim=0, unbiased=True).mean().sqrt())
+    else:
+        i_mean = i_rms = o_spread = math.nan
+    counts = screening.counts()
+    return Diagnostics(
+        n_obs=int(y.shape[0]),
+        n_used=n_used,
+        n_rejected=int(y.shape[0]) - n_used,
+        rejected=counts,
+        innovation_mean=i_mean,
+        innovation_rms=i_rms,
+        obs_prior_spread=o_spread,
+        prior_spread=ens.spread(prior),
+        posterior_spread=ens.spread(posterior),
+        inflation_mean=float(inflation.mean()),
+        n_clipped=n_clipped,
+        rmse_prior=None if truth is None else ens.rmse(ens.mean(prior), truth),
+        rmse_posterior=None if truth is None else ens.rmse(ens.mean(posterior), truth),
+    )
