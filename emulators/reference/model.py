@@ -48,6 +48,8 @@ Tensor = torch.Tensor
 LAKE_CAPACITY = 2000.0  # kg m-2 (2 m of water) for the water/ice tile
 DEFAULT_CO2_PPM = 390.0
 STEM_AREA_INDEX = 1.0  # keeps leafless canopies exchanging heat through stems
+SKIN_BELOW_AIR_MAX = 30.0  # K; strongest observed surface inversions are ~10-25 K
+SKIN_ABOVE_AIR_MAX = 60.0  # K; hot dry surfaces reach ~30-40 K above air
 
 
 class Surface(enum.Enum):
@@ -263,6 +265,11 @@ class ReferenceBackend:
                 - g_slope
             )
             t_s = t_s - (resid / deriv).clamp(-15.0, 15.0)
+            # physical guard: with the stable-stratification cap a weakly coupled tile (minimum
+            # chl and binter) could otherwise cool without bound on clear nights (seen: 40 K)
+            t_s = torch.minimum(
+                torch.maximum(t_s, ta - SKIN_BELOW_AIR_MAX), ta + SKIN_ABOVE_AIR_MAX
+            )
         qs, _ = physics.saturation_specific_humidity(t_s, ps)
         hfss = rho * C.CP_AIR * g_h * (t_s - ta)
         evap_demand = rho * g_e * (qs - qa)  # kg m-2 s-1

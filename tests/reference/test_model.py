@@ -120,3 +120,29 @@ def test_fao56_surface_has_reference_albedo_and_no_phenology() -> None:
     new, out = backend.step(state, static, forcing, clock_at(dt=86_400.0))
     assert torch.allclose(out["albedo"], torch.full_like(out["albedo"], 0.23))
     assert torch.equal(new.tensors["cleaf"], state.tensors["cleaf"])
+
+
+def test_weakly_coupled_tile_does_not_run_away_on_clear_cold_nights() -> None:
+    """Regression: evergreen forest with chl and binter at their minimum once cooled to ~40 K."""
+    n = 4
+    cover = torch.zeros(n, P.N_CLASSES, dtype=torch.float64)
+    cover[:, int(P.LandCover.EVERGREEN_BROADLEAF_FOREST)] = 1.0
+    static = LandStatic.from_cover(torch.full((n,), 52.0), torch.full((n,), 5.7), cover)
+    params = static.params.clone()
+    chl, binter = P.PARAMETER_NAMES.index("chl"), P.PARAMETER_NAMES.index("binter")
+    params[..., chl], params[..., binter] = 0.01, 0.001
+    static = LandStatic(static.lat, static.lon, static.cover, params)
+    backend = ReferenceBackend()
+    clock = clock_at()
+    state = backend.initial_state(static, clock)
+    night = {
+        k: torch.full((1, n), v, dtype=torch.float64)
+        for k, v in dict(
+            tas=268.0, huss=0.002, ps=101_000.0, sfcWind=0.3, pr=0.0, rsds=0.0, rlds=190.0
+        ).items()
+    }
+    for _ in range(24 * 10):
+        state, out = backend.step(state, static, night, clock)
+        clock = clock.advance()
+    assert torch.isfinite(out["ts"]).all()
+    assert float(out["ts"].min()) >= 285.0 - 30.0
