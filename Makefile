@@ -30,8 +30,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check coupler emulators tests scripts examples
-	$(VENV)/bin/ruff format --check coupler emulators tests scripts examples
+	$(VENV)/bin/ruff check coupler emulators tests examples
+	$(VENV)/bin/ruff format --check coupler emulators tests examples
 	$(VENV)/bin/mypy coupler emulators
 
 bench-reference: $(STAMP)
