@@ -18,27 +18,14 @@ from emulators import constants as C
 from emulators import parameters as P
 from emulators import physics
 from emulators.reference import photosynthesis
-from emulators.reference.classes import class_table
+from emulators.reference.classes import COLUMNS, class_table
 from emulators.reference.model import LAKE_CAPACITY
 from emulators.reference.soil import SoilConfig, water_content_at
 
 Tensor = torch.Tensor
 
 #: columns of the class table the emulators need, per row
-CLASS_COLUMNS = (
-    "root_depth",
-    "sla",
-    "lai_max",
-    "longevity",
-    "alloc",
-    "deciduous",
-    "t_onset",
-    "soil_albedo",
-    "emissivity",
-    "z0_bare",
-    "impervious",
-    "heat_capacity_scale",
-)
+CLASS_COLUMNS = COLUMNS
 
 
 def class_constants(soil: SoilConfig, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
