@@ -251,7 +251,16 @@ def decode(
         raise InvalidArgument(
             f"field {name!r}: rank {len(shape)} > {MAX_RANK}", field=name, rule="shape"
         )
+    # every extent counts, even beside a zero: numpy refuses shapes whose non-zero extents
+    # overflow its index type (e.g. (0, 2**30, 2**30) of uint64), so bound them here
     nbytes = math.prod(shape) * dtype.itemsize
+    extent = math.prod(d for d in shape if d) * dtype.itemsize
+    if extent > max_bytes:
+        raise InvalidArgument(
+            f"field {name!r}: shape {shape} of {dtype} spans {extent} bytes > limit {max_bytes}",
+            field=name,
+            rule="max_bytes",
+        )
     if nbytes > max_bytes:
         raise InvalidArgument(
             f"field {name!r}: shape {shape} of {dtype} is {nbytes} bytes > limit {max_bytes}",

@@ -212,3 +212,14 @@ def test_codec_spec_validates_itself() -> None:
         with pytest.raises(InvalidArgument) as info:
             F.CodecSpec(codec_id, config)
         assert info.value.rule == "codec_config", (codec_id, config)
+
+
+def test_zero_size_shape_with_huge_extents_is_refused_precisely() -> None:
+    """Found by the Hypothesis fuzz test: (0, 2**30, 2**30) of uint64 made numpy raise."""
+    msg = F.encode("tas", np.zeros(0))
+    del msg.shape[:]
+    msg.shape.extend([0, 1 << 30, 1 << 30])
+    msg.dtype = pb.DTYPE_UINT64
+    with pytest.raises(InvalidArgument) as err:
+        F.decode(msg)
+    assert (err.value.field, err.value.rule) == ("tas", "max_bytes")
