@@ -20,6 +20,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "serve",
     "emulators",
     "lorenz96",
+    "run",
+    "twin",
 )
 
 

@@ -1,0 +1,94 @@
+"""A whole coupled run: the shared setup, the experiments (in parallel processes when asked),
+then the summary tables and plots. What ``landcoupler run`` calls."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from coupler.atmosphere import experiment, plots, report
+from coupler.atmosphere.driver import steps_between
+from coupler.atmosphere.experiment import ExperimentResult, Setup, jan1
+from coupler.atmosphere.runconfig import RunConfig
+
+
+@dataclass
+class RunOutputs:
+    summary: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    results: list[ExperimentResult] = field(default_factory=list)
+    setup_seconds: float = 0.0
+
+
+def _worker(config: RunConfig, setup: Setup, name: str, position: int) -> ExperimentResult:
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(1)
+    total = steps_between(
+        jan1(config.years[0] - config.spinup_years), jan1(config.years[1] + 1), config.timestep
+    )
+    with tqdm(
+        total=total, desc=f"{name:>8} ({config.transport})", unit="step", position=position,
+        disable=not config.progress, leave=True, mininterval=1.0,
+    ) as bar:  # fmt: skip
+        return experiment.run_experiment(config, setup, name, progress=bar.update)
+
+
+def execute(config: RunConfig, setup: Setup | None = None) -> RunOutputs:
+    """Run every experiment of ``config`` and write the outputs under ``config.out``."""
+    t0 = time.perf_counter()
+    setup = setup or experiment.prepare_setup(config)
+    setup_seconds = time.perf_counter() - t0
+    names = list(config.experiments)
+    jobs = min(config.jobs, len(names))
+    if jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, config, setup, n, i) for i, n in enumerate(names)]
+            results = [f.result() for f in futures]
+    else:
+        results = [_worker(config, setup, n, 0) for n in names]
+    datasets = {r.name: xr.open_zarr(r.path, consolidated=False).load() for r in results}
+    periods = config.periods()
+    summary = report.summarise(datasets, setup.biome, periods, config.scenario)
+    summary["throughput"] = {
+        r.name: {
+            "coupled_years": r.coupled_years,
+            "wall_seconds": r.wall_seconds,
+            "simulated_years_per_hour": 3600.0 * r.coupled_years / r.wall_seconds,
+        }
+        for r in results
+    }
+    summary["config"] = {
+        "resolution_deg": config.resolution, "timestep_s": config.timestep,
+        "backend": config.backend, "transport": config.transport, "ranks": config.ranks,
+        "members": config.members, "land_cells": int(setup.grid.land_index.size),
+        "cells": int(setup.grid.n_cells), "spinup_years": config.spinup_years,
+        "records": {r.name: r.record for r in results},
+    }  # fmt: skip
+    out = Path(config.out)
+    files = report.write_tables(out, datasets, summary)
+    ar6 = report.AR6_WARMING.get(config.scenario) if "ar6" in summary else None
+    files.append(plots.temperature_series(datasets, periods, out / "tas_global.png", ar6))
+    files.append(plots.maps(datasets, periods, out / "maps_change.png", feedback=False))
+    if "dynamic" in datasets and "frozen" in datasets:
+        files.append(plots.maps(datasets, periods, out / "maps_land_feedback.png", feedback=True))
+    files.append(plots.energy_budget(datasets, out / "energy_budget.png"))
+    extra = {
+        "throughput (simulated years per wall-clock hour)": ", ".join(
+            f"{n}: {t['simulated_years_per_hour']:.0f}" for n, t in summary["throughput"].items()
+        ),
+        "land cells / cells": f"{setup.grid.land_index.size} / {setup.grid.n_cells}",
+    }
+    md = out / "summary.md"
+    md.write_text(report.markdown(summary, extra))
+    files.append(md)
+    files += [r.path for r in results]
+    return RunOutputs(summary, files, results, setup_seconds)
