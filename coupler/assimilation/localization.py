@@ -229,8 +229,9 @@ class Localization:
         )
         return dataclasses.replace(loc, column_site=state_site.copy())
 
-    def scaled(self, obs_group: np.ndarray, column_group: np.ndarray, table: np.ndarray
-               ) -> Localization:  # fmt: skip
+    def scaled(
+        self, obs_group: np.ndarray, column_group: np.ndarray, table: np.ndarray
+    ) -> Localization:
         """Factors multiplied by ``table[obs_group[j], column_group[c]]`` (e.g. which kinds of
         state an observation type may update; 0 drops the pair). ``obs_group`` (P,) and
         ``column_group`` (n_state + n_obs,) are small ints indexing ``table``."""
@@ -238,8 +239,9 @@ class Localization:
         cols = self.index.numpy()
         factor = np.asarray(table, dtype=np.float64)[obs_group[rows], column_group[cols]]
         # columns of one site may now differ in their factors: no site sharing
-        return Localization.from_coo(self.n_state, self.n_obs, rows, cols,
-                                     self.weight.numpy() * factor)  # fmt: skip
+        return Localization.from_coo(
+            self.n_state, self.n_obs, rows, cols, self.weight.numpy() * factor
+        )
 
     # ---- views -------------------------------------------------------------------------------
     def row(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
