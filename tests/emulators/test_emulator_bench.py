@@ -14,9 +14,11 @@ def test_bench_runs_and_reports_active_and_identical_work() -> None:
     assert 40 <= row["active_tiles"] <= 120  # 1-3 classes per cell
     for key in ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all"):
         assert row[key] > 0 and row[f"speedup_{key}"] == row["reference"] / row[key]
+    assert row["network_only"] > 0
+    assert row["speedup_bound"] == row["reference"] / row["network_only"]
     payload["machine"] = "test"
     md = bench.markdown(payload)
-    assert md.count("| 40 |") == 4 and "identical-work" in md
+    assert md.count("| 40 |") == 5 and "identical-work" in md and "bound on speed-up" in md
 
 
 def test_bench_cover_has_one_to_three_classes() -> None:
