@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from emulators import constants as C
+from emulators.forcing import _astro
 
 Array = np.ndarray
 #: latent heat used for the atmosphere's moisture-energy bookkeeping (J kg-1, at 0 degC)
@@ -19,31 +20,15 @@ TWO_PI = 2.0 * np.pi
 
 # ---- solar geometry ---------------------------------------------------------------------------
 def solar_declination(day_of_year: Array | float) -> Array:
-    """Solar declination δ [rad] for day of year (1 = 1 Jan, fractional allowed); Fourier series
-    of Spencer (1971), "Fourier series representation of the position of the sun", Search 2(5),
-    max error ~0.0006 rad."""
-    g = TWO_PI * (np.asarray(day_of_year, dtype=np.float64) - 1.0) / 365.0
-    return (
-        0.006918
-        - 0.399912 * np.cos(g)
-        + 0.070257 * np.sin(g)
-        - 0.006758 * np.cos(2 * g)
-        + 0.000907 * np.sin(2 * g)
-        - 0.002697 * np.cos(3 * g)
-        + 0.00148 * np.sin(3 * g)
-    )
+    """Solar declination δ [rad] for day of year (1 = 1 Jan, fractional allowed); Spencer (1971)
+    Fourier series, max error ~0.0006 rad — the forcing generator's own function."""
+    return _astro.declination(day_of_year)
 
 
 def earth_sun_distance_factor(day_of_year: Array | float) -> Array:
-    """(r̄/r)² [1], the eccentricity correction of insolation, Spencer (1971)."""
-    g = TWO_PI * (np.asarray(day_of_year, dtype=np.float64) - 1.0) / 365.0
-    return (
-        1.000110
-        + 0.034221 * np.cos(g)
-        + 0.001280 * np.sin(g)
-        + 0.000719 * np.cos(2 * g)
-        + 0.000077 * np.sin(2 * g)
-    )
+    """(r̄/r)² [1], the eccentricity correction of insolation, Spencer (1971) — the forcing
+    generator's own function."""
+    return _astro.eccentricity_factor(day_of_year)
 
 
 def hour_angle(utc_hours: Array | float, lon_deg: Array) -> Array:
