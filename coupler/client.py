@@ -15,6 +15,8 @@ A driver exchanging multi-MB steps should call :func:`tune_allocator` once at st
 
 from __future__ import annotations
 
+from coupler.assimilation.online import AssimilationConfig
+from coupler.core.observations import ObservationBatch
 from coupler.transport import InProcessClient, InProcessSession
 from coupler.wire.allocator import tune_allocator
 from coupler.wire.client import CouplerClient, RemoteSession
@@ -22,11 +24,13 @@ from coupler.wire.fields import CodecSpec
 from coupler.wire.status import CouplerRpcError
 
 __all__ = [
+    "AssimilationConfig",
     "CodecSpec",
     "CouplerClient",
     "CouplerRpcError",
     "InProcessClient",
     "InProcessSession",
+    "ObservationBatch",
     "RemoteSession",
     "tune_allocator",
 ]

@@ -21,15 +21,37 @@ Families (all prefixed ``landcoupler_``):
 - ``recorder_queue_full_total``: counter of record writes that had to wait for a full queue
   (data is never dropped); ``recorder_blocked_seconds_total``: how long they waited.
 - ``checkpoints_total``: counter of checkpoints written.
+
+Assimilation (sessions with ``assimilation``; labels ``session`` = session id and ``obs_type``
+= observed registry variable; a session's series are removed when it closes):
+
+- ``step_phase_seconds{phase="assimilation"}``: the analysis and the forcing perturbation
+  before the backend step;
+- ``assimilation_analyses_total{session}``: analyses run;
+- ``assimilation_observations_total{session,obs_type,outcome}``: observations by outcome:
+  ``received`` (queued by Assimilate), ``used``, rejected at the analysis by screening
+  (``nonfinite_forward``, ``zero_spread``, ``gross_error``), or ``window`` (a file observation
+  whose window began before the session's history);
+- ``assimilation_innovation_mean{session,obs_type}`` / ``assimilation_innovation_rms``: of the
+  last analysis's used observations (observation units);
+- ``assimilation_obs_spread{session,obs_type}``: prior ensemble spread in observation space;
+- ``assimilation_state_spread{session,stage}``: ensemble spread of the state vector before
+  (``prior``, inflated) and after (``posterior``) the last analysis;
+- ``assimilation_inflation_mean{session}``: mean variance inflation of the last analysis.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
+
+if TYPE_CHECKING:
+    from coupler.assimilation.diagnostics import Diagnostics
 
 #: Step-phase latency buckets, seconds: 0.1 ms to 10 s, roughly 1-2.5-5 per decade.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -64,6 +86,7 @@ PHASES: tuple[str, ...] = (
     "record",
     "record_write",
     "checkpoint",
+    "assimilation",
 )
 
 
@@ -118,6 +141,48 @@ class ServiceMetrics:
             registry=r,
         )
         self._checkpoints = Counter("landcoupler_checkpoints", "Checkpoints written", registry=r)
+        by_type = ["session", "obs_type"]
+        self._analyses = Counter(
+            "landcoupler_assimilation_analyses", "Analyses run", ["session"], registry=r
+        )
+        self._obs = Counter(
+            "landcoupler_assimilation_observations",
+            "Observations by outcome (received, used, rejected by reason)",
+            [*by_type, "outcome"],
+            registry=r,
+        )
+        self._innov_mean = Gauge(
+            "landcoupler_assimilation_innovation_mean",
+            "Mean innovation y - mean(hE) of the last analysis's used observations",
+            by_type,
+            registry=r,
+        )
+        self._innov_rms = Gauge(
+            "landcoupler_assimilation_innovation_rms",
+            "RMS innovation of the last analysis's used observations",
+            by_type,
+            registry=r,
+        )
+        self._obs_spread = Gauge(
+            "landcoupler_assimilation_obs_spread",
+            "Prior ensemble spread in observation space (last analysis)",
+            by_type,
+            registry=r,
+        )
+        self._state_spread = Gauge(
+            "landcoupler_assimilation_state_spread",
+            "Ensemble spread of the state vector before/after the last analysis",
+            ["session", "stage"],
+            registry=r,
+        )
+        self._inflation = Gauge(
+            "landcoupler_assimilation_inflation_mean",
+            "Mean variance inflation of the last analysis",
+            ["session"],
+            registry=r,
+        )
+        self._da_labels: dict[str, set[tuple[str, ...]]] = {}
+        self._da_lock = threading.Lock()
         self._http: WSGIServer | None = None
 
     # ---- the contract ------------------------------------------------------------------------
@@ -168,6 +233,56 @@ class ServiceMetrics:
 
     def count_checkpoint(self) -> None:
         self._checkpoints.inc()
+
+    # ---- assimilation ------------------------------------------------------------------------
+    def observe_analysis(self, session: str, diag: Diagnostics) -> None:
+        """Export one analysis's diagnostics (see the module docstring)."""
+        self._analyses.labels(session=session).inc()
+        self._remember(session, ("analyses",))
+        for var, stats in diag.by_type.items():
+            for key, value in stats.items():
+                if key == "n_used":
+                    self.count_observations(session, var, "used", int(value))
+                elif key.startswith("rejected_") and value:
+                    self.count_observations(session, var, key.removeprefix("rejected_"), int(value))
+            for gauge, key in (
+                (self._innov_mean, "innovation_mean"),
+                (self._innov_rms, "innovation_rms"),
+                (self._obs_spread, "obs_prior_spread"),
+            ):
+                gauge.labels(session=session, obs_type=var).set(float(stats[key]))
+            self._remember(session, ("by_type", var))
+        self._state_spread.labels(session=session, stage="prior").set(diag.prior_spread)
+        self._state_spread.labels(session=session, stage="posterior").set(diag.posterior_spread)
+        self._inflation.labels(session=session).set(diag.inflation_mean)
+        self._remember(session, ("session",))
+
+    def count_observations(self, session: str, obs_type: str, outcome: str, n: int) -> None:
+        """Add ``n`` observations of ``obs_type`` with ``outcome`` for ``session``."""
+        self._obs.labels(session=session, obs_type=obs_type, outcome=outcome).inc(int(n))
+        self._remember(session, ("obs", obs_type, outcome))
+
+    def forget_session(self, session: str) -> None:
+        """Remove a closed session's assimilation series (label cardinality stays bounded)."""
+        with self._da_lock:
+            keys = self._da_labels.pop(session, set())
+        for key in keys:
+            match key:
+                case ("analyses",):
+                    self._analyses.remove(session)
+                case ("obs", obs_type, outcome):
+                    self._obs.remove(session, obs_type, outcome)
+                case ("by_type", obs_type):
+                    for gauge in (self._innov_mean, self._innov_rms, self._obs_spread):
+                        gauge.remove(session, obs_type)
+                case ("session",):
+                    self._state_spread.remove(session, "prior")
+                    self._state_spread.remove(session, "posterior")
+                    self._inflation.remove(session)
+
+    def _remember(self, session: str, key: tuple[str, ...]) -> None:
+        with self._da_lock:
+            self._da_labels.setdefault(session, set()).add(key)
 
     def exposition(self) -> str:
         """The text exposition format of the registry (what ``/metrics`` serves)."""

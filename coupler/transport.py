@@ -55,7 +55,7 @@ class InProcessClient:
         outputs: Sequence[str] = (),
         backend: str = "reference",
         land_cover: Any = "grass",
-        members: int = 1,
+        members: int | None = None,
         run_id: str = "",
         rank: int = 0,
         area: Any = None,
@@ -69,6 +69,7 @@ class InProcessClient:
         codec: Any = None,
         stream: bool = False,
         split_bytes: int = 0,
+        assimilation: Any = None,
     ) -> InProcessSession:
         """Same arguments as :meth:`coupler.client.CouplerClient.open_session`."""
         del codec, stream, split_bytes  # transport options with no in-process meaning
@@ -84,6 +85,7 @@ class InProcessClient:
                     rank=rank, area=area, land_fraction=land_fraction, grid_shape=grid_shape,
                     output_spread=output_spread, checkpoint_url=checkpoint_url,
                     checkpoint_every=checkpoint_every, record_url=record_url,
+                    assimilation=assimilation,
                 )
             )  # fmt: skip
             session = _domain(lambda: self.manager.open(config, self.owner))
@@ -145,10 +147,18 @@ class InProcessSession:
         self, type: str, values: Any, errors: Any, lat: Any, lon: Any, times: Sequence[Any],
         units: str = "",
     ) -> int:  # fmt: skip
-        """VALIDATION ONLY, as over the wire: the number of accepted observations."""
-        _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        """As ``RemoteSession.assimilate``: the number of observations queued."""
         batch = observations.ObservationBatch(type, values, errors, lat, lon, list(times), units)
-        return _domain(lambda: observations.validate_all([batch]))
+        return self.assimilate_batches([batch])
+
+    def assimilate_batches(self, batches: Sequence[observations.ObservationBatch]) -> int:
+        """As ``RemoteSession.assimilate_batches`` (one request, accepted or refused whole)."""
+        for i, b in enumerate(batches):
+            for name in ("values", "errors", "lat", "lon"):
+                arr = np.asarray(getattr(b, name))
+                _domain(partial(_wire_dtype, f"batches[{i}].{name}", arr))
+        session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        return _domain(lambda: session.assimilate(list(batches)))
 
     def close(self) -> None:
         if self._closed:

@@ -7,10 +7,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from coupler.assimilation import ensemble as ens
-from coupler.assimilation.qc import Screening
+from coupler.assimilation.qc import Reject, Screening
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Diagnostics:
     rmse_prior: float | None = None
     rmse_posterior: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    #: per observation type: n_obs, n_used, rejected_<reason>, innovation_mean/_rms,
+    #: obs_prior_spread (NaN when none of that type is used)
+    by_type: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN becomes None."""
@@ -47,6 +51,22 @@ class Diagnostics:
             return v
 
         return {k: clean(v) for k, v in asdict(self).items()}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Diagnostics:
+        """Inverse of :meth:`to_dict` (None becomes NaN again where a float is expected)."""
+        nan = math.nan
+        floats = ("innovation_mean", "innovation_rms", "obs_prior_spread", "prior_spread",
+                  "posterior_spread", "inflation_mean")  # fmt: skip
+        out = dict(d)
+        for k in floats:
+            out[k] = nan if out.get(k) is None else float(out[k])
+        out["extra"] = {k: nan if v is None else v for k, v in out.get("extra", {}).items()}
+        out["by_type"] = {
+            t: {k: nan if v is None else v for k, v in s.items()}
+            for t, s in out.get("by_type", {}).items()
+        }
+        return Diagnostics(**out)
 
 
 def diagnose(
@@ -86,3 +106,38 @@ def diagnose(
         rmse_prior=None if truth is None else ens.rmse(ens.mean(prior), truth),
         rmse_posterior=None if truth is None else ens.rmse(ens.mean(posterior), truth),
     )
+
+
+def by_type(
+    variable: tuple[str, ...],
+    HE: torch.Tensor,
+    y: torch.Tensor,
+    reason: torch.Tensor,
+    lam: torch.Tensor,
+) -> dict[str, dict[str, float]]:
+    """Per observation type: counts (used, rejected by reason), innovation mean and RMS of the
+    used observations (observation units) and the prior observed-ensemble spread (sqrt of the
+    mean inflated variance over the used observations). ``variable`` (P,) names, ``HE`` (N, P)
+    prior observed ensemble, ``y`` (P,), ``reason`` (P,) :class:`Reject` codes, ``lam`` (P,)
+    variance inflation."""
+    out: dict[str, dict[str, float]] = {}
+    variables = np.asarray(variable)
+    for var in dict.fromkeys(variable):
+        sel = torch.from_numpy(variables == var)
+        r = reason[sel]
+        stats: dict[str, float] = {"n_obs": float(int(sel.sum()))}
+        for code in Reject:
+            key = "n_used" if code is Reject.USED else f"rejected_{code.name.lower()}"
+            stats[key] = float(int((r == int(code)).sum()))
+        used = sel & (reason == int(Reject.USED))
+        if bool(used.any()):
+            innov = y[used] - HE[:, used].mean(dim=0)
+            stats["innovation_mean"] = float(innov.mean())
+            stats["innovation_rms"] = float(innov.pow(2).mean().sqrt())
+            var_hE = HE[:, used].var(dim=0, unbiased=True) * lam[used]
+            stats["obs_prior_spread"] = float(var_hE.mean().sqrt())
+        else:
+            stats.update(innovation_mean=math.nan, innovation_rms=math.nan)
+            stats["obs_prior_spread"] = math.nan
+        out[var] = stats
+    return out

@@ -19,16 +19,20 @@ alike), localised by great-circle Gaspari–Cohn distance between cells.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from coupler.assimilation.config import FilterConfig, FilterKind, InflationConfig, InflationKind
-from coupler.assimilation.diagnostics import Diagnostics
+from coupler.assimilation.diagnostics import Diagnostics, by_type
 from coupler.assimilation.filters import analyse
+from coupler.assimilation.landstate import FIELDS as STATE_FIELDS
 from coupler.assimilation.landstate import LandLayout
 from coupler.assimilation.localization import Localization
 from coupler.assimilation.operators import WINDOWS, ObservationBuffer, ObservationSet, locate
@@ -65,7 +69,11 @@ class AssimilationConfig:
     history. ``seed``: seeds every random draw (forcing noise, parameters, EnKF). ``impact``:
     per observation type, the kinds of state column it may update (variable localisation, as
     DART's per-kind localisation; the observed ensembles themselves are always updated).
-    ``leaf_carbon_sd``: daily lognormal model-error perturbation of leaf carbon (0: none)."""
+    ``leaf_carbon_sd``: daily lognormal model-error perturbation of leaf carbon (0: none).
+    ``initial_leaf_carbon_sd``: lognormal spread of the initial leaf carbon per member and cell
+    (a session's initial LAI uncertainty; 0: none). ``observations_url``: an fsspec URL of a
+    Zarr observation file whose observations a session queues when their windows complete
+    (see ``coupler.core.obsfile``); None: observations arrive only through Assimilate."""
 
     filter: FilterConfig = field(
         default_factory=lambda: FilterConfig(
@@ -84,19 +92,50 @@ class AssimilationConfig:
     seed: int = 0
     impact: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_IMPACT
     leaf_carbon_sd: float = 0.0
+    initial_leaf_carbon_sd: float = 0.0
+    observations_url: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.filter, FilterConfig):
+            raise InvalidArgument("filter: must be a FilterConfig", field="filter", rule="type")
+        if not isinstance(self.perturbation, ForcingPerturbation):
+            raise InvalidArgument(
+                "perturbation: must be a ForcingPerturbation", field="perturbation", rule="type"
+            )
+        if not isinstance(self.parameters, ParameterPerturbation):
+            raise InvalidArgument(
+                "parameters: must be a ParameterPerturbation", field="parameters", rule="type"
+            )
+        bad_fields = [f for f in self.fields if f not in STATE_FIELDS]
+        if isinstance(self.fields, str) or not self.fields or bad_fields:
+            raise InvalidArgument(
+                f"fields: {self.fields!r} (known: {', '.join(STATE_FIELDS)})",
+                field="fields",
+                rule="known",
+            )
+        for name, low in (("keep_days", 8), ("keep_steps", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise InvalidArgument(
+                    f"{name}: must be an integer >= {low}, got {v!r}", field=name, rule="int_range"
+                )
+        url = self.observations_url
+        if url is not None and (not isinstance(url, str) or not url.strip()):
+            raise InvalidArgument(
+                f"observations_url: must be a non-empty URL or unset, got {url!r}",
+                field="observations_url",
+                rule="url",
+            )
         for name in ("half_width_km", "match_km"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise InvalidArgument(
                     f"{name}: must be > 0, got {v!r}", field=name, rule="positive"
                 )
-        sd = self.leaf_carbon_sd
-        if not (isinstance(sd, int | float) and math.isfinite(sd) and sd >= 0):
-            raise InvalidArgument(
-                f"leaf_carbon_sd: must be >= 0, got {sd!r}", field="leaf_carbon_sd", rule="range"
-            )
+        for name in ("leaf_carbon_sd", "initial_leaf_carbon_sd"):
+            sd = getattr(self, name)
+            if not (isinstance(sd, int | float) and math.isfinite(sd) and sd >= 0):
+                raise InvalidArgument(f"{name}: must be >= 0, got {sd!r}", field=name, rule="range")
         for var, kinds in self.impact:
             bad = [k for k in kinds if k not in KINDS]
             if var not in WINDOWS or bad:
@@ -144,6 +183,15 @@ class EnsembleAssimilator:
         )
         return perturb_forcing(forcing, self.noise, self.config.perturbation)
 
+    def perturb_initial(self, state: LandState) -> LandState:
+        """Initial LAI uncertainty: leaf carbon times a lognormal factor per member and cell
+        (sd ``initial_leaf_carbon_sd``), a new object (the input is returned when sd is 0)."""
+        sd = self.config.initial_leaf_carbon_sd
+        if sd == 0.0:
+            return state
+        cleaf = perturb_leaf_carbon(state.tensors["cleaf"], sd, self.generator)
+        return LandState({**state.tensors, "cleaf": cleaf})
+
     def perturb_state(self, state: LandState) -> LandState:
         """Daily model-error perturbation of the state (leaf carbon), a new object."""
         sd = self.config.leaf_carbon_sd
@@ -190,6 +238,54 @@ class EnsembleAssimilator:
         self.pending.append(merged)
         return len(merged)
 
+    # ---- transactions and checkpoints ------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything :meth:`perturb`, :meth:`record`, :meth:`submit` and :meth:`analyse`
+        change, cheaply (references and shallow copies; tensors are never modified in place),
+        for :meth:`restore` when the step they belong to fails."""
+        return {
+            "generator": self.generator.get_state(),
+            "enkf_generator": self.enkf_generator.get_state(),
+            "noise": self.noise,
+            "inflation": self.inflation,
+            "pending": list(self.pending),
+            "history": len(self.history),
+            "buffer": self.buffer.state_dict(),
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        """Undo everything done since :meth:`snapshot` returned ``snap``."""
+        self.generator.set_state(snap["generator"])
+        self.enkf_generator.set_state(snap["enkf_generator"])
+        self.noise = snap["noise"]
+        self.inflation = snap["inflation"]
+        self.pending = list(snap["pending"])
+        del self.history[snap["history"] :]
+        self.buffer.load_state_dict(snap["buffer"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The assimilator's state as plain types and tensors (checkpoints load it with
+        ``torch.load(weights_only=True)``): generators, forcing noise, inflation, history of
+        the observation operators, queued observations and the per-analysis diagnostics."""
+        return {
+            "generator": self.generator.get_state(),
+            "enkf_generator": self.enkf_generator.get_state(),
+            "noise": None if self.noise is None else dict(self.noise),
+            "inflation": self.inflation,
+            "pending": [o.to_tensors() for o in self.pending],
+            "history": json.dumps([d.to_dict() for d in self.history]),
+            "buffer": self.buffer.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.enkf_generator.set_state(state["enkf_generator"])
+        self.noise = None if state["noise"] is None else dict(state["noise"])
+        self.inflation = state["inflation"]
+        self.pending = [ObservationSet.from_tensors(o) for o in state["pending"]]
+        self.history = [Diagnostics.from_dict(d) for d in json.loads(state["history"])]
+        self.buffer.load_state_dict(state["buffer"])
+
     # ---- analysis ----------------------------------------------------------------------------
     def analyse(
         self, state: LandState, static: LandStatic, truth: torch.Tensor | None = None
@@ -234,6 +330,10 @@ class EnsembleAssimilator:
             generator=self.enkf_generator,
         )
         diag = result.diagnostics
+        lam_obs = result.inflation[m:]
+        diag = dataclasses.replace(
+            diag, by_type=by_type(obs.variable, HE, y, result.reason, lam_obs)
+        )
         if truth is not None:
             diag = _with_truth(diag, Z[:, :m], result.ensemble[:, :m], truth)
         if self.config.filter.inflation.kind is InflationKind.ADAPTIVE:
@@ -279,8 +379,6 @@ class EnsembleAssimilator:
 def _with_truth(
     diag: Diagnostics, prior: torch.Tensor, post: torch.Tensor, truth: torch.Tensor
 ) -> Diagnostics:
-    import dataclasses
-
     from coupler.assimilation import ensemble as ens
 
     return dataclasses.replace(

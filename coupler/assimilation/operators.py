@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,26 @@ class ObservationSet:
 
     def __len__(self) -> int:
         return len(self.variable)
+
+    def to_tensors(self) -> dict[str, Any]:
+        """Plain types and tensors (for checkpoints): times as int64 s since 1970."""
+        return {
+            "variable": list(self.variable),
+            "cell": torch.from_numpy(np.array(self.cell, dtype=np.int64)),
+            "time": torch.from_numpy(self.time.astype("datetime64[s]").astype(np.int64)),
+            "value": torch.from_numpy(np.array(self.value, dtype=np.float64)),
+            "error_sd": torch.from_numpy(np.array(self.error_sd, dtype=np.float64)),
+        }
+
+    @staticmethod
+    def from_tensors(d: Mapping[str, Any]) -> ObservationSet:
+        return ObservationSet(
+            tuple(str(v) for v in d["variable"]),
+            d["cell"].numpy().astype(np.int64),
+            d["time"].numpy().astype("datetime64[s]"),
+            d["value"].numpy().astype(np.float64),
+            d["error_sd"].numpy().astype(np.float64),
+        )
 
     @staticmethod
     def concat(sets: Sequence[ObservationSet]) -> ObservationSet:
@@ -213,12 +234,23 @@ class ObservationBuffer:
         (s since 1970-01-01)."""
         return next(i for s, (e, i) in self._steps.items() if s <= time < e)[variable]
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
+        """The history as plain containers of tensors (shallow copies: recorded tensors are
+        never modified in place, so this is also a cheap snapshot for :meth:`load_state_dict`)."""
         return {
-            "daily": self._daily,
-            "steps": self._steps,
-            "acc": self._acc,
+            "daily": {d: dict(v) for d, v in self._daily.items()},
+            "steps": {t: (e, dict(i)) for t, (e, i) in self._steps.items()},
+            "acc": dict(self._acc),
             "acc_time": self._acc_time,
             "acc_day": self._acc_day,
             "now": self.now,
         }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a history from :meth:`state_dict` (as saved, or read back from a checkpoint)."""
+        self._daily = {int(d): dict(v) for d, v in state["daily"].items()}
+        self._steps = {int(t): (int(e), dict(i)) for t, (e, i) in state["steps"].items()}
+        self._acc = dict(state["acc"])
+        self._acc_time = float(state["acc_time"])
+        self._acc_day = None if state["acc_day"] is None else int(state["acc_day"])
+        self.now = None if state["now"] is None else int(state["now"])

@@ -3,8 +3,10 @@
 A checkpoint holds everything needed to continue a session bit-identically in another process:
 the config (JSON, with the grid and land-cover arrays as exact float64 tensors), the backend
 identity, the next step index, the land state tensors, the last reply (so a retry of the last
-step still works after a resume) and the session's extra tensors (the previous water storage
-for the closure diagnostics).
+step still works after a resume), the session's extra tensors (the previous water storage
+for the closure diagnostics) and, for sessions with assimilation, the assimilator's state
+(generators, forcing noise, inflation, observation history and queue, perturbed parameters,
+the observation file's cursor; key ``assimilation``, absent in older checkpoints).
 
 Format: ``torch.save`` of a dict of plain types and tensors, read back with
 ``torch.load(weights_only=True)`` (no arbitrary pickles are executed). Writes go to a temporary
@@ -51,6 +53,8 @@ class CheckpointData:
     last_reply: dict[str, np.ndarray] | None = None
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     code_version: str = ""
+    #: sessions with assimilation: ``SessionAssimilation.state_dict`` (plain types and tensors)
+    assimilation: dict[str, Any] | None = None
 
 
 def default_url(prefix: str, session_id: str) -> str:
@@ -79,6 +83,7 @@ def to_bytes(data: CheckpointData) -> bytes:
         else {k: _to_tensor(v) for k, v in data.last_reply.items()},
         "extra": {k: v.detach().cpu() for k, v in data.extra.items()},
         "code_version": data.code_version or provenance.code_version(),
+        "assimilation": data.assimilation,
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -128,6 +133,7 @@ def from_bytes(blob: bytes, source: str = "checkpoint") -> CheckpointData:
         last_reply=None if reply is None else {k: _frozen(v.numpy()) for k, v in reply.items()},
         extra=dict(payload["extra"]),
         code_version=str(payload["code_version"]),
+        assimilation=payload.get("assimilation"),
     )
 
 

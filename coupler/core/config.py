@@ -16,12 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from coupler.assimilation import configio
+from coupler.assimilation.online import AssimilationConfig
 from coupler.core import backends
 from coupler.core.errors import InvalidArgument
 from emulators import parameters as P
 from emulators import variables as V
 
 SECONDS_PER_DAY = 86_400
+#: ensemble size of a session with assimilation when none is given
+DEFAULT_DA_MEMBERS = 20
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:@+/=-]{0,256}$")
 _OUTPUT_DIRECTIONS = (V.Direction.TO_ATMOSPHERE, V.Direction.DIAGNOSTIC)
 
@@ -130,6 +134,8 @@ class SessionConfig:
     TO_ATMOSPHERE or DIAGNOSTIC variables. land_cover: a class name (``LandCover.from_name``) or
     (cell, 8) fractions (rows >= 0 summing to 1). members: ensemble size >= 1.
     checkpoint_every: steps (0 = only on request/shutdown; > 0 needs ``checkpoint_url``).
+    assimilation: ensemble data assimilation settings (None = off); needs ``members`` >= 2
+    (rule ``ensemble``); :data:`DEFAULT_DA_MEMBERS` is the API default when it is on.
     """
 
     grid: GridSpec
@@ -145,6 +151,7 @@ class SessionConfig:
     checkpoint_url: str | None = None
     checkpoint_every: int = 0
     record_url: str | None = None
+    assimilation: AssimilationConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, GridSpec):
@@ -180,6 +187,19 @@ class SessionConfig:
                 "needs_checkpoint_url",
                 "periodic checkpoints need checkpoint_url",
             )
+        if self.assimilation is not None:
+            if not isinstance(self.assimilation, AssimilationConfig):
+                raise _bad(
+                    "assimilation",
+                    "type",
+                    f"expected an AssimilationConfig, got {type(self.assimilation).__name__}",
+                )
+            if self.members < 2:
+                raise _bad(
+                    "members",
+                    "ensemble",
+                    f"assimilation needs an ensemble of >= 2 members, got {self.members}",
+                )
 
     # ---- validation helpers --------------------------------------------------------------------
     def _check_time(self) -> None:
@@ -326,6 +346,9 @@ class SessionConfig:
             "checkpoint_url": self.checkpoint_url,
             "checkpoint_every": self.checkpoint_every,
             "record_url": self.record_url,
+            "assimilation": None
+            if self.assimilation is None
+            else configio.to_options(self.assimilation),
         }
 
     def to_json(self, include_arrays: bool = True) -> str:
@@ -366,4 +389,7 @@ class SessionConfig:
             checkpoint_url=d["checkpoint_url"],
             checkpoint_every=int(d["checkpoint_every"]),
             record_url=d["record_url"],
+            assimilation=None
+            if d.get("assimilation") is None
+            else configio.from_options(d["assimilation"]),
         )

@@ -12,6 +12,13 @@ stale between chunk writes):
   ensemble mean) and ``<name>_spread``. If a name were both input and output, the two would be
   ``in_<name>`` / ``out_<name>`` (none collide today). Steps where an optional field (``co2``)
   was not sent hold NaN.
+- sessions with assimilation: float64 ``(time,)`` arrays ``assim_<name>`` holding the
+  diagnostics of the analysis run at the start of that step (NaN on steps without one):
+  ``n_obs``, ``n_used``, ``n_rejected``, ``innovation_mean``, ``innovation_rms``,
+  ``obs_prior_spread``, ``prior_spread``, ``posterior_spread``, ``inflation_mean``,
+  ``n_clipped``, and per observation type ``assim_<type>_<stat>`` (``n_obs``, ``n_used``,
+  ``rejected_<reason>``, ``innovation_mean``, ``innovation_rms``, ``obs_prior_spread``);
+  created at the first analysis.
 - group attributes: ``session_config`` (JSON, grid summarised), ``backend`` (JSON identity),
   ``code_version``, ``library_versions``, ``created`` (UTC), ``chunk_steps``, ``history``.
 
@@ -47,9 +54,14 @@ class Recorder(Protocol):
     """What a session needs from a recorder."""
 
     def record(
-        self, index: int, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]
+        self,
+        index: int,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+        analysis: Mapping[str, float] | None = None,
     ) -> None:
-        """Queue step ``index``'s (cell,) inputs and outputs. The arrays must not be modified
+        """Queue step ``index``'s (cell,) inputs and outputs, and the scalar diagnostics of an
+        analysis run in that step (``assim_<name>``). The arrays must not be modified
         afterwards (the session hands over read-only arrays)."""
         ...
 
@@ -78,6 +90,8 @@ class _Flush:
 
 
 _STOP = object()
+#: prefix of the per-step scalar (time,) arrays of assimilation diagnostics
+ANALYSIS_PREFIX = "assim_"
 
 
 def variable_names(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> dict[str, str]:
@@ -175,12 +189,20 @@ class ZarrRecorder:
 
     # ---- the producer side (the session's thread) ---------------------------------------------
     def record(
-        self, index: int, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]
+        self,
+        index: int,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+        analysis: Mapping[str, float] | None = None,
     ) -> None:
         if self._closed:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
         fields = {self._names[f"in:{k}"]: v for k, v in inputs.items()}
         fields.update({self._names[f"out:{k}"]: v for k, v in outputs.items()})
+        for name, value in (analysis or {}).items():
+            if not name.startswith(ANALYSIS_PREFIX):
+                raise ValueError(f"analysis entries are named {ANALYSIS_PREFIX}*, got {name!r}")
+            fields[name] = np.asarray(float(value))
         self._put(_Step(int(index), fields))
 
     def check(self) -> None:
@@ -262,7 +284,7 @@ class ZarrRecorder:
                 buf.fill(np.nan)
         for name, values in step.fields.items():
             if name not in self._buffer:
-                self._buffer[name] = np.full((self._chunk, self._n), np.nan)
+                self._buffer[name] = np.full((self._chunk, *self._row_shape(name)), np.nan)
                 self._ensure_array(name)
             self._buffer[name][row] = values
         self._buffer_rows = max(self._buffer_rows, row + 1)
@@ -290,10 +312,22 @@ class ZarrRecorder:
             time[old:length] = np.arange(old, length, dtype=np.int64) * self._cfg.timestep
         for arr in self._arrays.values():
             if arr.shape[0] < length:
-                arr.resize((length, self._n))
+                arr.resize((length, *arr.shape[1:]))
+
+    def _row_shape(self, name: str) -> tuple[int, ...]:
+        """One step's shape of a stored variable: (cell,), or () for analysis scalars."""
+        return () if name.startswith(ANALYSIS_PREFIX) else (self._n,)
 
     def _ensure_array(self, name: str) -> None:
         if name in self._arrays:
+            return
+        if name.startswith(ANALYSIS_PREFIX):
+            self._arrays[name] = self._group.create_array(
+                name, shape=(self._time_array.shape[0],), chunks=(self._chunk,), dtype="f8",
+                fill_value=np.nan, dimension_names=["time"],
+                attributes={"long_name": f"assimilation diagnostic {name[len(ANALYSIS_PREFIX):]}"
+                            " of the analysis at the start of the step"},
+            )  # fmt: skip
             return
         attrs = _attrs_for(self._registry_name.get(name, name))
         attrs["coordinates"] = self._coordinates
@@ -371,16 +405,16 @@ class ZarrRecorder:
         first = chunk * self._chunk
         length = self._time_array.shape[0]
         for name, arr in group.arrays():
-            if arr.ndim != 2:
+            if arr.ndim != 2 and not (arr.ndim == 1 and name.startswith(ANALYSIS_PREFIX)):
                 continue
             self._arrays[name] = arr
             if rows:
-                buf = np.full((self._chunk, self._n), np.nan)
+                buf = np.full((self._chunk, *arr.shape[1:]), np.nan)
                 have = max(0, min(start_index, length) - first)
                 buf[:have] = arr[first : first + have]
                 self._buffer[name] = buf
             if arr.shape[0] > start_index:
-                arr.resize((start_index, self._n))
+                arr.resize((start_index, *arr.shape[1:]))
         if length > start_index:
             self._time_array.resize((start_index,))
         if rows:

@@ -13,14 +13,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
 
-from coupler.core import backends, checkpoint, landstep, provenance, validation
+from coupler.core import backends, checkpoint, landstep, observations, provenance, validation
+from coupler.core.assimilate import SessionAssimilation, record_row
 from coupler.core.config import Limits, SessionConfig
 from coupler.core.errors import (
     CouplerError,
@@ -33,7 +34,7 @@ from coupler.core.errors import (
 from coupler.core.recorder import Recorder, ZarrRecorder
 from coupler.metrics import ServiceMetrics
 from emulators import variables as V
-from emulators.backend import LandBackend, LandState, LandStatic
+from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Session:
         storage: torch.Tensor | None = None,
         recorder: Recorder | None = None,
         metrics: ServiceMetrics | None = None,
+        assimilation: SessionAssimilation | None = None,
     ) -> None:
         self.id = session_id
         self.owner = owner
@@ -68,6 +70,7 @@ class Session:
         self._storage = storage  # previous step's mrso (member, cell), for the water residual
         self._recorder = recorder
         self._metrics = metrics if metrics is not None else ServiceMetrics()
+        self._da = assimilation
         self._lock = threading.Lock()
         self._closed = False
 
@@ -80,6 +83,11 @@ class Session:
     @property
     def static(self) -> LandStatic:
         return self._static
+
+    @property
+    def assimilation(self) -> SessionAssimilation | None:
+        """The session's assimilation state (None without assimilation); do not modify."""
+        return self._da
 
     @property
     def closed(self) -> bool:
@@ -131,7 +139,32 @@ class Session:
         for arr in checked.values():  # shared with the tensors and the recorder from here on
             arr.flags.writeable = False
         clock = landstep.clock_for(cfg, index)
-        new_state, outputs = self._backend.step(self._state, self._static, forcing, clock)
+        snap = None if self._da is None else self._da.snapshot()
+        try:
+            return self._compute(index, checked, forcing, clock)
+        except BaseException:
+            if self._da is not None and snap is not None:
+                self._da.restore(snap)  # the assimilator is part of the transaction
+            raise
+
+    def _compute(
+        self,
+        index: int,
+        checked: Mapping[str, np.ndarray],
+        forcing: Mapping[str, torch.Tensor],
+        clock: StepClock,
+    ) -> dict[str, np.ndarray]:
+        cfg, metrics, da = self.config, self._metrics, self._da
+        state, static, diag, skipped = self._state, self._static, None, {}
+        t1 = time.perf_counter()
+        if da is not None:  # analysis of the queued observations, then member forcing
+            state, static, diag = da.begin(state, static, clock)
+            forcing = da.perturb(forcing, clock)
+            metrics.observe_phase("assimilation", time.perf_counter() - t1)
+            t1 = time.perf_counter()
+        new_state, outputs = self._backend.step(state, static, forcing, clock)
+        if da is not None:
+            skipped = da.end(outputs, clock)
         reply = landstep.reply_fields(outputs, cfg.outputs, cfg.n_cells, cfg.output_spread)
         energy = landstep.energy_residual(outputs)
         water = landstep.water_residual(self._storage, outputs, forcing.get("pr"), clock.dt)
@@ -143,20 +176,46 @@ class Session:
         every = cfg.checkpoint_every
         if every and cfg.checkpoint_url is not None and next_index % every == 0:
             url = checkpoint.default_url(cfg.checkpoint_url, self.id)
-            self._write_checkpoint(url, new_state, next_index, reply, storage)
+            self._write_checkpoint(url, new_state, next_index, reply, storage, static)
         t3 = time.perf_counter()
         if self._recorder is not None:
-            self._recorder.record(index, checked, reply)
+            analysis = None if diag is None else record_row(diag)
+            self._recorder.record(index, checked, reply, analysis=analysis)
             metrics.observe_phase("record", time.perf_counter() - t3)
 
         # commit: nothing below can fail
         self._state = new_state
+        self._static = static
         self.next_index = next_index
         self._last_reply = reply
         self._storage = storage
         metrics.count_cells(cfg.n_cells)
         metrics.observe_residuals(energy, water)
+        if diag is not None:
+            metrics.observe_analysis(self.id, diag)
+        for var, n in skipped.items():
+            metrics.count_observations(self.id, var, "window", n)
         return dict(reply)
+
+    # ---- observations ------------------------------------------------------------------------
+    def assimilate(self, batches: Sequence[observations.ObservationBatch]) -> int:
+        """Check the batches (format, then domain and windows), queue them for the analysis at
+        the start of the next step, and return how many were queued. A refusal
+        (InvalidArgument naming ``batches[i].<name>`` and the rule; FailedPrecondition
+        ``assimilation``/``enabled`` for a session without assimilation) queues nothing."""
+        parsed = observations.parse_all(batches)
+        with self._lock:
+            self._check_open()
+            if self._da is None:
+                raise FailedPrecondition(
+                    "assimilation: this session was opened without assimilation",
+                    field="assimilation",
+                    rule="enabled",
+                )
+            n = self._da.assimilate(parsed)
+        for p in parsed:
+            self._metrics.count_observations(self.id, p.type, "received", len(p))
+        return n
 
     # ---- checkpoints and closing -----------------------------------------------------------
     def checkpoint(self, url: str | None = None) -> str:
@@ -175,7 +234,7 @@ class Session:
                     rule="configured",
                 )
             return self._write_checkpoint(
-                target, self._state, self.next_index, self._last_reply, self._storage
+                target, self._state, self.next_index, self._last_reply, self._storage, self._static
             )
 
     def _write_checkpoint(
@@ -185,6 +244,7 @@ class Session:
         next_index: int,
         reply: Mapping[str, np.ndarray] | None,
         storage: torch.Tensor | None,
+        static: LandStatic,
     ) -> str:
         t0 = time.perf_counter()
         data = checkpoint.CheckpointData(
@@ -196,6 +256,7 @@ class Session:
             state=state.state_dict(),
             last_reply=None if reply is None else dict(reply),
             extra={} if storage is None else {"mrso": storage},
+            assimilation=None if self._da is None else self._da.state_dict(static),
         )
         checkpoint.save(url, data)
         self._metrics.observe_phase("checkpoint", time.perf_counter() - t0)
@@ -214,6 +275,8 @@ class Session:
             if self._closed:
                 return
             self._closed = True
+            if self._da is not None:
+                self._metrics.forget_session(self.id)
             if self._recorder is not None:
                 self._recorder.close()
 
@@ -253,7 +316,12 @@ class SessionManager:
         self._reserve()
         try:
             static = landstep.build_static(config)
+            da = _assimilation(config, static)
+            if da is not None:
+                static = da.perturb_static(static)
             state = backend.initial_state(static, landstep.clock_for(config, 0))
+            if da is not None:
+                state = da.perturb_initial(state)
             session_id = uuid.uuid4().hex
             recorder = self._recorder(config, backend, 0)
             session = Session(
@@ -265,6 +333,7 @@ class SessionManager:
                 state,
                 recorder=recorder,
                 metrics=self.metrics,
+                assimilation=da,
             )
         except BaseException:
             self._release(None)
@@ -293,6 +362,15 @@ class SessionManager:
             static = landstep.build_static(config)
             fresh = backend.initial_state(static, landstep.clock_for(config, data.next_index))
             _check_state(fresh, data.state, url)
+            da = _assimilation(config, static)
+            if da is not None:
+                if data.assimilation is None:
+                    raise InvalidArgument(
+                        f"resume_from: {url!r} holds no assimilation state",
+                        field="resume_from",
+                        rule="checkpoint_assimilation",
+                    )
+                static = da.load_state_dict(data.assimilation, static)
             with self._lock:
                 taken = data.session_id in self._sessions
             session_id = uuid.uuid4().hex if taken else data.session_id
@@ -309,6 +387,7 @@ class SessionManager:
                 storage=data.extra.get("mrso"),
                 recorder=recorder,
                 metrics=self.metrics,
+                assimilation=da,
             )
         except BaseException:
             self._release(None)
@@ -463,6 +542,14 @@ class SessionManager:
             chunk_steps=self._record_chunk_steps,
             queue_size=self._record_queue_size,
         )
+
+
+def _assimilation(config: SessionConfig, static: LandStatic) -> SessionAssimilation | None:
+    """The assimilation state of a new session of ``config`` (None without assimilation)."""
+    if config.assimilation is None:
+        return None
+    lat, lon = np.array(config.grid.lat), np.array(config.grid.lon)  # writable copies for torch
+    return SessionAssimilation(config.assimilation, lat, lon, static.cover, config.members)
 
 
 def _check_state(fresh: LandState, stored: Mapping[str, torch.Tensor], url: str) -> None:

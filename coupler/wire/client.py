@@ -22,10 +22,16 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
+from coupler.assimilation import configio
+from coupler.assimilation.online import AssimilationConfig
+from coupler.core.errors import CouplerError
+from coupler.core.observations import ObservationBatch
 from coupler.wire import fields as F
+from coupler.wire import sessionargs
 from coupler.wire.exchange import Exchange
 from coupler.wire.interceptors import CLIENT_KEY
 from coupler.wire.status import REQUEST_ID_KEY, CouplerRpcError
@@ -160,7 +166,7 @@ class CouplerClient:
         outputs: Sequence[str] = (),
         backend: str = "reference",
         land_cover: str | np.ndarray = "grass",
-        members: int = 1,
+        members: int | None = None,
         run_id: str = "",
         rank: int = 0,
         area: Any = None,
@@ -174,12 +180,17 @@ class CouplerClient:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
+        assimilation: AssimilationConfig | Mapping[str, Any] | None = None,
     ) -> RemoteSession:
         """Open a session (or resume one from ``resume_from``, a checkpoint URL, in which case
         the grid and config arguments are ignored). ``codec``: one spec for all fields (also
-        used for replies) or a mapping field name -> spec; ``stream``: step over Exchange."""
+        used for replies) or a mapping field name -> spec; ``stream``: step over Exchange.
+        ``assimilation``: ensemble data assimilation (an AssimilationConfig or its options
+        dict, see ``coupler.assimilation.configio``); ``members`` None = 1, or 20 with
+        assimilation."""
         req = pb.OpenSessionRequest(
-            outputs=list(outputs), backend=backend, run_id=run_id, rank=rank, members=members,
+            outputs=list(outputs), backend=backend, run_id=run_id, rank=rank,
+            members=members or 0,
             output_spread=output_spread, timestep=int(timestep),
             checkpoint_url=checkpoint_url or "", checkpoint_every=checkpoint_every,
             record_url=record_url or "", resume_from=resume_from or "",
@@ -206,6 +217,8 @@ class CouplerClient:
                 req.land_cover_name = land_cover
             else:
                 F.encode_into(req.land_cover_fractions, "land_cover", np.asarray(land_cover), "1")
+            if assimilation is not None:
+                req.assimilation.CopyFrom(assimilation_options(assimilation))
         reply = self.call(self.stub.OpenSession, req)
         return RemoteSession(self, reply, codec=codec, stream=stream, split_bytes=split_bytes)
 
@@ -341,14 +354,25 @@ class RemoteSession:
         times: Sequence[Any],
         units: str = "",
     ) -> int:
-        """Send one observation batch. VALIDATION ONLY for now: returns the number of accepted
-        observations (a malformed batch raises INVALID_ARGUMENT naming the field)."""
-        batch = pb.ObservationBatch(type=type, units=units)
-        for name in ("values", "errors", "lat", "lon"):
-            arr = np.asarray(locals()[name])
-            F.encode_into(getattr(batch, name), name, arr)
-        batch.times_rfc3339.extend(_rfc3339(t) for t in times)
-        req = pb.AssimilateRequest(session_id=self.id, batches=[batch])
+        """Send one observation batch: (obs,) values and error standard deviations in the
+        registry's units of ``type``, lat/lon in degrees, times (RFC 3339 strings or
+        datetime64; window starts, or the overpass for ``ts``). Returns the number of
+        observations queued for the analysis at the start of the next step; a refusal raises
+        INVALID_ARGUMENT naming the field and rule (nothing is queued), FAILED_PRECONDITION for
+        a session without assimilation."""
+        return self.assimilate_batches(
+            [ObservationBatch(type, values, errors, lat, lon, list(times), units)]
+        )
+
+    def assimilate_batches(self, batches: Sequence[ObservationBatch]) -> int:
+        """Send several batches in one request (accepted or refused as a whole)."""
+        req = pb.AssimilateRequest(session_id=self.id)
+        for b in batches:
+            batch = req.batches.add(type=b.type, units=b.units)
+            for name in ("values", "errors", "lat", "lon"):
+                arr = np.asarray(getattr(b, name))
+                F.encode_into(getattr(batch, name), name, arr)
+            batch.times_rfc3339.extend(_rfc3339(t) for t in b.times)
         return int(self.client.call(self.client.stub.Assimilate, req).accepted)
 
     def close(self) -> None:
@@ -366,6 +390,21 @@ class RemoteSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def assimilation_options(value: AssimilationConfig | Mapping[str, Any]) -> pb.AssimilationOptions:
+    """The AssimilationOptions message of a config or an options dict; refusals are raised here
+    exactly as the server would raise them (CouplerRpcError INVALID_ARGUMENT)."""
+    try:
+        cfg = sessionargs.assimilation_config(value)
+    except CouplerError as exc:
+        raise CouplerRpcError.from_domain(exc) from None
+    assert cfg is not None
+    opts = configio.to_options(cfg)
+    opts["impact"] = [{"type": t, "kinds": k} for t, k in opts["impact"].items()]
+    if opts["observations_url"] is None:
+        del opts["observations_url"]
+    return json_format.ParseDict(opts, pb.AssimilationOptions())
 
 
 def _registry_units(name: str) -> str:

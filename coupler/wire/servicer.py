@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
@@ -264,7 +265,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._phase("encode", t1)
 
     def Assimilate(self, request: pb.AssimilateRequest, context: grpc.ServicerContext) -> Any:
-        self._manager.get(request.session_id, self._auth.principal(context))
+        session = self._manager.get(request.session_id, self._auth.principal(context))
         batches = []
         for i, b in enumerate(request.batches):
             p = f"batches[{i}]."
@@ -279,7 +280,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                     times=list(b.times_rfc3339),
                 )
             )
-        return pb.AssimilateReply(accepted=observations.validate_all(batches), assimilated=False)
+        return pb.AssimilateReply(accepted=session.assimilate(batches), assimilated=True)
 
     def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.ServicerContext) -> Any:
         session = self._manager.get(request.session_id, self._auth.principal(context))
@@ -324,12 +325,25 @@ def _config_of(servicer: LandCouplerServicer, request: pb.OpenSessionRequest) ->
         land_cover=land_cover,
         run_id=request.run_id,
         rank=int(request.rank),
-        members=int(request.members) or 1,
+        members=int(request.members) or None,
         output_spread=bool(request.output_spread),
         checkpoint_url=request.checkpoint_url or None,
         checkpoint_every=int(request.checkpoint_every),
         record_url=request.record_url or None,
+        assimilation=_assimilation_options(request),
     )
+
+
+def _assimilation_options(request: pb.OpenSessionRequest) -> dict[str, Any] | None:
+    """The request's AssimilationOptions as a configio options dict (set fields only)."""
+    if not request.HasField("assimilation"):
+        return None
+    opts = json_format.MessageToDict(
+        request.assimilation, preserving_proto_field_name=True, use_integers_for_enums=True
+    )
+    if "impact" in opts:
+        opts["impact"] = {i.get("type", ""): list(i.get("kinds", [])) for i in opts["impact"]}
+    return opts
 
 
 def _opened(session: Session) -> pb.OpenSessionReply:

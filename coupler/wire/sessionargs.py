@@ -7,11 +7,14 @@ paths build sessions, and refuse bad ones, identically. No gRPC here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from coupler.core.config import GridSpec, SessionConfig
+from coupler.assimilation import configio
+from coupler.assimilation.online import AssimilationConfig
+from coupler.core.config import DEFAULT_DA_MEMBERS, GridSpec, SessionConfig
 from coupler.core.errors import InvalidArgument
 
 
@@ -49,7 +52,7 @@ def session_config(
     outputs: Any,
     backend: str = "reference",
     land_cover: Any = "grass",
-    members: int = 1,
+    members: int | None = None,
     run_id: str = "",
     rank: int = 0,
     area: Any = None,
@@ -59,8 +62,16 @@ def session_config(
     checkpoint_url: str | None = None,
     checkpoint_every: int = 0,
     record_url: str | None = None,
+    assimilation: AssimilationConfig | Mapping[str, Any] | None = None,
 ) -> SessionConfig:
-    """Build and validate a session config (raises InvalidArgument naming the field)."""
+    """Build and validate a session config (raises InvalidArgument naming the field).
+    ``assimilation``: an AssimilationConfig or its options dict
+    (:mod:`coupler.assimilation.configio`; errors name ``assimilation.<key>``); None = off.
+    ``members`` None: 1, or :data:`~coupler.core.config.DEFAULT_DA_MEMBERS` with
+    assimilation."""
+    da = assimilation_config(assimilation)
+    if members is None:
+        members = 1 if da is None else DEFAULT_DA_MEMBERS
     if grid_shape is not None:
         grid_shape = tuple(grid_shape)
         if len(grid_shape) == 0:
@@ -88,4 +99,21 @@ def session_config(
         checkpoint_url=checkpoint_url or None,
         checkpoint_every=checkpoint_every,
         record_url=record_url or None,
+        assimilation=da,
+    )
+
+
+def assimilation_config(
+    value: AssimilationConfig | Mapping[str, Any] | None,
+) -> AssimilationConfig | None:
+    """An AssimilationConfig from a config, an options dict, or None (off)."""
+    if value is None or isinstance(value, AssimilationConfig):
+        return value
+    if isinstance(value, Mapping):
+        return configio.from_options(value)
+    raise InvalidArgument(
+        f"assimilation: expected an AssimilationConfig or a dict of options, got "
+        f"{type(value).__name__}",
+        field="assimilation",
+        rule="type",
     )

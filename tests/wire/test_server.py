@@ -506,12 +506,16 @@ def test_metrics_count_refusals_and_phases(service: Service, client: CouplerClie
     assert text != before
 
 
-def test_assimilate_validates_and_acknowledges(client: CouplerClient) -> None:
+def test_assimilate_validates_then_needs_assimilation(client: CouplerClient) -> None:
+    """Malformed batches are INVALID_ARGUMENT naming field and rule; a well-formed one on a
+    session without assimilation is FAILED_PRECONDITION (assimilation, enabled). Sessions with
+    assimilation: tests/assimilation/test_session_da.py."""
     with client.open_session(**open_kwargs()) as s:
         times = ["2001-06-01T10:00:00Z", "2001-06-01T11:00:00+01:00"]
-        accepted = s.assimilate("lai", [2.5, 3.0], [0.3, 0.3], [35.0, 40.0], [-100.0, -90.0],
-                                times)  # fmt: skip
-        assert accepted == 2
+        with pytest.raises(CouplerRpcError) as info:
+            s.assimilate("lai", [2.5, 3.0], [0.3, 0.3], [35.0, 40.0], [-100.0, -90.0], times)
+        assert info.value.code() is Code.FAILED_PRECONDITION
+        assert (info.value.field, info.value.rule) == ("assimilation", "enabled")
         bad_cases: list[tuple[dict[str, Any], str, str]] = [
             (dict(type="tas"), "batches[0].type", "observable"),
             (dict(units="W m-2"), "batches[0].units", "units"),

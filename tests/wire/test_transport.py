@@ -84,7 +84,9 @@ def test_in_process_sessions_have_the_client_interface(service: Service, tmp_pat
         assert set(reply) == set(OUTPUTS)
         url = s.checkpoint()
         assert url.endswith(f"{s.id}.ckpt")
-        assert s.assimilate("ts", [290.0], [1.0], [40.0], [-90.0], ["2001-06-01T01:00:00Z"]) == 1
+        with pytest.raises(CouplerRpcError) as info:  # a session without assimilation
+            s.assimilate("ts", [290.0], [1.0], [40.0], [-90.0], ["2001-06-01T01:00:00Z"])
+        assert (info.value.field, info.value.rule) == ("assimilation", "enabled")
         with pytest.raises(CouplerRpcError) as info:
             s.step(5, forcing(5))
         assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION

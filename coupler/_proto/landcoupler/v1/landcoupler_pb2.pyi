@@ -106,7 +106,7 @@ class DescribeReply(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., variables: _Optional[_Iterable[_Union[VariableInfo, _Mapping]]] = ..., codecs: _Optional[_Iterable[str]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from")
+    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from", "assimilation")
     LAT_FIELD_NUMBER: _ClassVar[int]
     LON_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class OpenSessionRequest(_message.Message):
     CHECKPOINT_EVERY_FIELD_NUMBER: _ClassVar[int]
     RECORD_URL_FIELD_NUMBER: _ClassVar[int]
     RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
+    ASSIMILATION_FIELD_NUMBER: _ClassVar[int]
     lat: Field
     lon: Field
     area: Field
@@ -147,7 +148,94 @@ class OpenSessionRequest(_message.Message):
     checkpoint_every: int
     record_url: str
     resume_from: str
-    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ...) -> None: ...
+    assimilation: AssimilationOptions
+    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ..., assimilation: _Optional[_Union[AssimilationOptions, _Mapping]] = ...) -> None: ...
+
+class AssimilationOptions(_message.Message):
+    __slots__ = ("filter", "inflation", "inflation_factor", "inflation_initial", "inflation_sd", "inflation_damping", "inflation_lower", "inflation_upper", "gross_error_k", "center_perturbations", "filter_seed", "perturbation", "parameters", "estimate_parameters", "fields", "half_width_km", "match_km", "keep_days", "keep_steps", "seed", "impact", "leaf_carbon_sd", "initial_leaf_carbon_sd", "observations_url")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_INITIAL_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_SD_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_DAMPING_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_LOWER_FIELD_NUMBER: _ClassVar[int]
+    INFLATION_UPPER_FIELD_NUMBER: _ClassVar[int]
+    GROSS_ERROR_K_FIELD_NUMBER: _ClassVar[int]
+    CENTER_PERTURBATIONS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_SEED_FIELD_NUMBER: _ClassVar[int]
+    PERTURBATION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    HALF_WIDTH_KM_FIELD_NUMBER: _ClassVar[int]
+    MATCH_KM_FIELD_NUMBER: _ClassVar[int]
+    KEEP_DAYS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_STEPS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    IMPACT_FIELD_NUMBER: _ClassVar[int]
+    LEAF_CARBON_SD_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_LEAF_CARBON_SD_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_URL_FIELD_NUMBER: _ClassVar[int]
+    filter: str
+    inflation: str
+    inflation_factor: float
+    inflation_initial: float
+    inflation_sd: float
+    inflation_damping: float
+    inflation_lower: float
+    inflation_upper: float
+    gross_error_k: float
+    center_perturbations: bool
+    filter_seed: int
+    perturbation: ForcingPerturbation
+    parameters: _containers.RepeatedCompositeFieldContainer[ParameterPrior]
+    estimate_parameters: bool
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    half_width_km: float
+    match_km: float
+    keep_days: int
+    keep_steps: int
+    seed: int
+    impact: _containers.RepeatedCompositeFieldContainer[ObservationImpact]
+    leaf_carbon_sd: float
+    initial_leaf_carbon_sd: float
+    observations_url: str
+    def __init__(self, filter: _Optional[str] = ..., inflation: _Optional[str] = ..., inflation_factor: _Optional[float] = ..., inflation_initial: _Optional[float] = ..., inflation_sd: _Optional[float] = ..., inflation_damping: _Optional[float] = ..., inflation_lower: _Optional[float] = ..., inflation_upper: _Optional[float] = ..., gross_error_k: _Optional[float] = ..., center_perturbations: _Optional[bool] = ..., filter_seed: _Optional[int] = ..., perturbation: _Optional[_Union[ForcingPerturbation, _Mapping]] = ..., parameters: _Optional[_Iterable[_Union[ParameterPrior, _Mapping]]] = ..., estimate_parameters: _Optional[bool] = ..., fields: _Optional[_Iterable[str]] = ..., half_width_km: _Optional[float] = ..., match_km: _Optional[float] = ..., keep_days: _Optional[int] = ..., keep_steps: _Optional[int] = ..., seed: _Optional[int] = ..., impact: _Optional[_Iterable[_Union[ObservationImpact, _Mapping]]] = ..., leaf_carbon_sd: _Optional[float] = ..., initial_leaf_carbon_sd: _Optional[float] = ..., observations_url: _Optional[str] = ...) -> None: ...
+
+class ForcingPerturbation(_message.Message):
+    __slots__ = ("pr", "rsds", "tas", "huss", "tau_hours")
+    PR_FIELD_NUMBER: _ClassVar[int]
+    RSDS_FIELD_NUMBER: _ClassVar[int]
+    TAS_FIELD_NUMBER: _ClassVar[int]
+    HUSS_FIELD_NUMBER: _ClassVar[int]
+    TAU_HOURS_FIELD_NUMBER: _ClassVar[int]
+    pr: float
+    rsds: float
+    tas: float
+    huss: float
+    tau_hours: float
+    def __init__(self, pr: _Optional[float] = ..., rsds: _Optional[float] = ..., tas: _Optional[float] = ..., huss: _Optional[float] = ..., tau_hours: _Optional[float] = ...) -> None: ...
+
+class ParameterPrior(_message.Message):
+    __slots__ = ("name", "low", "high", "log")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    low: float
+    high: float
+    log: bool
+    def __init__(self, name: _Optional[str] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., log: _Optional[bool] = ...) -> None: ...
+
+class ObservationImpact(_message.Message):
+    __slots__ = ("type", "kinds")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OpenSessionReply(_message.Message):
     __slots__ = ("session_id", "next_index", "outputs", "cells", "members", "start_rfc3339", "timestep", "backend")

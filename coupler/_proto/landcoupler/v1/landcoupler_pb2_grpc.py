@@ -106,9 +106,13 @@ class LandCouplerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Assimilate(self, request, context):
-        """Observation batches for data assimilation. VALIDATION ONLY in this version: the batch is
-        checked (observable variable, units, finite values in range, locations, times, positive
-        errors, consistent lengths) and acknowledged; the filter arrives in a later version.
+        """Observation batches for data assimilation. Every batch is checked (observable variable,
+        units, finite values in range, positive errors, consistent lengths, RFC 3339 times), then
+        mapped to the session's domain (rule in_domain) and checked against its ensemble's history
+        (rules window, day_aligned); a refusal is INVALID_ARGUMENT and queues nothing. Accepted
+        observations are analysed at the start of the next step, so that step's reply is the
+        analysed ensemble mean. A session opened without `assimilation` answers FAILED_PRECONDITION
+        (field assimilation, rule enabled).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
