@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from coupler.core.errors import CouplerError
-from coupler.core.session import Session, SessionManager
+from coupler.core.manager import SessionManager
+from coupler.core.session import Session
 from coupler.wire import fields as F
 from coupler.wire import observations, sessionargs
 from coupler.wire.status import CouplerRpcError

@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core.config import Limits
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
 from coupler.wire.interceptors import (

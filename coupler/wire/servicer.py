@@ -30,7 +30,8 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core import backends
 from coupler.core.errors import InvalidArgument
-from coupler.core.session import Session, SessionManager
+from coupler.core.manager import SessionManager
+from coupler.core.session import Session
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
 from coupler.wire import observations, sessionargs

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from coupler.core.config import GridSpec, SessionConfig
-from coupler.core.session import Session, SessionManager
+from coupler.core.manager import SessionManager
+from coupler.core.session import Session
 from emulators.backend import LandState
 
 START = np.datetime64("2001-06-01T00:00:00", "s")

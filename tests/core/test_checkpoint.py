@@ -14,7 +14,7 @@ import pytest
 
 from coupler.core import checkpoint
 from coupler.core.errors import FailedPrecondition, InvalidArgument, NotFound
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 
 from .conftest import assert_replies_identical, assert_unchanged, config, forcing, snapshot
 
@@ -150,7 +150,7 @@ def test_checkpoint_written_by_another_process(tmp_path: Path) -> None:
     """A checkpoint written by a separate Python process resumes here bit-identically."""
     url = str(tmp_path / "other-process.ckpt")
     script = textwrap.dedent(f"""
-        from coupler.core.session import SessionManager
+        from coupler.core.manager import SessionManager
         from tests.core.conftest import config, forcing
         m = SessionManager()
         s = m.open(config({N}, members=2, output_spread=True), "alice")

@@ -16,7 +16,7 @@ from coupler.core.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 
 from .conftest import assert_replies_identical, config, forcing
 

@@ -16,8 +16,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from coupler.core import backends
 from coupler.core.config import GridSpec
+from coupler.core.manager import SessionManager
 from coupler.core.recorder import Recorder, ZarrRecorder, variable_names
-from coupler.core.session import SessionManager
 from coupler.metrics import ServiceMetrics
 from emulators import variables as V
 

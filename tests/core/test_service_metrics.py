@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 from coupler.metrics import LATENCY_BUCKETS, ServiceMetrics
 
 from .conftest import config, forcing

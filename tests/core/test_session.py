@@ -12,7 +12,8 @@ import torch
 
 from coupler.core import landstep
 from coupler.core.errors import FailedPrecondition, InvalidArgument
-from coupler.core.session import Session, SessionManager
+from coupler.core.manager import SessionManager
+from coupler.core.session import Session
 from emulators import constraints
 from emulators.reference import ReferenceBackend
 

@@ -13,7 +13,7 @@ import xarray as xr
 
 from coupler.core import landstep
 from coupler.core.config import GridSpec, SessionConfig
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 from emulators import forcing as station
 from emulators import parameters as P
 from emulators.reference import ReferenceBackend

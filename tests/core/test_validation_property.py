@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coupler.core.errors import InvalidArgument
-from coupler.core.session import SessionManager
+from coupler.core.manager import SessionManager
 from coupler.core.validation import UNIT_ALIASES
 from emulators import variables as V
 

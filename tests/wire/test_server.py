@@ -644,7 +644,7 @@ def test_steps_are_retried_across_a_server_restart(
     address the step goes through, exactly once."""
     import threading
 
-    from coupler.core.session import SessionManager
+    from coupler.core.manager import SessionManager
     from coupler.wire.server import start_service
 
     manager = SessionManager()

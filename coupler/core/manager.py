@@ -1,0 +1,324 @@
+"""The session manager: all sessions of one service instance — limits, ownership, resume,
+shutdown (sessions themselves: ``session``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from coupler.core import backends, checkpoint, landstep, provenance
+from coupler.core.assimilate import SessionAssimilation
+from coupler.core.config import Limits, SessionConfig
+from coupler.core.errors import (
+    CouplerError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from coupler.core.recorder import Recorder, ZarrRecorder
+from coupler.core.session import Session
+from coupler.metrics import ServiceMetrics
+from emulators import variables as V
+from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+
+log = logging.getLogger(__name__)
+
+
+class SessionManager:
+    """All sessions of one service instance: limits, ownership, resume and shutdown."""
+
+    def __init__(
+        self,
+        limits: Limits = Limits(),  # noqa: B008 (frozen dataclass, immutable default)
+        metrics: ServiceMetrics | None = None,
+        *,
+        record_chunk_steps: int = 24,
+        record_queue_size: int = 64,
+    ) -> None:
+        self.limits = limits
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self._record_chunk_steps = record_chunk_steps
+        self._record_queue_size = record_queue_size
+        self._sessions: dict[str, Session] = {}
+        self._pending = 0
+        self._backends: dict[str, LandBackend] = {}
+        self._lock = threading.Lock()
+        self._shutting_down = False
+
+    # ---- opening -----------------------------------------------------------------------------
+    def open(self, config: SessionConfig, owner: str) -> Session:
+        """A new session of ``config`` owned by ``owner`` (at step index 0)."""
+        self._check_request(config, owner)
+        backend = self._backend(config.backend)
+        self._reserve()
+        try:
+            static = landstep.build_static(config)
+            da = _assimilation(config, static)
+            if da is not None:
+                static = da.perturb_static(static)
+            state = _initial_state(backend, static, landstep.clock_for(config, 0))
+            if da is not None:
+                state = da.perturb_initial(state)
+            session_id = uuid.uuid4().hex
+            recorder = self._recorder(config, backend, 0)
+            session = Session(
+                session_id,
+                owner,
+                config,
+                backend,
+                static,
+                state,
+                recorder=recorder,
+                metrics=self.metrics,
+                assimilation=da,
+            )
+        except BaseException:
+            self._release(None)
+            raise
+        self._release(session)
+        log.info(
+            "opened session %s for %s: %d cells, %d members, backend %s",
+            session_id,
+            owner,
+            config.n_cells,
+            config.members,
+            config.backend,
+        )
+        return session
+
+    def resume(self, url: str, owner: str) -> Session:
+        """A session continued from the checkpoint at ``url`` (written by any process); it keeps
+        its id unless that id is open here, and ``owner`` becomes its owner."""
+        data = checkpoint.load(url)
+        config = data.config
+        self._check_request(config, owner)
+        backend = self._backend(config.backend)
+        checkpoint.check_backend(data.backend, backends.identity(backend))
+        self._reserve()
+        try:
+            static = landstep.build_static(config)
+            fresh = _initial_state(backend, static, landstep.clock_for(config, data.next_index))
+            _check_state(fresh, data.state, url)
+            da = _assimilation(config, static)
+            if da is not None:
+                if data.assimilation is None:
+                    raise InvalidArgument(
+                        f"resume_from: {url!r} holds no assimilation state",
+                        field="resume_from",
+                        rule="checkpoint_assimilation",
+                    )
+                static = da.load_state_dict(data.assimilation, static)
+            with self._lock:
+                taken = data.session_id in self._sessions
+            session_id = uuid.uuid4().hex if taken else data.session_id
+            recorder = self._recorder(config, backend, data.next_index)
+            session = Session(
+                session_id,
+                owner,
+                config,
+                backend,
+                static,
+                LandState(dict(data.state)),
+                next_index=data.next_index,
+                last_reply=data.last_reply,
+                storage=data.extra.get("mrso"),
+                recorder=recorder,
+                metrics=self.metrics,
+                assimilation=da,
+            )
+        except BaseException:
+            self._release(None)
+            raise
+        self._release(session)
+        log.info(
+            "resumed session %s for %s from %s at step %d", session_id, owner, url, data.next_index
+        )
+        return session
+
+    # ---- lookup and closing ------------------------------------------------------------------
+    def get(self, session_id: str, owner: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFound(
+                f"session_id: no open session {session_id!r}", field="session_id", rule="exists"
+            )
+        if session.owner != owner:
+            raise PermissionDenied(
+                f"session_id: session {session_id!r} belongs to another caller",
+                field="session_id",
+                rule="owner",
+            )
+        return session
+
+    def close(self, session_id: str, owner: str) -> None:
+        session = self.get(session_id, owner)
+        with self._lock:
+            self._sessions.pop(session_id, None)
+            self.metrics.set_open_sessions(len(self._sessions))
+        session.close()
+
+    def shutdown(self, checkpoint: bool = True) -> list[str]:
+        """Refuse new sessions, checkpoint every open session that has a ``checkpoint_url``
+        (waiting for its in-flight step) and close them all. Returns the URLs written."""
+        with self._lock:
+            self._shutting_down = True
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+            self.metrics.set_open_sessions(0)
+        urls: list[str] = []
+        for session in sessions:
+            try:
+                if checkpoint and session.config.checkpoint_url is not None:
+                    urls.append(session.checkpoint())
+                elif checkpoint:
+                    log.warning("session %s has no checkpoint_url; not checkpointed", session.id)
+            except (CouplerError, OSError) as exc:
+                log.error("checkpoint of session %s failed: %s", session.id, exc)
+            try:
+                session.close()
+            except (CouplerError, OSError) as exc:
+                log.error("closing session %s failed: %s", session.id, exc)
+        return urls
+
+    @property
+    def open_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def describe(self) -> dict[str, Any]:
+        """Capabilities: backends (available or why not), variables, versions and limits."""
+        status: dict[str, str] = {}
+        for name in backends.names():
+            try:
+                self._backend(name)
+                status[name] = "available"
+            except CouplerError as exc:
+                status[name] = str(exc)
+        variables = [
+            {"name": v.name, "units": v.units, "direction": v.direction.value,
+             "long_name": v.long_name, "standard_name": v.standard_name or "",
+             "valid_min": v.valid_min, "valid_max": v.valid_max, "positive": v.positive or "",
+             "required": v.required, "observable": v.observable}
+            for v in V.REGISTRY.values()
+        ]  # fmt: skip
+        return {
+            "service": "landcoupler",
+            "code_version": provenance.code_version(),
+            "versions": provenance.library_versions(),
+            "backends": status,
+            "variables": variables,
+            "limits": asdict(self.limits),
+            "open_sessions": self.open_sessions,
+        }
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _check_request(self, config: SessionConfig, owner: str) -> None:
+        if not isinstance(owner, str) or not owner:
+            raise InvalidArgument(
+                "owner: must be a non-empty string", field="owner", rule="non_empty"
+            )
+        if not isinstance(config, SessionConfig):
+            raise InvalidArgument("config: expected a SessionConfig", field="config", rule="type")
+        if config.n_cells > self.limits.max_cells_per_session:
+            raise ResourceExhausted(
+                f"lat: {config.n_cells} cells exceed this server's limit of "
+                f"{self.limits.max_cells_per_session} per session",
+                field="lat",
+                rule="max_cells_per_session",
+            )
+        if config.members > self.limits.max_members:
+            raise ResourceExhausted(
+                f"members: {config.members} exceed this server's limit of "
+                f"{self.limits.max_members}",
+                field="members",
+                rule="max_members",
+            )
+
+    def _reserve(self) -> None:
+        with self._lock:
+            if self._shutting_down:
+                raise FailedPrecondition(
+                    "the service is shutting down", field="session_id", rule="shutting_down"
+                )
+            if len(self._sessions) + self._pending >= self.limits.max_sessions:
+                raise ResourceExhausted(
+                    f"sessions: this server already holds {self.limits.max_sessions} sessions",
+                    field="session_id",
+                    rule="max_sessions",
+                )
+            self._pending += 1
+
+    def _release(self, session: Session | None) -> None:
+        with self._lock:
+            self._pending -= 1
+            if session is not None:
+                self._sessions[session.id] = session
+            self.metrics.set_open_sessions(len(self._sessions))
+
+    def _backend(self, name: str) -> LandBackend:
+        with self._lock:
+            backend = self._backends.get(name)
+        if backend is None:
+            backend = backends.create(name)
+            with self._lock:
+                backend = self._backends.setdefault(name, backend)
+        return backend
+
+    def _recorder(
+        self, config: SessionConfig, backend: LandBackend, start_index: int
+    ) -> Recorder | None:
+        if config.record_url is None:
+            return None
+        return ZarrRecorder(
+            config.record_url,
+            config,
+            backends.identity(backend),
+            start_index=start_index,
+            metrics=self.metrics,
+            chunk_steps=self._record_chunk_steps,
+            queue_size=self._record_queue_size,
+        )
+
+
+def _assimilation(config: SessionConfig, static: LandStatic) -> SessionAssimilation | None:
+    """The assimilation state of a new session of ``config`` (None without assimilation)."""
+    if config.assimilation is None:
+        return None
+    lat, lon = np.array(config.grid.lat), np.array(config.grid.lon)  # writable copies for torch
+    return SessionAssimilation(config.assimilation, lat, lon, static.cover, config.members)
+
+
+def _initial_state(backend: LandBackend, static: LandStatic, clock: StepClock) -> LandState:
+    """The backend's initial state; a backend refusal that names a field and rule (e.g. an
+    emulator without an artifact for this timestep: ``dt``/``trained_timestep``) becomes
+    InvalidArgument, so clients see INVALID_ARGUMENT rather than INTERNAL."""
+    try:
+        return backend.initial_state(static, clock)
+    except ValueError as exc:
+        field, rule = getattr(exc, "field", None), getattr(exc, "rule", None)
+        if isinstance(exc, CouplerError) or not (isinstance(field, str) and isinstance(rule, str)):
+            raise
+        raise InvalidArgument(str(exc), field=field, rule=rule) from exc
+
+
+def _check_state(fresh: LandState, stored: Mapping[str, torch.Tensor], url: str) -> None:
+    """The checkpoint's state must have the tensors (names, shapes, dtypes) the backend makes."""
+    want = {k: (tuple(v.shape), v.dtype) for k, v in fresh.tensors.items()}
+    have = {k: (tuple(v.shape), v.dtype) for k, v in stored.items()}
+    if want != have:
+        raise InvalidArgument(
+            f"resume_from: the state in {url!r} does not match the backend's: "
+            f"{sorted(have.items())} vs {sorted(want.items())}",
+            field="resume_from",
+            rule="state_shape",
+        )
