@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run clean
+.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@! $(PY) -m pip list 2>/dev/null | grep -qi '^nvidia-' || (echo "CUDA packages were pulled into the venv" >&2; exit 1)
 	touch $@
 
-## The main job on an embedded default.
+## The main job: a coupled land-atmosphere feedback run, SSP5-8.5 2015-2044 on a 10° grid, daily
+## steps, the emulator backend (compiled flux + LAI emulators) behind a local gRPC server;
+## dynamic and frozen-land experiments, Zarr record, diagnostics, plots and summary under $(OUT)/run.
+RUN_FLAGS ?= --scenario ssp585 --years 2015:2044 --resolution 10 --backend torchscript
 run: $(STAMP)
+	$(VENV)/bin/landcoupler run $(RUN_FLAGS) --out $(OUT)/run
+
+## The former `make run`: the reference land model alone over a real station year (seconds).
+run-reference: $(STAMP)
 	$(VENV)/bin/landcoupler reference --forcing tmy3-greensboro --land-cover all --out $(OUT)/reference-greensboro.zarr --plot $(OUT)/reference-greensboro.png
 
 test: $(STAMP)

@@ -45,6 +45,14 @@ SUITE: dict[str, Entry] = {
         train="emulators.training.pipeline:train_flux_lstm",
         evaluate="emulators.training.pipeline:evaluate_flux_lstm",
     ),
+    "flux-lstm-daily": Entry(
+        "flux-lstm-daily",
+        "flux_lstm",
+        "flux_lstm_daily",
+        "the flux_lstm architecture trained at 86 400 s (daily) steps, for coupled runs",
+        train="emulators.training.pipeline:train_flux_lstm_daily",
+        evaluate="emulators.training.pipeline:evaluate_flux_lstm_daily",
+    ),
     "flux-transformer": Entry(
         "flux-transformer",
         "flux_transformer",

@@ -3,8 +3,11 @@ resolutions, over gRPC (local server on 127.0.0.1:0) and in-process.
 
 Each case runs ``days`` days of the coupled loop (atmosphere + land service, SST held, daily
 steps by default, ``ranks`` sessions) after the untimed setup; only the loop is timed, which is
-what a long run spends its time on. ``python -m coupler.atmosphere.bench --json F
---update-doc docs/benchmarks.md`` writes the results and the ``run`` section of the doc.
+what a long run spends its time on. At every resolution and transport the reference backend and
+the emulator backend (``torchscript``, daily flux emulator ``flux_lstm_daily``) are measured at
+daily steps; at the coarsest resolution also the emulator at 3600 s steps (``flux_lstm``).
+``python -m coupler.atmosphere.bench --json F --update-doc docs/benchmarks.md`` writes the
+results and the ``run`` section of the doc.
 """
 
 from __future__ import annotations
@@ -67,10 +70,11 @@ def run(
     backend: str = "reference",
     ranks: int = 2,
     emulator_days: int = 2,
+    emulator: str | None = "torchscript",
 ) -> dict[str, Any]:
-    """Every resolution × transport with ``backend`` at daily steps; then, at the coarsest
-    resolution, the emulator backend (``torchscript``) at the 3600 s step its flux emulator was
-    trained for (``emulator_days`` days; 0 = not measured)."""
+    """Every resolution × transport with ``backend`` and with the ``emulator`` backend (None:
+    not measured) at daily steps; then, at the coarsest resolution, the emulator backend at
+    3600 s steps (``emulator_days`` days; 0 = not measured)."""
     import torch
 
     from coupler.core import backends
@@ -78,17 +82,23 @@ def run(
     torch.set_num_threads(1)
     rows = []
     notes = []
+    status = "not requested"
+    if emulator is not None:
+        status = backends.available().get(emulator, "not registered")
+        if status != "available":
+            notes.append(f"{emulator} backend not measured: {status}")
+    daily_backends = (backend,) + ((emulator,) if emulator and status == "available" else ())
     for res in resolutions:
         base = RunConfig(resolution=res, backend=backend, ranks=ranks, years=(2015, 2015))
         setup = experiment.prepare_setup(base)
         for transport in transports:
-            cfg = RunConfig(
-                resolution=res, backend=backend, ranks=ranks, years=(2015, 2015),
-                transport=transport,
-            )  # fmt: skip
-            rows.append(measure(cfg, setup, days))
-    if emulator_days > 0:
-        status = backends.available().get("torchscript", "not registered")
+            for name in daily_backends:
+                cfg = RunConfig(
+                    resolution=res, backend=name, ranks=ranks, years=(2015, 2015),
+                    transport=transport,
+                )  # fmt: skip
+                rows.append(measure(cfg, setup, days))
+    if emulator_days > 0 and emulator is not None:
         if status == "available":
             res = max(resolutions)
             setup = experiment.prepare_setup(
@@ -96,12 +106,10 @@ def run(
             )
             for transport in transports:
                 cfg = RunConfig(
-                    resolution=res, backend="torchscript", ranks=ranks, years=(2015, 2015),
+                    resolution=res, backend=emulator, ranks=ranks, years=(2015, 2015),
                     transport=transport, timestep=3600,
                 )  # fmt: skip
                 rows.append(measure(cfg, setup, emulator_days))
-        else:
-            notes.append(f"torchscript backend not measured: {status}")
     return {"cases": rows, "days": days, "emulator_days": emulator_days, "notes": notes}
 
 
@@ -110,8 +118,9 @@ def markdown(payload: dict[str, Any]) -> str:
         "## Coupled run throughput (`make bench-run`)",
         "",
         f"Simplified atmosphere + land service, {payload['days']} days per case at daily steps "
-        f"({payload.get('emulator_days', 0)} days for the emulator backend, whose flux "
-        "emulator needs 3600 s steps); loop only (setup untimed), torch 1 thread. Machine: "
+        "(reference backend, and the emulator backend with its daily flux emulator "
+        f"`flux_lstm_daily`); {payload.get('emulator_days', 0)} days for the emulator backend at "
+        "3600 s steps (`flux_lstm`); loop only (setup untimed), torch 1 thread. Machine: "
         f"{payload.get('machine', 'n/a')}.",
         "",
         "| resolution | cells (land) | transport | backend | step | ranks | ms/step | "
@@ -134,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--emulator-days", type=int, default=2)
     p.add_argument("--backend", default="reference")
+    p.add_argument("--emulator", default="torchscript", help="emulator backend ('none': skip)")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--json", default=None)
     p.add_argument("--update-doc", default=None, metavar="MD")
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = run(
         resolutions, days=args.days, backend=args.backend, ranks=args.ranks,
         emulator_days=args.emulator_days,
+        emulator=None if args.emulator.lower() == "none" else args.emulator,
     )  # fmt: skip
     m = doc.machine()
     payload["machine"] = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}"

@@ -19,6 +19,13 @@ built for CPU) — the same class with a different artifact loader. Per step:
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
 temperature, ``tsoil`` (…, 3) soil temperatures, ``cleaf`` leaf carbon, daily accumulators
 ``acc_*``, and the LSTM state ``lstm_h``/``lstm_c`` (…, hidden) float32.
+
+Timesteps: each flux artifact is trained for one step length (its manifest's
+``timestep_seconds``): ``flux_lstm`` 3600 s, ``flux_lstm_daily`` 86 400 s. The backend loads every
+configured flux artifact and picks, per session, the one whose timestep equals the session's
+``dt``; any other ``dt`` is refused with :class:`TimestepError` (field ``dt``, rule
+``trained_timestep``) naming the available timesteps. At steps of a day or longer the LAI step
+runs after every step, and the local-solar-hour features are constant zeros (as in training).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from emulators import constants as C
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 from emulators.backends import closure, flux_step, tiles
-from emulators.backends.features import local_solar_hour
+from emulators.backends.features import step_local_hour
 from emulators.backends.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
 from emulators.manifest import Manifest
 from emulators.reference import phenology
@@ -47,10 +54,31 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 LOADERS = ("torchscript", "aoti")
 
 
+class TimestepError(ValueError):
+    """The session's step length has no trained flux emulator. ``field`` is ``"dt"`` and
+    ``rule`` ``"trained_timestep"`` (the coupler's InvalidArgument convention)."""
+
+    field = "dt"
+    rule = "trained_timestep"
+
+
+@dataclass(frozen=True)
+class _Flux:
+    """A loaded flux emulator: its manifest, callable and recurrent state widths."""
+
+    manifest: Manifest
+    net: Callable[..., Any]
+    hidden: int
+    c_width: int
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
+    """``flux``: artifact directories of the flux emulators, one per trained timestep (a
+    directory without a manifest is skipped; at least one must load)."""
+
     artifacts: Path = ARTIFACTS
-    flux: str = "flux_lstm"  # artifact directory of the flux emulator
+    flux: tuple[str, ...] = ("flux_lstm", "flux_lstm_daily")
     lai: str = "lai"  # artifact directory of the LAI emulator
     phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
@@ -66,6 +94,10 @@ class EmulatorConfig:
             )
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
+        if isinstance(self.flux, str):
+            object.__setattr__(self, "flux", (self.flux,))
+        if not self.flux:
+            raise ValueError("flux: at least one flux artifact directory is needed")
 
 
 def _load(manifest: Manifest, directory: Path, loader: str, device: str) -> Callable[..., Any]:
@@ -94,19 +126,41 @@ class EmulatorBackend:
         else:
             device = "cuda" if loader == "torchscript" and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        flux_dir = Path(cfg.artifacts) / cfg.flux
-        self.flux_manifest = Manifest.load(flux_dir)
-        self._flux = _load(self.flux_manifest, flux_dir, loader, device)
-        self.hidden = int(self.flux_manifest.recurrent_state["hidden"])
-        self.c_width = int(self.flux_manifest.recurrent_state.get("c_width", self.hidden))
-        self.timestep = float(self.flux_manifest.timestep_seconds)
+        self._fluxes: dict[float, _Flux] = {}
+        for name in cfg.flux:
+            flux_dir = Path(cfg.artifacts) / name
+            if not (flux_dir / "manifest.json").exists() and len(cfg.flux) > 1:
+                continue
+            manifest = Manifest.load(flux_dir)
+            dt = float(manifest.timestep_seconds)
+            if dt in self._fluxes:
+                raise ValueError(
+                    f"flux: {name!r} and {self._fluxes[dt].manifest.name!r} are both trained "
+                    f"for {dt:g} s steps"
+                )
+            hidden = int(manifest.recurrent_state["hidden"])
+            self._fluxes[dt] = _Flux(
+                manifest,
+                _load(manifest, flux_dir, loader, device),
+                hidden,
+                int(manifest.recurrent_state.get("c_width", hidden)),
+            )
+        if not self._fluxes:
+            raise RuntimeError(f"flux: no flux emulator artifacts in {cfg.artifacts}")
+        #: trained step lengths [s], ascending
+        self.timesteps = tuple(sorted(self._fluxes))
+        # the shortest-step flux emulator's manifest and widths (what ``_run_flux`` runs when
+        # no network is given; kept for the benchmark's network-only timing)
+        first = self._fluxes[self.timesteps[0]]
+        self.flux_manifest = first.manifest
+        self.hidden, self.c_width = first.hidden, first.c_width
         self._lai: Callable[..., Any] | None = None
         self.lai_manifest: Manifest | None = None
         if cfg.phenology == "emulator":
             lai_dir = Path(cfg.artifacts) / cfg.lai
             self.lai_manifest = Manifest.load(lai_dir)
             self._lai = _load(self.lai_manifest, lai_dir, loader, device)
-        hashes = [self.flux_manifest.hash()] + (
+        hashes = [self._fluxes[dt].manifest.hash() for dt in self.timesteps] + (
             [self.lai_manifest.hash()] if self.lai_manifest else []
         )
         self.manifest_hash = ",".join(h[:16] for h in hashes)
@@ -115,7 +169,21 @@ class EmulatorBackend:
         self._rows_cache: tuple[int, tiles.Rows] | None = None
 
     # ------------------------------------------------------------------------------------------
+    def flux_for(self, dt: float) -> _Flux:
+        """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`."""
+        flux = self._fluxes.get(float(dt))
+        if flux is None:
+            available = ", ".join(
+                f"{t:g} s ({self._fluxes[t].manifest.name})" for t in self.timesteps
+            )
+            raise TimestepError(
+                f"dt: the {self.name} backend has flux emulators trained for {available}; "
+                f"got {float(dt):g} s"
+            )
+        return flux
+
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
+        flux = self.flux_for(clock.dt)
         m, n, k = static.n_members, static.n_cells, P.N_CLASSES
         cap = self._const["capacity"].expand(m, n, k)
         lat = torch.deg2rad(static.lat).expand(m, n).unsqueeze(-1)
@@ -128,8 +196,8 @@ class EmulatorBackend:
             "ts": t0,
             "tsoil": t0.unsqueeze(-1).expand(m, n, k, 3).clone(),
             "cleaf": cleaf0.expand(m, n, k).clone(),
-            "lstm_h": torch.zeros(m, n, k, self.hidden, dtype=torch.float32),
-            "lstm_c": torch.zeros(m, n, k, self.c_width, dtype=torch.float32),
+            "lstm_h": torch.zeros(m, n, k, flux.hidden, dtype=torch.float32),
+            "lstm_c": torch.zeros(m, n, k, flux.c_width, dtype=torch.float32),
         }
         for name in ("acc_gpp", *LAI_ACCUMULATORS):
             tensors[name] = zeros.clone()
@@ -143,12 +211,16 @@ class EmulatorBackend:
             self._rows_cache = (key, rows)
         return self._rows_cache[1]
 
-    def _run_flux(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _run_flux(
+        self, x: Tensor, h: Tensor, c: Tensor, net: Callable[..., Any] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``net`` (default: the shortest-step flux emulator) over ``x`` in chunks of rows."""
+        net = net or self._fluxes[self.timesteps[0]].net
         step = self.config.chunk_rows
         ys, hs, cs = [], [], []
         dev = self.device
         for s in range(0, x.shape[0], step):
-            y, h1, c1 = self._flux(
+            y, h1, c1 = net(
                 x[s : s + step].to(dev), h[s : s + step].to(dev), c[s : s + step].to(dev)
             )
             ys.append(y.cpu())
@@ -188,11 +260,7 @@ class EmulatorBackend:
         """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
         (z0: 1 m) and keep their state."""
         cfg = self.config
-        if float(clock.dt) != self.timestep:
-            raise ValueError(
-                f"dt: the {self.name} emulators were trained for {self.timestep:g} s steps, "
-                f"got {clock.dt:g} s"
-            )
+        flux = self.flux_for(clock.dt)
         if cfg.validate_forcing:
             for name in REQUIRED_FORCING:
                 if name not in forcing:
@@ -206,17 +274,22 @@ class EmulatorBackend:
         w, ts_prev, tsoil, cleaf = g(t["w"]), g(t["ts"]), g(t["tsoil"]), g(t["cleaf"])
         params = g(static.params)
         doy = torch.full((rows.n,), float(clock.day_of_year), dtype=torch.float64)
-        hour = local_solar_hour(clock.seconds_of_day, static.lon[rows.cell])
+        hour = step_local_hour(clock.seconds_of_day, static.lon[rows.cell], clock.dt)
         inp = flux_step.RowInputs(f, w, ts_prev, tsoil, cleaf, params, rows.tile, const, doy, hour)
+
+        def run_flux(x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            return self._run_flux(x, h, c, flux.net)
+
         closed, _, h, c = flux_step.step(
-            self._run_flux, inp, g(t["lstm_h"]), g(t["lstm_c"]), cfg.soil, clock.dt
+            run_flux, inp, g(t["lstm_h"]), g(t["lstm_c"]), cfg.soil, clock.dt
         )
         fields = closed.fields
         # daily phenology -------------------------------------------------------------------
         acc = accumulate({k: g(t[k]) for k in LAI_ACCUMULATORS}, inp, closed, cfg.soil, clock.dt)
         acc_gpp = g(t["acc_gpp"]) + self._gpp_vegetated(fields["gpp"], params, const) * clock.dt
         cleaf_new = cleaf
-        if (clock.seconds_of_day + clock.dt) % C.SECONDS_PER_DAY == 0:
+        day_ends = (clock.seconds_of_day + clock.dt) % C.SECONDS_PER_DAY == 0
+        if day_ends or clock.dt >= C.SECONDS_PER_DAY:  # daily steps: after every step
             if self._lai is not None:
                 cleaf_new = advance_leaf_carbon(
                     self._run_lai,

@@ -80,10 +80,22 @@ def doy_encoding(doy: Tensor) -> Tensor:
     return torch.stack(parts, dim=-1)
 
 
-def hour_encoding(local_hour: Tensor) -> Tensor:
-    """(…, 2) sin/cos of the local solar hour [h]."""
+def hour_encoding(local_hour: Tensor | None, like: Tensor) -> Tensor:
+    """(…, 2) sin/cos of the local solar hour [h]. ``None`` (steps of a day or longer, where a
+    time of day means nothing: the step covers every hour) gives constant zeros shaped like
+    ``like``; the daily flux emulator is trained and served that way."""
+    if local_hour is None:
+        return torch.zeros(*like.shape, 2, dtype=like.dtype, device=like.device)
     rad = 2.0 * math.pi * local_hour / 24.0
     return torch.stack([torch.sin(rad), torch.cos(rad)], dim=-1)
+
+
+def step_local_hour(seconds_of_day: Tensor | float, lon: Tensor, dt: float) -> Tensor | None:
+    """The local solar hour feature of a step of ``dt`` seconds: ``local_solar_hour`` for
+    sub-daily steps, ``None`` (constant zero encoding) for steps of a day or longer."""
+    if dt >= C.SECONDS_PER_DAY:
+        return None
+    return torch.remainder(seconds_of_day / 3600.0 + lon / 15.0, 24.0)
 
 
 def local_solar_hour(seconds_of_day: float, lon: Tensor) -> Tensor:
@@ -109,11 +121,12 @@ def flux_features(
     params: Tensor,
     tile: Tensor,
     doy: Tensor,
-    local_hour: Tensor,
+    local_hour: Tensor | None,
 ) -> Tensor:
     """(row, N_FLUX_FEATURES) in the order of ``FLUX_FEATURES``. ``forcing`` holds (row,) tensors
     of the required forcing in registry units; ``tsoil`` is (row, 3); ``params`` (row, 12);
-    ``tile`` (row,) class indices; ``doy`` (row,) day of year; ``local_hour`` (row,) hours."""
+    ``tile`` (row,) class indices; ``doy`` (row,) day of year; ``local_hour`` (row,) hours, or
+    ``None`` at steps of a day or longer (``hour_encoding``)."""
     tas, huss, ps = forcing["tas"], forcing["huss"], forcing["ps"]
     rsds = forcing["rsds"]
     qs, _ = physics.saturation_specific_humidity(tas, ps)
@@ -141,5 +154,6 @@ def flux_features(
     doy_enc = doy_encoding(doy.to(tas.dtype))
     onehot = torch.nn.functional.one_hot(tile, P.N_CLASSES).to(tas.dtype)
     return torch.cat(
-        [cont, doy_enc, hour_encoding(local_hour), normalised_parameters(params), onehot], dim=-1
+        [cont, doy_enc, hour_encoding(local_hour, tas), normalised_parameters(params), onehot],
+        dim=-1,
     )

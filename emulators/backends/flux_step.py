@@ -30,7 +30,7 @@ class RowInputs:
     tile: Tensor  # class index, int64
     const: dict[str, Tensor]  # class constants gathered per row
     doy: Tensor  # day of year
-    local_hour: Tensor  # local solar hour [h]
+    local_hour: Tensor | None  # local solar hour [h]; None at daily steps (features)
 
 
 def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, tiles.Surface]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from emulators.backends import flux_step, tiles
+from emulators.backends.features import step_local_hour
 from emulators.reference.soil import SoilConfig
 from emulators.training.data import Trajectory
 from emulators.variables import REQUIRED_FORCING
@@ -137,7 +138,7 @@ class Batch:
             tile=self.tile,
             const=self.const,
             doy=self.doy[t, r],
-            local_hour=torch.remainder(self.sod[t, r] / 3600.0 + self.lon / 15.0, 24.0),
+            local_hour=step_local_hour(self.sod[t, r], self.lon, self.dt),
         )
 
 

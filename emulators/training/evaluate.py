@@ -31,6 +31,24 @@ FLUX_HELD_OUT: tuple[SourceSpec, ...] = (
     SourceSpec("pcse-wageningen", seed=34, replicas=8, options={"years": (1995, 1995)}),
     SourceSpec("bsrn-payerne", seed=35, replicas=8, spinup_days=20, options={"missing_pr": "zero"}),
 )
+#: held out from ``flux-lstm-daily`` (86 400 s steps): another synthetic seed (64 random land
+#: cells, two years) and every real station year not in its training (Amsterdam included: the
+#: daily emulator does not train on it).
+FLUX_DAILY_HELD_OUT: tuple[SourceSpec, ...] = (
+    SourceSpec("synthetic", seed=61, cells=64, days=730),
+    SourceSpec("tmy3-greensboro", seed=32, replicas=8),
+    SourceSpec("tmy3-sandpoint", seed=33, replicas=8),
+    SourceSpec("epw-amsterdam", seed=36, replicas=8, options={"missing_pr": "zero"}),
+    SourceSpec("pcse-wageningen", seed=34, replicas=8, options={"years": (1995, 1995)}),
+    SourceSpec("bsrn-payerne", seed=35, replicas=8, spinup_days=20, options={"missing_pr": "zero"}),
+)
+
+
+def flux_held_out(timestep: float) -> tuple[SourceSpec, ...]:
+    """The held-out sources of the flux emulator trained for ``timestep`` seconds."""
+    return FLUX_DAILY_HELD_OUT if timestep >= 86_400 else FLUX_HELD_OUT
+
+
 #: (source label, variable) pairs the acceptance applies to
 FLUX_VARIABLES = ("hfls", "hfss", "ts", "gpp")
 FLUX_UNITS = {"hfls": "W m-2", "hfss": "W m-2", "ts": "K", "gpp": "kg m-2 s-1", "lai": "1"}

@@ -48,11 +48,28 @@ TRAIN_SOURCES: tuple[SourceSpec, ...] = (
 )
 VALIDATION_SOURCES: tuple[SourceSpec, ...] = (SourceSpec("synthetic", seed=21, cells=24),)
 
+# The daily emulator (``flux-lstm-daily``): reference trajectories at 86 400 s steps are ~24x
+# cheaper, so more synthetic cells (random land cells from 58 S to 72 N: tropical to boreal) and
+# two years each; real station years: Wageningen 1984-1985. Early stopping: another synthetic
+# seed. Held out (``evaluate.FLUX_DAILY_HELD_OUT``): another seed, the TMY3 stations, Amsterdam,
+# Wageningen 1995 and Payerne.
+DAILY_TRAIN_SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("synthetic", seed=41, cells=96, days=730),
+    SourceSpec("synthetic", seed=42, cells=96, days=730),
+    SourceSpec("synthetic", seed=43, cells=96, days=730),
+    SourceSpec("pcse-wageningen", seed=45, replicas=16, options={"years": (1984, 1985)}),
+)
+DAILY_VALIDATION_SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("synthetic", seed=51, cells=48, days=730),
+)
+
 
 @dataclass(frozen=True)
 class FluxTrainConfig:
     architecture: str = "flux_lstm"
     options: dict[str, Any] = field(default_factory=dict)
+    artifact: str = "flux_lstm"  # artifact directory (and checkpoint stem)
+    timestep: int = 3600  # s, the step of the reference trajectories and of the emulator
     train: tuple[SourceSpec, ...] = TRAIN_SOURCES
     validation: tuple[SourceSpec, ...] = VALIDATION_SOURCES
     epochs: int = 12
@@ -81,8 +98,27 @@ class FluxTrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.timestep < 1 or (86_400 % self.timestep and self.timestep % 86_400):
+            raise ValueError(
+                f"timestep must divide a day or be a multiple of it (s), got {self.timestep}"
+            )
         if not 0 < self.lr_final <= self.lr:
             raise ValueError("learning rates must satisfy 0 < lr_final <= lr")
+
+
+def daily_config() -> FluxTrainConfig:
+    """The training configuration of ``flux-lstm-daily`` (same architecture, 86 400 s steps):
+    60-day windows, validation free-running over two years."""
+    return FluxTrainConfig(
+        artifact="flux_lstm_daily",
+        timestep=86_400,
+        train=DAILY_TRAIN_SOURCES,
+        validation=DAILY_VALIDATION_SOURCES,
+        epochs=14,
+        window=60,
+        windows_per_epoch=45,
+        validation_days=730,
+    )
 
 
 @dataclass
@@ -93,10 +129,12 @@ class TrainResult:
     data_hash: str
 
 
-def data_hash(specs: tuple[SourceSpec, ...]) -> str:
+def data_hash(specs: tuple[SourceSpec, ...], timestep: int = 3600) -> str:
+    """Hash of the training sources (and of the timestep, when not the hourly default)."""
     import hashlib
 
-    return hashlib.sha256("|".join(s.key() for s in specs).encode()).hexdigest()[:16]
+    blob = "|".join(s.key() for s in specs) + ("" if timestep == 3600 else f"|dt={timestep}")
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _targets(batch: Batch, t: Tensor) -> dict[str, Tensor]:
@@ -177,9 +215,10 @@ def train(
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     soil = SoilConfig()
-    trajs = [simulate(s, progress=progress, cache=cache) for s in config.train]
+    dt = config.timestep
+    trajs = [simulate(s, dt, progress=progress, cache=cache) for s in config.train]
     batch = Batch.of(trajs, torch.float32, soil)
-    val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
+    val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
     val = _truncate(val, config.validation_days * int(86_400 // val.dt))
     model = registry.build(config.architecture, config.options)
     if not isinstance(model, flux_nets.FluxLSTM):
@@ -192,7 +231,7 @@ def train(
     w = config.window
     chunks = batch.steps // w
     period = chunks * w
-    per_epoch = min(config.windows_per_epoch, chunks)
+    per_epoch = config.windows_per_epoch  # windows wrap around the record (offsets mod period)
     total = config.epochs * per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
@@ -215,7 +254,7 @@ def train(
         running = 0.0
         bar = tqdm(
             range(per_epoch),
-            desc=f"flux_lstm epoch {epoch + 1}/{config.epochs}",
+            desc=f"{config.artifact} epoch {epoch + 1}/{config.epochs}",
             unit="window",
             disable=not progress,
         )
@@ -256,7 +295,7 @@ def train(
                     "optimizer": opt.state_dict(),
                     "history": history,
                 },
-                checkpoint_dir / "flux_lstm-last.pt",
+                checkpoint_dir / f"{config.artifact}-last.pt",
             )
         if score > best:
             best, best_epoch, best_state = score, epoch + 1, copy.deepcopy(model.state_dict())
@@ -265,7 +304,7 @@ def train(
             break
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model, history, best_epoch, data_hash(config.train))
+    return TrainResult(model, history, best_epoch, data_hash(config.train, config.timestep))
 
 
 def _truncate(batch: Batch, steps: int) -> Batch:

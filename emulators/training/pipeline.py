@@ -46,13 +46,19 @@ def _channels(features: Any, mean: torch.Tensor, std: torch.Tensor) -> list[Chan
 
 
 def export_flux_lstm(
-    model: flux_nets.FluxLSTM, directory: Path, training: dict[str, Any], compile_aoti: bool = True
+    model: flux_nets.FluxLSTM,
+    directory: Path,
+    training: dict[str, Any],
+    compile_aoti: bool = True,
+    name: str = "flux-lstm",
+    timestep: float = 3600.0,
 ) -> Manifest:
-    """Write the three artifacts and the manifest of a trained ``flux_lstm`` to ``directory``."""
+    """Write the three artifacts and the manifest of a trained ``flux_lstm`` to ``directory``
+    (``timestep``: the step it was trained for, s, recorded in the manifest)."""
     return export_flux(
         model,
         directory,
-        name="flux-lstm",
+        name=name,
         architecture="flux_lstm",
         config={
             "hidden": model.hidden,
@@ -70,6 +76,7 @@ def export_flux_lstm(
         },
         training=training,
         compile_aoti=compile_aoti,
+        timestep=timestep,
     )
 
 
@@ -85,9 +92,11 @@ def export_flux(
     state: dict[str, Any],
     training: dict[str, Any],
     compile_aoti: bool = True,
+    timestep: float = 3600.0,
 ) -> Manifest:
     """Artifacts + manifest of a flux emulator with the recurrent convention
-    ``forward(x, h, c) -> (y, h, c)``; files are named after the directory."""
+    ``forward(x, h, c) -> (y, h, c)``, trained for steps of ``timestep`` seconds; files are
+    named after the directory."""
     model = model.eval()
     directory.mkdir(parents=True, exist_ok=True)
     stem = directory.name
@@ -125,7 +134,7 @@ def export_flux(
         name=name,
         architecture=architecture,
         config=config,
-        timestep_seconds=3600.0,
+        timestep_seconds=float(timestep),
         inputs=[
             TensorSpec(
                 "x",
@@ -172,7 +181,13 @@ def export_flux(
         export_checks=checks,
         notes="Inputs: emulators.backends.features.FLUX_FEATURES; outputs: "
         "emulators.backends.closure.FLUX_OUTPUTS. One call advances one timestep of "
-        "timestep_seconds; fluxes are closed by the shared constraint layer.",
+        "timestep_seconds; fluxes are closed by the shared constraint layer."
+        + (
+            " At steps of a day or longer the local-solar-hour features (hour_sin, hour_cos) "
+            "are constant zeros (a daily step covers every hour)."
+            if timestep >= 86_400
+            else ""
+        ),
     )
     manifest.save(directory)
     return manifest
@@ -188,8 +203,40 @@ def train_flux_lstm(
     seed: int | None = None,
     epochs: int | None = None,
 ) -> Manifest:
+    """``landcoupler emulators train flux-lstm`` (hourly)."""
     config = _override(config or FluxTrainConfig(), seed=seed, epochs=epochs)
-    directory = artifacts / "flux_lstm"
+    return _train_flux(config, "flux-lstm", artifacts, work, progress, compile_aoti, evaluate)
+
+
+def train_flux_lstm_daily(
+    artifacts: Path = ARTIFACTS,
+    work: Path = Path("out/emulators"),
+    config: FluxTrainConfig | None = None,
+    progress: bool = True,
+    compile_aoti: bool = True,
+    evaluate: bool = True,
+    seed: int | None = None,
+    epochs: int | None = None,
+) -> Manifest:
+    """``landcoupler emulators train flux-lstm-daily``: the same architecture and pipeline at
+    86 400 s steps (``training.flux.daily_config``)."""
+    from emulators.training.flux import daily_config
+
+    config = _override(config or daily_config(), seed=seed, epochs=epochs)
+    return _train_flux(config, "flux-lstm-daily", artifacts, work, progress, compile_aoti, evaluate)
+
+
+def _train_flux(
+    config: FluxTrainConfig,
+    name: str,
+    artifacts: Path,
+    work: Path,
+    progress: bool,
+    compile_aoti: bool,
+    evaluate: bool,
+) -> Manifest:
+    """Train from scratch → export (three formats, checked) → manifest → held-out skill."""
+    directory = artifacts / config.artifact
     previous = Manifest.load(directory).skill if (directory / "manifest.json").exists() else []
     t0 = time.perf_counter()
     result: TrainResult = train(
@@ -199,14 +246,14 @@ def train_flux_lstm(
     work.mkdir(parents=True, exist_ok=True)
     torch.save(
         {"state_dict": result.model.state_dict(), "config": asdict(config)},
-        work / "flux_lstm-best.pt",
+        work / f"{config.artifact}-best.pt",
     )
     training = {
-        "command": "landcoupler emulators train flux-lstm",
+        "command": f"landcoupler emulators train {name}",
         "data_hash": result.data_hash,
         "sources": [asdict(s) for s in config.train],
         "validation": [asdict(s) for s in config.validation],
-        "held_out": [asdict(s) for s in ev.FLUX_HELD_OUT],
+        "held_out": [asdict(s) for s in ev.flux_held_out(config.timestep)],
         "config": asdict(config),
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -214,9 +261,11 @@ def train_flux_lstm(
         "threads": config.threads,
         "torch": torch.__version__,
     }
-    manifest = export_flux_lstm(result.model, directory, training, compile_aoti)
+    manifest = export_flux_lstm(
+        result.model, directory, training, compile_aoti, name=name, timestep=config.timestep
+    )
     if evaluate:
-        manifest = evaluate_flux_lstm(artifacts, work / "report-flux-lstm", work / "data", progress)
+        manifest = evaluate_flux(directory, work / f"report-{name}", work / "data", progress)
         if previous:
             drift = skill_drift(previous, manifest.skill)
             log.info("skill change vs the previous artifact: %s", drift)
@@ -235,14 +284,27 @@ def evaluate_flux_lstm(
     return evaluate_flux(artifacts / "flux_lstm", out_dir, cache, progress)
 
 
+def evaluate_flux_lstm_daily(
+    artifacts: Path = ARTIFACTS,
+    out_dir: Path = Path("out/emulators/report-flux-lstm-daily"),
+    cache: Path | None = Path("out/emulators/data"),
+    progress: bool = True,
+) -> Manifest:
+    """Held-out skill of the shipped daily flux emulator (daily steps); updates its manifest."""
+    return evaluate_flux(artifacts / "flux_lstm_daily", out_dir, cache, progress)
+
+
 def evaluate_flux(
     directory: Path,
     out_dir: Path,
     cache: Path | None = Path("out/emulators/data"),
     progress: bool = True,
 ) -> Manifest:
-    """Held-out skill of a shipped TorchScript flux emulator; updates the manifest's skill."""
+    """Held-out skill of a shipped TorchScript flux emulator at the manifest's timestep (held-out
+    sources: ``evaluate.flux_held_out``); updates the manifest's skill."""
     manifest = Manifest.load(directory)
+    dt = manifest.timestep_seconds
+    daily = dt >= 86_400
     net = export.load_torchscript(manifest.artifact_path(directory, "torchscript"))
     hidden = int(manifest.recurrent_state["hidden"])
     c_width = int(manifest.recurrent_state.get("c_width", hidden))
@@ -250,8 +312,8 @@ def evaluate_flux(
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     pooled_sim: dict[str, list[np.ndarray]] = {k: [] for k in ev.FLUX_VARIABLES}
     pooled_ref: dict[str, list[np.ndarray]] = {k: [] for k in ev.FLUX_VARIABLES}
-    for spec in ev.FLUX_HELD_OUT:
-        traj = simulate(spec, progress=progress, cache=cache)
+    for spec in ev.flux_held_out(dt):
+        traj = simulate(spec, int(dt), progress=progress, cache=cache)
         batch = Batch.of([traj], torch.float64)
         with torch.no_grad():
             out = rollout(net, batch, hidden, fields=ev.FLUX_VARIABLES, c_width=c_width)
@@ -264,10 +326,11 @@ def evaluate_flux(
         if spec.source in ("tmy3-greensboro", "pcse-wageningen", "tmy3-sandpoint"):
             times = traj.time[: batch.steps]
             start = int(np.searchsorted(times, np.datetime64(f"{str(times[0])[:4]}-07-01")))
-            sl = slice(start, start + 240)
+            sl = slice(0, batch.steps) if daily else slice(start, start + 240)
             row = int(np.nonzero(batch.tile.numpy() == 2)[0][0])  # a grassland tile
             for var in ("hfls", "hfss"):
-                series[f"{spec.label} grassland {var} [W m-2], July"] = (
+                when = "daily, whole year" if daily else "July"
+                series[f"{spec.label} grassland {var} [W m-2], {when}"] = (
                     times[sl],
                     sim[var][sl, row],
                     ref[var][sl, row],
@@ -283,8 +346,9 @@ def evaluate_flux(
         out_dir,
         f"{manifest.name} vs reference model (held-out, free-running)",
         ("hfls", "hfss"),
-        preamble="Pooled over all tiles and hours of each held-out source; the emulator runs "
-        "closed-loop on its own soil water and temperatures from the first step.",
+        preamble=f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
+        "source; the emulator runs closed-loop on its own soil water and temperatures from the "
+        f"first step ({dt:g} s steps).",
     )
     manifest.skill = result["records"]
     manifest.save(directory)

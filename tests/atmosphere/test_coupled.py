@@ -32,17 +32,17 @@ def setup() -> experiment.Setup:
 
 
 def _short_run(
-    setup: experiment.Setup, transport: str
+    setup: experiment.Setup, transport: str, backend: str = "reference", timestep: int = 21_600
 ) -> tuple[list[dict[str, np.ndarray]], list[float], np.ndarray]:
     grid = setup.grid
-    cfg = RunConfig(resolution=RES, years=(2015, 2015), transport=transport, timestep=21_600)
+    cfg = RunConfig(resolution=RES, years=(2015, 2015), transport=transport, timestep=timestep)
     model = ColumnModel(grid, cfg.column)
     replies: list[dict[str, np.ndarray]] = []
 
     def hook(prep: Any, state: Any, budget: Any, fields: Any, land: Any) -> None:
         replies.append({k: np.array(v) for k, v in land.items()})
 
-    options = SessionOptions(start=setup.state.time, timestep=cfg.timestep, backend="reference")
+    options = SessionOptions(start=setup.state.time, timestep=cfg.timestep, backend=backend)
     forcing = Forcing(2.0, 400.0)
     with experiment.open_client(transport) as client:
         land = ServiceLand(client, grid, split_land(grid, 3), setup.cover, options)
@@ -55,9 +55,15 @@ def _short_run(
     return replies, [b.residual for b in res.budgets], res.state.tas
 
 
-def test_grpc_and_in_process_give_bit_identical_land_outputs(setup: experiment.Setup) -> None:
-    grpc_replies, grpc_res, grpc_tas = _short_run(setup, "grpc")
-    local_replies, _local_res, local_tas = _short_run(setup, "inprocess")
+@pytest.mark.parametrize(
+    ("backend", "timestep"), [("reference", 21_600), ("torchscript", 86_400)],
+    ids=["reference-6h", "emulator-daily"],
+)  # fmt: skip
+def test_grpc_and_in_process_give_bit_identical_land_outputs(
+    setup: experiment.Setup, backend: str, timestep: int
+) -> None:
+    grpc_replies, grpc_res, grpc_tas = _short_run(setup, "grpc", backend, timestep)
+    local_replies, _local_res, local_tas = _short_run(setup, "inprocess", backend, timestep)
     assert len(grpc_replies) == len(local_replies) == STEPS
     for a, b in zip(grpc_replies, local_replies, strict=True):
         assert a.keys() == b.keys()
@@ -108,6 +114,9 @@ def test_bench_run_measures_throughput() -> None:
     from coupler.atmosphere import bench
 
     payload = bench.run(resolutions=(RES,), transports=("inprocess",), days=3, emulator_days=0)
-    (case,) = payload["cases"]
-    assert case["steps"] == 3 and case["years_per_hour"] > 0 and case["land_cells"] > 0
+    reference, emulator = payload["cases"]
+    assert (reference["backend"], emulator["backend"]) == ("reference", "torchscript")
+    for case in (reference, emulator):
+        assert case["timestep_s"] == 86_400
+        assert case["steps"] == 3 and case["years_per_hour"] > 0 and case["land_cells"] > 0
     assert f"| {RES:g}° |" in bench.markdown(payload)

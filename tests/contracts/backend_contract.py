@@ -73,6 +73,34 @@ def contract_forcing(static: LandStatic, clock: StepClock, seed: int) -> dict[st
     }
 
 
+def contract_daily_forcing(
+    static: LandStatic, clock: StepClock, seed: int
+) -> dict[str, torch.Tensor]:
+    """Physically valid daily-mean forcing (for steps of a day): the day's mean of
+    ``contract_forcing``'s diurnal cycle (shortwave 850/π W m-2 at most), a slow seasonal drift
+    and intermittent rain."""
+    g = torch.Generator().manual_seed(seed * 7919 + clock.index)
+    m, n = static.n_members, static.n_cells
+    season = math.cos(2 * math.pi * (clock.day_of_year - 200) / 365.0)
+    tas = 288.0 + 12.0 * torch.cos(torch.deg2rad(static.lat)) + 4.0 * season
+    ps = torch.full((n,), 98_000.0, dtype=torch.float64)
+    qs, _ = saturation_specific_humidity(tas, ps)
+
+    def noise(scale: float) -> torch.Tensor:
+        return 1.0 + scale * (torch.rand(m, n, generator=g, dtype=torch.float64) - 0.5)
+
+    rain = (torch.rand(m, n, generator=g, dtype=torch.float64) < 0.4).double()
+    return {
+        "tas": tas * noise(0.004),
+        "huss": 0.6 * qs * noise(0.1),
+        "ps": ps * noise(0.01),
+        "sfcWind": 3.0 * noise(0.8),
+        "pr": rain * 4e-5 * noise(1.0),
+        "rsds": 850.0 / math.pi * (0.8 + 0.2 * season) * noise(0.4),
+        "rlds": (320.0 + 40.0 * torch.cos(torch.deg2rad(static.lat))) * noise(0.05),
+    }
+
+
 class LandBackendContract:
     """Base class of the backend contract tests (not collected itself: no ``Test`` prefix)."""
 
@@ -84,6 +112,12 @@ class LandBackendContract:
 
     def make_backend(self) -> LandBackend:
         raise NotImplementedError
+
+    def forcing(self, static: LandStatic, clock: StepClock, seed: int) -> dict[str, torch.Tensor]:
+        """Forcing of a step: hourly-shaped below a day, daily means for steps of a day."""
+        if self.dt >= 86_400.0:
+            return contract_daily_forcing(static, clock, seed)
+        return contract_forcing(static, clock, seed)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -102,7 +136,7 @@ class LandBackendContract:
     ) -> tuple[LandState, StepClock, list[dict[str, torch.Tensor]]]:
         outs = []
         for _ in range(n):
-            state, out = backend.step(state, static, contract_forcing(static, clock, 1), clock)
+            state, out = backend.step(state, static, self.forcing(static, clock, 1), clock)
             outs.append(out)
             clock = clock.advance()
         return state, clock, outs
@@ -132,7 +166,7 @@ class LandBackendContract:
         storage = outs[0]["mrso"]
         worst_e = worst_w = 0.0
         for _ in range(self.steps):
-            forcing = contract_forcing(static, clock, 1)
+            forcing = self.forcing(static, clock, 1)
             state, out = backend.step(state, static, forcing, clock)
             e = energy_residual(out["rns"], out["hfls"], out["hfss"], out["hfdsl"]).abs().max()
             w = (
@@ -151,7 +185,7 @@ class LandBackendContract:
         static, clock = self.static(), self.clock()
         state = backend.initial_state(static, clock)
         before = state.clone()
-        forcing = contract_forcing(static, clock, 1)
+        forcing = self.forcing(static, clock, 1)
         forcing_before = {k: v.clone() for k, v in forcing.items()}
         backend.step(state, static, forcing, clock)
         assert state.equal(before)
@@ -194,7 +228,7 @@ class LandBackendContract:
     def test_missing_forcing_is_named(self, backend: LandBackend) -> None:
         static, clock = self.static(), self.clock()
         state = backend.initial_state(static, clock)
-        forcing = contract_forcing(static, clock, 1)
+        forcing = self.forcing(static, clock, 1)
         del forcing["rlds"]
         with pytest.raises(ValueError, match="rlds"):
             backend.step(state, static, forcing, clock)
@@ -203,7 +237,7 @@ class LandBackendContract:
         static, clock = self.static(), self.clock()
         state = backend.initial_state(static, clock)
         before = state.clone()
-        forcing = contract_forcing(static, clock, 1)
+        forcing = self.forcing(static, clock, 1)
         forcing["tas"] = forcing["tas"].clone()
         forcing["tas"][0, 1] = 400.0
         with pytest.raises(VariableError) as err:

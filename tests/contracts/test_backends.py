@@ -1,4 +1,5 @@
-"""Every land backend passes the contract: the reference model and the emulator backends."""
+"""Every land backend passes the contract: the reference model and the emulator backends, at
+hourly steps and at daily steps (the emulator backends then use ``flux_lstm_daily``)."""
 
 from __future__ import annotations
 
@@ -20,5 +21,26 @@ class TestTorchScriptBackend(LandBackendContract):
 
 
 class TestAOTIBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return AOTIBackend()
+
+
+class _Daily:
+    dt = 86_400.0
+    start = "2001-06-27T00:00:00"
+    steps = 8
+
+
+class TestReferenceBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return ReferenceBackend()
+
+
+class TestTorchScriptBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return TorchScriptBackend()
+
+
+class TestAOTIBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return AOTIBackend()

@@ -22,7 +22,8 @@ from emulators.nets import registry
 from emulators.training.pipeline import ARTIFACTS
 
 RTOL = 1e-5
-EMULATORS = {"flux_lstm": FLUX_FEATURES, "lai": LAI_FEATURES}
+EMULATORS = {"flux_lstm": FLUX_FEATURES, "flux_lstm_daily": FLUX_FEATURES, "lai": LAI_FEATURES}
+TIMESTEP = {"flux_lstm": 3600.0, "flux_lstm_daily": 86_400.0, "lai": 86_400.0}
 TOTAL_LIMIT = 20 * 1024 * 1024
 
 
@@ -57,14 +58,15 @@ def test_manifest_describes_the_artifact(name: str) -> None:
     assert [c.units for c in x.channels] == [f.units for f in features]
     assert all(c.std > 0 for c in x.channels)
     assert x.shape == ["rows", len(features)] and x.dtype == "float32"
-    assert m.timestep_seconds == (3600.0 if name == "flux_lstm" else 86_400.0)
+    assert m.timestep_seconds == TIMESTEP[name]
     assert len(m.training["data_hash"]) == 16 and m.training["sources"]
     assert m.training["held_out"] and m.training["command"].startswith("landcoupler emulators")
     assert m.code_version.startswith("landcoupler")
     assert set(m.artifacts) == {"torchscript", "aoti", "onnx"}
     assert all(v <= RTOL for v in m.export_checks.values())
     assert m.skill, "the manifest carries the held-out skill table"
-    if name == "flux_lstm":
+    if name.startswith("flux_lstm"):
+        assert m.architecture == "flux_lstm"
         assert [c.name for c in m.outputs[0].channels] == [n for n, _, _ in FLUX_OUTPUTS]
         assert m.recurrent_state["tensors"] == ["h", "c"]
         assert m.recurrent_state["hidden"] == m.inputs[1].shape[1]

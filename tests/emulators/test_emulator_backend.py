@@ -12,7 +12,12 @@ from coupler.core import backends as registry
 from emulators import metrics
 from emulators import parameters as P
 from emulators.backend import LandStatic, StepClock
-from emulators.backends.emulator import AOTIBackend, EmulatorBackend, EmulatorConfig
+from emulators.backends.emulator import (
+    AOTIBackend,
+    EmulatorBackend,
+    EmulatorConfig,
+    TimestepError,
+)
 from emulators.export import relative_error
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS, REQUIRED_FORCING
@@ -63,10 +68,17 @@ def test_torchscript_and_aoti_backends_agree(ts_backend: EmulatorBackend) -> Non
 
 def test_refuses_a_timestep_it_was_not_trained_for(ts_backend: EmulatorBackend) -> None:
     static = contract_static(3, 1, seed=0)
+    good = StepClock(0, np.datetime64("2001-07-01"), 3600.0)
+    state = ts_backend.initial_state(static, good)
+    before = state.clone()
     clock = StepClock(0, np.datetime64("2001-07-01"), 1800.0)
-    state = ts_backend.initial_state(static, clock)
-    with pytest.raises(ValueError, match=r"dt: .*3600 s steps, got 1800 s"):
+    want = r"dt: .* 3600 s \(flux-lstm\), 86400 s \(flux-lstm-daily\); got 1800 s"
+    with pytest.raises(TimestepError, match=want) as err:
+        ts_backend.initial_state(static, clock)
+    assert (err.value.field, err.value.rule) == ("dt", "trained_timestep")
+    with pytest.raises(TimestepError, match=want):
         ts_backend.step(state, static, contract_forcing(static, clock, 0), clock)
+    assert state.equal(before)
 
 
 def test_unknown_loader_and_bad_config_are_named() -> None:
