@@ -278,7 +278,7 @@ def train(
             opt.step()
             sched.step()
             h, c = h.detach(), c.detach()
-            running = 0.9 * running + 0.1 * float(loss) if k else float(loss)
+            running = 0.9 * running + 0.1 * loss.item() if k else loss.item()
             bar.set_postfix(loss=f"{running:.4f}")
         scores = validate(model, val, soil)
         score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
