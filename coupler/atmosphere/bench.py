@@ -13,6 +13,7 @@ results and the ``run`` section of the doc.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -151,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     from coupler.bench import doc
 
     resolutions = tuple(float(x) for x in args.resolutions.split(","))
+    load_before = os.getloadavg()[0]
     payload = run(
         resolutions, days=args.days, backend=args.backend, ranks=args.ranks,
         emulator_days=args.emulator_days,
         emulator=None if args.emulator.lower() == "none" else args.emulator,
     )  # fmt: skip
     m = doc.machine()
-    payload["machine"] = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}"
+    load_after = os.getloadavg()[0]
+    payload["load_average"] = {"before": load_before, "after": load_after}
+    payload["machine"] = (
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}, 1-min load average "
+        f"{load_before:.1f} before / {load_after:.1f} after (other processes; ≈0 when quiet)"
+    )
     md = markdown(payload)
     print(md)
     if args.json:
