@@ -176,7 +176,8 @@ class _EncoderLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, w, d = x.shape
         hd = d // self.heads
-        q, k, v = self.qkv(self.norm1(x)).reshape(n, w, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(self.norm1(x)).reshape(n, w, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (TorchScript cannot unpack a tensor)
         att = torch.softmax(q @ k.transpose(-1, -2) / hd**0.5, dim=-1)
         x = x + self.proj((att @ v).transpose(1, 2).reshape(n, w, d))
         return x + self.ff2(nn.functional.gelu(self.ff1(self.norm2(x))))

@@ -7,6 +7,7 @@ import torch
 
 import emulators.nets.flux
 import emulators.nets.lai  # noqa: F401  (registers lai)
+from emulators import export
 from emulators.backends.closure import N_FLUX_OUTPUTS
 from emulators.backends.features import FLUX_FEATURES, N_FLUX_FEATURES
 from emulators.backends.lai_step import N_LAI_FEATURES
@@ -88,3 +89,18 @@ def test_feature_names_are_unique_and_have_units() -> None:
     names = [f.name for f in FLUX_FEATURES]
     assert len(names) == len(set(names)) == N_FLUX_FEATURES
     assert all(f.units for f in FLUX_FEATURES)
+
+
+def test_transformer_step_scripts_and_matches_eager() -> None:
+    """The served form (TorchScript) of the transformer step equals the eager module."""
+    t = registry.build("flux_transformer", {"window": 4, "d_model": 16, "heads": 2, "layers": 1})
+    step = FluxTransformerStep(t).eval()
+    with export.torchscript_quiet():
+        scripted = torch.jit.script(step)
+    x = torch.randn(5, N_FLUX_FEATURES)
+    h = torch.randn(5, step.hidden)
+    c = torch.zeros(5, 1)
+    want = step(x, h, c)
+    got = scripted(x, h, c)
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a, b)
