@@ -26,6 +26,10 @@ configured flux artifact and picks, per session, the one whose timestep equals t
 ``dt``; any other ``dt`` is refused with :class:`TimestepError` (field ``dt``, rule
 ``trained_timestep``) naming the available timesteps. At steps of a day or longer the LAI step
 runs after every step, and the local-solar-hour features are constant zeros (as in training).
+The LAI emulator is picked the same way, by the land step it was trained on
+(``lai_step.lai_timestep``): ``lai`` 3600 s, ``lai_daily`` 86 400 s; with
+``phenology="emulator"`` a session whose ``dt`` has a flux but no LAI emulator is refused the
+same way (``phenology="reference"`` needs none).
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 from emulators.backends import closure, flux_step, tiles
 from emulators.backends.features import step_local_hour
-from emulators.backends.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
+from emulators.backends.lai_step import (
+    LAI_ACCUMULATORS,
+    accumulate,
+    advance_leaf_carbon,
+    lai_timestep,
+)
 from emulators.manifest import Manifest
 from emulators.reference import phenology
 from emulators.reference.model import aggregate
@@ -55,8 +64,9 @@ LOADERS = ("torchscript", "aoti")
 
 
 class TimestepError(ValueError):
-    """The session's step length has no trained flux emulator. ``field`` is ``"dt"`` and
-    ``rule`` ``"trained_timestep"`` (the coupler's InvalidArgument convention)."""
+    """The session's step length has no trained flux (or, with ``phenology="emulator"``, LAI)
+    emulator. ``field`` is ``"dt"`` and ``rule`` ``"trained_timestep"`` (the coupler's
+    InvalidArgument convention)."""
 
     field = "dt"
     rule = "trained_timestep"
@@ -73,13 +83,22 @@ class _Flux:
 
 
 @dataclass(frozen=True)
+class _LAI:
+    """A loaded LAI emulator: its manifest and callable."""
+
+    manifest: Manifest
+    net: Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
-    """``flux``: artifact directories of the flux emulators, one per trained timestep (a
-    directory without a manifest is skipped; at least one must load)."""
+    """``flux``/``lai``: artifact directories of the flux and LAI emulators, one per trained
+    timestep (with several, a directory without a manifest is skipped; at least one must load;
+    ``lai`` is used only with ``phenology="emulator"``)."""
 
     artifacts: Path = ARTIFACTS
     flux: tuple[str, ...] = ("flux_lstm", "flux_lstm_daily")
-    lai: str = "lai"  # artifact directory of the LAI emulator
+    lai: tuple[str, ...] = ("lai", "lai_daily")
     phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
     chunk_rows: int = 16_384
@@ -98,6 +117,10 @@ class EmulatorConfig:
             object.__setattr__(self, "flux", (self.flux,))
         if not self.flux:
             raise ValueError("flux: at least one flux artifact directory is needed")
+        if isinstance(self.lai, str):
+            object.__setattr__(self, "lai", (self.lai,))
+        if self.phenology == "emulator" and not self.lai:
+            raise ValueError("lai: at least one LAI artifact directory is needed")
 
 
 def _load(manifest: Manifest, directory: Path, loader: str, device: str) -> Callable[..., Any]:
@@ -154,19 +177,35 @@ class EmulatorBackend:
         first = self._fluxes[self.timesteps[0]]
         self.flux_manifest = first.manifest
         self.hidden, self.c_width = first.hidden, first.c_width
-        self._lai: Callable[..., Any] | None = None
-        self.lai_manifest: Manifest | None = None
+        self._lais: dict[float, _LAI] = {}
         if cfg.phenology == "emulator":
-            lai_dir = Path(cfg.artifacts) / cfg.lai
-            self.lai_manifest = Manifest.load(lai_dir)
-            self._lai = _load(self.lai_manifest, lai_dir, loader, device)
-        hashes = [self._fluxes[dt].manifest.hash() for dt in self.timesteps] + (
-            [self.lai_manifest.hash()] if self.lai_manifest else []
-        )
+            for name in cfg.lai:
+                lai_dir = Path(cfg.artifacts) / name
+                if not (lai_dir / "manifest.json").exists() and len(cfg.lai) > 1:
+                    continue
+                manifest = Manifest.load(lai_dir)
+                dt = lai_timestep(manifest)
+                if dt in self._lais:
+                    raise ValueError(
+                        f"lai: {name!r} and {self._lais[dt].manifest.name!r} are both trained "
+                        f"for {dt:g} s land steps"
+                    )
+                self._lais[dt] = _LAI(manifest, _load(manifest, lai_dir, loader, device))
+            if not self._lais:
+                raise RuntimeError(f"lai: no LAI emulator artifacts in {cfg.artifacts}")
+        #: land steps [s] with an LAI emulator, ascending (empty with the reference phenology)
+        self.lai_timesteps = tuple(sorted(self._lais))
+        #: the shortest-step LAI emulator's manifest (None with the reference phenology)
+        self.lai_manifest = self._lais[self.lai_timesteps[0]].manifest if self._lais else None
+        hashes = [self._fluxes[dt].manifest.hash() for dt in self.timesteps] + [
+            self._lais[dt].manifest.hash() for dt in self.lai_timesteps
+        ]
         self.manifest_hash = ",".join(h[:16] for h in hashes)
         self.version = self.flux_manifest.code_version
         self._const = tiles.class_constants(cfg.soil, torch.float64)
-        self._rows_cache: tuple[int, tiles.Rows] | None = None
+        # (cover tensor, members, rows): the cover is held, so a new static can never be
+        # mistaken for a freed one whose id() it reuses
+        self._rows_cache: tuple[Tensor, int, tiles.Rows] | None = None
 
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> _Flux:
@@ -182,8 +221,25 @@ class EmulatorBackend:
             )
         return flux
 
+    def lai_for(self, dt: float) -> _LAI | None:
+        """The LAI emulator trained on land steps of ``dt`` seconds (None with the reference
+        phenology), else :class:`TimestepError`."""
+        if self.config.phenology != "emulator":
+            return None
+        lai = self._lais.get(float(dt))
+        if lai is None:
+            available = ", ".join(
+                f"{t:g} s ({self._lais[t].manifest.name})" for t in self.lai_timesteps
+            )
+            raise TimestepError(
+                f"dt: the {self.name} backend has LAI emulators trained for {available}; "
+                f"got {float(dt):g} s (phenology='reference' needs none)"
+            )
+        return lai
+
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
         flux = self.flux_for(clock.dt)
+        self.lai_for(clock.dt)
         m, n, k = static.n_members, static.n_cells, P.N_CLASSES
         cap = self._const["capacity"].expand(m, n, k)
         lat = torch.deg2rad(static.lat).expand(m, n).unsqueeze(-1)
@@ -205,11 +261,12 @@ class EmulatorBackend:
 
     # ------------------------------------------------------------------------------------------
     def _rows(self, static: LandStatic) -> tiles.Rows:
-        key = id(static.cover)
-        if self._rows_cache is None or self._rows_cache[0] != key:
+        cached = self._rows_cache
+        if cached is None or cached[0] is not static.cover or cached[1] != static.n_members:
             rows = tiles.Rows.active(static.cover, static.n_members, self.config.all_tiles)
-            self._rows_cache = (key, rows)
-        return self._rows_cache[1]
+            self._rows_cache = (static.cover, static.n_members, rows)
+            return rows
+        return cached[2]
 
     def _run_flux(
         self, x: Tensor, h: Tensor, c: Tensor, net: Callable[..., Any] | None = None
@@ -231,12 +288,9 @@ class EmulatorBackend:
             return empty, h, c
         return torch.cat(ys), torch.cat(hs), torch.cat(cs)
 
-    def _run_lai(self, x: Tensor) -> Tensor:
-        assert self._lai is not None
+    def _run_lai(self, x: Tensor, net: Callable[[Tensor], Tensor]) -> Tensor:
         step = self.config.chunk_rows
-        outs = [
-            self._lai(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)
-        ]
+        outs = [net(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)]
         return torch.cat(outs) if outs else torch.zeros(0, 1)
 
     def step(
@@ -261,6 +315,7 @@ class EmulatorBackend:
         (z0: 1 m) and keep their state."""
         cfg = self.config
         flux = self.flux_for(clock.dt)
+        lai = self.lai_for(clock.dt)
         if cfg.validate_forcing:
             for name in REQUIRED_FORCING:
                 if name not in forcing:
@@ -290,9 +345,14 @@ class EmulatorBackend:
         cleaf_new = cleaf
         day_ends = (clock.seconds_of_day + clock.dt) % C.SECONDS_PER_DAY == 0
         if day_ends or clock.dt >= C.SECONDS_PER_DAY:  # daily steps: after every step
-            if self._lai is not None:
+            if lai is not None:
+                lai_net = lai.net
+
+                def run_lai(x: Tensor) -> Tensor:
+                    return self._run_lai(x, lai_net)
+
                 cleaf_new = advance_leaf_carbon(
-                    self._run_lai,
+                    run_lai,
                     acc,
                     cleaf,
                     closed.w,

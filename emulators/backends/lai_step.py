@@ -1,5 +1,9 @@
 """The daily LAI step: forcing aggregates accumulated over the (UTC) day, the LAI emulator's input
-features, and the update of leaf carbon (LAI = SLA × leaf carbon, as in the reference model)."""
+features, and the update of leaf carbon (LAI = SLA × leaf carbon, as in the reference model).
+
+An LAI artifact is called once a day, but its aggregates depend on the land step they were
+accumulated over (at 86 400 s steps ``tas_max`` is the day's mean): :func:`lai_timestep` reads the
+land step it was trained on, by which the emulator backend picks it per session."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from emulators.backend import StepClock
 from emulators.backends.closure import Closed
 from emulators.backends.features import Feature, doy_encoding, normalised_parameters
 from emulators.backends.flux_step import RowInputs
+from emulators.manifest import Manifest
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
@@ -45,6 +50,14 @@ LAI_FEATURES: tuple[Feature, ...] = (
 )
 N_LAI_FEATURES = len(LAI_FEATURES)
 LAI_OUTPUTS = (("dlai", "1", "change of leaf area index over the day"),)
+
+
+def lai_timestep(manifest: Manifest) -> float:
+    """The land step [s] an LAI emulator was trained on (its daily aggregates come from steps of
+    this length): the training config's ``timestep``, or 3600 for artifacts trained before the
+    option existed (``lai``). The manifest's ``timestep_seconds`` is the call period (a day)."""
+    config = manifest.training.get("config", {})
+    return float(config.get("timestep", 3600) if isinstance(config, dict) else 3600)
 
 
 def accumulate(

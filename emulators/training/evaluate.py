@@ -49,6 +49,13 @@ def flux_held_out(timestep: float) -> tuple[SourceSpec, ...]:
     return FLUX_DAILY_HELD_OUT if timestep >= 86_400 else FLUX_HELD_OUT
 
 
+def lai_held_out(timestep: float) -> tuple[SourceSpec, ...]:
+    """The held-out sources of the LAI emulator trained on land steps of ``timestep`` seconds:
+    the flux emulator's of the same step without BSRN Payerne (a single June month, no
+    phenological year)."""
+    return tuple(s for s in flux_held_out(timestep) if s.source != "bsrn-payerne")
+
+
 #: (source label, variable) pairs the acceptance applies to
 FLUX_VARIABLES = ("hfls", "hfss", "ts", "gpp")
 FLUX_UNITS = {"hfls": "W m-2", "hfss": "W m-2", "ts": "K", "gpp": "kg m-2 s-1", "lai": "1"}

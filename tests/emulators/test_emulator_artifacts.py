@@ -22,8 +22,19 @@ from emulators.nets import registry
 from emulators.training.pipeline import ARTIFACTS
 
 RTOL = 1e-5
-EMULATORS = {"flux_lstm": FLUX_FEATURES, "flux_lstm_daily": FLUX_FEATURES, "lai": LAI_FEATURES}
-TIMESTEP = {"flux_lstm": 3600.0, "flux_lstm_daily": 86_400.0, "lai": 86_400.0}
+EMULATORS = {
+    "flux_lstm": FLUX_FEATURES,
+    "flux_lstm_daily": FLUX_FEATURES,
+    "lai": LAI_FEATURES,
+    "lai_daily": LAI_FEATURES,
+}
+# the call period; the LAI emulators differ in the land step they were trained on
+TIMESTEP = {
+    "flux_lstm": 3600.0,
+    "flux_lstm_daily": 86_400.0,
+    "lai": 86_400.0,
+    "lai_daily": 86_400.0,
+}
 TOTAL_LIMIT = 20 * 1024 * 1024
 
 
