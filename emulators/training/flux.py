@@ -72,7 +72,7 @@ class FluxTrainConfig:
     timestep: int = 3600  # s, the step of the reference trajectories and of the emulator
     train: tuple[SourceSpec, ...] = TRAIN_SOURCES
     validation: tuple[SourceSpec, ...] = VALIDATION_SOURCES
-    epochs: int = 12
+    epochs: int = 24
     window: int = 48
     windows_per_epoch: int = 50
     lr: float = 3e-3
