@@ -45,6 +45,13 @@ from emulators import constants as C
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 from emulators.backends import closure, flux_step, tiles
+from emulators.backends.artifacts import (
+    LOADERS,
+    LoadedFlux,
+    LoadedLAI,
+    TimestepError,
+    load_artifact,
+)
 from emulators.backends.features import step_local_hour
 from emulators.backends.lai_step import (
     LAI_ACCUMULATORS,
@@ -60,34 +67,6 @@ from emulators.variables import REQUIRED_FORCING, check
 
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LOADERS = ("torchscript", "aoti")
-
-
-class TimestepError(ValueError):
-    """The session's step length has no trained flux (or, with ``phenology="emulator"``, LAI)
-    emulator. ``field`` is ``"dt"`` and ``rule`` ``"trained_timestep"`` (the coupler's
-    InvalidArgument convention)."""
-
-    field = "dt"
-    rule = "trained_timestep"
-
-
-@dataclass(frozen=True)
-class _Flux:
-    """A loaded flux emulator: its manifest, callable and recurrent state widths."""
-
-    manifest: Manifest
-    net: Callable[..., Any]
-    hidden: int
-    c_width: int
-
-
-@dataclass(frozen=True)
-class _LAI:
-    """A loaded LAI emulator: its manifest and callable."""
-
-    manifest: Manifest
-    net: Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -123,19 +102,6 @@ class EmulatorConfig:
             raise ValueError("lai: at least one LAI artifact directory is needed")
 
 
-def _load(manifest: Manifest, directory: Path, loader: str, device: str) -> Callable[..., Any]:
-    from emulators import export
-
-    path = manifest.artifact_path(directory, loader)
-    if loader == "torchscript":
-        return export.load_torchscript(path, device)  # type: ignore[no-any-return,unused-ignore]
-    if loader == "aoti":
-        if device != "cpu":
-            raise RuntimeError(f"{path.name}: the shipped AOTInductor packages are built for CPU")
-        return export.load_aoti(path)
-    raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
-
-
 class EmulatorBackend:
     """Compiled emulators behind the ``LandBackend`` Protocol (see module docstring)."""
 
@@ -149,7 +115,7 @@ class EmulatorBackend:
         else:
             device = "cuda" if loader == "torchscript" and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self._fluxes: dict[float, _Flux] = {}
+        self._fluxes: dict[float, LoadedFlux] = {}
         for name in cfg.flux:
             flux_dir = Path(cfg.artifacts) / name
             if not (flux_dir / "manifest.json").exists() and len(cfg.flux) > 1:
@@ -162,9 +128,9 @@ class EmulatorBackend:
                     f"for {dt:g} s steps"
                 )
             hidden = int(manifest.recurrent_state["hidden"])
-            self._fluxes[dt] = _Flux(
+            self._fluxes[dt] = LoadedFlux(
                 manifest,
-                _load(manifest, flux_dir, loader, device),
+                load_artifact(manifest, flux_dir, loader, device),
                 hidden,
                 int(manifest.recurrent_state.get("c_width", hidden)),
             )
@@ -177,7 +143,7 @@ class EmulatorBackend:
         first = self._fluxes[self.timesteps[0]]
         self.flux_manifest = first.manifest
         self.hidden, self.c_width = first.hidden, first.c_width
-        self._lais: dict[float, _LAI] = {}
+        self._lais: dict[float, LoadedLAI] = {}
         if cfg.phenology == "emulator":
             for name in cfg.lai:
                 lai_dir = Path(cfg.artifacts) / name
@@ -190,7 +156,9 @@ class EmulatorBackend:
                         f"lai: {name!r} and {self._lais[dt].manifest.name!r} are both trained "
                         f"for {dt:g} s land steps"
                     )
-                self._lais[dt] = _LAI(manifest, _load(manifest, lai_dir, loader, device))
+                self._lais[dt] = LoadedLAI(
+                    manifest, load_artifact(manifest, lai_dir, loader, device)
+                )
             if not self._lais:
                 raise RuntimeError(f"lai: no LAI emulator artifacts in {cfg.artifacts}")
         #: land steps [s] with an LAI emulator, ascending (empty with the reference phenology)
@@ -208,7 +176,7 @@ class EmulatorBackend:
         self._rows_cache: tuple[Tensor, int, tiles.Rows] | None = None
 
     # ------------------------------------------------------------------------------------------
-    def flux_for(self, dt: float) -> _Flux:
+    def flux_for(self, dt: float) -> LoadedFlux:
         """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`."""
         flux = self._fluxes.get(float(dt))
         if flux is None:
@@ -221,7 +189,7 @@ class EmulatorBackend:
             )
         return flux
 
-    def lai_for(self, dt: float) -> _LAI | None:
+    def lai_for(self, dt: float) -> LoadedLAI | None:
         """The LAI emulator trained on land steps of ``dt`` seconds (None with the reference
         phenology), else :class:`TimestepError`."""
         if self.config.phenology != "emulator":
