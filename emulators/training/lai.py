@@ -255,8 +255,8 @@ def train(
                 v = rollout(model, val)
                 veg = val.vegetated > 0
                 rmse = float(((v - val.lai[1:])[:, veg] ** 2).mean().sqrt())
-            history.append({"epoch": epoch + 1, "train_loss": float(loss), "val_rmse_veg": rmse})
-            bar.set_postfix(loss=f"{float(loss):.4f}", val_rmse=f"{rmse:.3f}")
+            history.append({"epoch": epoch + 1, "train_loss": loss.item(), "val_rmse_veg": rmse})
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_rmse=f"{rmse:.3f}")
             if rmse < best:
                 best, best_epoch, best_state = rmse, epoch + 1, copy.deepcopy(model.state_dict())
             elif epoch + 1 - best_epoch >= config.patience:
