@@ -163,7 +163,7 @@ class LAITrainConfig:
     timestep: int = 3600  # s, the land step of the reference trajectories (and of the sessions)
     train: tuple[SourceSpec, ...] = TRAIN_SOURCES
     validation: tuple[SourceSpec, ...] = VALIDATION_SOURCES
-    epochs: int = 1500
+    epochs: int = 5000
     window: int = 60
     sample: int = 20_000
     eval_every: int = 25
