@@ -19,6 +19,7 @@ from emulators.backends.features import FLUX_FEATURES
 from emulators.backends.lai_step import LAI_FEATURES
 from emulators.manifest import Manifest, ManifestError
 from emulators.nets import registry
+from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.training.pipeline import ARTIFACTS
 
 RTOL = 1e-5
@@ -27,6 +28,7 @@ EMULATORS = {
     "flux_lstm_daily": FLUX_FEATURES,
     "lai": LAI_FEATURES,
     "lai_daily": LAI_FEATURES,
+    "flux_transformer": FLUX_FEATURES,  # for comparison (Trans-LAI); not served by default
 }
 # the call period; the LAI emulators differ in the land step they were trained on
 TIMESTEP = {
@@ -34,6 +36,7 @@ TIMESTEP = {
     "flux_lstm_daily": 86_400.0,
     "lai": 86_400.0,
     "lai_daily": 86_400.0,
+    "flux_transformer": 3600.0,
 }
 TOTAL_LIMIT = 20 * 1024 * 1024
 
@@ -42,6 +45,8 @@ def _eager(name: str, manifest: Manifest) -> torch.nn.Module:
     """The eager network rebuilt from the manifest's config and the TorchScript weights."""
     ts = export.load_torchscript(manifest.artifact_path(ARTIFACTS / name, "torchscript"))
     model = registry.build(manifest.architecture, manifest.config)
+    if isinstance(model, FluxTransformer):  # served through its recurrent step adapter
+        model = FluxTransformerStep(model)
     model.load_state_dict(ts.state_dict())
     return model.eval()
 
