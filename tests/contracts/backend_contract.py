@@ -10,6 +10,7 @@ backend's internals.
 
 from __future__ import annotations
 
+import abc
 import math
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def contract_daily_forcing(
     }
 
 
-class LandBackendContract:
-    """Base class of the backend contract tests (not collected itself: no ``Test`` prefix)."""
+class LandBackendContract(abc.ABC):
+    """Base class of the backend contract tests (not collected itself: no ``Test`` prefix);
+    every backend's test class subclasses it and says how to build the backend."""
 
     n_cells = 12
     members = 2
@@ -110,8 +112,9 @@ class LandBackendContract:
     start = "2001-06-30T18:00:00"  # crosses a day boundary within the first steps
     steps = 10
 
+    @abc.abstractmethod
     def make_backend(self) -> LandBackend:
-        raise NotImplementedError
+        """A fresh backend under test."""
 
     def forcing(self, static: LandStatic, clock: StepClock, seed: int) -> dict[str, torch.Tensor]:
         """Forcing of a step: hourly-shaped below a day, daily means for steps of a day."""
