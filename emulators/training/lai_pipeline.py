@@ -20,7 +20,13 @@ from emulators.manifest import Channel, Manifest, TensorSpec, file_entry
 from emulators.provenance import code_version
 from emulators.training import evaluate as ev
 from emulators.training.data import simulate
-from emulators.training.pipeline import ARTIFACTS, RTOL, _channels, _override
+from emulators.training.pipeline import (
+    ARTIFACTS,
+    RTOL,
+    _channels,
+    _override,
+    shipped_evaluator,
+)
 
 #: held out from ``lai`` (hourly land steps); ``evaluate.lai_held_out(86400)`` for ``lai-daily``
 LAI_HELD_OUT = ev.lai_held_out(3600)
@@ -196,16 +202,6 @@ def _train_lai(
     return manifest
 
 
-def evaluate_lai(
-    artifacts: Path = ARTIFACTS,
-    out_dir: Path = Path("out/emulators/report-lai"),
-    cache: Path | None = Path("out/emulators/data"),
-    progress: bool = True,
-) -> Manifest:
-    """Held-out skill of the shipped TorchScript LAI emulator over free-running years."""
-    return evaluate_lai_at(artifacts / "lai", out_dir, cache, progress)
-
-
 def evaluate_lai_daily(
     artifacts: Path = ARTIFACTS,
     out_dir: Path = Path("out/emulators/report-lai-daily"),
@@ -277,3 +273,7 @@ def evaluate_lai_at(
         manifest.skill = result["records"]
         manifest.save(directory)
     return manifest
+
+
+#: held-out skill of the shipped hourly-step LAI emulator (``emulators evaluate lai``)
+evaluate_lai = shipped_evaluator(evaluate_lai_at, "lai", "report-lai")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -275,24 +276,25 @@ def _train_flux(
     return manifest
 
 
-def evaluate_flux_lstm(
-    artifacts: Path = ARTIFACTS,
-    out_dir: Path = Path("out/emulators/report-flux-lstm"),
-    cache: Path | None = Path("out/emulators/data"),
-    progress: bool = True,
-) -> Manifest:
-    """Held-out skill of the shipped TorchScript flux emulator; updates the manifest's skill."""
-    return evaluate_flux(artifacts / "flux_lstm", out_dir, cache, progress)
+def shipped_evaluator(
+    evaluate_at: Callable[[Path, Path, Path | None, bool], Manifest], artifact: str, report: str
+) -> Callable[..., Manifest]:
+    """``landcoupler emulators evaluate NAME`` of a shipped artifact: ``evaluate_at(directory,
+    out_dir, cache, progress)`` on ``ARTIFACTS/artifact``, the report under
+    ``out/emulators/report``; updates the manifest's skill table."""
 
+    def evaluate(
+        artifacts: Path = ARTIFACTS,
+        out_dir: Path = Path("out/emulators") / report,
+        cache: Path | None = Path("out/emulators/data"),
+        progress: bool = True,
+    ) -> Manifest:
+        return evaluate_at(artifacts / artifact, out_dir, cache, progress)
 
-def evaluate_flux_lstm_daily(
-    artifacts: Path = ARTIFACTS,
-    out_dir: Path = Path("out/emulators/report-flux-lstm-daily"),
-    cache: Path | None = Path("out/emulators/data"),
-    progress: bool = True,
-) -> Manifest:
-    """Held-out skill of the shipped daily flux emulator (daily steps); updates its manifest."""
-    return evaluate_flux(artifacts / "flux_lstm_daily", out_dir, cache, progress)
+    evaluate.__doc__ = (
+        f"Held-out skill of the shipped ``{artifact}`` emulator (updates its manifest)."
+    )
+    return evaluate
 
 
 def evaluate_flux(
@@ -354,6 +356,13 @@ def evaluate_flux(
     manifest.skill = result["records"]
     manifest.save(directory)
     return manifest
+
+
+#: held-out skill of the shipped hourly and daily flux emulators (``emulators evaluate ...``)
+evaluate_flux_lstm = shipped_evaluator(evaluate_flux, "flux_lstm", "report-flux-lstm")
+evaluate_flux_lstm_daily = shipped_evaluator(
+    evaluate_flux, "flux_lstm_daily", "report-flux-lstm-daily"
+)
 
 
 def skill_drift(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, float]:
