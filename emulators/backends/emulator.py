@@ -178,32 +178,19 @@ class EmulatorBackend:
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
         """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`."""
-        flux = self._fluxes.get(float(dt))
-        if flux is None:
-            available = ", ".join(
-                f"{t:g} s ({self._fluxes[t].manifest.name})" for t in self.timesteps
-            )
-            raise TimestepError(
-                f"dt: the {self.name} backend has flux emulators trained for {available}; "
-                f"got {float(dt):g} s"
-            )
-        return flux
+        return _for_dt(self._fluxes, dt, f"the {self.name} backend has flux emulators", "")
 
     def lai_for(self, dt: float) -> LoadedLAI | None:
         """The LAI emulator trained on land steps of ``dt`` seconds (None with the reference
         phenology), else :class:`TimestepError`."""
         if self.config.phenology != "emulator":
             return None
-        lai = self._lais.get(float(dt))
-        if lai is None:
-            available = ", ".join(
-                f"{t:g} s ({self._lais[t].manifest.name})" for t in self.lai_timesteps
-            )
-            raise TimestepError(
-                f"dt: the {self.name} backend has LAI emulators trained for {available}; "
-                f"got {float(dt):g} s (phenology='reference' needs none)"
-            )
-        return lai
+        return _for_dt(
+            self._lais,
+            dt,
+            f"the {self.name} backend has LAI emulators",
+            " (phenology='reference' needs none)",
+        )
 
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
         flux = self.flux_for(clock.dt)
@@ -397,3 +384,13 @@ class AOTIBackend(EmulatorBackend):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config, loader="aoti")
+
+
+def _for_dt(table: Mapping[float, Any], dt: float, what: str, hint: str) -> Any:
+    """The entry of ``table`` (timestep -> loaded emulator) for steps of ``dt`` seconds, else
+    :class:`TimestepError` naming the available timesteps."""
+    found = table.get(float(dt))
+    if found is None:
+        available = ", ".join(f"{t:g} s ({table[t].manifest.name})" for t in sorted(table))
+        raise TimestepError(f"dt: {what} trained for {available}; got {float(dt):g} s{hint}")
+    return found

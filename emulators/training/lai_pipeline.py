@@ -6,7 +6,6 @@ shared helpers are in ``training.pipeline``."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ from emulators.training.pipeline import (
     RTOL,
     _channels,
     _override,
+    save_best,
     shipped_evaluator,
+    training_record,
 )
 
 #: held out from ``lai`` (hourly land steps); ``evaluate.lai_held_out(86400)`` for ``lai-daily``
@@ -175,24 +176,8 @@ def _train_lai(
     t0 = time.perf_counter()
     result = lai_training.train(config, cache=work / "data", progress=progress)
     seconds = time.perf_counter() - t0
-    work.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"state_dict": result.model.state_dict(), "config": asdict(config)},
-        work / f"{name}-best.pt",
-    )
-    training = {
-        "command": f"landcoupler emulators train {name}",
-        "data_hash": result.data_hash,
-        "sources": [asdict(s) for s in config.train],
-        "validation": [asdict(s) for s in config.validation],
-        "held_out": [asdict(s) for s in ev.lai_held_out(config.timestep)],
-        "config": asdict(config),
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "seconds": round(seconds, 1),
-        "threads": config.threads,
-        "torch": torch.__version__,
-    }
+    save_best(work / f"{name}-best.pt", result.model, config)
+    training = training_record(name, config, result, ev.lai_held_out(config.timestep), seconds)
     directory = artifacts / config.artifact
     manifest = export_lai(
         result.model, directory, training, compile_aoti, name=name, timestep=config.timestep

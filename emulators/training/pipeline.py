@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -228,6 +228,32 @@ def train_flux_lstm_daily(
     return _train_flux(config, "flux-lstm-daily", artifacts, work, progress, compile_aoti, evaluate)
 
 
+def save_best(path: Path, model: torch.nn.Module, config: Any) -> None:
+    """The trained weights and the (dataclass) training config, for inspection or fine-tuning."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "config": asdict(config)}, path)
+
+
+def training_record(
+    name: str, config: Any, result: Any, held_out: Sequence[Any], seconds: float
+) -> dict[str, Any]:
+    """The manifest's ``training`` entry of a run of ``landcoupler emulators train NAME``:
+    data (hash, training/validation/held-out sources), config, history, best epoch, time."""
+    return {
+        "command": f"landcoupler emulators train {name}",
+        "data_hash": result.data_hash,
+        "sources": [asdict(s) for s in config.train],
+        "validation": [asdict(s) for s in config.validation],
+        "held_out": [asdict(s) for s in held_out],
+        "config": asdict(config),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "seconds": round(seconds, 1),
+        "threads": config.threads,
+        "torch": torch.__version__,
+    }
+
+
 def _train_flux(
     config: FluxTrainConfig,
     name: str,
@@ -245,24 +271,8 @@ def _train_flux(
         config, cache=work / "data", checkpoint_dir=work / "checkpoints", progress=progress
     )
     seconds = time.perf_counter() - t0
-    work.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"state_dict": result.model.state_dict(), "config": asdict(config)},
-        work / f"{config.artifact}-best.pt",
-    )
-    training = {
-        "command": f"landcoupler emulators train {name}",
-        "data_hash": result.data_hash,
-        "sources": [asdict(s) for s in config.train],
-        "validation": [asdict(s) for s in config.validation],
-        "held_out": [asdict(s) for s in ev.flux_held_out(config.timestep)],
-        "config": asdict(config),
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "seconds": round(seconds, 1),
-        "threads": config.threads,
-        "torch": torch.__version__,
-    }
+    save_best(work / f"{config.artifact}-best.pt", result.model, config)
+    training = training_record(name, config, result, ev.flux_held_out(config.timestep), seconds)
     manifest = export_flux_lstm(
         result.model, directory, training, compile_aoti, name=name, timestep=config.timestep
     )
