@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from coupler.core.errors import CouplerError
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
+from coupler.errors import CouplerError
 from coupler.wire import fields as F
 from coupler.wire import observations, sessionargs
 from coupler.wire.status import CouplerRpcError

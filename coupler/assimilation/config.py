@@ -1,6 +1,6 @@
 """Configuration of one ensemble analysis: small frozen dataclasses that validate themselves.
 
-Every violation raises :class:`~coupler.core.errors.InvalidArgument` whose ``field`` names the
+Every violation raises :class:`~coupler.errors.InvalidArgument` whose ``field`` names the
 configuration field and whose ``rule`` names the broken rule. Variants are chosen by enums, never
 by matching substrings of names.
 """
@@ -11,7 +11,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 class FilterKind(enum.Enum):

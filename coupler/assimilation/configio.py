@@ -34,7 +34,7 @@ from coupler.assimilation.config import (
 )
 from coupler.assimilation.online import AssimilationConfig
 from coupler.assimilation.perturb import ForcingPerturbation, ParameterPerturbation, ParameterPrior
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 PREFIX = "assimilation."
 _INFLATION = {

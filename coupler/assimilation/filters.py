@@ -29,7 +29,7 @@ from coupler.assimilation.etkf import etkf, letkf
 from coupler.assimilation.localization import Localization
 from coupler.assimilation.qc import check_observations, screen
 from coupler.assimilation.state import Bounds
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

@@ -27,7 +27,7 @@ import torch
 
 from coupler.assimilation.perturb import ParameterPrior
 from coupler.assimilation.state import Bounds
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import constants as C
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic

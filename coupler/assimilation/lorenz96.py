@@ -24,7 +24,7 @@ from coupler.assimilation import ensemble as ens
 from coupler.assimilation.config import FilterConfig, FilterKind, InflationKind
 from coupler.assimilation.filters import analyse, select_forward
 from coupler.assimilation.localization import Localization, half_width_from_radius
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

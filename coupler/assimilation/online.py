@@ -45,7 +45,7 @@ from coupler.assimilation.perturb import (
     perturb_parameters,
 )
 from coupler.assimilation.state import Bounds
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators.backend import LandState, LandStatic, StepClock
 
 #: which kinds of state columns each observation type updates ("param": estimated parameters)

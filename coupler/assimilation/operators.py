@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from coupler.assimilation.localization import great_circle_km
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import variables as V
 
 DAY = 86_400

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators import variables as V
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from coupler.assimilation.config import QualityControl
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 class Reject(enum.IntEnum):

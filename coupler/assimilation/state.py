@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 @dataclass(frozen=True, eq=False)

@@ -34,7 +34,7 @@ from coupler.assimilation.perturb import (
     perturb_leaf_carbon,
 )
 from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 

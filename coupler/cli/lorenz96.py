@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         InflationKind,
     )
     from coupler.assimilation.lorenz96 import TwinConfig, run_twin
-    from coupler.core.errors import InvalidArgument
+    from coupler.errors import InvalidArgument
 
     torch.set_num_threads(max(1, args.threads))
     try:

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from coupler.core.config import Limits
-    from coupler.core.errors import CouplerError
+    from coupler.errors import CouplerError
     from coupler.wire.allocator import tune_allocator
     from coupler.wire.server import ServerConfig, start_service
 

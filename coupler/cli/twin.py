@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from coupler.assimilation import report
     from coupler.assimilation.twin import TwinConfig, run_twin
-    from coupler.core.errors import InvalidArgument
+    from coupler.errors import InvalidArgument
 
     torch.set_num_threads(max(1, args.threads))
     try:

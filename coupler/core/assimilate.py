@@ -187,7 +187,7 @@ class SessionAssimilation:
             self.file.cursor = int(state["file_cursor"])
         params = state["params"]
         if tuple(params.shape) != tuple(static.params.shape):
-            from coupler.core.errors import InvalidArgument
+            from coupler.errors import InvalidArgument
 
             raise InvalidArgument(
                 f"resume_from: stored parameters of shape {tuple(params.shape)}, the session "

@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from coupler.core.errors import FailedPrecondition, InvalidArgument
+from coupler.errors import FailedPrecondition, InvalidArgument
 from emulators.backend import LandBackend
 
 BackendFactory = Callable[[], LandBackend]

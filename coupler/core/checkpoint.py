@@ -33,7 +33,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from coupler.core import provenance
 from coupler.core.config import SessionConfig
-from coupler.core.errors import CouplerError, FailedPrecondition, InvalidArgument, NotFound
+from coupler.errors import CouplerError, FailedPrecondition, InvalidArgument, NotFound
 
 FORMAT = "landcoupler-checkpoint"
 VERSION = 1

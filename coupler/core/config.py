@@ -1,6 +1,6 @@
 """Session and service configuration: frozen dataclasses that validate themselves.
 
-Every violation raises :class:`~coupler.core.errors.InvalidArgument` with ``field`` = the proto
+Every violation raises :class:`~coupler.errors.InvalidArgument` with ``field`` = the proto
 field name (``lat``, ``timestep``, ``outputs``, ...) and ``rule`` = the broken rule, so the wire
 layer can report it precisely. Arrays are copied, converted to float64 and made read-only, so a
 config can be shared safely between threads, the checkpoint and the recorder.
@@ -19,7 +19,7 @@ import numpy as np
 from coupler.assimilation import configio
 from coupler.assimilation.online import AssimilationConfig
 from coupler.core import backends
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators import variables as V
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from coupler.core.config import SessionConfig
-from coupler.core.errors import FailedPrecondition
+from coupler.errors import FailedPrecondition
 from emulators.backend import LandStatic, StepClock
 
 Tensor = torch.Tensor

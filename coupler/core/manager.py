@@ -16,7 +16,9 @@ import torch
 from coupler.core import backends, checkpoint, landstep, provenance
 from coupler.core.assimilate import SessionAssimilation
 from coupler.core.config import Limits, SessionConfig
-from coupler.core.errors import (
+from coupler.core.recorder import Recorder, ZarrRecorder
+from coupler.core.session import Session
+from coupler.errors import (
     CouplerError,
     FailedPrecondition,
     InvalidArgument,
@@ -24,8 +26,6 @@ from coupler.core.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from coupler.core.recorder import Recorder, ZarrRecorder
-from coupler.core.session import Session
 from coupler.metrics import ServiceMetrics
 from emulators import variables as V
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import variables as V
 
 #: Most observations in one request.

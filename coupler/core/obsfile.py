@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from coupler.assimilation.operators import DAY, WINDOWS, ObservationSet
-from coupler.core.errors import FailedPrecondition, InvalidArgument
 from coupler.core.observations import ObservationBatch, Parsed, parse
+from coupler.errors import FailedPrecondition, InvalidArgument
 
 FIELD = "assimilation.observations_url"
 VARIABLES = ("type", "value", "error", "lat", "lon", "time")

@@ -44,7 +44,7 @@ import zarr
 
 from coupler.core import provenance
 from coupler.core.config import SessionConfig
-from coupler.core.errors import FailedPrecondition
+from coupler.errors import FailedPrecondition
 from coupler.metrics import ServiceMetrics
 from emulators import variables as V
 

@@ -20,11 +20,11 @@ import torch
 from coupler.core import backends, checkpoint, landstep, observations, validation
 from coupler.core.assimilate import SessionAssimilation, record_row
 from coupler.core.config import SessionConfig
-from coupler.core.errors import (
+from coupler.core.recorder import Recorder
+from coupler.errors import (
     FailedPrecondition,
     InvalidArgument,
 )
-from coupler.core.recorder import Recorder
 from coupler.metrics import ServiceMetrics
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 

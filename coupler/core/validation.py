@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import variables as V
 
 #: Accepted spellings of a registry unit that mean exactly the same (no conversion is done).

@@ -28,8 +28,8 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.assimilation import configio
 from coupler.assimilation.online import AssimilationConfig
-from coupler.core.errors import CouplerError
 from coupler.core.observations import ObservationBatch
+from coupler.errors import CouplerError
 from coupler.wire import fields as F
 from coupler.wire import sessionargs
 from coupler.wire.exchange import Exchange

@@ -7,7 +7,7 @@ whitelisted numcodecs codec (``zstd``, ``blosc``), optionally bit-rounded first 
 Decoding never trusts the sender: the dtype must be known, the shape sane, the decoded size
 must be exactly ``prod(shape) * itemsize`` and at most ``max_bytes`` (a compressed payload's
 declared size is read from its frame header *before* anything is allocated, so a decompression
-bomb is refused cheaply). Every failure is :class:`~coupler.core.errors.InvalidArgument`
+bomb is refused cheaply). Every failure is :class:`~coupler.errors.InvalidArgument`
 naming the field and the rule (``dtype``, ``shape``, ``size``, ``codec``, ``codec_config``,
 ``codec_data``, ``keepbits``, ``max_bytes``). Raw decoding is zero-copy: the result is a
 read-only ``np.frombuffer`` view of the message's bytes; callers that must write copy it.
@@ -28,7 +28,7 @@ import numcodecs
 import numpy as np
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 #: proto DType <-> explicit little-endian numpy dtype.
 DTYPES: Mapping[int, np.dtype] = {

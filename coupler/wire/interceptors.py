@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from coupler.core.errors import Unauthenticated
+from coupler.errors import Unauthenticated
 from coupler.metrics import ServiceMetrics
 from coupler.wire import status
 

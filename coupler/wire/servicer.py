@@ -29,9 +29,9 @@ from google.protobuf import json_format
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core import backends
-from coupler.core.errors import InvalidArgument
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
+from coupler.errors import InvalidArgument
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
 from coupler.wire import observations, sessionargs

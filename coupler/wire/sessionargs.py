@@ -15,7 +15,7 @@ import numpy as np
 from coupler.assimilation import configio
 from coupler.assimilation.online import AssimilationConfig
 from coupler.core.config import DEFAULT_DA_MEMBERS, GridSpec, SessionConfig
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 def parse_start(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """The one place where domain errors become gRPC status codes (and back, for clients).
 
 Server side, :func:`abort` turns an exception into a status: a
-:class:`~coupler.core.errors.CouplerError` maps to its code in :data:`CODES` with the message
+:class:`~coupler.errors.CouplerError` maps to its code in :data:`CODES` with the message
 ``"field 'tas': rule valid_range: ..."`` and the trailing metadata ``landcoupler-field`` /
 ``landcoupler-rule``; anything unexpected becomes INTERNAL with the request id in the message,
 and is logged with its traceback (never shown to the caller).
@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from coupler.core import errors
+from coupler import errors
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from coupler.assimilation.filters import analyse, linear_forward, select_forward
 from coupler.assimilation.localization import Localization
 from coupler.assimilation.qc import Reject
 from coupler.assimilation.state import Block, Bounds, StateLayout
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 KINDS = [FilterKind.EAKF, FilterKind.ENKF, FilterKind.ETKF, FilterKind.LETKF]
 

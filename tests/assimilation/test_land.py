@@ -21,7 +21,7 @@ from coupler.assimilation.perturb import (
     perturb_forcing,
     perturb_parameters,
 )
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend

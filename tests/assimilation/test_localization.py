@@ -16,7 +16,7 @@ from coupler.assimilation.localization import (
     half_width_from_radius,
     periodic_distance,
 )
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 def test_gaspari_cohn_shape() -> None:

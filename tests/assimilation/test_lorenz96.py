@@ -13,7 +13,7 @@ import torch
 
 from coupler.assimilation.config import FilterConfig, FilterKind, InflationConfig, InflationKind
 from coupler.assimilation.lorenz96 import Lorenz96, TwinConfig, run_twin
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 def test_lorenz96_tendency_and_fixed_point() -> None:

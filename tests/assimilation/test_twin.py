@@ -12,7 +12,7 @@ import pytest
 
 from coupler.assimilation import report
 from coupler.assimilation.twin import TwinConfig, run_twin
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 
 
 def test_short_twin_and_report(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from coupler.core import checkpoint
-from coupler.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from coupler.core.manager import SessionManager
+from coupler.errors import FailedPrecondition, InvalidArgument, NotFound
 
 from .conftest import assert_replies_identical, assert_unchanged, config, forcing, snapshot
 

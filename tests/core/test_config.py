@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from coupler.core.config import GridSpec, Limits, SessionConfig
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from emulators import parameters as P
 
 from .conftest import START, config, grid

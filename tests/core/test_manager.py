@@ -9,14 +9,14 @@ import pytest
 
 from coupler.core import backends
 from coupler.core.config import GridSpec, Limits
-from coupler.core.errors import (
+from coupler.core.manager import SessionManager
+from coupler.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
 )
-from coupler.core.manager import SessionManager
 
 from .conftest import assert_replies_identical, config, forcing
 

@@ -196,7 +196,7 @@ def test_unwritable_record_url_refuses_the_open(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     manager = SessionManager()
-    from coupler.core.errors import FailedPrecondition
+    from coupler.errors import FailedPrecondition
 
     with pytest.raises(FailedPrecondition) as err:
         manager.open(config(N, record_url=str(blocker / "rec.zarr")), "alice")

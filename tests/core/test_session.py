@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from coupler.core import landstep
-from coupler.core.errors import FailedPrecondition, InvalidArgument
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
+from coupler.errors import FailedPrecondition, InvalidArgument
 from emulators import constraints
 from emulators.reference import ReferenceBackend
 

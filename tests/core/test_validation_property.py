@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coupler.core.errors import InvalidArgument
 from coupler.core.manager import SessionManager
 from coupler.core.validation import UNIT_ALIASES
+from coupler.errors import InvalidArgument
 from emulators import variables as V
 
 from .conftest import assert_unchanged, config, forcing, snapshot

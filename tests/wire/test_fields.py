@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
-from coupler.core.errors import InvalidArgument
+from coupler.errors import InvalidArgument
 from coupler.wire import fields as F
 
 DTYPES = ["<f4", "<f8", "<f2", "i1", "<i2", "<i4", "<i8", "u1", "<u2", "<u4", "<u8", ">f8", ">i4"]

@@ -1,5 +1,7 @@
-"""Domain errors of the coupler core. The wire layer maps each class to one gRPC status code in
-one place (``coupler.wire.status``); nothing else in the core knows about gRPC."""
+"""Domain errors of the coupler: the bottom ring, which every other ring may raise.
+
+The wire layer maps each class to one gRPC status code in one place (``coupler.wire.status``);
+nothing below the wire knows about gRPC."""
 
 from __future__ import annotations
 
