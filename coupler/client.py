@@ -15,7 +15,7 @@ A driver exchanging multi-MB steps should call :func:`tune_allocator` once at st
 
 from __future__ import annotations
 
-from coupler.assimilation.online import AssimilationConfig
+from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.observations import ObservationBatch
 from coupler.transport import InProcessClient, InProcessSession
 from coupler.wire.allocator import tune_allocator

@@ -32,8 +32,12 @@ from coupler.assimilation.config import (
     InflationKind,
     QualityControl,
 )
-from coupler.assimilation.online import AssimilationConfig
-from coupler.assimilation.perturb import ForcingPerturbation, ParameterPerturbation, ParameterPrior
+from coupler.assimilation.settings import (
+    AssimilationConfig,
+    ForcingPerturbation,
+    ParameterPerturbation,
+    ParameterPrior,
+)
 from coupler.errors import InvalidArgument
 
 PREFIX = "assimilation."

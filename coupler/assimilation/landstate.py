@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coupler.assimilation.perturb import ParameterPrior
+from coupler.assimilation.settings import STATE_FIELDS, ParameterPrior
 from coupler.assimilation.state import Bounds
 from coupler.errors import InvalidArgument
 from emulators import constants as C
@@ -34,7 +34,7 @@ from emulators.backend import LandState, LandStatic
 from emulators.reference.classes import class_table
 from emulators.reference.soil import SoilConfig
 
-FIELDS = ("lai", "w", "ts", "tsoil")
+FIELDS = STATE_FIELDS
 LAKE_CAPACITY = 2000.0  # kg m-2, the water tile's store (as the reference model)
 T_BOUNDS = (180.0, 360.0)
 

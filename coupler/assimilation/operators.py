@@ -24,13 +24,9 @@ import numpy as np
 import torch
 
 from coupler.assimilation.localization import great_circle_km
+from coupler.assimilation.settings import DAY, WINDOWS
 from coupler.errors import InvalidArgument
 from emulators import variables as V
-
-DAY = 86_400
-
-#: observable variable -> window length in s (0: instantaneous at the step containing the time)
-WINDOWS: Mapping[str, int] = {"lai": 8 * DAY, "hfls": DAY, "hfss": DAY, "ts": 0}
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,53 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 
-from coupler.errors import InvalidArgument
-from emulators import parameters as P
+from coupler.assimilation.settings import KIND, ForcingPerturbation, ParameterPerturbation
 from emulators import variables as V
-
-#: variable -> True for multiplicative (lognormal), False for additive perturbations
-KIND = {"pr": True, "rsds": True, "tas": False, "huss": False}
-
-
-@dataclass(frozen=True)
-class ForcingPerturbation:
-    """Standard deviations of the perturbations: ``pr`` and ``rsds`` of the log of their
-    multiplicative factors (1), ``tas`` in K, ``huss`` in kg kg-1; ``tau_hours`` the AR(1)
-    e-folding time (h). Zero switches a variable off."""
-
-    pr: float = 0.5
-    rsds: float = 0.15
-    tas: float = 1.0
-    huss: float = 5e-4
-    tau_hours: float = 24.0
-
-    def __post_init__(self) -> None:
-        for name in (*KIND, "tau_hours"):
-            v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, int | float)
-                or not math.isfinite(v)
-                or v < 0
-            ):
-                raise InvalidArgument(
-                    f"perturbation.{name}: must be a finite number >= 0, got {v!r}",
-                    field=f"perturbation.{name}",
-                    rule="non_negative",
-                )
-        if self.tau_hours <= 0:
-            raise InvalidArgument(
-                "perturbation.tau_hours: must be > 0",
-                field="perturbation.tau_hours",
-                rule="positive",
-            )
-
-    def sigma(self, name: str) -> float:
-        return float(getattr(self, name))
 
 
 def forcing_noise(
@@ -104,44 +62,6 @@ def perturb_forcing(
         lo = 1e-6 if name == "huss" else var.valid_min
         out[name] = value.clamp(lo, var.valid_max)
     return out
-
-
-@dataclass(frozen=True)
-class ParameterPrior:
-    """A parameter to perturb (and possibly estimate): uniform in [low, high] (log-uniform with
-    ``log``), inside the published range of ``name`` (``emulators.parameters``)."""
-
-    name: str
-    low: float
-    high: float
-    log: bool = False
-
-    def __post_init__(self) -> None:
-        if self.name not in P.PARAMETER_NAMES:
-            raise InvalidArgument(
-                f"parameters: unknown parameter {self.name!r}", field="parameters", rule="known"
-            )
-        spec = P.PARAMETERS[P.PARAMETER_NAMES.index(self.name)]
-        if not spec.low <= self.low < self.high <= spec.high:
-            raise InvalidArgument(
-                f"parameters: {self.name} prior [{self.low}, {self.high}] must be an increasing "
-                f"interval inside [{spec.low}, {spec.high}]",
-                field="parameters",
-                rule="within_range",
-            )
-        if self.log and self.low <= 0:
-            raise InvalidArgument(
-                f"parameters: {self.name} log prior needs low > 0", field="parameters", rule="log"
-            )
-
-    @property
-    def index(self) -> int:
-        return P.PARAMETER_NAMES.index(self.name)
-
-
-@dataclass(frozen=True)
-class ParameterPerturbation:
-    priors: tuple[ParameterPrior, ...] = field(default_factory=tuple)
 
 
 def perturb_parameters(

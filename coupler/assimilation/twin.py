@@ -26,13 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
+from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet
-from coupler.assimilation.perturb import (
-    ParameterPerturbation,
-    ParameterPrior,
-    perturb_leaf_carbon,
-)
+from coupler.assimilation.perturb import perturb_leaf_carbon
+from coupler.assimilation.settings import AssimilationConfig, ParameterPerturbation, ParameterPrior
 from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
 from coupler.errors import InvalidArgument
 from emulators import parameters as P

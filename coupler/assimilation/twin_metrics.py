@@ -12,7 +12,7 @@ import torch
 
 from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer
-from coupler.assimilation.perturb import ParameterPrior
+from coupler.assimilation.settings import ParameterPrior
 from emulators.backend import LandStatic
 
 if TYPE_CHECKING:

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from coupler.assimilation.diagnostics import Diagnostics
-from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
+from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import DAY, ObservationSet, locate
+from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.observations import Parsed
 from coupler.core.obsfile import ObservationFile
 from emulators.backend import LandState, LandStatic, StepClock

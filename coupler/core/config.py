@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from coupler.assimilation import configio
-from coupler.assimilation.online import AssimilationConfig
+from coupler.assimilation.settings import AssimilationConfig
 from coupler.core import backends
 from coupler.errors import InvalidArgument
 from emulators import parameters as P

@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.assimilation import configio
-from coupler.assimilation.online import AssimilationConfig
+from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.observations import ObservationBatch
 from coupler.errors import CouplerError
 from coupler.wire import fields as F

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from coupler.assimilation import configio
-from coupler.assimilation.online import AssimilationConfig
+from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.config import DEFAULT_DA_MEMBERS, GridSpec, SessionConfig
 from coupler.errors import InvalidArgument
 

@@ -11,15 +11,14 @@ import torch
 
 from coupler.assimilation.config import FilterConfig
 from coupler.assimilation.landstate import LandLayout
-from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
+from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet, locate
-from coupler.assimilation.perturb import (
+from coupler.assimilation.perturb import forcing_noise, perturb_forcing, perturb_parameters
+from coupler.assimilation.settings import (
+    AssimilationConfig,
     ForcingPerturbation,
     ParameterPerturbation,
     ParameterPrior,
-    forcing_noise,
-    perturb_forcing,
-    perturb_parameters,
 )
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
