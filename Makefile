@@ -55,7 +55,7 @@ bench-assimilation: $(STAMP)
 
 ## Coupled-run throughput (simplified atmosphere + land service), years per hour, gRPC and in-process.
 bench-run: $(STAMP)
-	$(PY) -m coupler.atmosphere.bench --json $(OUT)/bench-run.json --update-doc docs/benchmarks.md
+	$(PY) -m coupler.bench.coupled --json $(OUT)/bench-run.json --update-doc docs/benchmarks.md
 
 ## Generated gRPC code (coupler/_proto/) from proto/; `proto-check` fails when it is stale.
 proto: $(STAMP)

@@ -74,7 +74,7 @@ def measure(cells: int, n_out: int, repeats: int) -> dict[str, float]:
     try:
         unary, stream = [], []
         opened = pb.OpenSessionReply(session_id="bench", outputs=[])
-        from coupler.wire.client import RemoteSession
+        from coupler.client.remote import RemoteSession
 
         s_unary = RemoteSession(client, opened)
         s_stream = RemoteSession(client, opened, stream=True, split_bytes=0)

@@ -1,6 +1,6 @@
 """AssimilationConfig <-> a flat, JSON-compatible dict of options.
 
-The same dict is what a session config stores (``SessionConfig.to_dict()["assimilation"]``,
+The same dict is what a session config stores (``SessionSpec.to_dict()["assimilation"]``,
 so checkpoints and records keep it), what ``open_session(assimilation={...})`` accepts, and what
 the wire's ``AssimilationOptions`` message carries (one field per key). Keys (defaults in
 :class:`~coupler.assimilation.online.AssimilationConfig`):

@@ -18,15 +18,15 @@ and writes its diagnostics (``diagnostics.zarr``) under ``out/<experiment>/``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from coupler.atmosphere import climatology, ebm, frozen, landcover
+from coupler.atmosphere import climatology, ebm, landcover
 from coupler.atmosphere import grid as G
 from coupler.atmosphere import scenario as S
 from coupler.atmosphere.column import ColumnModel, ColumnState, Forcing, forcing_at
@@ -36,6 +36,7 @@ from coupler.atmosphere.ocean import QFlux
 from coupler.atmosphere.runconfig import RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
 from coupler.atmosphere.surface import BucketLand, LandSurface
+from coupler.client import Client, local_client
 
 
 @dataclass
@@ -107,24 +108,9 @@ def prepare_setup(config: RunConfig, grid: G.CellGrid | None = None) -> Setup:
                  ref_co2)  # fmt: skip
 
 
-@contextmanager
-def open_client(transport: str) -> Iterator[Any]:
+def open_client(transport: str) -> AbstractContextManager[Client]:
     """A client of a fresh local service: gRPC on 127.0.0.1:0, or in-process."""
-    if transport == "inprocess":
-        from coupler.client import InProcessClient
-
-        with InProcessClient() as client:
-            yield client
-        return
-    from coupler.client import CouplerClient
-    from coupler.wire.server import ServerConfig, start_service
-
-    service = start_service("127.0.0.1:0", ServerConfig(max_workers=8))
-    try:
-        with CouplerClient(f"127.0.0.1:{service.port}", client_name="landcoupler-run") as client:
-            yield client
-    finally:
-        service.stop(grace=1.0, checkpoint=False)
+    return local_client("inprocess" if transport == "inprocess" else "grpc", name="landcoupler-run")
 
 
 def run_experiment(
@@ -140,8 +126,7 @@ def run_experiment(
     t0 = time.perf_counter()
     grid, col = setup.grid, config.column
     backend = config.backend
-    if name == "frozen":
-        backend = frozen.register(config.backend, config.years[0])
+    freeze = config.years[0] if name == "frozen" else None
     control_start = jan1(config.years[0] - config.spinup_years)
     out_dir = Path(config.out) / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +134,7 @@ def run_experiment(
     options = SessionOptions(
         start=control_start, timestep=config.timestep, backend=backend,
         members=config.members, run_id=f"landcoupler-run-{config.scenario}-{name}",
-        record_url=record,
+        record_url=record, freeze_vegetation_year=freeze,
     )  # fmt: skip
     model = ColumnModel(grid, col)
     acc = Accumulator(grid, config.years[0], config.n_years)
@@ -172,7 +157,7 @@ def run_experiment(
             land.close()
     ds = acc.dataset().assign_coords(biome=("land_cell", setup.biome))
     ds["biome"].attrs["names"] = ", ".join(landcover.BIOME_NAMES)
-    ds.attrs.update(_attrs(config, setup, name, backend))
+    ds.attrs.update(_attrs(config, setup, name, backend, freeze))
     path = out_dir / "diagnostics.zarr"
     ds.to_zarr(path, mode="w", consolidated=False)
     return ExperimentResult(
@@ -218,11 +203,14 @@ def run_phases(
     ).state  # fmt: skip
 
 
-def _attrs(config: RunConfig, setup: Setup, name: str, backend: str) -> dict[str, Any]:
+def _attrs(
+    config: RunConfig, setup: Setup, name: str, backend: str, freeze: int | None
+) -> dict[str, Any]:
     return {
         "experiment": name,
         "scenario": config.scenario,
         "backend": backend,
+        "freeze_vegetation_year": freeze if freeze is not None else "none",
         "transport": config.transport,
         "resolution_deg": config.resolution,
         "timestep_s": config.timestep,

@@ -10,32 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 
 from coupler.atmosphere.grid import CellGrid
 from coupler.atmosphere.scenario import as_seconds
 from coupler.atmosphere.surface import LAND_FLUXES
+from coupler.client import Client, Session
 
 #: Land diagnostics requested besides the fluxes (maps of ΔLAI and the regional table).
 LAND_DIAGNOSTICS: tuple[str, ...] = ("lai", "gpp", "mrso", "tran")
 
 
-class _Session(Protocol):
-    def step(self, index: int, fields: Mapping[str, Any]) -> dict[str, np.ndarray]: ...
-
-    def close(self) -> None: ...
-
-
-class _Client(Protocol):
-    def open_session(self, **kwargs: Any) -> Any: ...
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     """What every rank's session is opened with. record_url: a prefix; rank r records to
-    ``<prefix>/rank<r>.zarr`` (None = no record)."""
+    ``<prefix>/rank<r>.zarr`` (None = no record). freeze_vegetation_year: frozen land (the
+    session option; None = dynamic vegetation)."""
 
     start: np.datetime64
     timestep: int
@@ -44,6 +35,7 @@ class SessionOptions:
     run_id: str = ""
     record_url: str | None = None
     outputs: tuple[str, ...] = LAND_FLUXES + LAND_DIAGNOSTICS
+    freeze_vegetation_year: int | None = None
 
     def __post_init__(self) -> None:
         if self.timestep <= 0:
@@ -58,7 +50,7 @@ class ServiceLand:
 
     def __init__(
         self,
-        client: _Client,
+        client: Client,
         grid: CellGrid,
         parts: Sequence[np.ndarray],
         cover: np.ndarray,
@@ -74,7 +66,7 @@ class ServiceLand:
         self.positions = [np.array([position[int(c)] for c in part]) for part in parts]
         self.n_land = land.size
         self.outputs = options.outputs
-        self.sessions: list[_Session] = []
+        self.sessions: list[Session] = []
         start = str(as_seconds(options.start)).replace(" ", "T")
         try:
             for rank, (part, pos) in enumerate(zip(parts, self.positions, strict=True)):
@@ -90,7 +82,7 @@ class ServiceLand:
                         timestep=int(options.timestep), outputs=list(options.outputs),
                         backend=options.backend, land_cover=np.ascontiguousarray(cover[pos]),
                         members=options.members, run_id=options.run_id, rank=rank,
-                        record_url=record,
+                        record_url=record, freeze_vegetation_year=options.freeze_vegetation_year,
                     )
                 )  # fmt: skip
         except Exception:

@@ -33,8 +33,8 @@ from coupler.assimilation.diagnostics import Diagnostics
 from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import DAY, ObservationSet, locate
 from coupler.assimilation.settings import AssimilationConfig
-from coupler.core.observations import Parsed
 from coupler.core.obsfile import ObservationFile
+from coupler.spec.observations import Parsed
 from emulators.backend import LandState, LandStatic, StepClock
 
 #: diagnostics of the last analyses kept in memory (and in checkpoints)

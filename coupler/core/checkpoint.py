@@ -32,8 +32,8 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 
 from coupler.core import provenance
-from coupler.core.config import SessionConfig
 from coupler.errors import CouplerError, FailedPrecondition, InvalidArgument, NotFound
+from coupler.spec import SessionSpec
 
 FORMAT = "landcoupler-checkpoint"
 VERSION = 1
@@ -46,7 +46,7 @@ class CheckpointData:
 
     session_id: str
     owner: str
-    config: SessionConfig
+    config: SessionSpec
     backend: dict[str, Any]
     next_index: int
     state: dict[str, torch.Tensor]
@@ -115,7 +115,7 @@ def from_bytes(blob: bytes, source: str = "checkpoint") -> CheckpointData:
         )
     try:
         arrays = {k: v.numpy() for k, v in payload["config_arrays"].items()}
-        config = SessionConfig.from_dict(json.loads(payload["config"]), arrays)
+        config = SessionSpec.from_dict(json.loads(payload["config"]), arrays)
     except CouplerError as exc:
         raise InvalidArgument(
             f"resume_from: the config stored in {source} is invalid: {exc}",

@@ -9,14 +9,14 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from coupler.core.config import SessionConfig
 from coupler.errors import FailedPrecondition
+from coupler.spec import SessionSpec
 from emulators.backend import LandStatic, StepClock
 
 Tensor = torch.Tensor
 
 
-def build_static(config: SessionConfig) -> LandStatic:
+def build_static(config: SessionSpec) -> LandStatic:
     """Per-cell constants of a session: grid and land cover with the default parameters of each
     class, identical for every member (perturbed parameters arrive with assimilation)."""
     lat = torch.from_numpy(np.array(config.grid.lat))
@@ -25,7 +25,7 @@ def build_static(config: SessionConfig) -> LandStatic:
     return LandStatic.from_cover(lat, lon, cover, members=config.members)
 
 
-def clock_for(config: SessionConfig, index: int) -> StepClock:
+def clock_for(config: SessionSpec, index: int) -> StepClock:
     """The clock of step ``index``: starts at ``start + index * timestep`` (UTC), dt in s."""
     return StepClock(index, config.step_time(index), float(config.timestep))
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from coupler.core import backends, checkpoint, landstep, provenance
+from coupler.core import checkpoint, landstep, provenance, registry
 from coupler.core.assimilate import SessionAssimilation
-from coupler.core.config import Limits, SessionConfig
+from coupler.core.config import Limits
+from coupler.core.frozen import FrozenVegetation
 from coupler.core.recorder import Recorder, ZarrRecorder
 from coupler.core.session import Session
 from coupler.errors import (
@@ -27,6 +28,7 @@ from coupler.errors import (
     ResourceExhausted,
 )
 from coupler.metrics import ServiceMetrics
+from coupler.spec import SessionSpec
 from emulators import variables as V
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
@@ -55,10 +57,10 @@ class SessionManager:
         self._shutting_down = False
 
     # ---- opening -----------------------------------------------------------------------------
-    def open(self, config: SessionConfig, owner: str) -> Session:
+    def open(self, config: SessionSpec, owner: str) -> Session:
         """A new session of ``config`` owned by ``owner`` (at step index 0)."""
         self._check_request(config, owner)
-        backend = self._backend(config.backend)
+        backend = self._backend_for(config)
         self._reserve()
         try:
             static = landstep.build_static(config)
@@ -101,8 +103,8 @@ class SessionManager:
         data = checkpoint.load(url)
         config = data.config
         self._check_request(config, owner)
-        backend = self._backend(config.backend)
-        checkpoint.check_backend(data.backend, backends.identity(backend))
+        backend = self._backend_for(config)
+        checkpoint.check_backend(data.backend, registry.identity(backend))
         self._reserve()
         try:
             static = landstep.build_static(config)
@@ -198,7 +200,7 @@ class SessionManager:
     def describe(self) -> dict[str, Any]:
         """Capabilities: backends (available or why not), variables, versions and limits."""
         status: dict[str, str] = {}
-        for name in backends.names():
+        for name in registry.names():
             try:
                 self._backend(name)
                 status[name] = "available"
@@ -222,13 +224,13 @@ class SessionManager:
         }
 
     # ---- internals ---------------------------------------------------------------------------
-    def _check_request(self, config: SessionConfig, owner: str) -> None:
+    def _check_request(self, config: SessionSpec, owner: str) -> None:
         if not isinstance(owner, str) or not owner:
             raise InvalidArgument(
                 "owner: must be a non-empty string", field="owner", rule="non_empty"
             )
-        if not isinstance(config, SessionConfig):
-            raise InvalidArgument("config: expected a SessionConfig", field="config", rule="type")
+        if not isinstance(config, SessionSpec):
+            raise InvalidArgument("config: expected a SessionSpec", field="config", rule="type")
         if config.n_cells > self.limits.max_cells_per_session:
             raise ResourceExhausted(
                 f"lat: {config.n_cells} cells exceed this server's limit of "
@@ -265,24 +267,32 @@ class SessionManager:
                 self._sessions[session.id] = session
             self.metrics.set_open_sessions(len(self._sessions))
 
+    def _backend_for(self, spec: SessionSpec) -> LandBackend:
+        """The backend a session of ``spec`` steps: the shared instance of its name, wrapped to
+        hold the vegetation when the spec freezes it."""
+        backend = self._backend(spec.backend)
+        if spec.freeze_vegetation_year is not None:
+            return FrozenVegetation(backend, spec.freeze_vegetation_year)
+        return backend
+
     def _backend(self, name: str) -> LandBackend:
         with self._lock:
             backend = self._backends.get(name)
         if backend is None:
-            backend = backends.create(name)
+            backend = registry.create(name)
             with self._lock:
                 backend = self._backends.setdefault(name, backend)
         return backend
 
     def _recorder(
-        self, config: SessionConfig, backend: LandBackend, start_index: int
+        self, config: SessionSpec, backend: LandBackend, start_index: int
     ) -> Recorder | None:
         if config.record_url is None:
             return None
         return ZarrRecorder(
             config.record_url,
             config,
-            backends.identity(backend),
+            registry.identity(backend),
             start_index=start_index,
             metrics=self.metrics,
             chunk_steps=self._record_chunk_steps,
@@ -290,7 +300,7 @@ class SessionManager:
         )
 
 
-def _assimilation(config: SessionConfig, static: LandStatic) -> SessionAssimilation | None:
+def _assimilation(config: SessionSpec, static: LandStatic) -> SessionAssimilation | None:
     """The assimilation state of a new session of ``config`` (None without assimilation)."""
     if config.assimilation is None:
         return None

@@ -13,7 +13,7 @@ Layout (any Zarr store ``xarray.open_zarr(url)`` opens; one dimension ``obs``):
   for the 8-day LAI composite and the daily LE/H means) or the overpass time (``ts``).
 
 The whole file is read and checked when the session opens, with the same checks as Assimilate
-batches (:mod:`coupler.core.observations`) and the domain and day-alignment checks of
+batches (:mod:`coupler.spec.observations`) and the domain and day-alignment checks of
 ``EnsembleAssimilator.locate``; a refusal is InvalidArgument with field
 ``assimilation.observations_url.<name>`` and the rule. The session then queues each
 observation once its window is complete (:class:`ObservationFile`).
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from coupler.assimilation.operators import DAY, WINDOWS, ObservationSet
-from coupler.core.observations import ObservationBatch, Parsed, parse
 from coupler.errors import FailedPrecondition, InvalidArgument
+from coupler.spec.observations import ObservationBatch, Parsed, parse
 
 FIELD = "assimilation.observations_url"
 VARIABLES = ("type", "value", "error", "lat", "lon", "time")

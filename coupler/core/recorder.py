@@ -43,9 +43,9 @@ import numpy as np
 import zarr
 
 from coupler.core import provenance
-from coupler.core.config import SessionConfig
 from coupler.errors import FailedPrecondition
 from coupler.metrics import ServiceMetrics
+from coupler.spec import SessionSpec
 from emulators import variables as V
 
 
@@ -139,7 +139,7 @@ class ZarrRecorder:
     def __init__(
         self,
         url: str,
-        config: SessionConfig,
+        config: SessionSpec,
         backend_identity: Mapping[str, Any],
         *,
         chunk_steps: int = 24,

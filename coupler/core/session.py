@@ -17,15 +17,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from coupler.core import backends, checkpoint, landstep, observations, validation
+from coupler.core import checkpoint, landstep, registry, validation
 from coupler.core.assimilate import SessionAssimilation, record_row
-from coupler.core.config import SessionConfig
 from coupler.core.recorder import Recorder
 from coupler.errors import (
     FailedPrecondition,
     InvalidArgument,
 )
 from coupler.metrics import ServiceMetrics
+from coupler.spec import SessionSpec, observations
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Session:
         self,
         session_id: str,
         owner: str,
-        config: SessionConfig,
+        config: SessionSpec,
         backend: LandBackend,
         static: LandStatic,
         state: LandState,
@@ -54,7 +54,7 @@ class Session:
         self.owner = owner
         self.config = config
         self.next_index = int(next_index)
-        self.backend_identity = backends.identity(backend)
+        self.backend_identity = registry.identity(backend)
         self._backend = backend
         self._static = static
         self._state = state

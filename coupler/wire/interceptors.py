@@ -29,7 +29,6 @@ from coupler.metrics import ServiceMetrics
 from coupler.wire import status
 
 SERVICE = "landcoupler.v1.LandCoupler"
-CLIENT_KEY = "x-landcoupler-client"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 
@@ -106,7 +105,7 @@ class Authenticator:
                     "no client certificate subject", field="client_certificate", rule="mtls"
                 )
             return "cn:" + cn[0].decode(errors="replace")
-        return _get(metadata, CLIENT_KEY) or "anonymous"
+        return _get(metadata, status.CLIENT_KEY) or "anonymous"
 
 
 def _get(metadata: Sequence[Any] | None, key: str) -> str | None:

@@ -24,17 +24,18 @@ from typing import Any
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
-from coupler.core import backends
+from coupler.core import registry
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
 from coupler.errors import InvalidArgument
 from coupler.metrics import ServiceMetrics
+from coupler.spec import ObservationBatch
+from coupler.spec.times import format_time
 from coupler.wire import fields as F
-from coupler.wire import observations, sessionargs
+from coupler.wire import spec_proto
 from coupler.wire.interceptors import Authenticator
 from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
@@ -84,9 +85,6 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def _decode(self, msg: pb.Field, name: str | None = None) -> np.ndarray:
         return F.decode(msg, self._max_field_bytes, name)
-
-    def _optional(self, request: Any, name: str) -> np.ndarray | None:
-        return self._decode(getattr(request, name), name) if request.HasField(name) else None
 
     def _add_field(
         self, msg: pb.Field, fields: dict[str, np.ndarray], units: dict[str, str]
@@ -146,7 +144,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         return pb.DescribeReply(
             server_version=_server_version(),
             protocol=PROTOCOL,
-            backends=[str(n) for n in (names or backends.names())],
+            backends=[str(n) for n in (names or registry.names())],
             variables=variables,
             codecs=list(F.CODECS),
             details_json=json.dumps(details, default=_json_default, sort_keys=True),
@@ -157,7 +155,9 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         if request.resume_from:
             session = self._manager.resume(request.resume_from, owner)
         else:
-            session = self._manager.open(_config_of(self, request), owner)
+            session = self._manager.open(
+                spec_proto.from_request(request, self._max_field_bytes), owner
+            )
         return _opened(session)
 
     def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> Any:
@@ -179,7 +179,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         t1 = time.perf_counter()
         reply = pb.StepReply(
             session_id=request.session_id, index=request.index,
-            time_rfc3339=sessionargs.format_time(session.config.step_time(request.index)),
+            time_rfc3339=format_time(session.config.step_time(request.index)),
         )  # fmt: skip
         for name, values in out.items():
             F.encode_into(reply.fields.add(), name, values, _units_of(name), codec)
@@ -250,7 +250,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             head = header.step
             head.session_id = request.session_id
             head.index = request.index
-            head.time_rfc3339 = sessionargs.format_time(session.config.step_time(request.index))
+            head.time_rfc3339 = format_time(session.config.step_time(request.index))
             if n_trailing == 0:
                 for name, values in out.items():
                     F.encode_into(head.fields.add(), name, values, _units_of(name), codec)
@@ -271,7 +271,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         for i, b in enumerate(request.batches):
             p = f"batches[{i}]."
             batches.append(
-                observations.ObservationBatch(
+                ObservationBatch(
                     type=b.type,
                     units=b.units,
                     values=self._decode(b.values, p + "values"),
@@ -293,69 +293,15 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         return pb.CloseSessionReply()
 
 
-def _config_of(servicer: LandCouplerServicer, request: pb.OpenSessionRequest) -> Any:
-    if not request.HasField("lat") or not request.HasField("lon"):
-        missing = "lat" if not request.HasField("lat") else "lon"
-        raise InvalidArgument(f"{missing}: the grid needs lat and lon", field=missing,
-                              rule="required")  # fmt: skip
-    start: Any
-    which = request.WhichOneof("start")
-    if which == "start_time":
-        ts = request.start_time
-        start = np.datetime64(int(ts.seconds), "s")
-    elif which == "start_rfc3339":
-        start = request.start_rfc3339
-    else:
-        raise InvalidArgument("start: a start time is required", field="start", rule="required")
-    land_cover: Any = "grass"
-    which_lc = request.WhichOneof("land_cover")
-    if which_lc == "land_cover_name":
-        land_cover = request.land_cover_name
-    elif which_lc == "land_cover_fractions":
-        land_cover = servicer._decode(request.land_cover_fractions, "land_cover")
-    return sessionargs.session_config(
-        lat=servicer._decode(request.lat, "lat"),
-        lon=servicer._decode(request.lon, "lon"),
-        area=servicer._optional(request, "area"),
-        land_fraction=servicer._optional(request, "land_fraction"),
-        grid_shape=tuple(request.grid_shape) or None,
-        start=start,
-        timestep=int(request.timestep),
-        outputs=tuple(request.outputs),
-        backend=request.backend or "reference",
-        land_cover=land_cover,
-        run_id=request.run_id,
-        rank=int(request.rank),
-        members=int(request.members) or None,
-        output_spread=bool(request.output_spread),
-        checkpoint_url=request.checkpoint_url or None,
-        checkpoint_every=int(request.checkpoint_every),
-        record_url=request.record_url or None,
-        assimilation=_assimilation_options(request),
-    )
-
-
-def _assimilation_options(request: pb.OpenSessionRequest) -> dict[str, Any] | None:
-    """The request's AssimilationOptions as a configio options dict (set fields only)."""
-    if not request.HasField("assimilation"):
-        return None
-    opts = json_format.MessageToDict(
-        request.assimilation, preserving_proto_field_name=True, use_integers_for_enums=True
-    )
-    if "impact" in opts:
-        opts["impact"] = {i.get("type", ""): list(i.get("kinds", [])) for i in opts["impact"]}
-    return opts
-
-
 def _opened(session: Session) -> pb.OpenSessionReply:
     cfg = session.config
     return pb.OpenSessionReply(
         session_id=session.id,
         next_index=session.next_index,
-        outputs=list(cfg.reply_names()) if hasattr(cfg, "reply_names") else list(cfg.outputs),
+        outputs=list(cfg.reply_names()),
         cells=int(cfg.grid.lat.shape[0]),
         members=int(cfg.members),
-        start_rfc3339=sessionargs.format_time(cfg.start),
+        start_rfc3339=format_time(cfg.start),
         timestep=int(cfg.timestep),
         backend=cfg.backend,
     )

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 FIELD_KEY = "landcoupler-field"
 RULE_KEY = "landcoupler-rule"
 REQUEST_ID_KEY = "x-request-id"
+#: metadata naming the caller on servers without authentication (the session owner)
+CLIENT_KEY = "x-landcoupler-client"
 
 
 class DeadlineExceeded(errors.CouplerError):

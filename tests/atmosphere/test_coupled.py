@@ -111,7 +111,7 @@ def test_bad_flags_are_refused_with_the_field(
 
 
 def test_bench_run_measures_throughput() -> None:
-    from coupler.atmosphere import bench
+    from coupler.bench import coupled as bench
 
     payload = bench.run(resolutions=(RES,), transports=("inprocess",), days=3, emulator_days=0)
     reference, emulator = payload["cases"]

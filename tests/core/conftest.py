@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from coupler.core.config import GridSpec, SessionConfig
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
+from coupler.spec import GridSpec, SessionSpec
 from emulators.backend import LandState
 
 START = np.datetime64("2001-06-01T00:00:00", "s")
@@ -27,7 +27,7 @@ def grid(n: int = 6, seed: int = 0) -> GridSpec:
     )
 
 
-def config(n: int = 6, **overrides: Any) -> SessionConfig:
+def config(n: int = 6, **overrides: Any) -> SessionSpec:
     kwargs: dict[str, Any] = {
         "grid": grid(n),
         "start": START,
@@ -36,7 +36,7 @@ def config(n: int = 6, **overrides: Any) -> SessionConfig:
         "land_cover": "grass",
     }
     kwargs.update(overrides)
-    return SessionConfig(**kwargs)
+    return SessionSpec(**kwargs)
 
 
 def forcing(index: int, n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""SessionConfig / GridSpec / Limits validate themselves: each rule names its field."""
+"""SessionSpec / GridSpec / Limits validate themselves: each rule names its field."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from coupler.core.config import GridSpec, Limits, SessionConfig
+from coupler.core.config import Limits
 from coupler.errors import InvalidArgument
+from coupler.spec import GridSpec, SessionSpec
 from emulators import parameters as P
 
 from .conftest import START, config, grid
@@ -75,7 +76,9 @@ CONFIG_CASES = [
     ({"outputs": ("tas",)}, "outputs", "direction"),
     ({"outputs": ("cLeaf",)}, "outputs", "direction"),
     ({"outputs": ("hfls", "hfls")}, "outputs", "unique"),
-    ({"backend": "magic"}, "backend", "known_backend"),
+    ({"backend": ""}, "backend", "known_backend"),
+    ({"freeze_vegetation_year": 0}, "freeze_vegetation_year", "year"),
+    ({"freeze_vegetation_year": 2015.5}, "freeze_vegetation_year", "year"),
     ({"land_cover": "jungle"}, "land_cover", "known_class"),
     ({"land_cover": np.ones((N, 3))}, "land_cover", "shape"),
     ({"land_cover": -_cover()}, "land_cover", "valid_range"),
@@ -159,12 +162,12 @@ def test_json_round_trip_is_exact() -> None:
         run_id="run-1",
         rank=2,
     )
-    back = SessionConfig.from_dict(json.loads(cfg.to_json()))
+    back = SessionSpec.from_dict(json.loads(cfg.to_json()))
     assert back.to_json() == cfg.to_json()
     for k, v in cfg.arrays().items():
         assert back.arrays()[k].tobytes() == v.tobytes()
     # without arrays the dict is small and the arrays travel separately
     slim = cfg.to_dict(include_arrays=False)
     assert "lat" not in slim["grid"] and slim["grid"]["n_cells"] == N
-    again = SessionConfig.from_dict(slim, cfg.arrays())
+    again = SessionSpec.from_dict(slim, cfg.arrays())
     assert again.to_json() == cfg.to_json()

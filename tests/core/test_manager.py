@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from coupler.core import backends
-from coupler.core.config import GridSpec, Limits
+from coupler.core import registry
+from coupler.core.config import Limits
 from coupler.core.manager import SessionManager
 from coupler.errors import (
     FailedPrecondition,
@@ -17,6 +17,7 @@ from coupler.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from coupler.spec import GridSpec
 
 from .conftest import assert_replies_identical, config, forcing
 
@@ -44,6 +45,15 @@ def test_owner_must_be_given(manager: SessionManager) -> None:
     with pytest.raises(InvalidArgument) as err:
         manager.open(config(N), owner="")
     assert err.value.field == "owner"
+
+
+def test_unknown_backend_is_refused_when_the_session_opens(manager: SessionManager) -> None:
+    """The spec cannot know a server's backends; the manager names the field and the rule."""
+    with pytest.raises(InvalidArgument) as err:
+        manager.open(config(N, backend="magic"), owner="alice")
+    assert (err.value.field, err.value.rule) == ("backend", "known_backend")
+    assert "unknown backend 'magic'; known: " in str(err.value)
+    assert manager.open_sessions == 0
 
 
 def test_max_sessions() -> None:
@@ -133,27 +143,27 @@ def test_describe_lists_backends_variables_limits(manager: SessionManager) -> No
 
 
 def test_backend_registry() -> None:
-    assert "reference" in backends.names()
+    assert "reference" in registry.names()
     with pytest.raises(InvalidArgument) as err:
-        backends.create("nope")
+        registry.create("nope")
     assert (err.value.field, err.value.rule) == ("backend", "known_backend")
-    ident = backends.identity(backends.create("reference"))
+    ident = registry.identity(registry.create("reference"))
     assert ident["name"] == "reference"
     assert ident["class"] == "emulators.reference.model.ReferenceBackend"
 
 
 def test_unavailable_backend_is_failed_precondition() -> None:
-    def broken() -> backends.LandBackend:
+    def broken() -> registry.LandBackend:
         raise ImportError("compiled artifact missing")
 
-    backends.register("broken_for_test", broken)
+    registry.register("broken_for_test", broken)
     try:
         with pytest.raises(FailedPrecondition) as err:
-            backends.create("broken_for_test")
+            registry.create("broken_for_test")
         assert (err.value.field, err.value.rule) == ("backend", "available")
-        assert "compiled artifact missing" in backends.available()["broken_for_test"]
+        assert "compiled artifact missing" in registry.available()["broken_for_test"]
     finally:
-        backends._FACTORIES.pop("broken_for_test")
+        registry._FACTORIES.pop("broken_for_test")
 
 
 def test_shutdown_refuses_new_sessions_and_closes(manager: SessionManager) -> None:

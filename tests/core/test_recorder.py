@@ -14,11 +14,11 @@ import pytest
 import xarray as xr
 from fsspec.implementations.memory import MemoryFileSystem
 
-from coupler.core import backends
-from coupler.core.config import GridSpec
+from coupler.core import registry
 from coupler.core.manager import SessionManager
 from coupler.core.recorder import Recorder, ZarrRecorder, variable_names
 from coupler.metrics import ServiceMetrics
+from coupler.spec import GridSpec
 from emulators import variables as V
 
 from .conftest import START, config, forcing
@@ -91,7 +91,7 @@ def test_record_round_trip(record_url: str) -> None:
     # provenance
     stored = json.loads(ds.attrs["session_config"])
     assert stored["outputs"] == list(cfg.outputs) and stored["members"] == 3
-    assert json.loads(ds.attrs["backend"]) == backends.identity(backends.create("reference"))
+    assert json.loads(ds.attrs["backend"]) == registry.identity(registry.create("reference"))
     assert ds.attrs["code_version"].startswith("landcoupler")
     assert np.datetime64(ds.attrs["created"].rstrip("Z"))
     assert ds.attrs["chunk_steps"] == 4

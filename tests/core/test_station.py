@@ -12,8 +12,8 @@ import torch
 import xarray as xr
 
 from coupler.core import landstep
-from coupler.core.config import GridSpec, SessionConfig
 from coupler.core.manager import SessionManager
+from coupler.spec import GridSpec, SessionSpec
 from emulators import forcing as station
 from emulators import parameters as P
 from emulators.reference import ReferenceBackend
@@ -48,7 +48,7 @@ def test_station_forcing_through_a_session(greensboro: xr.Dataset) -> None:
     lat = float(greensboro.lat.values[0])
     lon = float(greensboro.lon.values[0])
     record = f"memory://greensboro-{uuid.uuid4().hex}.zarr"
-    cfg = SessionConfig(
+    cfg = SessionSpec(
         grid=GridSpec(lat=np.full(n, lat), lon=np.full(n, lon)),
         start=np.datetime64(greensboro.time.values[0], "s"),
         timestep=int(greensboro.attrs["timestep_seconds"]),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from contracts.backend_contract import contract_forcing, contract_static
 
-from coupler.core import backends as registry
+from coupler.core import registry
 from emulators import metrics
 from emulators import parameters as P
 from emulators.backend import LandStatic, StepClock

@@ -6,7 +6,7 @@ steps by default, ``ranks`` sessions) after the untimed setup; only the loop is 
 what a long run spends its time on. At every resolution and transport the reference backend and
 the emulator backend (``torchscript``, daily flux emulator ``flux_lstm_daily``) are measured at
 daily steps; at the coarsest resolution also the emulator at 3600 s steps (``flux_lstm``).
-``python -m coupler.atmosphere.bench --json F --update-doc docs/benchmarks.md`` writes the
+``python -m coupler.bench.coupled --json F --update-doc docs/benchmarks.md`` writes the
 results and the ``run`` section of the doc.
 """
 
@@ -23,6 +23,7 @@ from coupler.atmosphere.driver import OceanMode, integrate
 from coupler.atmosphere.grid import split_land
 from coupler.atmosphere.runconfig import RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
+from coupler.client import local_client
 
 DAYS_PER_YEAR = 365.0
 
@@ -78,14 +79,13 @@ def run(
     3600 s steps (``emulator_days`` days; 0 = not measured)."""
     import torch
 
-    from coupler.core import backends
-
     torch.set_num_threads(1)
     rows = []
     notes = []
     status = "not requested"
     if emulator is not None:
-        status = backends.available().get(emulator, "not registered")
+        with local_client("inprocess") as client:
+            status = client.describe()["details"]["backends"].get(emulator, "not registered")
         if status != "available":
             notes.append(f"{emulator} backend not measured: {status}")
     daily_backends = (backend,) + ((emulator,) if emulator and status == "available" else ())

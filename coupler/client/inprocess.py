@@ -1,8 +1,8 @@
-"""The in-process transport: the client API of :mod:`coupler.client` without gRPC.
+"""The in-process client: the client API of :mod:`coupler.client` without gRPC.
 
-``InProcessClient(manager)`` has the same methods, arguments and return values as
-``CouplerClient``, and its sessions call the core directly: the same config building
-(:func:`coupler.wire.sessionargs.session_config`), the same step validation (``Session.step``),
+``InProcessClient(manager)`` implements the same :class:`~coupler.client.protocol.Client` as
+``CouplerClient``, and its sessions call the core directly: the same spec
+(:class:`~coupler.spec.SessionSpec`), the same step validation (``Session.step``),
 the same observation checks, and refusals raise the same :class:`CouplerRpcError` with the same
 code, message, field and rule as over the wire. Differences: no serialisation (a field's dtype
 must still be one the wire can carry), ``codec`` is accepted but nothing is compressed or
@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from coupler.client.common import capabilities, spec_from_arguments
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
-from coupler.errors import CouplerError
+from coupler.errors import CouplerError, InvalidArgument
+from coupler.spec import ObservationBatch, SessionSpec
+from coupler.spec.times import format_time
 from coupler.wire import fields as F
-from coupler.wire import observations, sessionargs
 from coupler.wire.status import CouplerRpcError
 
 T = TypeVar("T")
@@ -44,52 +46,29 @@ class InProcessClient:
         self._sessions: list[InProcessSession] = []
 
     def describe(self) -> dict[str, Any]:
-        return _domain(self.manager.describe)
+        """As ``CouplerClient.describe`` (the same keys; ``details`` is the core's own)."""
+        details = _domain(self.manager.describe)
+        return capabilities(details)
 
     def open_session(
         self,
+        spec: SessionSpec | None = None,
+        /,
         *,
-        lat: Any = None,
-        lon: Any = None,
-        start: Any = None,
-        timestep: int = 0,
-        outputs: Sequence[str] = (),
-        backend: str = "reference",
-        land_cover: Any = "grass",
-        members: int | None = None,
-        run_id: str = "",
-        rank: int = 0,
-        area: Any = None,
-        land_fraction: Any = None,
-        grid_shape: tuple[int, int] | None = None,
-        output_spread: bool = False,
-        record_url: str | None = None,
-        checkpoint_url: str | None = None,
-        checkpoint_every: int = 0,
         resume_from: str | None = None,
         codec: Any = None,
         stream: bool = False,
         split_bytes: int = 0,
-        assimilation: Any = None,
+        **fields: Any,
     ) -> InProcessSession:
-        """Same arguments as :meth:`coupler.client.CouplerClient.open_session`."""
-        del codec, stream, split_bytes  # transport options with no in-process meaning
+        """As :meth:`coupler.client.CouplerClient.open_session` (``codec``, ``stream`` and
+        ``split_bytes`` are accepted and have no in-process meaning)."""
+        del codec, stream, split_bytes
         if resume_from:
             session = _domain(lambda: self.manager.resume(resume_from, self.owner))
         else:
-            if lat is None or lon is None or start is None:
-                raise ValueError("open_session: lat, lon and start are required (or resume_from)")
-            config = _domain(
-                lambda: sessionargs.session_config(
-                    lat=lat, lon=lon, start=start, timestep=timestep, outputs=outputs,
-                    backend=backend, land_cover=land_cover, members=members, run_id=run_id,
-                    rank=rank, area=area, land_fraction=land_fraction, grid_shape=grid_shape,
-                    output_spread=output_spread, checkpoint_url=checkpoint_url,
-                    checkpoint_every=checkpoint_every, record_url=record_url,
-                    assimilation=assimilation,
-                )
-            )  # fmt: skip
-            session = _domain(lambda: self.manager.open(config, self.owner))
+            chosen = spec_from_arguments(spec, fields)
+            session = _domain(lambda: self.manager.open(chosen, self.owner))
         handle = InProcessSession(self, session)
         self._sessions.append(handle)
         return handle
@@ -119,7 +98,7 @@ class InProcessSession:
         self.outputs: tuple[str, ...] = tuple(cfg.reply_names())
         self.cells: int = cfg.n_cells
         self.members: int = cfg.members
-        self.start: str = sessionargs.format_time(cfg.start)
+        self.start: str = format_time(cfg.start)
         self.timestep: int = cfg.timestep
         self.backend: str = cfg.backend
         self.last_time: str | None = None
@@ -136,7 +115,7 @@ class InProcessSession:
             _domain(partial(_wire_dtype, name, arr))
         session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
         out = _domain(lambda: session.step(int(index), arrays, dict(units) if units else None))
-        self.last_time = sessionargs.format_time(session.config.step_time(int(index)))
+        self.last_time = format_time(session.config.step_time(int(index)))
         self.next_index = session.next_index
         return out
 
@@ -149,10 +128,10 @@ class InProcessSession:
         units: str = "",
     ) -> int:  # fmt: skip
         """As ``RemoteSession.assimilate``: the number of observations queued."""
-        batch = observations.ObservationBatch(type, values, errors, lat, lon, list(times), units)
+        batch = ObservationBatch(type, values, errors, lat, lon, list(times), units)
         return self.assimilate_batches([batch])
 
-    def assimilate_batches(self, batches: Sequence[observations.ObservationBatch]) -> int:
+    def assimilate_batches(self, batches: Sequence[ObservationBatch]) -> int:
         """As ``RemoteSession.assimilate_batches`` (one request, accepted or refused whole)."""
         for i, b in enumerate(batches):
             for name in ("values", "errors", "lat", "lon"):
@@ -179,6 +158,6 @@ def _wire_dtype(name: str, arr: np.ndarray) -> None:
     try:
         F.proto_dtype(arr.dtype)
     except CouplerError:
-        raise F.InvalidArgument(
+        raise InvalidArgument(
             f"field {name!r}: dtype {arr.dtype} cannot be sent", field=name, rule="dtype"
         ) from None

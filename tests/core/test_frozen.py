@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 import torch
 
-from coupler.atmosphere import frozen
-from coupler.core import backends
+from coupler.core import frozen
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 
@@ -47,10 +49,8 @@ def test_vegetation_is_held_after_the_first_run_year() -> None:
     static = LandStatic.from_cover(
         torch.tensor([45.0, 50.0, 55.0]), torch.tensor([10.0, 20.0, 30.0]), cover
     )
-    name = frozen.register("reference", 2015)
-    assert name == "reference_frozen_2015"
-    held = backends.create(name)
-    assert isinstance(held, frozen.FrozenVegetation) and held.name == name
+    held = frozen.FrozenVegetation(ReferenceBackend(), 2015)
+    assert held.name == "reference_frozen_2015"
     # 2014-12-27 .. 2016-02-09: 5 spin-up days, the record year 2015, then 40 warmer days
     warm = 5 + 365
     states, outs, clocks = _run(held, static, "2014-12-27", warm + 40, warm_after=warm)
@@ -72,3 +72,32 @@ def test_vegetation_is_held_after_the_first_run_year() -> None:
     # ... while the fluxes stay interactive: same vegetation, warmer air, other fluxes
     assert torch.equal(states[k].tensors["cleaf"], states[5 + 30].tensors["cleaf"])
     assert not torch.allclose(outs[k]["hfss"], outs[5 + 30]["hfss"])
+
+
+def test_frozen_land_is_a_session_option_over_both_clients() -> None:
+    """``freeze_vegetation_year`` travels in the spec (proto field 22); gRPC and in-process
+    sessions step the same wrapped backend, and a bad year is refused naming the field."""
+    from grpc import StatusCode
+
+    from coupler.client import CouplerRpcError, local_client
+
+    kw: dict[str, Any] = dict(
+        lat=[45.0, 50.0, 55.0], lon=[10.0, 20.0, 30.0], start="2014-12-25T00:00:00", timestep=86_400,
+        outputs=["lai", "hfls"], land_cover="dfw", freeze_vegetation_year=2015,
+    )  # fmt: skip
+    replies = {}
+    for transport in ("grpc", "inprocess"):
+        with local_client(transport) as client:
+            with pytest.raises(CouplerRpcError) as err:
+                client.open_session(**{**kw, "freeze_vegetation_year": -3})
+            assert err.value.code() is StatusCode.INVALID_ARGUMENT
+            assert (err.value.field, err.value.rule) == ("freeze_vegetation_year", "year")
+            details = client.describe()["details"]
+            assert "reference" in details["backends"]
+            with client.open_session(**kw) as session:
+                replies[transport] = [
+                    session.step(i, {k: v[0].numpy() for k, v in _forcing(359 + i, 0.0).items()})
+                    for i in range(12)
+                ]
+    for a, b in zip(replies["grpc"], replies["inprocess"], strict=True):
+        assert all(np.array_equal(a[k], b[k]) for k in ("lai", "hfls"))

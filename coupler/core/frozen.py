@@ -1,4 +1,5 @@
-"""Frozen land: a land backend whose vegetation is held at the start of a run.
+"""Frozen land: the session option ``freeze_vegetation_year`` wraps the session's backend so that
+its vegetation is held at the start of a run.
 
 ``FrozenVegetation(inner, year)`` wraps any backend whose state has leaf carbon ``cleaf`` (the
 reference model and the emulators): before 1 January of ``year`` it is the inner backend
@@ -10,11 +11,6 @@ soil water, temperatures and the fluxes stay fully interactive. Land cover is st
 run (one land-cover map per session), so it is "held" in both modes. The recorded cycle lives
 in the land state (``frozen_cleaf``, NaN until recorded), so checkpoints carry it and the
 backend stays stateless across sessions, as the ``LandBackend`` contract asks.
-
-Registration (:func:`register`) adds ``<inner>_frozen_<year>`` to the service's backend
-registry of this process; the run command does it before it starts its local server or
-in-process transport. A remote server would need the same registration (or, better, a session
-option for frozen vegetation in the core: see docs/atmosphere.md).
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ from collections.abc import Mapping
 
 import torch
 
-from coupler.core import backends
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
 VEGETATION = "cleaf"
@@ -86,10 +81,3 @@ class FrozenVegetation:
                 tensors[VEGETATION] = held.clone()
         tensors[RECORD] = record
         return LandState(tensors), outputs
-
-
-def register(inner: str, year: int) -> str:
-    """Register ``<inner>_frozen_<year>`` in this process's backend registry; returns the name."""
-    name = frozen_name(inner, year)
-    backends.register(name, lambda: FrozenVegetation(backends.create(inner), year))
-    return name

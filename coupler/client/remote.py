@@ -1,4 +1,5 @@
-"""The gRPC client an atmospheric model's Python driver uses (re-exported by ``coupler.client``).
+"""The gRPC client an atmospheric model's Python driver uses (re-exported by ``coupler.client``;
+imports neither torch nor the core).
 
     client = CouplerClient("127.0.0.1:50051", token=...)
     with client.open_session(lat=lat, lon=lon, start="2001-06-01T00:00:00", timestep=3600,
@@ -22,19 +23,16 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
-from coupler.assimilation import configio
-from coupler.assimilation.settings import AssimilationConfig
-from coupler.core.observations import ObservationBatch
-from coupler.errors import CouplerError
+from coupler.client.common import spec_from_arguments
+from coupler.client.exchange import Exchange
+from coupler.spec import ObservationBatch, SessionSpec
+from coupler.spec.times import rfc3339
 from coupler.wire import fields as F
-from coupler.wire import sessionargs
-from coupler.wire.exchange import Exchange
-from coupler.wire.interceptors import CLIENT_KEY
-from coupler.wire.status import REQUEST_ID_KEY, CouplerRpcError
+from coupler.wire import spec_proto
+from coupler.wire.status import CLIENT_KEY, REQUEST_ID_KEY, CouplerRpcError
 from emulators import variables as V
 
 MiB = 1 << 20
@@ -158,67 +156,27 @@ class CouplerClient:
 
     def open_session(
         self,
+        spec: SessionSpec | None = None,
+        /,
         *,
-        lat: Any = None,
-        lon: Any = None,
-        start: Any = None,
-        timestep: int = 0,
-        outputs: Sequence[str] = (),
-        backend: str = "reference",
-        land_cover: str | np.ndarray = "grass",
-        members: int | None = None,
-        run_id: str = "",
-        rank: int = 0,
-        area: Any = None,
-        land_fraction: Any = None,
-        grid_shape: tuple[int, int] | None = None,
-        output_spread: bool = False,
-        record_url: str | None = None,
-        checkpoint_url: str | None = None,
-        checkpoint_every: int = 0,
         resume_from: str | None = None,
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
-        assimilation: AssimilationConfig | Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> RemoteSession:
-        """Open a session (or resume one from ``resume_from``, a checkpoint URL, in which case
-        the grid and config arguments are ignored). ``codec``: one spec for all fields (also
-        used for replies) or a mapping field name -> spec; ``stream``: step over Exchange.
-        ``assimilation``: ensemble data assimilation (an AssimilationConfig or its options
-        dict, see ``coupler.assimilation.configio``); ``members`` None = 1, or 20 with
-        assimilation."""
-        req = pb.OpenSessionRequest(
-            outputs=list(outputs), backend=backend, run_id=run_id, rank=rank,
-            members=members or 0,
-            output_spread=output_spread, timestep=int(timestep),
-            checkpoint_url=checkpoint_url or "", checkpoint_every=checkpoint_every,
-            record_url=record_url or "", resume_from=resume_from or "",
-        )  # fmt: skip
-        if resume_from is None:
-            if lat is None or lon is None or start is None:
-                raise ValueError("open_session: lat, lon and start are required (or resume_from)")
-            F.encode_into(req.lat, "lat", np.asarray(lat, dtype=np.float64), "degrees_north")
-            F.encode_into(req.lon, "lon", np.asarray(lon, dtype=np.float64), "degrees_east")
-            if area is not None:
-                F.encode_into(req.area, "area", np.asarray(area, dtype=np.float64), "m2")
-            if land_fraction is not None:
-                F.encode_into(
-                    req.land_fraction, "land_fraction", np.asarray(land_fraction, np.float64), "1"
-                )
-            if grid_shape is not None:
-                req.grid_shape[:] = [int(n) for n in grid_shape]
-            if isinstance(start, str):
-                req.start_rfc3339 = start
-            else:
-                seconds = np.datetime64(start, "s").astype(np.int64)
-                req.start_time.seconds = int(seconds)
-            if isinstance(land_cover, str):
-                req.land_cover_name = land_cover
-            else:
-                F.encode_into(req.land_cover_fractions, "land_cover", np.asarray(land_cover), "1")
-            if assimilation is not None:
-                req.assimilation.CopyFrom(assimilation_options(assimilation))
+        """Open a session of ``spec`` — a :class:`~coupler.spec.SessionSpec`, or its fields as
+        keyword arguments (``lat``, ``lon``, ``start``, ``timestep``, ``outputs``, ``backend``,
+        ``land_cover``, ``members``, ``assimilation``, ... : :meth:`SessionSpec.of`) — or
+        resume one from ``resume_from``, a checkpoint URL. The spec is validated here first, so
+        a bad one is refused (CouplerRpcError INVALID_ARGUMENT naming the field and rule)
+        before anything is sent. Transport options: ``codec``, one spec for all fields (also
+        used for replies) or a mapping field name -> spec; ``stream``, step over Exchange, one
+        frame per field for steps of at least ``split_bytes``."""
+        if resume_from:
+            req = pb.OpenSessionRequest(resume_from=resume_from)
+        else:
+            req = spec_proto.to_request(spec_from_arguments(spec, fields))
         reply = self.call(self.stub.OpenSession, req)
         return RemoteSession(self, reply, codec=codec, stream=stream, split_bytes=split_bytes)
 
@@ -372,7 +330,7 @@ class RemoteSession:
             for name in ("values", "errors", "lat", "lon"):
                 arr = np.asarray(getattr(b, name))
                 F.encode_into(getattr(batch, name), name, arr)
-            batch.times_rfc3339.extend(_rfc3339(t) for t in b.times)
+            batch.times_rfc3339.extend(rfc3339(t) for t in b.times)
         return int(self.client.call(self.client.stub.Assimilate, req).accepted)
 
     def close(self) -> None:
@@ -392,31 +350,10 @@ class RemoteSession:
         self.close()
 
 
-def assimilation_options(value: AssimilationConfig | Mapping[str, Any]) -> pb.AssimilationOptions:
-    """The AssimilationOptions message of a config or an options dict; refusals are raised here
-    exactly as the server would raise them (CouplerRpcError INVALID_ARGUMENT)."""
-    try:
-        cfg = sessionargs.assimilation_config(value)
-    except CouplerError as exc:
-        raise CouplerRpcError.from_domain(exc) from None
-    assert cfg is not None
-    opts = configio.to_options(cfg)
-    opts["impact"] = [{"type": t, "kinds": k} for t, k in opts["impact"].items()]
-    if opts["observations_url"] is None:
-        del opts["observations_url"]
-    return json_format.ParseDict(opts, pb.AssimilationOptions())
-
-
 def _registry_units(name: str) -> str:
     """The registry's units of ``name`` ("" for unknown names: the server names the field)."""
     var = V.REGISTRY.get(name)
     return var.units if var is not None else ""
-
-
-def _rfc3339(t: Any) -> str:
-    if isinstance(t, str):
-        return t
-    return str(np.datetime_as_string(np.datetime64(t, "s"), unit="s")) + "Z"
 
 
 __all__ = ["REQUEST_ID_KEY", "CouplerClient", "CouplerRpcError", "RemoteSession"]

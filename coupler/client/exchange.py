@@ -1,4 +1,4 @@
-"""The client side of one ``Exchange`` stream (see ``coupler.wire.client`` and docs/wire.md).
+"""The client side of one ``Exchange`` stream (see ``coupler.client.remote`` and docs/wire.md).
 
 Requests go through a queue that feeds the bidirectional call; replies are read in order. A step
 is a list of frames (a ``StepRequest``, optionally followed by its ``Field`` frames); the answer

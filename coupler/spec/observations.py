@@ -6,7 +6,7 @@ malformed batch with InvalidArgument naming the field (``<prefix>values``, ``<pr
 ``<prefix>lat``, ...) and the rule, and returns it as float64 arrays and datetime64[s] times
 (:class:`Parsed`); a request is accepted or refused as a whole. Whether an observation fits the
 session (its domain, its ensemble's history) is checked afterwards by the session
-(``coupler.core.assimilate``). Used by the gRPC servicer, the in-process transport and the Zarr
+(``coupler.core.assimilate``). Used by the clients, the gRPC servicer and the Zarr
 observation file reader.
 """
 
