@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -59,10 +59,8 @@ class SessionManager:
     # ---- opening -----------------------------------------------------------------------------
     def open(self, config: SessionSpec, owner: str) -> Session:
         """A new session of ``config`` owned by ``owner`` (at step index 0)."""
-        self._check_request(config, owner)
-        backend = self._backend_for(config)
-        self._reserve()
-        try:
+
+        def build(backend: LandBackend) -> Session:
             static = landstep.build_static(config)
             da = _assimilation(config, static)
             if da is not None:
@@ -70,31 +68,13 @@ class SessionManager:
             state = _initial_state(backend, static, landstep.clock_for(config, 0))
             if da is not None:
                 state = da.perturb_initial(state)
-            session_id = uuid.uuid4().hex
-            recorder = self._recorder(config, backend, 0)
-            session = Session(
-                session_id,
-                owner,
-                config,
-                backend,
-                static,
-                state,
-                recorder=recorder,
-                metrics=self.metrics,
-                assimilation=da,
-            )
-        except BaseException:
-            self._release(None)
-            raise
-        self._release(session)
+            return self._session(uuid.uuid4().hex, owner, config, backend, static, state, da)
+
+        session = self._admit(config, owner, build)
         log.info(
             "opened session %s for %s: %d cells, %d members, backend %s",
-            session_id,
-            owner,
-            config.n_cells,
-            config.members,
-            config.backend,
-        )
+            session.id, owner, config.n_cells, config.members, config.backend,
+        )  # fmt: skip
         return session
 
     def resume(self, url: str, owner: str) -> Session:
@@ -102,11 +82,8 @@ class SessionManager:
         its id unless that id is open here, and ``owner`` becomes its owner."""
         data = checkpoint.load(url)
         config = data.config
-        self._check_request(config, owner)
-        backend = self._backend_for(config)
-        checkpoint.check_backend(data.backend, registry.identity(backend))
-        self._reserve()
-        try:
+
+        def build(backend: LandBackend) -> Session:
             static = landstep.build_static(config)
             fresh = _initial_state(backend, static, landstep.clock_for(config, data.next_index))
             _check_state(fresh, data.state, url)
@@ -122,29 +99,58 @@ class SessionManager:
             with self._lock:
                 taken = data.session_id in self._sessions
             session_id = uuid.uuid4().hex if taken else data.session_id
-            recorder = self._recorder(config, backend, data.next_index)
-            session = Session(
-                session_id,
-                owner,
-                config,
-                backend,
-                static,
-                LandState(dict(data.state)),
-                next_index=data.next_index,
-                last_reply=data.last_reply,
+            state = LandState(dict(data.state))
+            return self._session(
+                session_id, owner, config, backend, static, state, da,
+                next_index=data.next_index, last_reply=data.last_reply,
                 storage=data.extra.get("mrso"),
-                recorder=recorder,
-                metrics=self.metrics,
-                assimilation=da,
-            )
+            )  # fmt: skip
+
+        session = self._admit(config, owner, build, stored_backend=data.backend)
+        log.info(
+            "resumed session %s for %s from %s at step %d", session.id, owner, url, data.next_index
+        )
+        return session
+
+    def _admit(
+        self,
+        config: SessionSpec,
+        owner: str,
+        build: Callable[[LandBackend], Session],
+        stored_backend: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Check the request and the limits, reserve a place, ``build`` the session with its
+        backend and register it; on any failure the place is given back and nothing is kept."""
+        self._check_request(config, owner)
+        backend = self._backend_for(config)
+        if stored_backend is not None:
+            checkpoint.check_backend(stored_backend, registry.identity(backend))
+        self._reserve()
+        try:
+            session = build(backend)
         except BaseException:
             self._release(None)
             raise
         self._release(session)
-        log.info(
-            "resumed session %s for %s from %s at step %d", session_id, owner, url, data.next_index
-        )
         return session
+
+    def _session(
+        self,
+        session_id: str,
+        owner: str,
+        config: SessionSpec,
+        backend: LandBackend,
+        static: LandStatic,
+        state: LandState,
+        da: SessionAssimilation | None,
+        next_index: int = 0,
+        **resumed: Any,
+    ) -> Session:
+        return Session(
+            session_id, owner, config, backend, static, state, next_index=next_index,
+            recorder=self._recorder(config, backend, next_index), metrics=self.metrics,
+            assimilation=da, **resumed,
+        )  # fmt: skip
 
     # ---- lookup and closing ------------------------------------------------------------------
     def get(self, session_id: str, owner: str) -> Session:
