@@ -13,10 +13,11 @@ returns, with the energy-balance residual of every step.
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractContextManager
 
 import numpy as np
 
-from coupler.client import CouplerClient, tune_allocator
+from coupler.client import Client, CouplerClient, local_client, tune_allocator
 from emulators import forcing as forcing_sources
 from emulators import parameters as P
 
@@ -35,15 +36,6 @@ def main() -> int:
     args = parser.parse_args()
     tune_allocator()
 
-    service = None
-    address = args.address
-    if address is None:
-        from coupler.wire.server import start_service
-
-        service = start_service("127.0.0.1:0")
-        address = f"127.0.0.1:{service.port}"
-        print(f"started a server on {address}")
-
     ds = forcing_sources.load(args.forcing, timestep=3600)
     start = np.datetime64(args.start, "s")
     window = ds.sel(time=slice(start, start + np.timedelta64(args.hours - 1, "h")))
@@ -54,29 +46,30 @@ def main() -> int:
     lat = np.full(n, float(ds.lat.values[0]))
     lon = np.full(n, float(ds.lon.values[0]))
 
-    try:
-        with CouplerClient(address, token=args.token, client_name="example-driver") as client:
-            session = client.open_session(
+    if args.address is None:
+        print("starting a server on 127.0.0.1 (a free port)")
+        connection: AbstractContextManager[Client] = local_client("grpc", name="example-driver")
+    else:
+        connection = CouplerClient(args.address, token=args.token, client_name="example-driver")
+    with connection as client:
+        session = client.open_session(
                 lat=lat, lon=lon, start=str(start), timestep=3600, outputs=OUTPUTS,
                 backend="reference", land_cover=np.eye(n), run_id="example", stream=args.stream,
             )  # fmt: skip
-            print(f"session {session.id}: {session.cells} cells, {args.forcing} from {start}")
-            names = [c.name.lower()[:10] for c in classes]
-            print(f"{'UTC':>20} {'rsds':>6} | LE (hfls) W m-2 by land cover\n{'':>29}"
+        print(f"session {session.id}: {session.cells} cells, {args.forcing} from {start}")
+        names = [c.name.lower()[:10] for c in classes]
+        print(f"{'UTC':>20} {'rsds':>6} | LE (hfls) W m-2 by land cover\n{'':>29}"
                   + " ".join(f"{nm:>10}" for nm in names))  # fmt: skip
-            worst = 0.0
-            with session:
-                for i in range(args.hours):
-                    fields = {k: np.repeat(window[k].values[i], n) for k in FORCING}
-                    reply = session.step(i, fields)
-                    residual = reply["rns"] - reply["hfls"] - reply["hfss"] - reply["hfdsl"]
-                    worst = max(worst, float(np.abs(residual).max()))
-                    print(f"{session.last_time:>20} {fields['rsds'][0]:6.0f} | "
+        worst = 0.0
+        with session:
+            for i in range(args.hours):
+                fields = {k: np.repeat(window[k].values[i], n) for k in FORCING}
+                reply = session.step(i, fields)
+                residual = reply["rns"] - reply["hfls"] - reply["hfss"] - reply["hfdsl"]
+                worst = max(worst, float(np.abs(residual).max()))
+                print(f"{session.last_time:>20} {fields['rsds'][0]:6.0f} | "
                           + " ".join(f"{v:10.1f}" for v in reply["hfls"]))  # fmt: skip
-            print(f"max |rns - hfls - hfss - hfdsl| over {args.hours} steps: {worst:.2e} W m-2")
-    finally:
-        if service is not None:
-            service.stop(grace=1.0, checkpoint=False)
+        print(f"max |rns - hfls - hfss - hfdsl| over {args.hours} steps: {worst:.2e} W m-2")
     return 0
 
 
