@@ -26,11 +26,15 @@ import torch
 from coupler.assimilation.localization import great_circle_km
 from coupler.errors import InvalidArgument
 from emulators import variables as V
-
-DAY = 86_400
+from emulators.constants import SECONDS_PER_DAY
 
 #: observable variable -> window length in s (0: instantaneous at the step containing the time)
-WINDOWS: Mapping[str, int] = {"lai": 8 * DAY, "hfls": DAY, "hfss": DAY, "ts": 0}
+WINDOWS: Mapping[str, int] = {
+    "lai": 8 * SECONDS_PER_DAY,
+    "hfls": SECONDS_PER_DAY,
+    "hfss": SECONDS_PER_DAY,
+    "ts": 0,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +111,7 @@ def locate(
             rule="observable",
         )
     times = np.asarray(times).astype("datetime64[s]")
-    if WINDOWS[variable] and (times.astype(np.int64) % DAY != 0).any():
+    if WINDOWS[variable] and (times.astype(np.int64) % SECONDS_PER_DAY != 0).any():
         raise InvalidArgument(
             f"{prefix}times: {variable} windows must start at 00:00 UTC",
             field=prefix + "times",
@@ -162,7 +166,7 @@ class ObservationBuffer:
         """Add one step [start, start + dt) of outputs (member, cell)."""
         t0 = int(np.asarray(start).astype("datetime64[s]").astype(np.int64))
         t1 = t0 + int(dt)
-        day = t0 // DAY
+        day = t0 // SECONDS_PER_DAY
         if self._acc_day is not None and day != self._acc_day:
             self._acc, self._acc_time = {}, 0.0  # a partial day is never published
         self._acc_day = day
@@ -180,7 +184,7 @@ class ObservationBuffer:
         self._steps[t0] = (t1, inst)
         for old in sorted(self._steps)[: max(0, len(self._steps) - self.keep_steps)]:
             del self._steps[old]
-        if t1 % DAY == 0 or dt >= DAY:
+        if t1 % SECONDS_PER_DAY == 0 or dt >= SECONDS_PER_DAY:
             self._daily[day] = {v: s / self._acc_time for v, s in self._acc.items()}
             self._acc, self._acc_time, self._acc_day = {}, 0.0, None
             for old in sorted(self._daily)[: max(0, len(self._daily) - self.keep_days)]:
@@ -195,7 +199,7 @@ class ObservationBuffer:
             if w == 0:
                 ok[j] = any(s <= t < e and v in inst for s, (e, inst) in self._steps.items())
             else:
-                days = range(int(t) // DAY, (int(t) + w) // DAY)
+                days = range(int(t) // SECONDS_PER_DAY, (int(t) + w) // SECONDS_PER_DAY)
                 ok[j] = all(d in self._daily and v in self._daily[d] for d in days)
         return ok
 
@@ -221,7 +225,7 @@ class ObservationBuffer:
                 inst = next(i for s, (e, i) in self._steps.items() if s <= t < e)
                 cols.append(inst[v][:, c])
             else:
-                days = range(int(t) // DAY, (int(t) + w) // DAY)
+                days = range(int(t) // SECONDS_PER_DAY, (int(t) + w) // SECONDS_PER_DAY)
                 cols.append(torch.stack([self._daily[d][v][:, c] for d in days]).mean(0))
         return torch.stack(cols, dim=1)
 

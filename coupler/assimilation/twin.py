@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
-from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet
+from coupler.assimilation.operators import ObservationBuffer, ObservationSet
 from coupler.assimilation.perturb import (
     ParameterPerturbation,
     ParameterPrior,
@@ -37,6 +37,7 @@ from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
+from emulators.constants import SECONDS_PER_DAY
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 PRIORS = (
@@ -83,7 +84,7 @@ class TwinConfig:
             "cells": self.cells >= 1,
             "days": self.days >= 9,
             "spinup_days": 0 <= self.spinup_days < self.days,
-            "timestep": self.timestep > 0 and DAY % self.timestep == 0,
+            "timestep": self.timestep > 0 and SECONDS_PER_DAY % self.timestep == 0,
             "towers": 0 <= self.towers <= self.cells,
             "lst_error": self.lst_error > 0,
         }
@@ -178,7 +179,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     }
     lai_obs: list[tuple[int, int, float, float]] = []  # (day index, cell, value, sd)
     ranks: list[int] = []
-    steps_per_day = DAY // cfg.timestep
+    steps_per_day = SECONDS_PER_DAY // cfg.timestep
     day0 = int(clock.time.astype("datetime64[D]").astype(np.int64))
     n_analyses = 0
     for k in range(cfg.days * steps_per_day):
@@ -194,7 +195,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
             continue
         d = (k + 1) // steps_per_day - 1  # the day that just ended
         day = day0 + d
-        t_over = day * DAY + overpass
+        t_over = day * SECONDS_PER_DAY + overpass
         obs = _observations(cfg, truth_buf, day, d, t_over, towers, obs_rng)
         if d >= cfg.spinup_days:
             collect(stats, truth_buf, free_buf, da.buffer, day, t_over)
@@ -278,18 +279,18 @@ def _observations(
         for var in ("hfls", "hfss"):
             true = truth.daily_mean(var, day)[0, towers]
             sd = cfg.flux_error[0] + cfg.flux_error[1] * true.abs()
-            times = np.full(towers.size, day * DAY).astype("datetime64[s]")
+            times = np.full(towers.size, day * SECONDS_PER_DAY).astype("datetime64[s]")
             out.append(
                 ObservationSet(
                     (var,) * towers.size, towers, times, _noisy(true, sd, gen).numpy(), sd.numpy()
                 )
             )
-    n_days = WINDOWS["lai"] // DAY
+    n_days = WINDOWS["lai"] // SECONDS_PER_DAY
     start = day - n_days + 1
     if (d + 1) % n_days == 0:
         true = torch.stack([truth.daily_mean("lai", x)[0] for x in range(start, day + 1)]).mean(0)
         sd = cfg.lai_error[0] + cfg.lai_error[1] * true
         value = _noisy(true, sd, gen).clamp_min(0.0)
-        times = np.full(cells.size, start * DAY).astype("datetime64[s]")
+        times = np.full(cells.size, start * SECONDS_PER_DAY).astype("datetime64[s]")
         out.append(ObservationSet(("lai",) * cells.size, cells, times, value.numpy(), sd.numpy()))
     return out

@@ -23,8 +23,7 @@ from coupler.atmosphere.driver import OceanMode, integrate
 from coupler.atmosphere.grid import split_land
 from coupler.atmosphere.runconfig import RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
-
-DAYS_PER_YEAR = 365.0
+from emulators.constants import DAYS_PER_YEAR
 
 
 def measure(config: RunConfig, setup: experiment.Setup, days: int) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from coupler.core import backends
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 
-SECONDS_PER_DAY = 86_400
 #: ensemble size of a session with assimilation when none is given
 DEFAULT_DA_MEMBERS = 20
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:@+/=-]{0,256}$")

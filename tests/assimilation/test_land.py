@@ -12,7 +12,7 @@ import torch
 from coupler.assimilation.config import FilterConfig
 from coupler.assimilation.landstate import LandLayout
 from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
-from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet, locate
+from coupler.assimilation.operators import ObservationBuffer, ObservationSet, locate
 from coupler.assimilation.perturb import (
     ForcingPerturbation,
     ParameterPerturbation,
@@ -24,6 +24,7 @@ from coupler.assimilation.perturb import (
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
+from emulators.constants import SECONDS_PER_DAY as DAY
 from emulators.reference import ReferenceBackend
 from emulators.reference.classes import class_table
 
