@@ -54,3 +54,17 @@ def test_layering_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import os\nfrom coupler.client import CouplerClient\n")
     assert "coupler.client" in _imports(bad)
+
+
+def test_the_core_knows_metrics_only_through_the_sink_protocol() -> None:
+    """coupler/core reports to ``coupler.core.telemetry.MetricsSink``; Prometheus
+    (``coupler.metrics``) sits above it and takes plain numbers, nothing of the assimilation."""
+    offenders = {
+        str(p.relative_to(ROOT)): name
+        for p in _py_files("coupler/core")
+        for name in _imports(p)
+        if name in ("coupler.metrics", "prometheus_client") or name.startswith("prometheus_client.")
+    }
+    assert offenders == {}
+    metrics = [n for n in _imports(ROOT / "coupler" / "metrics.py") if n.startswith("coupler")]
+    assert metrics == []

@@ -18,6 +18,7 @@ from coupler.core.assimilate import SessionAssimilation
 from coupler.core.config import Limits, SessionConfig
 from coupler.core.recorder import Recorder, ZarrRecorder
 from coupler.core.session import Session
+from coupler.core.telemetry import MetricsSink, NullMetrics
 from coupler.errors import (
     CouplerError,
     FailedPrecondition,
@@ -26,7 +27,6 @@ from coupler.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from coupler.metrics import ServiceMetrics
 from emulators import variables as V
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
@@ -39,13 +39,13 @@ class SessionManager:
     def __init__(
         self,
         limits: Limits = Limits(),  # noqa: B008 (frozen dataclass, immutable default)
-        metrics: ServiceMetrics | None = None,
+        metrics: MetricsSink | None = None,
         *,
         record_chunk_steps: int = 24,
         record_queue_size: int = 64,
     ) -> None:
         self.limits = limits
-        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.metrics = metrics if metrics is not None else NullMetrics()
         self._record_chunk_steps = record_chunk_steps
         self._record_queue_size = record_queue_size
         self._sessions: dict[str, Session] = {}
