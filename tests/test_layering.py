@@ -68,3 +68,16 @@ def test_the_core_knows_metrics_only_through_the_sink_protocol() -> None:
     assert offenders == {}
     metrics = [n for n in _imports(ROOT / "coupler" / "metrics.py") if n.startswith("coupler")]
     assert metrics == []
+
+
+def test_assimilation_is_a_library() -> None:
+    """coupler/assimilation imports only itself and the domain errors of coupler (never the
+    core, the wire, the experiments or any other application); the experiments use it."""
+    allowed = ("coupler.assimilation", "coupler.errors")
+    offenders = {
+        str(p.relative_to(ROOT)): name
+        for p in _py_files("coupler/assimilation")
+        for name in _imports(p)
+        if name.split(".")[0] == "coupler" and not name.startswith(allowed)
+    }
+    assert offenders == {}

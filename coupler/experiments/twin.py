@@ -20,30 +20,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
+from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer, ObservationSet
-from coupler.assimilation.perturb import (
-    ParameterPerturbation,
-    ParameterPrior,
-    perturb_leaf_carbon,
-)
-from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
-from coupler.errors import InvalidArgument
+from coupler.assimilation.perturb import ParameterPrior, perturb_leaf_carbon
+from coupler.experiments.twin_config import PRIORS, TwinConfig
+from coupler.experiments.twin_metrics import Stats, collect, result, series_day
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
 from emulators.constants import SECONDS_PER_DAY
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
-PRIORS = (
-    ParameterPrior("vmax0", 1.5e-5, 1.0e-4, log=True),
-    ParameterPrior("psicr", -400.0, -60.0),
-)
 HIDDEN = (  # the truth's parameters are drawn from these sub-ranges
     ParameterPrior("vmax0", 1.5e-5, 3.0e-5, log=True),
     ParameterPrior("psicr", -130.0, -70.0),
@@ -54,45 +45,6 @@ VEG_CLASSES = (
     P.LandCover.CROPLAND,
     P.LandCover.EVERGREEN_BROADLEAF_FOREST,
 )
-
-
-def _default_assimilation() -> AssimilationConfig:
-    return AssimilationConfig(parameters=ParameterPerturbation(PRIORS))
-
-
-@dataclass(frozen=True)
-class TwinConfig:
-    """Settings of the twin experiment (times in UTC, timestep in s)."""
-
-    members: int = 20
-    cells: int = 16
-    days: int = 365
-    spinup_days: int = 30
-    start: str = "2001-01-01"
-    timestep: int = 3600
-    towers: int = 4
-    overpass_hour: float = 10.5  # local solar time
-    lai_error: tuple[float, float] = (0.1, 0.1)  # sd = a + b * LAI
-    flux_error: tuple[float, float] = (5.0, 0.1)  # sd = a + b * |flux|, W m-2
-    lst_error: float = 1.0  # K
-    seed: int = 0
-    assimilation: AssimilationConfig = field(default_factory=_default_assimilation)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "members": self.members >= 2,
-            "cells": self.cells >= 1,
-            "days": self.days >= 9,
-            "spinup_days": 0 <= self.spinup_days < self.days,
-            "timestep": self.timestep > 0 and SECONDS_PER_DAY % self.timestep == 0,
-            "towers": 0 <= self.towers <= self.cells,
-            "lst_error": self.lst_error > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise InvalidArgument(
-                    f"{name}: invalid value {getattr(self, name)!r}", field=name, rule="range"
-                )
 
 
 def domain(cfg: TwinConfig) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
