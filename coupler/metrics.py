@@ -1,5 +1,9 @@
 """Prometheus metrics of one coupler service instance.
 
+:class:`ServiceMetrics` is a ``coupler.core.telemetry.MetricsSink`` (the calls the core makes)
+plus what the wire reports (refusals, decode/encode phases) and the HTTP exporter. It imports
+nothing of the core or of ``coupler.assimilation``: an analysis arrives as plain numbers.
+
 Every :class:`ServiceMetrics` owns its own ``CollectorRegistry`` (never the process-global one),
 so several servers in one process (tests) do not collide, and nothing is registered at import
 time. ``serve()`` exposes the registry over HTTP on its own port.
@@ -44,14 +48,11 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
-
-if TYPE_CHECKING:
-    from coupler.assimilation.diagnostics import Diagnostics
 
 #: Step-phase latency buckets, seconds: 0.1 ms to 10 s, roughly 1-2.5-5 per decade.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -235,11 +236,19 @@ class ServiceMetrics:
         self._checkpoints.inc()
 
     # ---- assimilation ------------------------------------------------------------------------
-    def observe_analysis(self, session: str, diag: Diagnostics) -> None:
-        """Export one analysis's diagnostics (see the module docstring)."""
+    def observe_analysis(
+        self,
+        session: str,
+        by_type: Mapping[str, Mapping[str, float]],
+        prior_spread: float,
+        posterior_spread: float,
+        inflation_mean: float,
+    ) -> None:
+        """Export one analysis's diagnostics (see the module docstring; the arguments are
+        those of ``MetricsSink.observe_analysis``)."""
         self._analyses.labels(session=session).inc()
         self._remember(session, ("analyses",))
-        for var, stats in diag.by_type.items():
+        for var, stats in by_type.items():
             for key, value in stats.items():
                 if key == "n_used":
                     self.count_observations(session, var, "used", int(value))
@@ -252,9 +261,9 @@ class ServiceMetrics:
             ):
                 gauge.labels(session=session, obs_type=var).set(float(stats[key]))
             self._remember(session, ("by_type", var))
-        self._state_spread.labels(session=session, stage="prior").set(diag.prior_spread)
-        self._state_spread.labels(session=session, stage="posterior").set(diag.posterior_spread)
-        self._inflation.labels(session=session).set(diag.inflation_mean)
+        self._state_spread.labels(session=session, stage="prior").set(prior_spread)
+        self._state_spread.labels(session=session, stage="posterior").set(posterior_spread)
+        self._inflation.labels(session=session).set(inflation_mean)
         self._remember(session, ("session",))
 
     def count_observations(self, session: str, obs_type: str, outcome: str, n: int) -> None:

@@ -18,5 +18,20 @@ GAS_CONSTANT = 8.314462618  # J mol-1 K-1
 SOLAR_CONSTANT = 1361.0  # W m-2 (Kopp & Lean 2011)
 MOLAR_MASS_C = 0.012011  # kg mol-1 of carbon
 MOLAR_MASS_AIR = 0.0289647  # kg mol-1
-SECONDS_PER_DAY = 86400.0
-DAYS_PER_YEAR = 365.0
+
+# Time. SECONDS_PER_DAY is an int: timestep arithmetic (``SECONDS_PER_DAY % dt``,
+# ``SECONDS_PER_DAY // dt``, datetime64[s] offsets) stays exact integer arithmetic, and mixed with
+# a float it gives the same float as 86400.0 would (86400 converts to float64 exactly).
+SECONDS_PER_DAY = 86_400  # s
+DAYS_PER_YEAR = 365.0  # the land model's year (no leap days)
+SECONDS_PER_YEAR = DAYS_PER_YEAR * SECONDS_PER_DAY  # s, 31 536 000.0
+DAYS_PER_LEAP_YEAR = 366  # length of per-day-of-year tables
+DAYS_PER_JULIAN_YEAR = 365.25  # climate-model "year" of annual means and W yr m-2 K-1 units
+SECONDS_PER_JULIAN_YEAR = DAYS_PER_JULIAN_YEAR * SECONDS_PER_DAY  # s, 31 557 600.0
+
+# The Earth. Two radii are in use and both are kept (changing either would move results): the
+# rounded 6371 km of the atmosphere's grid and the land-cover features, and the IUGG mean radius
+# R1 = 6371.0088 km of the assimilation's great-circle localisation.
+EARTH_RADIUS_KM = 6371.0  # km
+EARTH_RADIUS = EARTH_RADIUS_KM * 1000.0  # m, 6.371e6
+EARTH_MEAN_RADIUS_IUGG_KM = 6371.0088  # km (Moritz 2000, IUGG mean radius R1)

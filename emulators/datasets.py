@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from emulators import constants as C
 from emulators import parameters as P
 from emulators.provenance import code_version
 from emulators.reference.run import RunSpec, run_reference
@@ -41,7 +42,7 @@ class DatasetConfig:
             raise ValueError(f"days must be >= 1, got {self.days}")
         if not 0.0 <= self.perturbation <= 1.0:
             raise ValueError(f"perturbation must be in [0, 1], got {self.perturbation}")
-        if self.timestep <= 0 or 86_400 % self.timestep:
+        if self.timestep <= 0 or C.SECONDS_PER_DAY % self.timestep:
             raise ValueError(f"timestep must divide a day (s), got {self.timestep}")
 
 
@@ -82,7 +83,7 @@ def generate(config: DatasetConfig, progress: bool = True) -> xr.Dataset:
         cover = np.eye(P.N_CLASSES)[classes]
     g = torch.Generator().manual_seed(config.seed)
     params = perturbed_parameters(classes, config.perturbation, g)
-    spinup = config.spinup_days * 86_400 // config.timestep
+    spinup = config.spinup_days * C.SECONDS_PER_DAY // config.timestep
     out = run_reference(
         forcing, RunSpec(cover=cover, params=params.numpy()), progress=progress, spinup_steps=spinup
     )

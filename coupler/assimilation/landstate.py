@@ -32,10 +32,10 @@ from emulators import constants as C
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic
 from emulators.reference.classes import class_table
+from emulators.reference.model import LAKE_CAPACITY
 from emulators.reference.soil import SoilConfig
 
 FIELDS = STATE_FIELDS
-LAKE_CAPACITY = 2000.0  # kg m-2, the water tile's store (as the reference model)
 T_BOUNDS = (180.0, 360.0)
 
 

@@ -20,9 +20,9 @@ import torch
 from scipy.spatial import cKDTree
 
 from coupler.errors import InvalidArgument
+from emulators.constants import EARTH_MEAN_RADIUS_IUGG_KM as EARTH_RADIUS_KM
 
 #: Mean Earth radius (IUGG), km.
-EARTH_RADIUS_KM = 6371.0088
 
 
 def half_width_from_radius(radius: float) -> float:

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from coupler.assimilation.localization import great_circle_km
-from coupler.assimilation.settings import DAY, WINDOWS
+from coupler.assimilation.settings import WINDOWS
 from coupler.errors import InvalidArgument
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +104,7 @@ def locate(
             rule="observable",
         )
     times = np.asarray(times).astype("datetime64[s]")
-    if WINDOWS[variable] and (times.astype(np.int64) % DAY != 0).any():
+    if WINDOWS[variable] and (times.astype(np.int64) % SECONDS_PER_DAY != 0).any():
         raise InvalidArgument(
             f"{prefix}times: {variable} windows must start at 00:00 UTC",
             field=prefix + "times",
@@ -158,7 +159,7 @@ class ObservationBuffer:
         """Add one step [start, start + dt) of outputs (member, cell)."""
         t0 = int(np.asarray(start).astype("datetime64[s]").astype(np.int64))
         t1 = t0 + int(dt)
-        day = t0 // DAY
+        day = t0 // SECONDS_PER_DAY
         if self._acc_day is not None and day != self._acc_day:
             self._acc, self._acc_time = {}, 0.0  # a partial day is never published
         self._acc_day = day
@@ -176,7 +177,7 @@ class ObservationBuffer:
         self._steps[t0] = (t1, inst)
         for old in sorted(self._steps)[: max(0, len(self._steps) - self.keep_steps)]:
             del self._steps[old]
-        if t1 % DAY == 0 or dt >= DAY:
+        if t1 % SECONDS_PER_DAY == 0 or dt >= SECONDS_PER_DAY:
             self._daily[day] = {v: s / self._acc_time for v, s in self._acc.items()}
             self._acc, self._acc_time, self._acc_day = {}, 0.0, None
             for old in sorted(self._daily)[: max(0, len(self._daily) - self.keep_days)]:
@@ -191,7 +192,7 @@ class ObservationBuffer:
             if w == 0:
                 ok[j] = any(s <= t < e and v in inst for s, (e, inst) in self._steps.items())
             else:
-                days = range(int(t) // DAY, (int(t) + w) // DAY)
+                days = range(int(t) // SECONDS_PER_DAY, (int(t) + w) // SECONDS_PER_DAY)
                 ok[j] = all(d in self._daily and v in self._daily[d] for d in days)
         return ok
 
@@ -217,7 +218,7 @@ class ObservationBuffer:
                 inst = next(i for s, (e, i) in self._steps.items() if s <= t < e)
                 cols.append(inst[v][:, c])
             else:
-                days = range(int(t) // DAY, (int(t) + w) // DAY)
+                days = range(int(t) // SECONDS_PER_DAY, (int(t) + w) // SECONDS_PER_DAY)
                 cols.append(torch.stack([self._daily[d][v][:, c] for d in days]).mean(0))
         return torch.stack(cols, dim=1)
 

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from coupler.assimilation.config import FilterConfig, FilterKind, InflationConfig, InflationKind
 from coupler.errors import InvalidArgument
 from emulators import landcover as P
+from emulators.constants import SECONDS_PER_DAY
 
-DAY = 86_400
 #: observable variable -> window length in s (0: instantaneous at the step containing the time)
-WINDOWS: Mapping[str, int] = {"lai": 8 * DAY, "hfls": DAY, "hfss": DAY, "ts": 0}
+WINDOWS: Mapping[str, int] = {
+    "lai": 8 * SECONDS_PER_DAY,
+    "hfls": SECONDS_PER_DAY,
+    "hfss": SECONDS_PER_DAY,
+    "ts": 0,
+}
 #: the state fields an analysis can update (see ``landstate``)
 STATE_FIELDS = ("lai", "w", "ts", "tsoil")
 #: which kinds of state columns each observation type updates ("param": estimated parameters)

@@ -40,8 +40,8 @@ from coupler.atmosphere.ocean import QFlux
 from coupler.atmosphere.scenario import as_seconds, decimal_year
 from coupler.atmosphere.surface import OceanConfig, ocean_fluxes
 from emulators import constants as C
+from emulators.constants import SECONDS_PER_DAY
 
-SECONDS_PER_DAY = 86_400
 RHO_CP_SEAWATER = 1025.0 * 3985.0  # J m-3 K-1
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SECONDS_PER_YEAR = 365.25 * 86_400.0
+from emulators.constants import SECONDS_PER_JULIAN_YEAR as SECONDS_PER_YEAR
+
 #: Geoffroy et al. (2013, Table 3) CMIP5 multi-model means, per unit of the Earth's surface
 GEOFFROY_C = 7.3 * SECONDS_PER_YEAR  # J m-2 K-1 (7.3 W yr m-2 K-1)
 GEOFFROY_C_DEEP = 106.0 * SECONDS_PER_YEAR

@@ -25,7 +25,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-EARTH_RADIUS = 6.371e6  # m, mean radius
+from emulators.constants import EARTH_RADIUS
+
 FINE_PER_DEGREE = 12  # the 5′ land-fraction grid
 
 

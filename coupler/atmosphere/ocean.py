@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DAYS = 366
+from emulators.constants import DAYS_PER_LEAP_YEAR as DAYS
 
 
 class QFlux:

@@ -24,8 +24,7 @@ from coupler.atmosphere.grid import split_land
 from coupler.atmosphere.runconfig import RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
 from coupler.client import local_client
-
-DAYS_PER_YEAR = 365.0
+from emulators.constants import DAYS_PER_YEAR
 
 
 def measure(config: RunConfig, setup: experiment.Setup, days: int) -> dict[str, Any]:

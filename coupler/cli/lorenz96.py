@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         InflationConfig,
         InflationKind,
     )
-    from coupler.assimilation.lorenz96 import TwinConfig, run_twin
     from coupler.errors import InvalidArgument
+    from coupler.experiments.lorenz96 import TwinConfig, run_twin
 
     torch.set_num_threads(max(1, args.threads))
     try:

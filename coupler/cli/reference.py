@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emulators import forcing as forcing_sources
+    from emulators.constants import SECONDS_PER_DAY
     from emulators.io import write_zarr
     from emulators.reference import report
     from emulators.reference.run import (
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         forcing, cover = expand_all_classes(forcing)
     else:
         cover = cover_for(args.land_cover, forcing.sizes["cell"])
-    spinup = args.spinup_days * 86_400 // args.timestep
+    spinup = args.spinup_days * SECONDS_PER_DAY // args.timestep
     out = run_reference(
         forcing, RunSpec(cover=cover), config, progress=not args.no_progress, spinup_steps=spinup
     )

@@ -36,9 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from coupler.assimilation import report
-    from coupler.assimilation.twin import TwinConfig, run_twin
     from coupler.errors import InvalidArgument
+    from coupler.experiments import twin_report
+    from coupler.experiments.twin import run_twin
+    from coupler.experiments.twin_config import TwinConfig
 
     torch.set_num_threads(max(1, args.threads))
     try:
@@ -56,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     except InvalidArgument as exc:
         print(f"landcoupler twin: error: {exc} (rule: {exc.rule})", file=sys.stderr)
         return 2
-    paths = report.write(result, args.out)
+    paths = twin_report.write(result, args.out)
     if args.json:
-        print(json.dumps(report.summary(result), indent=2))
+        print(json.dumps(twin_report.summary(result), indent=2))
     else:
-        print(report.markdown(result))
+        print(twin_report.markdown(result))
         for kind, path in paths.items():
             print(f"{kind}: {path}")
     return 0

@@ -31,11 +31,12 @@ import torch
 
 from coupler.assimilation.diagnostics import Diagnostics
 from coupler.assimilation.online import EnsembleAssimilator
-from coupler.assimilation.operators import DAY, ObservationSet, locate
+from coupler.assimilation.operators import ObservationSet, locate
 from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.obsfile import ObservationFile
 from coupler.spec.observations import Parsed
 from emulators.backend import LandState, LandStatic, StepClock
+from emulators.constants import SECONDS_PER_DAY
 
 #: diagnostics of the last analyses kept in memory (and in checkpoints)
 KEEP_DIAGNOSTICS = 100
@@ -99,7 +100,7 @@ class SessionAssimilation:
         """Before the backend step: the daily model-error perturbation of leaf carbon (at
         00:00 UTC, after the first step), then the analysis of the queued observations."""
         seconds = int(np.asarray(clock.time).astype("datetime64[s]").astype(np.int64))
-        if clock.index > 0 and seconds % DAY == 0:
+        if clock.index > 0 and seconds % SECONDS_PER_DAY == 0:
             state = self.da.perturb_state(state)
         return self.da.analyse(state, static)
 

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 import torch
 
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.constants import DAYS_PER_LEAP_YEAR as DAYS
+from emulators.constants import SECONDS_PER_DAY
 
 VEGETATION = "cleaf"
 RECORD = "frozen_cleaf"
-DAYS = 366
-SECONDS_PER_DAY = 86_400.0
 
 
 def frozen_name(inner: str, year: int) -> str:

@@ -19,6 +19,7 @@ from coupler.core.config import Limits
 from coupler.core.frozen import FrozenVegetation
 from coupler.core.recorder import Recorder, ZarrRecorder
 from coupler.core.session import Session
+from coupler.core.telemetry import MetricsSink, NullMetrics
 from coupler.errors import (
     CouplerError,
     FailedPrecondition,
@@ -27,7 +28,6 @@ from coupler.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from coupler.metrics import ServiceMetrics
 from coupler.spec import SessionSpec
 from emulators import variables as V
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
@@ -41,13 +41,13 @@ class SessionManager:
     def __init__(
         self,
         limits: Limits = Limits(),  # noqa: B008 (frozen dataclass, immutable default)
-        metrics: ServiceMetrics | None = None,
+        metrics: MetricsSink | None = None,
         *,
         record_chunk_steps: int = 24,
         record_queue_size: int = 64,
     ) -> None:
         self.limits = limits
-        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.metrics = metrics if metrics is not None else NullMetrics()
         self._record_chunk_steps = record_chunk_steps
         self._record_queue_size = record_queue_size
         self._sessions: dict[str, Session] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from coupler.assimilation.operators import DAY, WINDOWS, ObservationSet
+from coupler.assimilation.operators import WINDOWS, ObservationSet
 from coupler.errors import FailedPrecondition, InvalidArgument
 from coupler.spec.observations import ObservationBatch, Parsed, parse
 
@@ -185,4 +185,4 @@ class ObservationFile:
         return len(self.obs)
 
 
-__all__ = ["DAY", "FIELD", "ObservationFile", "read", "ready_time"]
+__all__ = ["FIELD", "ObservationFile", "read", "ready_time"]

@@ -43,8 +43,8 @@ import numpy as np
 import zarr
 
 from coupler.core import provenance
+from coupler.core.telemetry import MetricsSink
 from coupler.errors import FailedPrecondition
-from coupler.metrics import ServiceMetrics
 from coupler.spec import SessionSpec
 from emulators import variables as V
 
@@ -148,7 +148,7 @@ class ZarrRecorder:
         max_buffer_bytes: int = 512 << 20,
         max_queue_bytes: int = 512 << 20,
         start_index: int = 0,
-        metrics: ServiceMetrics | None = None,
+        metrics: MetricsSink | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if chunk_steps < 1 or queue_size < 1 or (cell_chunk is not None and cell_chunk < 1):

@@ -20,11 +20,11 @@ import torch
 from coupler.core import checkpoint, landstep, registry, validation
 from coupler.core.assimilate import SessionAssimilation, record_row
 from coupler.core.recorder import Recorder
+from coupler.core.telemetry import MetricsSink, NullMetrics
 from coupler.errors import (
     FailedPrecondition,
     InvalidArgument,
 )
-from coupler.metrics import ServiceMetrics
 from coupler.spec import SessionSpec, observations
 from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 
@@ -47,7 +47,7 @@ class Session:
         last_reply: Mapping[str, np.ndarray] | None = None,
         storage: torch.Tensor | None = None,
         recorder: Recorder | None = None,
-        metrics: ServiceMetrics | None = None,
+        metrics: MetricsSink | None = None,
         assimilation: SessionAssimilation | None = None,
     ) -> None:
         self.id = session_id
@@ -61,7 +61,7 @@ class Session:
         self._last_reply = dict(last_reply) if last_reply is not None else None
         self._storage = storage  # previous step's mrso (member, cell), for the water residual
         self._recorder = recorder
-        self._metrics = metrics if metrics is not None else ServiceMetrics()
+        self._metrics = metrics if metrics is not None else NullMetrics()
         self._da = assimilation
         self._lock = threading.Lock()
         self._closed = False
@@ -184,7 +184,9 @@ class Session:
         metrics.count_cells(cfg.n_cells)
         metrics.observe_residuals(energy, water)
         if diag is not None:
-            metrics.observe_analysis(self.id, diag)
+            metrics.observe_analysis(
+                self.id, diag.by_type, diag.prior_spread, diag.posterior_spread, diag.inflation_mean
+            )
         for var, n in skipped.items():
             metrics.count_observations(self.id, var, "window", n)
         return dict(reply)

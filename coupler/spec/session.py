@@ -29,8 +29,8 @@ from coupler.spec.grid import GridSpec, bad
 from coupler.spec.times import parse_start
 from emulators import landcover as P
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 
-SECONDS_PER_DAY = 86_400
 #: ensemble size of a session with assimilation when none is given
 DEFAULT_DA_MEMBERS = 20
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:@+/=-]{0,256}$")

@@ -19,21 +19,19 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from emulators.constants import SOLAR_CONSTANT
+from emulators.constants import SECONDS_PER_DAY, SOLAR_CONSTANT
 
 F64 = NDArray[np.float64]
 
 #: FAO-56 solar constant Gsc = 0.0820 MJ m-2 min-1, expressed in W m-2 (Allen et al. 1998, eq. 21).
 SOLAR_CONSTANT_FAO56 = 0.0820e6 / 60.0
 
-_SECONDS_PER_DAY = 86400.0
-
 
 def day_of_year(time: ArrayLike) -> F64:
     """Fractional day of year (1.0 at 00:00 UTC on 1 January) of UTC ``time`` (datetime64)."""
     t = np.asarray(time, dtype="datetime64[ns]")
     year_start = t.astype("datetime64[Y]").astype("datetime64[ns]")
-    return 1.0 + (t - year_start).astype(np.int64) / (_SECONDS_PER_DAY * 1e9)
+    return 1.0 + (t - year_start).astype(np.int64) / (SECONDS_PER_DAY * 1e9)
 
 
 def utc_hour(time: ArrayLike) -> F64:
@@ -127,7 +125,7 @@ def ra_daily_fao56(
     ws = sunset_hour_angle(lat_deg, d)
     dr = inverse_distance_fao56(doy)
     return (
-        _SECONDS_PER_DAY
+        SECONDS_PER_DAY
         / np.pi
         * solar_constant
         * dr

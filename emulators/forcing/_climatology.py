@@ -8,12 +8,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from emulators.constants import DAYS_PER_JULIAN_YEAR
+
 F64 = NDArray[np.float64]
 
 T0_GLOBAL = 287.0  # K, global-mean surface air temperature (≈ observed 287–288 K)
 T2_LEGENDRE = -26.0  # K, P2 coefficient: 300 K at the equator, 261 K at the poles
 LAPSE_RATE = 0.0065  # K m-1, standard atmosphere
-DAYS_PER_YEAR = 365.25
 
 
 def _g(x: ArrayLike, width: float) -> F64:
@@ -36,7 +37,7 @@ def seasonal_anomaly(lat: ArrayLike, doy: ArrayLike, land: ArrayLike) -> F64:
     solstice."""
     phi = np.deg2rad(np.asarray(lat, dtype=np.float64))
     amp = (1.0 + 15.0 * np.sin(phi) ** 2) * (0.4 + 0.6 * np.asarray(land, dtype=np.float64))
-    phase = np.cos(2.0 * np.pi * (np.asarray(doy, dtype=np.float64) - 20.0) / DAYS_PER_YEAR)
+    phase = np.cos(2.0 * np.pi * (np.asarray(doy, dtype=np.float64) - 20.0) / DAYS_PER_JULIAN_YEAR)
     return -amp * np.sign(phi) * phase
 
 
@@ -61,7 +62,9 @@ def diurnal_range(lat: ArrayLike, land: ArrayLike) -> F64:
 
 def itcz_latitude(doy: ArrayLike) -> F64:
     """Latitude of the intertropical convergence zone [degrees]: ±6°, northernmost in August."""
-    return 6.0 * np.sin(2.0 * np.pi * (np.asarray(doy, dtype=np.float64) - 105.0) / DAYS_PER_YEAR)
+    return 6.0 * np.sin(
+        2.0 * np.pi * (np.asarray(doy, dtype=np.float64) - 105.0) / DAYS_PER_JULIAN_YEAR
+    )
 
 
 def cloud_fraction_mean(lat: ArrayLike, doy: ArrayLike) -> F64:

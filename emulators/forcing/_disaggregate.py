@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing import _astro as A
 from emulators.forcing import _derive as D
 
@@ -134,11 +135,11 @@ def disaggregate(
     Returns (time starts (time,), {forcing name: (time, cell) array in registry units},
     diagnostics for attrs).
     """
-    if 86400 % timestep:
+    if SECONDS_PER_DAY % timestep:
         raise ValueError(f"timestep: {timestep} s must divide a day")
     if not 0.5 <= pr_hours <= 24.0:  # ≥ 3 sub-steps of 10 min: the spell is always resolved
         raise ValueError(f"pr_hours: must be in [0.5, 24], got {pr_hours}")
-    spd = 86400 // timestep
+    spd = SECONDS_PER_DAY // timestep
     nd, nc = daily.tmin.shape
     nt = nd * spd
     day0 = daily.dates[0].astype("datetime64[D]").astype("datetime64[ns]")
@@ -148,7 +149,7 @@ def disaggregate(
     # --- temperature on sub-steps (midpoints), local mean solar time --------------------------
     nsub = max(1, int(np.ceil(timestep / SUBSTEP_SECONDS)))
     offs = (np.arange(nsub) + 0.5) / nsub * timestep
-    tau = (np.arange(nt)[:, None] * timestep + offs[None, :]).reshape(-1) / 86400.0
+    tau = (np.arange(nt)[:, None] * timestep + offs[None, :]).reshape(-1) / SECONDS_PER_DAY
     tau_local = tau[:, None] + daily.lon[None, :] / 360.0
     t_sr = _sunrise_hour(daily.lat, doy)
     temp_c = _temperature(daily.tmin, daily.tmax, t_sr, tau_local)
@@ -159,12 +160,12 @@ def disaggregate(
     spell_start = PR_CENTRE_HOUR - pr_hours / 2.0
     wet = np.mod(hour_local - spell_start, 24.0) < pr_hours
     wet_frac = wet.reshape(nt, nsub, nc).mean(axis=1)
-    pr_daily = np.repeat(daily.precipitation, spd, axis=0) / 86400.0
+    pr_daily = np.repeat(daily.precipitation, spd, axis=0) / SECONDS_PER_DAY
     pr = pr_daily * _per_day_normalise(wet_frac, spd)
 
     # --- shortwave: extraterrestrial shape, normalised per UTC day ---------------------------
     toa = A.toa_mean_irradiance(times, float(timestep), daily.lat, daily.lon)
-    rsds = np.repeat(daily.radiation, spd, axis=0) / 86400.0 * _per_day_normalise(toa, spd)
+    rsds = np.repeat(daily.radiation, spd, axis=0) / SECONDS_PER_DAY * _per_day_normalise(toa, spd)
 
     # --- humidity, pressure, wind --------------------------------------------------------------
     ps = np.broadcast_to(D.pressure_from_elevation(daily.elevation)[None, :], (nt, nc)).copy()

@@ -17,6 +17,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 
 #: The seven near-surface forcing fields every source provides, in this order.
 FORCING_VARIABLES: tuple[str, ...] = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
@@ -30,8 +31,6 @@ REQUIRED_ATTRS: tuple[str, ...] = (
     "height_temperature_m",
     "history",
 )
-
-SECONDS_PER_DAY = 86400
 
 
 class ForcingError(ValueError):

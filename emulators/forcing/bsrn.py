@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing import _derive as D
 from emulators.forcing._layout import ForcingError, aggregate, build, check_timestep
 from emulators.forcing._references import cite
@@ -75,7 +76,7 @@ def load_bsrn(
     idx = df.index.tz_convert("UTC").tz_localize(None)
     n = len(idx)
     expected = pd.date_range(idx[0], periods=n, freq="1min")
-    if not idx.equals(expected) or (n * 60) % 86400:
+    if not idx.equals(expected) or (n * 60) % SECONDS_PER_DAY:
         raise ValueError(f"{FILENAME}: records are not whole days of consecutive minutes")
 
     counts: dict[str, Any] = {}

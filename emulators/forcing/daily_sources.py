@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing._disaggregate import DailyWeather, disaggregate
 from emulators.forcing._layout import ForcingError, aggregate, build, check_timestep
 from emulators.forcing._references import cite
@@ -96,7 +97,7 @@ def _check_pr_hours(pr_hours: Any) -> float:
 def _check_daily_timestep(timestep: Any, name: str) -> tuple[int, int]:
     """(requested step, step to disaggregate to): a divisor of a day, or daily then aggregate."""
     ts = check_timestep(timestep, 1, name)
-    return ts, (ts if 86400 % ts == 0 else 86400)
+    return ts, (ts if SECONDS_PER_DAY % ts == 0 else SECONDS_PER_DAY)
 
 
 def _check_years(years: Any) -> tuple[int, int]:

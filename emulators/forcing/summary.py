@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing._layout import ForcingError, validate
 
 DAILY_MEANS: tuple[str, ...] = ("tas", "rsds", "rlds", "sfcWind", "huss", "ps", "pr")
@@ -25,7 +26,7 @@ def daily_summary(ds: xr.Dataset, *, utc_offset_hours: float | None = None) -> x
     """
     validate(ds)
     dt = int(ds.attrs["timestep_seconds"])
-    if 86400 % dt:
+    if SECONDS_PER_DAY % dt:
         raise ForcingError("ds", "sub_daily", f"ds: timestep {dt} s must divide a day")
     off = ds.attrs.get("utc_offset_hours", 0.0) if utc_offset_hours is None else utc_offset_hours
     if isinstance(off, bool) or not isinstance(off, int | float | np.floating):
@@ -36,7 +37,7 @@ def daily_summary(ds: xr.Dataset, *, utc_offset_hours: float | None = None) -> x
             "range",
             f"utc_offset_hours: must be in [-14, 14] and a multiple of the {dt} s step, got {off}",
         )
-    spd = 86400 // dt
+    spd = SECONDS_PER_DAY // dt
     local = ds["time"].values + np.timedelta64(round(float(off) * 3600), "s")
     day = local.astype("datetime64[D]")
     # complete days only: start at the first local midnight, then whole blocks of spd steps
@@ -62,7 +63,7 @@ def daily_summary(ds: xr.Dataset, *, utc_offset_hours: float | None = None) -> x
         out[name] = (("time", "cell"), blocks(name).mean(axis=1), attrs)
     dates = day[sl][::spd].astype("datetime64[ns]")
     attrs_ds = dict(ds.attrs)
-    attrs_ds["timestep_seconds"] = 86400
+    attrs_ds["timestep_seconds"] = SECONDS_PER_DAY
     attrs_ds["utc_offset_hours"] = float(off)
     attrs_ds["history"] = (
         f"{ds.attrs['history']}\ndaily_summary: {ndays} complete local days "

@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.signal import lfilter
 
 from emulators import variables as V
+from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing import _astro as A
 from emulators.forcing import _climatology as C
 from emulators.forcing import _derive as D
@@ -129,7 +130,7 @@ def _chunk(
     land: F64,
 ) -> dict[str, F64]:
     nt, nc = times.shape[0], idx.shape[0]
-    spd = 86400 // dt
+    spd = SECONDS_PER_DAY // dt
     nd = nt // spd
     names = ("tas", "cloud", "rh", "ps", "wind", "wind")
     white = np.empty((len(names), nc, nt), dtype=np.float32)
@@ -253,7 +254,7 @@ def load_synthetic(
     ``days`` days from ``start`` (a UTC date), reproducible by ``seed``. ``land``: land fraction
     per cell in [0, 1] (default 1: all land); ``elevation`` [m] (default 0)."""
     ts = check_timestep(timestep, 1, name)
-    gen = ts if 86400 % ts == 0 else 86400
+    gen = ts if SECONDS_PER_DAY % ts == 0 else SECONDS_PER_DAY
     if lat is None or lon is None:
         missing = "lat" if lat is None else "lon"
         raise ForcingError(missing, "required", f"{missing}: required for the synthetic source")
@@ -280,7 +281,7 @@ def load_synthetic(
     if t0 != t0.astype("datetime64[D]"):
         raise ForcingError("start", "midnight", f"start: must be a date at 00:00 UTC, got {start}")
 
-    spd = 86400 // gen
+    spd = SECONDS_PER_DAY // gen
     nt = nd * spd
     times = t0 + np.arange(nt, dtype=np.int64) * np.timedelta64(gen, "s")
     out = {k: np.empty((nt, n)) for k in FORCING_VARIABLES}

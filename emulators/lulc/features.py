@@ -42,8 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from emulators.constants import EARTH_RADIUS_KM
 from emulators.lulc import masks
-from emulators.lulc.grid import EARTH_RADIUS_KM, N_COLS, N_ROWS, PX_PER_DEGREE, Window
+from emulators.lulc.grid import N_COLS, N_ROWS, PX_PER_DEGREE, Window
 
 #: Pixels of context computed around every window (≥ every neighbourhood radius below).
 HALO = 120

@@ -16,7 +16,6 @@ PX_PER_DEGREE = 12
 N_ROWS = 180 * PX_PER_DEGREE
 N_COLS = 360 * PX_PER_DEGREE
 #: Mean Earth radius (km), for distances.
-EARTH_RADIUS_KM = 6371.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from emulators.constants import DAYS_PER_YEAR, SECONDS_PER_DAY
 from emulators.lulc import data as lulc_data
 from emulators.lulc import export as lulc_export
 from emulators.lulc import report
@@ -47,7 +48,7 @@ FILES = {
     "aoti": "lulc_unet.pt2",
 }
 RTOL = 1e-5
-YEAR_SECONDS = 365.0 * 86_400.0
+YEAR_SECONDS = DAYS_PER_YEAR * SECONDS_PER_DAY
 
 
 # ---- the eager network of a shipped artifact ---------------------------------------------

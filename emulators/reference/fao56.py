@@ -48,7 +48,7 @@ def compare(model: xr.Dataset, forcing: xr.Dataset, daily: xr.Dataset) -> Fao56C
     offset = np.timedelta64(int(3600 * float(daily.attrs.get("utc_offset_hours", 0.0))), "s")
     et = model["evspsbl"].isel(cell) * dt  # mm per step
     et = et.assign_coords(time=et["time"] + offset)
-    steps_per_day = round(86_400 / dt)
+    steps_per_day = round(C.SECONDS_PER_DAY / dt)
     counts = et.resample(time="1D").count()
     et_model_da = et.resample(time="1D").sum().where(counts == steps_per_day, drop=True)
     daily = daily.sel(time=et_model_da["time"].values)

@@ -12,7 +12,7 @@ import torch
 from coupler.assimilation.config import FilterConfig
 from coupler.assimilation.landstate import LandLayout
 from coupler.assimilation.online import EnsembleAssimilator
-from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet, locate
+from coupler.assimilation.operators import ObservationBuffer, ObservationSet, locate
 from coupler.assimilation.perturb import forcing_noise, perturb_forcing, perturb_parameters
 from coupler.assimilation.settings import (
     AssimilationConfig,
@@ -23,6 +23,7 @@ from coupler.assimilation.settings import (
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
+from emulators.constants import SECONDS_PER_DAY as DAY
 from emulators.reference import ReferenceBackend
 from emulators.reference.classes import class_table
 

@@ -10,6 +10,7 @@ import pytest
 
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
+from coupler.metrics import ServiceMetrics
 from coupler.spec import GridSpec, SessionSpec
 from emulators.backend import LandState
 
@@ -87,6 +88,6 @@ def assert_replies_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray])
 
 @pytest.fixture
 def manager() -> Iterator[SessionManager]:
-    m = SessionManager()
+    m = SessionManager(metrics=ServiceMetrics())  # Prometheus, as the server passes in
     yield m
     m.shutdown(checkpoint=False)

@@ -82,8 +82,8 @@ def test_frozen_land_is_a_session_option_over_both_clients() -> None:
     from coupler.client import CouplerRpcError, local_client
 
     kw: dict[str, Any] = dict(
-        lat=[45.0, 50.0, 55.0], lon=[10.0, 20.0, 30.0], start="2014-12-25T00:00:00", timestep=86_400,
-        outputs=["lai", "hfls"], land_cover="dfw", freeze_vegetation_year=2015,
+        lat=[45.0, 50.0, 55.0], lon=[10.0, 20.0, 30.0], start="2014-12-25T00:00:00",
+        timestep=86_400, outputs=["lai", "hfls"], land_cover="dfw", freeze_vegetation_year=2015,
     )  # fmt: skip
     replies = {}
     for transport in ("grpc", "inprocess"):

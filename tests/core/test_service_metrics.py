@@ -32,7 +32,7 @@ def _families(text: str) -> dict[str, str]:
 
 
 def test_exposition_contains_the_families_after_steps() -> None:
-    manager = SessionManager()
+    manager = SessionManager(metrics=ServiceMetrics())
     session = manager.open(config(4), "alice")
     for i in range(3):
         session.step(i, forcing(i, 4))

@@ -11,6 +11,7 @@ from typing import Any, cast
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
@@ -481,7 +482,15 @@ def test_health_reflection_and_request_ids(service: Service, client: CouplerClie
             file_containing_symbol="landcoupler.v1.LandCoupler"
         )
         (answer,) = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
-        assert answer.file_descriptor_response.file_descriptor_proto
+        files = answer.file_descriptor_response.file_descriptor_proto
+        (served,) = [
+            f
+            for f in map(descriptor_pb2.FileDescriptorProto.FromString, files)
+            if f.package == "landcoupler.v1"
+        ]
+        assert served.package == "landcoupler.v1"
+        assert [s.name for s in served.service] == ["LandCoupler"]
+        assert served.name == pb.DESCRIPTOR.name  # coupler/_proto/... (docs/wire.md)
     finally:
         channel.close()
     # request ids: echoed when given, generated otherwise

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from coupler._proto.landcoupler.v1 import landcoupler_pb2 as landcoupler_dot_v1_dot_landcoupler__pb2
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in landcoupler/v1/landcoupler_pb2_grpc.py depends on'
+        + ' but the generated code in coupler/_proto/landcoupler/v1/landcoupler_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class LandCouplerStub:
         """
         self.Describe = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/Describe',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.FromString,
                 _registered_method=True)
         self.OpenSession = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/OpenSession',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.FromString,
                 _registered_method=True)
         self.Step = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/Step',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.FromString,
                 _registered_method=True)
         self.Exchange = channel.stream_stream(
                 '/landcoupler.v1.LandCoupler/Exchange',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.FromString,
                 _registered_method=True)
         self.Assimilate = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/Assimilate',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
                 _registered_method=True)
         self.Checkpoint = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/Checkpoint',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.FromString,
                 _registered_method=True)
         self.CloseSession = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/CloseSession',
-                request_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.SerializeToString,
-                response_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.FromString,
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.FromString,
                 _registered_method=True)
 
 
@@ -137,38 +137,38 @@ def add_LandCouplerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Describe': grpc.unary_unary_rpc_method_handler(
                     servicer.Describe,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.SerializeToString,
             ),
             'OpenSession': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenSession,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.SerializeToString,
             ),
             'Step': grpc.unary_unary_rpc_method_handler(
                     servicer.Step,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.SerializeToString,
             ),
             'Exchange': grpc.stream_stream_rpc_method_handler(
                     servicer.Exchange,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.SerializeToString,
             ),
             'Assimilate': grpc.unary_unary_rpc_method_handler(
                     servicer.Assimilate,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.SerializeToString,
             ),
             'Checkpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.Checkpoint,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseSession,
-                    request_deserializer=landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.FromString,
-                    response_serializer=landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.SerializeToString,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -196,8 +196,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/Describe',
-            landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.DescribeReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -223,8 +223,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/OpenSession',
-            landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.OpenSessionReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -250,8 +250,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/Step',
-            landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.StepReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -277,8 +277,8 @@ class LandCoupler:
             request_iterator,
             target,
             '/landcoupler.v1.LandCoupler/Exchange',
-            landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.ExchangeReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -304,8 +304,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/Assimilate',
-            landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -331,8 +331,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/Checkpoint',
-            landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -358,8 +358,8 @@ class LandCoupler:
             request,
             target,
             '/landcoupler.v1.LandCoupler/CloseSession',
-            landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.SerializeToString,
-            landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.FromString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CloseSessionReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,26 +20,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from coupler.assimilation.online import EnsembleAssimilator
-from coupler.assimilation.operators import DAY, ObservationBuffer, ObservationSet
+from coupler.assimilation.operators import ObservationBuffer, ObservationSet
 from coupler.assimilation.perturb import perturb_leaf_carbon
-from coupler.assimilation.settings import AssimilationConfig, ParameterPerturbation, ParameterPrior
-from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
-from coupler.errors import InvalidArgument
+from coupler.assimilation.settings import ParameterPrior
+from coupler.experiments.twin_config import PRIORS, TwinConfig
+from coupler.experiments.twin_metrics import Stats, collect, result, series_day
 from emulators import parameters as P
 from emulators.backend import LandState, LandStatic, StepClock
+from emulators.constants import SECONDS_PER_DAY
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
-PRIORS = (
-    ParameterPrior("vmax0", 1.5e-5, 1.0e-4, log=True),
-    ParameterPrior("psicr", -400.0, -60.0),
-)
 HIDDEN = (  # the truth's parameters are drawn from these sub-ranges
     ParameterPrior("vmax0", 1.5e-5, 3.0e-5, log=True),
     ParameterPrior("psicr", -130.0, -70.0),
@@ -50,45 +46,6 @@ VEG_CLASSES = (
     P.LandCover.CROPLAND,
     P.LandCover.EVERGREEN_BROADLEAF_FOREST,
 )
-
-
-def _default_assimilation() -> AssimilationConfig:
-    return AssimilationConfig(parameters=ParameterPerturbation(PRIORS))
-
-
-@dataclass(frozen=True)
-class TwinConfig:
-    """Settings of the twin experiment (times in UTC, timestep in s)."""
-
-    members: int = 20
-    cells: int = 16
-    days: int = 365
-    spinup_days: int = 30
-    start: str = "2001-01-01"
-    timestep: int = 3600
-    towers: int = 4
-    overpass_hour: float = 10.5  # local solar time
-    lai_error: tuple[float, float] = (0.1, 0.1)  # sd = a + b * LAI
-    flux_error: tuple[float, float] = (5.0, 0.1)  # sd = a + b * |flux|, W m-2
-    lst_error: float = 1.0  # K
-    seed: int = 0
-    assimilation: AssimilationConfig = field(default_factory=_default_assimilation)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "members": self.members >= 2,
-            "cells": self.cells >= 1,
-            "days": self.days >= 9,
-            "spinup_days": 0 <= self.spinup_days < self.days,
-            "timestep": self.timestep > 0 and DAY % self.timestep == 0,
-            "towers": 0 <= self.towers <= self.cells,
-            "lst_error": self.lst_error > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise InvalidArgument(
-                    f"{name}: invalid value {getattr(self, name)!r}", field=name, rule="range"
-                )
 
 
 def domain(cfg: TwinConfig) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -175,7 +132,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     }
     lai_obs: list[tuple[int, int, float, float]] = []  # (day index, cell, value, sd)
     ranks: list[int] = []
-    steps_per_day = DAY // cfg.timestep
+    steps_per_day = SECONDS_PER_DAY // cfg.timestep
     day0 = int(clock.time.astype("datetime64[D]").astype(np.int64))
     n_analyses = 0
     for k in range(cfg.days * steps_per_day):
@@ -191,7 +148,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
             continue
         d = (k + 1) // steps_per_day - 1  # the day that just ended
         day = day0 + d
-        t_over = day * DAY + overpass
+        t_over = day * SECONDS_PER_DAY + overpass
         obs = _observations(cfg, truth_buf, day, d, t_over, towers, obs_rng)
         if d >= cfg.spinup_days:
             collect(stats, truth_buf, free_buf, da.buffer, day, t_over)
@@ -275,18 +232,18 @@ def _observations(
         for var in ("hfls", "hfss"):
             true = truth.daily_mean(var, day)[0, towers]
             sd = cfg.flux_error[0] + cfg.flux_error[1] * true.abs()
-            times = np.full(towers.size, day * DAY).astype("datetime64[s]")
+            times = np.full(towers.size, day * SECONDS_PER_DAY).astype("datetime64[s]")
             out.append(
                 ObservationSet(
                     (var,) * towers.size, towers, times, _noisy(true, sd, gen).numpy(), sd.numpy()
                 )
             )
-    n_days = WINDOWS["lai"] // DAY
+    n_days = WINDOWS["lai"] // SECONDS_PER_DAY
     start = day - n_days + 1
     if (d + 1) % n_days == 0:
         true = torch.stack([truth.daily_mean("lai", x)[0] for x in range(start, day + 1)]).mean(0)
         sd = cfg.lai_error[0] + cfg.lai_error[1] * true
         value = _noisy(true, sd, gen).clamp_min(0.0)
-        times = np.full(cells.size, start * DAY).astype("datetime64[s]")
+        times = np.full(cells.size, start * SECONDS_PER_DAY).astype("datetime64[s]")
         out.append(ObservationSet(("lai",) * cells.size, cells, times, value.numpy(), sd.numpy()))
     return out

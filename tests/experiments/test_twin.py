@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from coupler.assimilation import report
-from coupler.assimilation.twin import TwinConfig, run_twin
 from coupler.errors import InvalidArgument
+from coupler.experiments import twin_report as report
+from coupler.experiments.twin import run_twin
+from coupler.experiments.twin_config import TwinConfig
 
 
 def test_short_twin_and_report(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,10 +13,8 @@ import torch
 from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer
 from coupler.assimilation.settings import ParameterPrior
+from coupler.experiments.twin_config import TwinConfig
 from emulators.backend import LandStatic
-
-if TYPE_CHECKING:
-    from coupler.assimilation.twin import TwinConfig
 
 
 class Stats:

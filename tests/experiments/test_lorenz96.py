@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from coupler.assimilation.config import FilterConfig, FilterKind, InflationConfig, InflationKind
-from coupler.assimilation.lorenz96 import Lorenz96, TwinConfig, run_twin
 from coupler.errors import InvalidArgument
+from coupler.experiments.lorenz96 import Lorenz96, TwinConfig, run_twin
 
 
 def test_lorenz96_tendency_and_fixed_point() -> None:

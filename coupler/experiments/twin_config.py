@@ -1,0 +1,58 @@
+"""Settings of the land twin experiment (``twin.py``), apart from it so that the experiment and
+its statistics (``twin_metrics.py``) both import them one way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from coupler.assimilation.settings import AssimilationConfig, ParameterPerturbation, ParameterPrior
+from coupler.errors import InvalidArgument
+from emulators.constants import SECONDS_PER_DAY
+
+#: the parameters the ensemble estimates, with their prior ranges
+PRIORS = (
+    ParameterPrior("vmax0", 1.5e-5, 1.0e-4, log=True),
+    ParameterPrior("psicr", -400.0, -60.0),
+)
+
+
+def _default_assimilation() -> AssimilationConfig:
+    return AssimilationConfig(parameters=ParameterPerturbation(PRIORS))
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """Settings of the twin experiment (times in UTC, timestep in s)."""
+
+    members: int = 20
+    cells: int = 16
+    days: int = 365
+    spinup_days: int = 30
+    start: str = "2001-01-01"
+    timestep: int = 3600
+    towers: int = 4
+    overpass_hour: float = 10.5  # local solar time
+    lai_error: tuple[float, float] = (0.1, 0.1)  # sd = a + b * LAI
+    flux_error: tuple[float, float] = (5.0, 0.1)  # sd = a + b * |flux|, W m-2
+    lst_error: float = 1.0  # K
+    seed: int = 0
+    assimilation: AssimilationConfig = field(default_factory=_default_assimilation)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "members": self.members >= 2,
+            "cells": self.cells >= 1,
+            "days": self.days >= 9,
+            "spinup_days": 0 <= self.spinup_days < self.days,
+            "timestep": self.timestep > 0 and SECONDS_PER_DAY % self.timestep == 0,
+            "towers": 0 <= self.towers <= self.cells,
+            "lst_error": self.lst_error > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise InvalidArgument(
+                    f"{name}: invalid value {getattr(self, name)!r}", field=name, rule="range"
+                )
+
+
+__all__ = ["PRIORS", "TwinConfig"]
