@@ -30,7 +30,7 @@ from coupler.assimilation.state import Bounds
 from coupler.errors import InvalidArgument
 from emulators import constants as C
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic
+from emulators.protocol import LandState, LandStatic
 from emulators.reference.classes import class_table
 from emulators.reference.soil import SoilConfig
 

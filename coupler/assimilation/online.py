@@ -46,7 +46,7 @@ from coupler.assimilation.perturb import (
 )
 from coupler.assimilation.state import Bounds
 from coupler.errors import InvalidArgument
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 
 #: which kinds of state columns each observation type updates ("param": estimated parameters)
 DEFAULT_IMPACT: tuple[tuple[str, tuple[str, ...]], ...] = (

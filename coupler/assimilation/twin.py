@@ -36,7 +36,7 @@ from coupler.assimilation.perturb import (
 from coupler.assimilation.twin_metrics import Stats, collect, result, series_day
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 PRIORS = (

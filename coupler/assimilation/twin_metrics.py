@@ -13,7 +13,7 @@ import torch
 from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer
 from coupler.assimilation.perturb import ParameterPrior
-from emulators.backend import LandStatic
+from emulators.protocol import LandStatic
 
 if TYPE_CHECKING:
     from coupler.assimilation.twin import TwinConfig

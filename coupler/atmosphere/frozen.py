@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import torch
 
 from coupler.core import backends
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 VEGETATION = "cleaf"
 RECORD = "frozen_cleaf"

@@ -34,7 +34,7 @@ from coupler.assimilation.online import AssimilationConfig, EnsembleAssimilator
 from coupler.assimilation.operators import DAY, ObservationSet, locate
 from coupler.core.observations import Parsed
 from coupler.core.obsfile import ObservationFile
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 
 #: diagnostics of the last analyses kept in memory (and in checkpoints)
 KEEP_DIAGNOSTICS = 100

@@ -11,7 +11,7 @@ import torch
 
 from coupler.core.config import SessionConfig
 from coupler.errors import FailedPrecondition
-from emulators.backend import LandStatic, StepClock
+from emulators.protocol import LandStatic, StepClock
 
 Tensor = torch.Tensor
 

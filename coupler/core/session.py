@@ -26,7 +26,7 @@ from coupler.errors import (
     InvalidArgument,
 )
 from coupler.metrics import ServiceMetrics
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import torch
 from emulators import constants as C
 from emulators import constraints, physics
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import phenology, photosynthesis
 from emulators.reference.classes import class_table
 from emulators.reference.soil import (

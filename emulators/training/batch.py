@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emulators.backends import flux_step, tiles
-from emulators.backends.features import step_local_hour
+from emulators.compiled import flux_step, tiles
+from emulators.compiled.features import step_local_hour
 from emulators.reference.soil import SoilConfig
 from emulators.training.data import Trajectory
 from emulators.variables import REQUIRED_FORCING

@@ -25,8 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from emulators import physics
-from emulators.backends import tiles
-from emulators.backends.lai_step import lai_features
+from emulators.compiled import tiles
+from emulators.compiled.lai_step import lai_features
 from emulators.nets import lai as lai_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig

@@ -23,7 +23,7 @@ from coupler.assimilation.perturb import (
 )
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.reference.classes import class_table
 

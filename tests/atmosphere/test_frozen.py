@@ -7,7 +7,7 @@ import torch
 
 from coupler.atmosphere import frozen
 from coupler.core import backends
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 
 N = 3

@@ -11,7 +11,7 @@ import pytest
 from coupler.core.config import GridSpec, SessionConfig
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
-from emulators.backend import LandState
+from emulators.protocol import LandState
 
 START = np.datetime64("2001-06-01T00:00:00", "s")
 OUTPUTS = ("hfls", "hfss", "hfdsl", "rns", "ts", "albedo", "evspsbl", "mrro", "mrso", "lai")

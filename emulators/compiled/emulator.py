@@ -43,23 +43,23 @@ import torch
 
 from emulators import constants as C
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
-from emulators.backends import closure, flux_step, tiles
-from emulators.backends.artifacts import (
+from emulators.compiled import closure, flux_step, tiles
+from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
     LoadedLAI,
     TimestepError,
     load_artifact,
 )
-from emulators.backends.features import step_local_hour
-from emulators.backends.lai_step import (
+from emulators.compiled.features import step_local_hour
+from emulators.compiled.lai_step import (
     LAI_ACCUMULATORS,
     accumulate,
     advance_leaf_carbon,
     lai_timestep,
 )
 from emulators.manifest import Manifest
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import phenology
 from emulators.reference.model import aggregate
 from emulators.reference.soil import SoilConfig

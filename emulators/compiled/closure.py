@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from emulators import constraints, physics
-from emulators.backends.tiles import Surface
+from emulators.compiled.tiles import Surface
 from emulators.reference.soil import SoilConfig, conduct_heat, runoff_and_drainage
 
 Tensor = torch.Tensor

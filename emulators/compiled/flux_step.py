@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from emulators.backends import closure, tiles
-from emulators.backends.features import flux_features
+from emulators.compiled import closure, tiles
+from emulators.compiled.features import flux_features
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
