@@ -30,9 +30,9 @@ from coupler.assimilation.state import Bounds
 from coupler.errors import InvalidArgument
 from emulators import constants as C
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic
+from emulators.landstep import LAKE_CAPACITY
+from emulators.protocol import LandState, LandStatic
 from emulators.reference.classes import class_table
-from emulators.reference.model import LAKE_CAPACITY
 from emulators.reference.soil import SoilConfig
 
 FIELDS = STATE_FIELDS

@@ -42,7 +42,7 @@ from coupler.assimilation.perturb import (
 )
 from coupler.assimilation.settings import KINDS, WINDOWS, AssimilationConfig
 from coupler.assimilation.state import Bounds
-from emulators.backend import LandState, LandStatic, StepClock
+from emulators.protocol import LandState, LandStatic, StepClock
 
 
 class EnsembleAssimilator:

@@ -16,7 +16,7 @@ import torch
 
 from coupler.bench.reference import _forcing
 from emulators import parameters as P
-from emulators.backend import LandBackend, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandStatic, StepClock
 
 
 def _static(n: int, seed: int) -> LandStatic:
@@ -63,7 +63,7 @@ def _time_network(backend: Any, rows: int, steps: int) -> float:
 def run(
     cells: tuple[int, ...] = (10_000, 50_000), steps: int = 10, threads: int = 2
 ) -> dict[str, Any]:
-    from emulators.backends.emulator import EmulatorBackend, EmulatorConfig
+    from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
     from emulators.reference import ReferenceBackend
 
     previous = torch.get_num_threads()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from emulators import parameters as P
-from emulators.backend import LandStatic, StepClock
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 
 

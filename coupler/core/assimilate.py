@@ -35,8 +35,8 @@ from coupler.assimilation.operators import ObservationSet, locate
 from coupler.assimilation.settings import AssimilationConfig
 from coupler.core.obsfile import ObservationFile
 from coupler.spec.observations import Parsed
-from emulators.backend import LandState, LandStatic, StepClock
 from emulators.constants import SECONDS_PER_DAY
+from emulators.protocol import LandState, LandStatic, StepClock
 
 #: diagnostics of the last analyses kept in memory (and in checkpoints)
 KEEP_DIAGNOSTICS = 100

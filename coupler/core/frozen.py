@@ -19,9 +19,9 @@ from collections.abc import Mapping
 
 import torch
 
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 from emulators.constants import DAYS_PER_LEAP_YEAR as DAYS
-from emulators.constants import SECONDS_PER_DAY
+from emulators.landstep import day_ends
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 VEGETATION = "cleaf"
 RECORD = "frozen_cleaf"
@@ -67,13 +67,13 @@ class FrozenVegetation:
         new, outputs = self.inner.step(inner_state, static, forcing, clock)
         tensors = dict(new.tensors)
         day = clock.day_of_year - 1
-        end_of_day = (clock.seconds_of_day + clock.dt) % SECONDS_PER_DAY == 0
+        end_of_day = day_ends(clock)
         year = clock.year
         if year == self.year:
-            if end_of_day or clock.dt >= SECONDS_PER_DAY:
+            if end_of_day:
                 record = record.clone()
                 record[..., day] = tensors[VEGETATION]
-        elif year > self.year and (end_of_day or clock.dt >= SECONDS_PER_DAY):
+        elif year > self.year and end_of_day:
             held = record[..., day]
             if torch.isnan(held).any():  # 29 Feb (or a day the record year lacked): the day before
                 held = torch.where(torch.isnan(held), record[..., max(day - 1, 0)], held)

@@ -11,7 +11,7 @@ import torch
 
 from coupler.errors import FailedPrecondition
 from coupler.spec import SessionSpec
-from emulators.backend import LandStatic, StepClock
+from emulators.protocol import LandStatic, StepClock
 
 Tensor = torch.Tensor
 

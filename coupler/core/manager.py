@@ -30,7 +30,7 @@ from coupler.errors import (
 )
 from coupler.spec import SessionSpec
 from emulators import variables as V
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
 

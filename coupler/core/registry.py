@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coupler.errors import FailedPrecondition, InvalidArgument
-from emulators.backend import LandBackend
+from emulators.protocol import LandBackend
 
 BackendFactory = Callable[[], LandBackend]
 
@@ -33,8 +33,8 @@ def _import_factory(module: str, attribute: str) -> BackendFactory:
 
 _FACTORIES: dict[str, BackendFactory] = {
     "reference": _import_factory("emulators.reference", "ReferenceBackend"),
-    "torchscript": _import_factory("emulators.backends.emulator", "TorchScriptBackend"),
-    "aoti": _import_factory("emulators.backends.emulator", "AOTIBackend"),
+    "torchscript": _import_factory("emulators.compiled.emulator", "TorchScriptBackend"),
+    "aoti": _import_factory("emulators.compiled.emulator", "AOTIBackend"),
 }
 
 

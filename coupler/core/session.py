@@ -26,7 +26,8 @@ from coupler.errors import (
     InvalidArgument,
 )
 from coupler.spec import SessionSpec, observations
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.landstep import CheckedForcing
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ class Session:
         if self._recorder is not None:
             self._recorder.check()
 
-        forcing = landstep.forcing_tensors(checked, cfg.members)
+        # checked once: the backends' own check (``emulators.landstep.check_forcing``) skips
+        # CheckedForcing; member forcing made by the assimilation is new data and is checked
+        forcing = CheckedForcing(landstep.forcing_tensors(checked, cfg.members))
         for arr in checked.values():  # shared with the tensors and the recorder from here on
             arr.flags.writeable = False
         clock = landstep.clock_for(cfg, index)

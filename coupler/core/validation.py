@@ -5,6 +5,11 @@ Every field is checked before anything is computed, in this order per field: kno
 (``dtype``), shape == (n_cells,) (``shape``), finite (``finite``), inside the valid range
 (``valid_range``); then every required forcing must be present (``required``). The first
 violation raises InvalidArgument(field=<name>, rule=<rule>). Nothing is modified.
+
+``finite`` and ``valid_range`` are the registry's own value check (``emulators.variables.check``,
+its ``VariableError`` mapped to InvalidArgument), the one the land backends run on their forcing;
+the session hands the checked fields to the backend as ``emulators.landstep.CheckedForcing``, so
+the forcing of a step is checked once.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ from coupler.assimilation.settings import ParameterPrior
 from coupler.experiments.twin_config import PRIORS, TwinConfig
 from coupler.experiments.twin_metrics import Stats, collect, result, series_day
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
 from emulators.constants import SECONDS_PER_DAY
+from emulators.protocol import LandState, LandStatic, StepClock
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 HIDDEN = (  # the truth's parameters are drawn from these sub-ranges

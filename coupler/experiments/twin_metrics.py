@@ -14,7 +14,7 @@ from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer
 from coupler.assimilation.settings import ParameterPrior
 from coupler.experiments.twin_config import TwinConfig
-from emulators.backend import LandStatic
+from emulators.protocol import LandStatic
 
 
 class Stats:

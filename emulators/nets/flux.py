@@ -1,7 +1,7 @@
 """Flux emulators: a multi-task LSTM stepped one timestep at a time (MdPL) and a windowed
 Transformer encoder (Trans-LAI), both predicting the five ``FLUX_OUTPUTS`` per tile row.
 
-Both take physical features (``emulators.backends.features.FLUX_FEATURES``) and return physical
+Both take physical features (``emulators.compiled.features.FLUX_FEATURES``) and return physical
 outputs: the per-feature/per-output normalisation lives in the module as buffers (filled from the
 training data and recorded in the manifest), so an exported artifact is self-contained.
 
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from emulators.backends.closure import N_FLUX_OUTPUTS
-from emulators.backends.features import N_FLUX_FEATURES
+from emulators.compiled.closure import N_FLUX_OUTPUTS
+from emulators.compiled.features import N_FLUX_FEATURES
 from emulators.nets.registry import register
 
 Tensor = torch.Tensor

@@ -1,6 +1,6 @@
 """The LAI emulator: a daily step, ``forward(x) -> ΔLAI``.
 
-Inputs (``emulators.backends.lai_step.LAI_FEATURES``, physical units, normalised inside): daily
+Inputs (``emulators.compiled.lai_step.LAI_FEATURES``, physical units, normalised inside): daily
 forcing aggregates (mean and maximum air temperature, mean shortwave, mean saturation deficit),
 soil water and the mean water-stress factor, the previous LAI, the day-of-year encoding, the 12
 parameters normalised to their ranges and the land-cover class. Output: the change of LAI over the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from emulators.backends.lai_step import N_LAI_FEATURES
+from emulators.compiled.lai_step import N_LAI_FEATURES
 from emulators.nets.flux import Normaliser
 from emulators.nets.registry import register
 

@@ -14,7 +14,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from emulators import parameters as P
-from emulators.backend import LandStatic, StepClock
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig, Surface
 from emulators.variables import REQUIRED_FORCING, get
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emulators.backends import flux_step, tiles
-from emulators.backends.features import step_local_hour
+from emulators import landstep
+from emulators.compiled import flux_step
+from emulators.compiled.features import step_local_hour
 from emulators.reference.soil import SoilConfig
 from emulators.training.data import Trajectory
 from emulators.variables import REQUIRED_FORCING
@@ -104,7 +105,7 @@ class Batch:
             )
         )
         tile = torch.as_tensor(np.concatenate([t.tile for t in trajs])).long()
-        table = tiles.class_constants(soil or SoilConfig(), dtype)
+        table = landstep.class_constants(soil or SoilConfig(), dtype)
         return Batch(
             forcing=forcing,
             state=state,

@@ -24,8 +24,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from emulators import parameters as P
-from emulators.backend import LandStatic, StepClock
 from emulators.datasets import perturbed_parameters
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig
 from emulators.variables import REQUIRED_FORCING
 

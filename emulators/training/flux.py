@@ -3,7 +3,7 @@
 Closed-loop truncated back-propagation through time: the year is cut into windows of ``window``
 steps; at each window start the physical state (soil water, skin and soil temperatures) is reset
 to the reference's, then the emulator runs *on its own state* through the constraint layer
-(``emulators.backends.flux_step``) for the window, so it learns to stay on track when fed its own
+(``emulators.compiled.flux_step``) for the window, so it learns to stay on track when fed its own
 outputs, as it is when served. The LSTM state is carried (detached) across windows, so the network
 sees long-run hidden states. Rows start at random window offsets each epoch, which mixes seasons
 inside every batch. LAI is the reference's (the LAI emulator is trained separately).
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emulators.backends import closure, flux_step
+from emulators.compiled import closure, flux_step
 from emulators.metrics import nse
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emulators import physics
-from emulators.backends import tiles
-from emulators.backends.lai_step import lai_features
+from emulators import landstep, physics
+from emulators.compiled.lai_step import lai_features
 from emulators.nets import lai as lai_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
@@ -81,7 +80,7 @@ def daily(trajs: list[Trajectory], soil: SoilConfig | None = None) -> Daily:
         xs.append((traj, first, spd))
         labels.append(traj.label)
     assert days is not None
-    table = tiles.class_constants(soil, torch.float64)
+    table = landstep.class_constants(soil, torch.float64)
     out_x, out_lai = [], []
     for traj, first, spd in xs:
         tile = torch.as_tensor(traj.tile).long()
@@ -100,7 +99,7 @@ def daily(trajs: list[Trajectory], soil: SoilConfig | None = None) -> Daily:
             w = torch.as_tensor(traj.state["w"][sl], dtype=torch.float64)
             cleaf = torch.as_tensor(traj.state["cleaf"][sl], dtype=torch.float64)
             fw = torch.stack(
-                [tiles.surface(w[i], cleaf[i], params, const, soil).f_w for i in range(spd)]
+                [landstep.surface(w[i], cleaf[i], params, const, soil).f_w for i in range(spd)]
             )
             qs, _ = physics.saturation_specific_humidity(f["tas"], f["ps"])
             w_end = torch.as_tensor(traj.state["w"][s0 + spd], dtype=torch.float64)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from emulators import export
-from emulators.backends.lai_step import lai_timestep
+from emulators.compiled.lai_step import lai_timestep
 from emulators.manifest import Channel, Manifest, TensorSpec, file_entry
 from emulators.provenance import code_version
 from emulators.training import evaluate as ev
@@ -43,7 +43,7 @@ def export_lai(
 ) -> Manifest:
     """Write an LAI emulator's artifacts and manifest to ``directory`` (files named after the
     directory); ``timestep``: the land step [s] of its training trajectories (notes)."""
-    from emulators.backends.lai_step import LAI_FEATURES, LAI_OUTPUTS
+    from emulators.compiled.lai_step import LAI_FEATURES, LAI_OUTPUTS
     from emulators.nets.lai import LAIEmulator
 
     if not isinstance(model, LAIEmulator):
@@ -114,7 +114,7 @@ def export_lai(
         code_version=code_version(),
         export_checks=checks,
         notes="Called once per day per tile with the day's aggregates "
-        "(emulators.backends.lai_step)."
+        "(emulators.compiled.lai_step)."
         + (
             f" Trained on reference trajectories at {timestep:g} s land steps "
             "(training.config.timestep); the emulator backend serves it to sessions with that dt."

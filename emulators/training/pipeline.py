@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 
 from emulators import export
-from emulators.backends.closure import FLUX_OUTPUTS
-from emulators.backends.features import FLUX_FEATURES
+from emulators.compiled.closure import FLUX_OUTPUTS
+from emulators.compiled.features import FLUX_FEATURES
 from emulators.manifest import Channel, Manifest, TensorSpec, file_entry
 from emulators.nets import flux as flux_nets
 from emulators.provenance import code_version
@@ -153,7 +153,7 @@ def export_flux(
                 "y",
                 ["rows", n_out],
                 "float32",
-                "predictions in physical units, closed by emulators.backends.closure",
+                "predictions in physical units, closed by emulators.compiled.closure",
                 [
                     Channel(n, u, ln, float(m), float(sd))
                     for (n, u, ln), m, sd in zip(
@@ -181,8 +181,8 @@ def export_flux(
         training=training,
         code_version=code_version(),
         export_checks=checks,
-        notes="Inputs: emulators.backends.features.FLUX_FEATURES; outputs: "
-        "emulators.backends.closure.FLUX_OUTPUTS. One call advances one timestep of "
+        notes="Inputs: emulators.compiled.features.FLUX_FEATURES; outputs: "
+        "emulators.compiled.closure.FLUX_OUTPUTS. One call advances one timestep of "
         "timestep_seconds; fluxes are closed by the shared constraint layer."
         + (
             " At steps of a day or longer the local-solar-hour features (hour_sin, hour_cos) "

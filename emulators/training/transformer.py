@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emulators import metrics, physics
-from emulators.backends import closure, flux_step
+from emulators.compiled import closure, flux_step
 from emulators.manifest import Manifest
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry

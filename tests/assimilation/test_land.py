@@ -22,8 +22,8 @@ from coupler.assimilation.settings import (
 )
 from coupler.errors import InvalidArgument
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
 from emulators.constants import SECONDS_PER_DAY as DAY
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.reference.classes import class_table
 

@@ -1,4 +1,4 @@
-"""The contract every land backend passes (``emulators.backend.LandBackend``).
+"""The contract every land backend passes (``emulators.protocol.LandBackend``).
 
 Subclass :class:`LandBackendContract` as ``TestSomething`` and implement ``make_backend`` (as
 zarr-python's ``StoreTests``): shapes and units of the outputs, exact energy and water closure at
@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from emulators import parameters as P
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
 from emulators.constraints import energy_residual, water_residual
 from emulators.physics import saturation_specific_humidity
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 from emulators.variables import LAND_OUTPUTS, REGISTRY, VariableError, check
 
 ENERGY_TOL = 1e-3  # W m-2, every step

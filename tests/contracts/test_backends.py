@@ -3,8 +3,8 @@ hourly steps and at daily steps (the emulator backends then use ``flux_lstm_dail
 
 from __future__ import annotations
 
-from emulators.backend import LandBackend
-from emulators.backends.emulator import AOTIBackend, TorchScriptBackend
+from emulators.compiled.emulator import AOTIBackend, TorchScriptBackend
+from emulators.protocol import LandBackend
 from emulators.reference import ReferenceBackend
 
 from .backend_contract import LandBackendContract

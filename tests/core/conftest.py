@@ -12,7 +12,7 @@ from coupler.core.manager import SessionManager
 from coupler.core.session import Session
 from coupler.metrics import ServiceMetrics
 from coupler.spec import GridSpec, SessionSpec
-from emulators.backend import LandState
+from emulators.protocol import LandState
 
 START = np.datetime64("2001-06-01T00:00:00", "s")
 OUTPUTS = ("hfls", "hfss", "hfdsl", "rns", "ts", "albedo", "evspsbl", "mrro", "mrso", "lai")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from coupler.core import frozen
-from emulators.backend import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 
 N = 3

@@ -14,9 +14,9 @@ import torch
 import emulators.nets.flux
 import emulators.nets.lai  # noqa: F401
 from emulators import export
-from emulators.backends.closure import FLUX_OUTPUTS
-from emulators.backends.features import FLUX_FEATURES
-from emulators.backends.lai_step import LAI_FEATURES
+from emulators.compiled.closure import FLUX_OUTPUTS
+from emulators.compiled.features import FLUX_FEATURES
+from emulators.compiled.lai_step import LAI_FEATURES
 from emulators.manifest import Manifest, ManifestError
 from emulators.nets import registry
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep

@@ -11,14 +11,14 @@ from contracts.backend_contract import contract_forcing, contract_static
 from coupler.core import registry
 from emulators import metrics
 from emulators import parameters as P
-from emulators.backend import LandStatic, StepClock
-from emulators.backends.emulator import (
+from emulators.compiled.emulator import (
     AOTIBackend,
     EmulatorBackend,
     EmulatorConfig,
     TimestepError,
 )
 from emulators.export import relative_error
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS, REQUIRED_FORCING
 

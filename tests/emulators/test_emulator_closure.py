@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulators import parameters as P
-from emulators.backend import StepClock
-from emulators.backends import closure, tiles
+from emulators.compiled import closure, tiles
 from emulators.constraints import energy_residual, water_residual
+from emulators.protocol import StepClock
 from emulators.reference import ReferenceBackend, SoilConfig
 
 SOIL = SoilConfig()

@@ -15,9 +15,9 @@ from coupler.client import CouplerClient, CouplerRpcError
 from coupler.wire.server import ServerConfig, Service, start_service
 from emulators import forcing as sources
 from emulators import parameters as P
-from emulators.backend import StepClock
-from emulators.backends.emulator import EmulatorBackend, EmulatorConfig
+from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.manifest import Manifest
+from emulators.protocol import StepClock
 from emulators.training.pipeline import ARTIFACTS
 
 DAY = 86_400

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from emulators.backends import flux_step
-from emulators.backends.features import FLUX_FEATURES, step_local_hour
+from emulators.compiled import flux_step
+from emulators.compiled.features import FLUX_FEATURES, step_local_hour
 from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxLSTM

@@ -12,11 +12,11 @@ import pytest
 import torch
 from contracts.backend_contract import contract_daily_forcing, contract_forcing, contract_static
 
-from emulators.backend import LandState, LandStatic, StepClock
-from emulators.backends.emulator import EmulatorBackend, EmulatorConfig, TimestepError
-from emulators.backends.lai_step import LAI_FEATURES, lai_timestep
+from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig, TimestepError
+from emulators.compiled.lai_step import LAI_FEATURES, lai_timestep
 from emulators.manifest import Manifest
 from emulators.nets import registry
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.suite import entry
 from emulators.training import evaluate as ev
 from emulators.training import flux

@@ -8,9 +8,9 @@ import torch
 import emulators.nets.flux
 import emulators.nets.lai  # noqa: F401  (registers lai)
 from emulators import export
-from emulators.backends.closure import N_FLUX_OUTPUTS
-from emulators.backends.features import FLUX_FEATURES, N_FLUX_FEATURES
-from emulators.backends.lai_step import N_LAI_FEATURES
+from emulators.compiled.closure import N_FLUX_OUTPUTS
+from emulators.compiled.features import FLUX_FEATURES, N_FLUX_FEATURES
+from emulators.compiled.lai_step import N_LAI_FEATURES
 from emulators.nets import registry
 from emulators.nets.flux import FluxLSTM, FluxTransformer, FluxTransformerStep, Normaliser
 

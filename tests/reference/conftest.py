@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from emulators import parameters as P
-from emulators.backend import LandStatic
+from emulators.protocol import LandStatic
 
 
 def random_static(n: int, seed: int, members: int = 1) -> LandStatic:
@@ -43,6 +43,6 @@ def random_forcing(n: int, g: torch.Generator, members: int = 1) -> dict[str, to
 
 
 def clock_at(index: int = 0, dt: float = 3600.0):
-    from emulators.backend import StepClock
+    from emulators.protocol import StepClock
 
     return StepClock(index, np.datetime64("2001-01-01T00:00:00"), dt)

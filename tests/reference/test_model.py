@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emulators import parameters as P
-from emulators.backend import LandBackend, LandStatic
+from emulators.protocol import LandBackend, LandStatic
 from emulators.reference import ReferenceBackend, ReferenceConfig, Surface
 from emulators.variables import VariableError
 

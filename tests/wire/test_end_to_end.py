@@ -17,7 +17,7 @@ from coupler.client import CouplerClient, InProcessClient
 from coupler.wire.server import Service
 from emulators import forcing as forcing_sources
 from emulators import parameters as P
-from emulators.backend import LandStatic, StepClock
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 
 STEPS = 48

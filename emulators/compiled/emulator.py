@@ -1,20 +1,24 @@
 """The in-process emulator backend: compiled flux and LAI emulators behind ``LandBackend``.
 
 Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA) and ``aoti`` (AOTInductor packages,
-built for CPU) — the same class with a different artifact loader. Per step:
+built for CPU) — the same class with a different artifact loader. A step is the land step's
+skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then the phases below); only
+the prediction of the fluxes differs from the reference model:
 
-1. the tiles with nonzero cover are gathered into rows (``tiles.Rows``; every tile with
+1. clock: a session's ``dt`` needs an emulator trained for it (:class:`TimestepError`);
+2. the tiles with nonzero cover are gathered into rows (``tiles.Rows``; every tile with
    ``all_tiles=True``, which the benchmark uses to report identical work);
-2. exact, cheap diagnostics per row (albedo, roughness, LAI, water stress: reference equations);
-3. the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE demand,
-   transpiration share and GPP — float32, in chunks of ``chunk_rows`` rows;
-4. the constraint layer (``closure.close``, float64) closes energy and water exactly and conducts
-   G into the soil;
-5. at the end of each day, leaf carbon advances: with the LAI emulator from daily aggregates
-   (``phenology="emulator"``), or with the reference phenology fed by the emulated GPP
-   (``phenology="reference"``);
-6. rows are scattered back and cell fields are the cover-weighted tile sums
-   (``reference.aggregate``), so closure carries over to cells.
+3. surface: exact, cheap diagnostics per row (albedo, roughness, LAI, water stress:
+   ``landstep.surface``, the reference equations);
+4. predict: the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE
+   demand, transpiration share and GPP — float32, in chunks of ``chunk_rows`` rows;
+5. water, energy, soil heat: the land step's constraint layer (``closure.close`` →
+   ``landstep.close``, float64) closes energy and water exactly and conducts G into the soil;
+6. phenology: at the end of each day (``landstep.day_ends``), leaf carbon advances: with the LAI
+   emulator from daily aggregates (``phenology="emulator"``), or with the reference phenology
+   fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
+7. rows are scattered back and cell fields are the cover-weighted tile sums
+   (``landstep.aggregate``), so closure carries over to cells.
 
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
 temperature, ``tsoil`` (…, 3) soil temperatures, ``cleaf`` leaf carbon, daily accumulators
@@ -41,29 +45,29 @@ from typing import Any
 
 import torch
 
-from emulators import constants as C
+from emulators import landstep
 from emulators import parameters as P
-from emulators.backend import LandState, LandStatic, StepClock
-from emulators.backends import closure, flux_step, tiles
-from emulators.backends.artifacts import (
+from emulators.compiled import closure, flux_step, tiles
+from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
     LoadedLAI,
     TimestepError,
     load_artifact,
 )
-from emulators.backends.features import step_local_hour
-from emulators.backends.lai_step import (
+from emulators.compiled.features import step_local_hour
+from emulators.compiled.lai_step import (
     LAI_ACCUMULATORS,
     accumulate,
     advance_leaf_carbon,
     lai_timestep,
 )
+from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
+from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import phenology
-from emulators.reference.model import aggregate
 from emulators.reference.soil import SoilConfig
-from emulators.variables import REQUIRED_FORCING, check
+from emulators.variables import REQUIRED_FORCING
 
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -102,7 +106,7 @@ class EmulatorConfig:
             raise ValueError("lai: at least one LAI artifact directory is needed")
 
 
-class EmulatorBackend:
+class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     """Compiled emulators behind the ``LandBackend`` Protocol (see module docstring)."""
 
     def __init__(self, config: EmulatorConfig | None = None, loader: str = "torchscript") -> None:
@@ -170,7 +174,7 @@ class EmulatorBackend:
         ]
         self.manifest_hash = ",".join(h[:16] for h in hashes)
         self.version = self.flux_manifest.code_version
-        self._const = tiles.class_constants(cfg.soil, torch.float64)
+        self._const = landstep.class_constants(cfg.soil, torch.float64)
         # (cover tensor, members, rows): the cover is held, so a new static can never be
         # mistaken for a freed one whose id() it reuses
         self._rows_cache: tuple[Tensor, int, tiles.Rows] | None = None
@@ -196,23 +200,16 @@ class EmulatorBackend:
         flux = self.flux_for(clock.dt)
         self.lai_for(clock.dt)
         m, n, k = static.n_members, static.n_cells, P.N_CLASSES
-        cap = self._const["capacity"].expand(m, n, k)
-        lat = torch.deg2rad(static.lat).expand(m, n).unsqueeze(-1)
-        t0 = (302.0 - 45.0 * torch.sin(lat) ** 2).expand(m, n, k).clone()
-        cls = self._const
-        cleaf0 = 0.5 * cls["lai_max"] / cls["sla"] * cls["vegetated"]
-        zeros = torch.zeros(m, n, k, dtype=torch.float64)
-        tensors = {
-            "w": 0.75 * cap.clone(),
-            "ts": t0,
-            "tsoil": t0.unsqueeze(-1).expand(m, n, k, 3).clone(),
-            "cleaf": cleaf0.expand(m, n, k).clone(),
+        recurrent = {
             "lstm_h": torch.zeros(m, n, k, flux.hidden, dtype=torch.float32),
             "lstm_c": torch.zeros(m, n, k, flux.c_width, dtype=torch.float32),
         }
-        for name in ("acc_gpp", *LAI_ACCUMULATORS):
-            tensors[name] = zeros.clone()
-        return LandState(tensors)
+        return landstep.initial_state(
+            static,
+            self._const,
+            recurrent=recurrent,
+            accumulators=("acc_gpp", *LAI_ACCUMULATORS),
+        )
 
     # ------------------------------------------------------------------------------------------
     def _rows(self, static: LandStatic) -> tiles.Rows:
@@ -248,34 +245,21 @@ class EmulatorBackend:
         outs = [net(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)]
         return torch.cat(outs) if outs else torch.zeros(0, 1)
 
-    def step(
-        self,
-        state: LandState,
-        static: LandStatic,
-        forcing: Mapping[str, Tensor],
-        clock: StepClock,
-    ) -> tuple[LandState, dict[str, Tensor]]:
-        new_state, tile_fields = self.step_tiles(state, static, forcing, clock)
-        return new_state, aggregate(tile_fields, static.cover)
+    def check_clock(self, clock: StepClock) -> None:
+        """A session's ``dt`` needs a flux (and, with ``phenology="emulator"``, an LAI) emulator
+        trained for it: else :class:`TimestepError`."""
+        self.flux_for(clock.dt)
+        self.lai_for(clock.dt)
 
     @torch.no_grad()
-    def step_tiles(
-        self,
-        state: LandState,
-        static: LandStatic,
-        forcing: Mapping[str, Tensor],
-        clock: StepClock,
-    ) -> tuple[LandState, dict[str, Tensor]]:
+    def advance(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
         """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
         (z0: 1 m) and keep their state."""
         cfg = self.config
         flux = self.flux_for(clock.dt)
         lai = self.lai_for(clock.dt)
-        if cfg.validate_forcing:
-            for name in REQUIRED_FORCING:
-                if name not in forcing:
-                    raise ValueError(f"forcing field {name!r} is missing")
-                check(name, forcing[name])
         rows = self._rows(static)
         const = {k: v[rows.tile] for k, v in self._const.items()}
         f = {k: forcing[k].to(torch.float64)[rows.member, rows.cell] for k in REQUIRED_FORCING}
@@ -290,16 +274,16 @@ class EmulatorBackend:
         def run_flux(x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             return self._run_flux(x, h, c, flux.net)
 
+        # surface, predict (features + network), water, energy, soil heat
         closed, _, h, c = flux_step.step(
             run_flux, inp, g(t["lstm_h"]), g(t["lstm_c"]), cfg.soil, clock.dt
         )
         fields = closed.fields
-        # daily phenology -------------------------------------------------------------------
+        # phenology ---------------------------------------------------------------------------
         acc = accumulate({k: g(t[k]) for k in LAI_ACCUMULATORS}, inp, closed, cfg.soil, clock.dt)
         acc_gpp = g(t["acc_gpp"]) + self._gpp_vegetated(fields["gpp"], params, const) * clock.dt
         cleaf_new = cleaf
-        day_ends = (clock.seconds_of_day + clock.dt) % C.SECONDS_PER_DAY == 0
-        if day_ends or clock.dt >= C.SECONDS_PER_DAY:  # daily steps: after every step
+        if landstep.day_ends(clock):
             if lai is not None:
                 lai_net = lai.net
 
@@ -318,9 +302,16 @@ class EmulatorBackend:
                     clock,
                 )
             else:
-                spring = phenology.spring(static.lat[rows.cell], clock.day_of_year)
-                cleaf_new = self._reference_phenology(cleaf, acc_gpp, acc, const, spring)
-            acc = {k: torch.zeros_like(v) for k, v in acc.items()}
+                period = acc["acc_time"].clamp_min(1.0)
+                day = landstep.Day(
+                    gpp=acc_gpp,
+                    t_mean=acc["acc_tas"] / period,
+                    fw_mean=acc["acc_fw"] / period,
+                    days=1.0,
+                    in_spring=phenology.spring(static.lat[rows.cell], clock.day_of_year),
+                )
+                cleaf_new = landstep.leaf_carbon(cleaf, day, const)
+            acc = landstep.reset(acc)
             acc_gpp = torch.zeros_like(acc_gpp)
         new = {
             "w": closed.w,
@@ -345,31 +336,6 @@ class EmulatorBackend:
         """GPP per vegetated area [kg C m-2 s-1] from the tile GPP (the reference's pool)."""
         vg = params[:, 4] * const["vegetated"]
         return torch.where(vg > 0, gpp / vg.clamp_min(1e-6), torch.zeros_like(gpp))
-
-    @staticmethod
-    def _reference_phenology(
-        cleaf: Tensor,
-        acc_gpp: Tensor,
-        acc: dict[str, Tensor],
-        const: dict[str, Tensor],
-        in_spring: Tensor,
-    ) -> Tensor:
-        period = acc["acc_time"].clamp_min(1.0)
-        return phenology.daily_leaf_carbon(
-            cleaf,
-            acc_gpp,
-            acc["acc_tas"] / period,
-            acc["acc_fw"] / period,
-            1.0,
-            in_spring=in_spring,
-            sla=const["sla"],
-            lai_max=const["lai_max"],
-            longevity=const["longevity"],
-            alloc=const["alloc"],
-            deciduous=const["deciduous"],
-            t_onset=const["t_onset"],
-            vegetated=const["vegetated"],
-        )
 
 
 class TorchScriptBackend(EmulatorBackend):

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from emulators.backends import closure, tiles
-from emulators.backends.features import flux_features
+from emulators import landstep
+from emulators.compiled import closure
+from emulators.compiled.features import flux_features
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
@@ -33,9 +34,9 @@ class RowInputs:
     local_hour: Tensor | None  # local solar hour [h]; None at daily steps (features)
 
 
-def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, tiles.Surface]:
+def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, landstep.TileSurface]:
     """(features (row, F), exact surface diagnostics) of a step."""
-    surf = tiles.surface(inp.w, inp.cleaf, inp.params, inp.const, soil)
+    surf = landstep.surface(inp.w, inp.cleaf, inp.params, inp.const, soil)
     x = flux_features(
         inp.forcing,
         albedo=surf.albedo,

@@ -6,14 +6,17 @@ transpiration share of evaporation and the gross primary production. Whatever th
 this layer builds fluxes that close exactly (in float64):
 
 - ``rlus = ε σ T_s⁴ + (1 − ε) rlds`` from the predicted T_s; ``Rn = rsds(1 − α) + rlds − rlus``
-  with the exact albedo α (``tiles.surface``);
+  with the exact albedo α (``landstep.surface``);
 - runoff R from ``reference.soil.runoff_and_drainage``; evaporation E = LE*/λ(T_a) cut to the
   available water by ``constraints.close_water`` (ET limited by available water, overflow to
   runoff), so ``ΔW = (P − E − R)·dt``; LE = λ E;
 - ``G = Rn − LE − H`` (``constraints.close_energy``) and the soil column conducts G
   (``reference.soil.conduct_heat``), so its heat content changes by exactly G·dt;
 - transpiration = E · clip(share, 0, 1); GPP = max(gpp, 0).
-Works in any float dtype and is differentiable (training runs it in the loop).
+The water, energy and soil-heat phases are the land step's own (``landstep.close``, the same
+code the reference model closes its fluxes with); this module turns predictions into
+``landstep.Fluxes``. Works in any float dtype and is differentiable (training runs it in the
+loop).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from emulators import constraints, physics
-from emulators.backends.tiles import Surface
-from emulators.reference.soil import SoilConfig, conduct_heat, runoff_and_drainage
+from emulators import landstep, physics
+from emulators.landstep import Fluxes, TileSurface
+from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
 
@@ -47,7 +50,20 @@ class Closed:
     tsoil: Tensor  # (row, 3) soil temperatures [K]
     ts: Tensor  # skin temperature [K]
     fields: dict[str, Tensor]
-    surface: Surface  # the exact diagnostics the step used (state before the step)
+    surface: TileSurface  # the exact diagnostics the step used (state before the step)
+
+
+def predicted_fluxes(pred: Tensor, tas: Tensor, lam: Tensor) -> Fluxes:
+    """The fluxes of predictions ``pred`` (row, 5) in physical units (order of
+    ``FLUX_OUTPUTS``): T_s = T_a + (T_s − T_a), H, evaporation demand LE*/λ [kg m-2 s-1], the
+    transpiration share clipped to [0, 1] and GPP ≥ 0. ``tas`` K, ``lam`` J kg-1."""
+    return Fluxes(
+        ts=tas + pred[:, 0],
+        hfss=pred[:, 1],
+        evap_demand=pred[:, 2] / lam,
+        tran_share=pred[:, 3].clamp(0.0, 1.0),
+        gpp=pred[:, 4].clamp_min(0.0),
+    )
 
 
 def close(
@@ -56,51 +72,33 @@ def close(
     forcing: dict[str, Tensor],
     w: Tensor,
     tsoil: Tensor,
-    surf: Surface,
+    surf: TileSurface,
     const: dict[str, Tensor],
     soil: SoilConfig,
     dt: float,
 ) -> Closed:
     """Apply the constraint layer to predictions ``pred`` (row, 5) in physical units (order of
     ``FLUX_OUTPUTS``). ``forcing``: (row,) forcing tensors; ``w`` (row,) kg m-2; ``tsoil``
-    (row, 3) K; ``const``: per-row class constants (``tiles.class_constants`` gathered)."""
-    dtype = w.dtype
-    pred = pred.to(dtype)
-    tas, pr, rsds, rlds = forcing["tas"], forcing["pr"], forcing["rsds"], forcing["rlds"]
-    ts = tas + pred[:, 0]
-    hfss = pred[:, 1]
+    (row, 3) K; ``const``: per-row class constants (``landstep.class_constants`` gathered)."""
+    pred = pred.to(w.dtype)
+    tas = forcing["tas"]
     lam = physics.latent_heat_vaporisation(tas)
-    evap_demand = pred[:, 2] / lam
-    water = const["water"]
-    capacity = const["capacity"]
-    runoff = runoff_and_drainage(w, capacity, pr, const["impervious"], soil, dt) * (1.0 - water)
-    floor = capacity * soil.theta_residual / soil.porosity * (1.0 - water)
-    upd = constraints.close_water(w, pr, evap_demand, runoff, capacity, dt, floor)
-    hfls = lam * upd.evap
-    rlus = physics.upwelling_longwave(ts, rlds, const["emissivity"])
-    rns, rsus = constraints.net_radiation(rsds, rlds, surf.albedo, rlus)
-    hfdsl = constraints.close_energy(rns, hfls, hfss)
-    tsoil_new = conduct_heat(tsoil, hfdsl, const["heat_capacity_scale"], soil, dt)
-    share = pred[:, 3].clamp(0.0, 1.0)
-    top = 0.1 / const["root_depth"]
-    fields = {
-        "hfls": hfls,
-        "hfss": hfss,
-        "hfdsl": hfdsl,
-        "ts": ts,
-        "albedo": surf.albedo,
-        "rsus": rsus,
-        "rlus": rlus,
-        "rns": rns,
-        "evspsbl": upd.evap,
-        "tran": upd.evap * share,
-        "mrro": upd.runoff,
-        "mrso": upd.storage,
-        "mrsos": upd.storage * top,
-        "z0": surf.z0,
-        "lai": surf.lai * surf.vgcov,
-        "gpp": pred[:, 4].clamp_min(0.0),
-        "pr_in": pr,
-        "mrso_old": w,
-    }
-    return Closed(upd.storage, tsoil_new, ts, fields, surf)
+    fluxes = predicted_fluxes(pred, tas, lam)
+    closed = landstep.close(
+        fluxes,
+        w=w,
+        tsoil=tsoil,
+        precip=forcing["pr"],
+        rsds=forcing["rsds"],
+        rlds=forcing["rlds"],
+        lam=lam,
+        albedo=surf.albedo,
+        emissivity=const["emissivity"],
+        z0=surf.z0,
+        lai=surf.lai * surf.vgcov,
+        capacity=const["capacity"],
+        const=const,
+        soil=soil,
+        dt=dt,
+    )
+    return Closed(closed.w, closed.tsoil, fluxes.ts, closed.fields, surf)

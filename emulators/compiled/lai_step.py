@@ -13,11 +13,11 @@ import torch
 
 from emulators import parameters as P
 from emulators import physics
-from emulators.backend import StepClock
-from emulators.backends.closure import Closed
-from emulators.backends.features import Feature, doy_encoding, normalised_parameters
-from emulators.backends.flux_step import RowInputs
+from emulators.compiled.closure import Closed
+from emulators.compiled.features import Feature, doy_encoding, normalised_parameters
+from emulators.compiled.flux_step import RowInputs
 from emulators.manifest import Manifest
+from emulators.protocol import StepClock
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor

@@ -1,0 +1,136 @@
+"""The land step: one place for what every tile backend does in a step.
+
+A session's land state is tiles, (member, cell, tile) with one tile per land-cover class
+(``surface.class_constants``). Both tile backends, the reference process model
+(``emulators.reference.ReferenceBackend``) and the compiled emulators
+(``emulators.compiled.emulator.EmulatorBackend``: ``torchscript``, ``aoti``), step their tiles
+through the same sequence of named phases (:meth:`TileBackend.step`); they differ only in how they
+predict the fluxes.
+
+=============  ==========================================  ======================================
+phase          what                                        where
+=============  ==========================================  ======================================
+clock          refuse a step length the backend cannot     ``TileBackend.check_clock`` (compiled:
+               take                                        no emulator trained for ``dt``)
+check          required forcing present, finite, in range  ``forcing.check_forcing``: once; the
+                                                           session hands over ``CheckedForcing``
+surface        radiation and roughness: albedo, z0, LAI,   ``surface.surface``
+               water stress (exact equations)
+predict        skin temperature, H, evaporation demand,    the backend: reference = conductances
+               transpiration share, GPP (``Fluxes``)       + energy balance solve; compiled =
+                                                           features + network
+water          runoff, ET limited by water, W' exactly     ``budgets.water``
+energy         Rn, G = Rn − LE − H exactly                 ``budgets.energy``
+soil heat      the soil column conducts G                  ``budgets.soil_heat``
+phenology      daily accumulators; at the end of a day,    ``daily.day_ends``, ``daily.leaf_carbon``
+               leaf carbon advances                        (compiled: or the LAI emulator)
+cells          cover-weighted cell fields                  ``cells.aggregate``
+=============  ==========================================  ======================================
+
+Physics stays in pure functions on tensors (units in their docstrings): ``emulators.physics``,
+``emulators.constraints``, ``emulators.reference`` (soil, photosynthesis, phenology).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Generic, Protocol, TypeVar
+
+import torch
+
+from emulators.landstep.budgets import ClosedTiles, Fluxes, close
+from emulators.landstep.cells import LINEAR_FIELDS, aggregate
+from emulators.landstep.daily import Day, day_ends, leaf_carbon, reset
+from emulators.landstep.forcing import CheckedForcing, check_forcing
+from emulators.landstep.surface import (
+    LAKE_CAPACITY,
+    TileSurface,
+    class_constants,
+    initial_state,
+    surface,
+)
+from emulators.protocol import LandState, LandStatic, StepClock
+from emulators.reference.soil import SoilConfig
+
+Tensor = torch.Tensor
+Forcing = Mapping[str, Tensor]
+#: (new state, fields): tile fields (member, cell, tile) or cell fields (member, cell)
+StepResult = tuple[LandState, dict[str, Tensor]]
+
+__all__ = [
+    "LAKE_CAPACITY",
+    "LINEAR_FIELDS",
+    "CheckedForcing",
+    "ClosedTiles",
+    "Day",
+    "Fluxes",
+    "Forcing",
+    "StepResult",
+    "TileBackend",
+    "TileConfig",
+    "TileSurface",
+    "aggregate",
+    "check_forcing",
+    "class_constants",
+    "close",
+    "day_ends",
+    "initial_state",
+    "leaf_carbon",
+    "reset",
+    "surface",
+]
+
+
+class TileConfig(Protocol):
+    """What the land step reads from a tile backend's configuration."""
+
+    @property
+    def soil(self) -> SoilConfig: ...
+
+    @property
+    def validate_forcing(self) -> bool: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=TileConfig)
+
+
+class TileBackend(abc.ABC, Generic[ConfigT]):
+    """The ``LandBackend`` step shared by the tile backends; a subclass implements
+    ``initial_state`` and :meth:`advance` (its phases from surface to phenology) and may refuse
+    clocks in :meth:`check_clock`."""
+
+    name: str
+    config: ConfigT
+
+    @abc.abstractmethod
+    def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
+        """A spun-up-enough initial state for ``static`` at ``clock`` (``surface.initial_state``
+        plus the backend's own state)."""
+
+    def step(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """``LandBackend.step``: the tile step, then the cell fields (``aggregate``)."""
+        new_state, tiles = self.step_tiles(state, static, forcing, clock)
+        return new_state, aggregate(tiles, static.cover)
+
+    def step_tiles(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """The step at tile level (tile fields (member, cell, tile)): clock, check, then the
+        backend's phases (:meth:`advance`). Inputs are not modified."""
+        self.check_clock(clock)
+        if self.config.validate_forcing:
+            check_forcing(forcing)
+        return self.advance(state, static, forcing, clock)
+
+    def check_clock(self, clock: StepClock) -> None:
+        """Refuse a step this backend cannot take, before anything else (default: none)."""
+        del clock
+
+    @abc.abstractmethod
+    def advance(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """Surface, predict, water, energy, soil heat and phenology of checked ``forcing``."""
