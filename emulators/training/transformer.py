@@ -14,8 +14,7 @@ cores); the evaluation runs it closed-loop like every flux emulator.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,9 @@ import torch
 
 from emulators import metrics, physics
 from emulators.backends import closure, flux_step
-from emulators.manifest import Manifest
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
-from emulators.training import evaluate as ev
 from emulators.training import trainer
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
@@ -232,80 +229,3 @@ def train(
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
     result.data_hash = data_hash(config.train)
     return result
-
-
-def train_flux_transformer(
-    artifacts: Path | None = None,
-    work: Path = Path("out/emulators"),
-    config: TransformerTrainConfig | None = None,
-    progress: bool = True,
-    compile_aoti: bool = True,
-    evaluate: bool = True,
-    seed: int | None = None,
-    epochs: int | None = None,
-) -> Manifest:
-    """``epochs`` (CLI) sets the number of training iterations in thousands."""
-    from emulators.training.pipeline import ARTIFACTS, _override, evaluate_flux, export_flux
-
-    artifacts = artifacts or ARTIFACTS
-    config = _override(
-        config or TransformerTrainConfig(),
-        seed=seed,
-        iterations=None if epochs is None else 1000 * epochs,
-    )
-    t0 = time.perf_counter()
-    result = train(config, cache=work / "data", progress=progress)
-    net, history, hash_ = result.model, result.history, result.data_hash
-    seconds = time.perf_counter() - t0
-    step = flux_nets.FluxTransformerStep(net).eval()
-    cfg = registry.config("flux_transformer", config.options)
-    training = {
-        "command": "landcoupler emulators train flux-transformer",
-        "data_hash": hash_,
-        "sources": [asdict(s) for s in config.train],
-        "validation": [asdict(s) for s in config.validation],
-        "held_out": [asdict(s) for s in ev.FLUX_HELD_OUT],
-        "config": asdict(config),
-        "loss": "MSE + 0.3|energy residual| + 0.2|water residual| (raw outputs, Trans-LAI)",
-        "history": history,
-        "seconds": round(seconds, 1),
-        "threads": config.threads,
-        "torch": torch.__version__,
-    }
-    export_flux(
-        step,
-        artifacts / "flux_transformer",
-        name="flux-transformer",
-        architecture="flux_transformer",
-        config=asdict(cfg),  # type: ignore[call-overload]
-        inputs=net.inputs,
-        outputs=net.outputs,
-        state={
-            "hidden": step.hidden,
-            "c_width": 1,
-            "h": f"normalised features of the previous {net.window - 1} steps",
-            "c": "unused",
-        },
-        training=training,
-        compile_aoti=compile_aoti,
-    )
-    manifest = Manifest.load(artifacts / "flux_transformer")
-    if evaluate:
-        manifest = evaluate_flux(
-            artifacts / "flux_transformer",
-            work / "report-flux-transformer",
-            work / "data",
-            progress,
-        )
-    return manifest
-
-
-def evaluate_flux_transformer(
-    artifacts: Path | None = None,
-    out_dir: Path = Path("out/emulators/report-flux-transformer"),
-    cache: Path | None = Path("out/emulators/data"),
-    progress: bool = True,
-) -> Manifest:
-    from emulators.training.pipeline import ARTIFACTS, evaluate_flux
-
-    return evaluate_flux((artifacts or ARTIFACTS) / "flux_transformer", out_dir, cache, progress)
