@@ -149,3 +149,21 @@ def test_tiny_training_reproduces_the_golden_weights(name: str, tmp_path: Path) 
     assert (len(result.history), result.best_epoch) == (validations, best)
     assert weights_digest(result.model) == digest
 
+
+def test_the_documented_example_adds_and_trains_a_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``examples/add_recipe.py`` (quoted in docs/emulators.md) registers ``lai-wide`` and runs
+    the whole recipe: training, TorchScript + ONNX export checked against eager, manifest."""
+    import runpy
+
+    from emulators.manifest import Manifest
+    from emulators.recipes import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # registered for this test
+    example = runpy.run_path(str(Path(__file__).parents[2] / "examples/add_recipe.py"))
+    example["main"](tmp_path)
+    manifest = Manifest.load(tmp_path / "artifacts" / "lai_wide")
+    assert manifest.name == "lai-wide" and manifest.config["hidden"] == 128
+    assert set(manifest.export_checks) == {"torchscript", "onnx"}
+    assert "lai-wide" in registry.names()
