@@ -1,4 +1,5 @@
-"""``landcoupler emulators train|evaluate NAME``: the emulator suite (``emulators.suite``)."""
+"""``landcoupler emulators train|export|evaluate NAME``: the registered emulator recipes
+(``emulators.recipes``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from emulators.suite import SUITE
+    from emulators.recipes import names
 
     p = sub.add_parser(
         "emulators",
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report), or evaluate the shipped artifact against the reference model on held-out data.",
     )
     p.add_argument("action", choices=("train", "export", "evaluate"))
-    p.add_argument("name", choices=sorted(SUITE))
+    p.add_argument("name", choices=names())
     p.add_argument(
         "--artifacts",
         type=Path,
@@ -36,21 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emulators.suite import entry
-    from emulators.training.pipeline import ARTIFACTS
+    from emulators.recipes import ARTIFACTS, get
 
-    e = entry(args.name)
+    recipe = get(args.name)
     artifacts = args.artifacts or ARTIFACTS
     progress = not args.no_progress
     if args.action == "train":
-        extra = {k: v for k in ("seed", "epochs") if (v := getattr(args, k, None)) is not None}
-        manifest = e.function("train")(
-            artifacts=artifacts, work=args.work, progress=progress, **extra
-        )
+        recipe = recipe.with_cli(seed=args.seed, epochs=args.epochs)
+        manifest = recipe.train(artifacts=artifacts, work=args.work, progress=progress)
     elif args.action == "export":
-        manifest = e.function("export")(artifacts=artifacts, work=args.work)
+        manifest = recipe.export(artifacts=artifacts, work=args.work)
     else:
-        manifest = e.function("evaluate")(
+        manifest = recipe.evaluate(
             artifacts=artifacts,
             out_dir=args.work / f"report-{args.name}",
             cache=args.work / "data",
@@ -72,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"
-    print(f"artifacts: {Path(artifacts) / e.artifact_dir}; report: {report}")
+    print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0

@@ -1,29 +1,37 @@
-"""Export of the downscaler: TorchScript (traced), ONNX (dynamo exporter, checked with
-onnxruntime) and an AOTInductor package, each of the *whole* module — normalisation, U-Net,
-prior and the float64 conservation layer are inside every graph, so every artifact conserves
-the coarse fractions by itself. Batch, coarse height ``h`` and width ``w`` are dynamic; the fine
-features must be ``factor·h × factor·w``.
-
-The shared helpers of ``emulators.export`` are used for the one TorchScript warning filter,
-loading, onnxruntime and the agreement metric; the exports themselves need derived dynamic
-dimensions (fine = factor × coarse), which the shared row-only helpers do not cover.
+"""The downscaler's export spec (``emulators.export.ExportSpec``, written by the one export path
+``emulators.export.export_artifacts``): TorchScript (traced), ONNX (dynamo exporter, checked with
+onnxruntime) and an AOTInductor package, each of the *whole* module — normalisation, U-Net, prior
+and the float64 conservation layer are inside every graph, so every artifact conserves the coarse
+fractions by itself. Batch, coarse height ``h`` and width ``w`` are dynamic; the fine features
+must be ``factor·h × factor·w`` (the derived dimensions ``8*h``, ``8*w`` of the input specs).
+Artifacts are checked against eager on inputs of other shapes than the export example, per class.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from emulators import export as shared
+from emulators.constants import SECONDS_PER_YEAR
+from emulators.lulc.features import FEATURES
 from emulators.lulc.unet import LulcUNet
+from emulators.manifest import Channel, TensorSpec
+from emulators.parameters import LandCover
 
 MAX_BATCH = 1024
 MAX_COARSE = 256  # coarse cells per side (fine: factor × that)
+NOTES = (
+    "Run once per model year (or scenario year) on the coarse land-cover fractions. "
+    "Every artifact contains the conservation layer (float64 Sinkhorn sweeps + exact "
+    "rounding onto the transport polytope), so fine fractions aggregate to the coarse "
+    "input to float64 round-off. Export checks: worst per-class max|a-b|/max|b| vs "
+    "eager on inputs of other shapes than the export example. Skill: held-out test "
+    "regions and generator seed; see docs/lulc.md."
+)
 
 
 def example_inputs(
@@ -44,87 +52,62 @@ def example_inputs(
     return coarse, features.float()
 
 
-def _dynamic_shapes(factor: int) -> dict[str, dict[int, Any]]:
-    b = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    h = torch.export.Dim("h", min=1, max=MAX_COARSE)
-    w = torch.export.Dim("w", min=1, max=MAX_COARSE)
-    return {
-        "coarse": {0: b, 2: h, 3: w},
-        "features": {0: b, 2: factor * h, 3: factor * w},
-    }
-
-
-def save_torchscript(model: LulcUNet, args: tuple[torch.Tensor, ...], path: Path) -> Path:
-    """Traced TorchScript (shape arithmetic is recorded, so any batch/h/w works)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with shared.torchscript_quiet(), torch.no_grad():
-        traced = torch.jit.trace(model.eval(), args, check_trace=False)
-        torch.jit.save(traced, str(path))
-    return path
-
-
-def export_program(model: LulcUNet, args: tuple[torch.Tensor, ...]) -> Any:
-    return torch.export.export(
-        model.eval(), args, dynamic_shapes=_dynamic_shapes(model.factor), strict=False
-    )
-
-
-def save_onnx(model: LulcUNet, args: tuple[torch.Tensor, ...], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.redirect_stdout(open(os.devnull, "w")):
-        program = torch.onnx.export(
-            model.eval(),
-            args,
-            dynamo=True,
-            input_names=["coarse", "features"],
-            output_names=["fine"],
-            dynamic_shapes=_dynamic_shapes(model.factor),
-            external_data=False,
-            verbose=False,
-        )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    program.save(str(path))
-    return path
-
-
-def save_aoti(model: LulcUNet, args: tuple[torch.Tensor, ...], path: Path) -> Path:
-    """AOTInductor package (system C++ compiler, ≈ 20–45 s)."""
-    from torch._inductor import aoti_compile_and_package
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        out = aoti_compile_and_package(export_program(model, args), package_path=str(path))
-    return Path(out)
-
-
-def agreement(eager: torch.Tensor, other: torch.Tensor | np.ndarray) -> float:
-    """Per class: ``max |a − b| / max |b|``, worst class (``emulators.export.relative_error``
-    with the class axis last)."""
-    a = torch.as_tensor(other).movedim(1, -1)
-    return shared.relative_error(a, eager.movedim(1, -1))
-
-
 def check_inputs_sets(model: LulcUNet) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Inputs of other shapes than the export example (dynamic shapes are exercised)."""
     return [example_inputs(model, 3, 4, 5, seed=1), example_inputs(model, 1, 8, 3, seed=2)]
 
 
-def check_artifact(model: LulcUNet, fmt: str, path: Path) -> float:
-    """Worst :func:`agreement` of the artifact ``fmt`` at ``path`` with eager ``model``."""
-    model.eval()
-    if fmt == "torchscript":
-        run = shared.load_torchscript(path)
-    elif fmt == "aoti":
-        run = shared.load_aoti(path)
-    elif fmt == "onnx":
+def spec(model: LulcUNet, config: dict[str, Any]) -> shared.ExportSpec:
+    """Formats, example and check inputs, dynamic dimensions and the manifest's description
+    (``config``: the architecture config, ``asdict(LulcUNetConfig)``)."""
+    classes = [Channel(lc.short, "1", lc.name.lower(), 0.0, 1.0) for lc in LandCover]
+    feats = [
+        Channel(f.name, f.units, f"{f.long_name} [{f.source}]", float(m), float(s))
+        for f, m, s in zip(
+            FEATURES, model.feature_mean.tolist(), model.feature_std.tolist(), strict=True
+        )
+    ]
+    f = model.factor
+    return shared.ExportSpec(
+        architecture="lulc_unet",
+        config=config,
+        timestep_seconds=SECONDS_PER_YEAR,
+        inputs=[
+            TensorSpec(
+                "coarse",
+                ["batch", len(classes), "h", "w"],
+                "float32",
+                "land-cover class fractions of coarse cells (sum 1 per cell; renormalised inside)",
+                classes,
+            ),
+            TensorSpec(
+                "features",
+                ["batch", len(feats), f"{f}*h", f"{f}*w"],
+                "float32",
+                "fine static features on the 5' grid, physical units (standardised inside with "
+                "mean/std)",
+                feats,
+            ),
+        ],
+        outputs=[
+            TensorSpec(
+                "fine",
+                ["batch", len(classes), f"{f}*h", f"{f}*w"],
+                "float64",
+                f"fine class fractions: in [0, 1], sum 1 per pixel, mean over each {f}x{f} block "
+                "equal to the coarse input (conservation layer inside the graph)",
+                classes,
+            )
+        ],
+        example=example_inputs(model),
+        notes=NOTES,
+        dims={"batch": (1, MAX_BATCH), "h": (1, MAX_COARSE), "w": (1, MAX_COARSE)},
+        checks=tuple(check_inputs_sets(model)),
+        axis=1,
+        torchscript="trace",
+    )
 
-        def run(c: torch.Tensor, f: torch.Tensor) -> np.ndarray:
-            return shared.run_onnx(path, {"coarse": c.numpy(), "features": f.numpy()})[0]
-    else:
-        raise ValueError(f"format: unknown artifact format {fmt!r}")
-    worst = 0.0
-    with torch.no_grad():
-        for c, f in check_inputs_sets(model):
-            worst = max(worst, agreement(model(c, f), run(c, f)))
-    return worst
+
+def check_artifact(model: LulcUNet, fmt: str, path: Path) -> float:
+    """Worst per-class agreement of the artifact ``fmt`` at ``path`` with eager ``model``."""
+    return shared.check_artifact(model, fmt, path, spec(model, asdict(model.config)))

@@ -11,19 +11,18 @@ Seeded: the same seed and data give the same weights on the same machine and thr
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from emulators.lulc.data import Batch, LulcData
 from emulators.lulc.unet import LulcUNet, LulcUNetConfig
+from emulators.training import trainer
+from emulators.training.trainer import Round, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +52,22 @@ class TrainConfig:
         if not self.max_minutes > 0:
             raise ValueError(f"max_minutes: must be > 0, got {self.max_minutes}")
 
+    def loop(self) -> trainer.Loop:
+        """``epochs`` of ``crops_per_epoch`` crops; the validation loss must improve by 1e-5."""
+        steps = max(self.crops_per_epoch // self.batch_size, 1)
+        return trainer.Loop(
+            steps=self.epochs * steps,
+            every=steps,
+            epoch_steps=steps,
+            patience=self.patience,
+            min_delta=1e-5,
+            max_minutes=self.max_minutes,
+            desc="lulc-unet",
+            unit="batch",
+        )
 
-@dataclass
-class TrainResult:
-    model: LulcUNet
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped: str = ""
-    seconds: float = 0.0
+    def optimiser(self) -> trainer.Optimiser:
+        return trainer.Optimiser("adamw", self.lr, weight_decay=self.weight_decay)
 
 
 def cross_entropy(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -93,6 +100,41 @@ def evaluate_loss(model: LulcUNet, batches: list[Batch]) -> tuple[float, float]:
     return total / max(n, 1), correct / max(pixels, 1)
 
 
+class _Crops:
+    """The U-Net's loss on ``batch_size`` random training crops (numpy generator seeded with the
+    config's seed) of random training seeds; validation on the fixed validation tiles."""
+
+    def __init__(self, model: LulcUNet, data: LulcData, config: TrainConfig) -> None:
+        self.model, self.data, self.config = model, data, config
+        self.rng = np.random.default_rng(config.seed)
+        model.set_normalisation(*data.normalisation())
+        self.crops = data.train_crops()
+        if not self.crops:
+            raise ValueError("training data: no training crops hold land")
+        self.val = tile_batches(data, data.tiles("val"), data.config.val_seed)
+        self.seeds = np.asarray(data.config.train_seeds)
+
+    def loss(self, step: int) -> torch.Tensor:
+        size = self.config.batch_size
+        pick = self.rng.integers(0, len(self.crops), size=size)
+        seed_pick = self.rng.choice(self.seeds, size=size)
+        batch = self.data.batch(
+            [(int(s), *self.crops[int(i)]) for s, i in zip(seed_pick, pick, strict=True)],
+            self.data.config.tile,
+        )
+        return cross_entropy(self.model(batch.coarse, batch.features), batch.fine)
+
+    def validate(self, done: Round) -> tuple[float, dict[str, float]]:
+        val_loss, val_acc = evaluate_loss(self.model, self.val)
+        return val_loss, {
+            "epoch": float(done.epoch),
+            "train_loss": sum(done.losses) / len(done.losses),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "seconds": time.perf_counter() - done.started,
+        }
+
+
 def train(
     data: LulcData,
     model_config: LulcUNetConfig,
@@ -103,101 +145,11 @@ def train(
     """Train a fresh ``lulc_unet`` on ``data`` (see the module docstring)."""
     if model_config.factor != data.config.factor:
         raise ValueError(f"factor: model {model_config.factor} != data {data.config.factor}")
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = model_config.build()
-    model.set_normalisation(*data.normalisation())
-    crops = data.train_crops()
-    if not crops:
-        raise ValueError("training data: no training crops hold land")
-    val = tile_batches(data, data.tiles("val"), data.config.val_seed)
-    steps = max(config.crops_per_epoch // config.batch_size, 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
-    seeds = np.asarray(data.config.train_seeds)
-    result = TrainResult(model)
-    best_loss, best_state, since_best = float("inf"), copy.deepcopy(model.state_dict()), 0
-    t0 = time.perf_counter()
-    bar = tqdm(total=config.epochs * steps, desc="lulc-unet", unit="batch", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        running = 0.0
-        for _ in range(steps):
-            pick = rng.integers(0, len(crops), size=config.batch_size)
-            seed_pick = rng.choice(seeds, size=config.batch_size)
-            batch = data.batch(
-                [(int(s), *crops[int(i)]) for s, i in zip(seed_pick, pick, strict=True)],
-                data.config.tile,
-            )
-            loss = cross_entropy(model(batch.coarse, batch.features), batch.fine)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running += float(loss.detach())
-            bar.update(1)
-        val_loss, val_acc = evaluate_loss(model, val)
-        row = {
-            "epoch": float(epoch),
-            "train_loss": running / steps,
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "seconds": time.perf_counter() - t0,
-        }
-        result.history.append(row)
-        log.info(
-            "epoch %d: train %.4f, val %.4f, val accuracy %.4f, %.0f s",
-            epoch,
-            row["train_loss"],
-            val_loss,
-            val_acc,
-            row["seconds"],
+    trainer.seed(config.seed, config.threads)
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = trainer.Checkpoints(
+            checkpoint_dir / "last.pt", checkpoint_dir / "best.pt", {"train_config": asdict(config)}
         )
-        bar.set_postfix(
-            train=f"{row['train_loss']:.4f}", val=f"{val_loss:.4f}", acc=f"{val_acc:.4f}"
-        )
-        improved = val_loss < best_loss - 1e-5
-        if improved:
-            best_loss, best_state, since_best = val_loss, copy.deepcopy(model.state_dict()), 0
-            result.best_epoch = epoch
-        else:
-            since_best += 1
-        if checkpoint_dir is not None:
-            _checkpoint(checkpoint_dir, model, opt, epoch, result.history, config, improved)
-        if since_best >= config.patience:
-            result.stopped = f"early stopping: no validation improvement for {since_best} epochs"
-            break
-        if row["seconds"] > 60 * config.max_minutes:
-            result.stopped = f"time limit {config.max_minutes:g} min reached"
-            break
-    else:
-        result.stopped = f"all {config.epochs} epochs"
-    bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - t0
-    log.info("lulc-unet: %s; best epoch %d", result.stopped, result.best_epoch)
-    return result
-
-
-def _checkpoint(
-    directory: Path,
-    model: LulcUNet,
-    opt: torch.optim.Optimizer,
-    epoch: int,
-    history: list[dict[str, float]],
-    config: TrainConfig,
-    best: bool,
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "history": history,
-        "train_config": asdict(config),
-    }
-    torch.save(state, directory / "last.pt")
-    if best:
-        torch.save(state, directory / "best.pt")
+    problem = _Crops(model_config.build(), data, config)
+    return trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)

@@ -17,10 +17,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 from emulators import metrics
-from emulators.training.data import SourceSpec
+from emulators.compiled.lai_step import lai_timestep
+from emulators.export import load_torchscript
+from emulators.manifest import Manifest
+from emulators.training import lai as lai_training
+from emulators.training.batch import Batch, rollout
+from emulators.training.data import SourceSpec, simulate
 
 METRICS = ("nse", "kge", "rmse", "bias", "pearson_r", "std_ratio")
 
@@ -55,6 +61,9 @@ def lai_held_out(timestep: float) -> tuple[SourceSpec, ...]:
     phenological year)."""
     return tuple(s for s in flux_held_out(timestep) if s.source != "bsrn-payerne")
 
+
+#: held out from ``lai`` (hourly land steps); ``lai_held_out(86400)`` for ``lai-daily``
+LAI_HELD_OUT = lai_held_out(3600)
 
 #: (source label, variable) pairs the acceptance applies to
 FLUX_VARIABLES = ("hfls", "hfss", "ts", "gpp")
@@ -145,3 +154,118 @@ def acceptance(
         name: all(rule(r) for r in records if r.get("source") != "all")
         for name, rule in rules.items()
     }
+
+
+def evaluate_flux(
+    directory: Path,
+    out_dir: Path,
+    cache: Path | None = Path("out/emulators/data"),
+    progress: bool = True,
+) -> Manifest:
+    """Held-out skill of a shipped TorchScript flux emulator at the manifest's timestep (held-out
+    sources: :func:`flux_held_out`); updates the manifest's skill."""
+    manifest = Manifest.load(directory)
+    dt = manifest.timestep_seconds
+    daily = dt >= 86_400
+    net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
+    hidden = int(manifest.recurrent_state["hidden"])
+    c_width = int(manifest.recurrent_state.get("c_width", hidden))
+    tables: dict[str, pd.DataFrame] = {}
+    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    pooled_sim: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
+    pooled_ref: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
+    for spec in flux_held_out(dt):
+        traj = simulate(spec, int(dt), progress=progress, cache=cache)
+        batch = Batch.of([traj], torch.float64)
+        with torch.no_grad():
+            out = rollout(net, batch, hidden, fields=FLUX_VARIABLES, c_width=c_width)
+        sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
+        ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
+        tables[spec.label] = skill(sim, ref, FLUX_VARIABLES)
+        for k in FLUX_VARIABLES:
+            pooled_sim[k].append(sim[k].reshape(-1))
+            pooled_ref[k].append(ref[k].reshape(-1))
+        if spec.source in ("tmy3-greensboro", "pcse-wageningen", "tmy3-sandpoint"):
+            times = traj.time[: batch.steps]
+            start = int(np.searchsorted(times, np.datetime64(f"{str(times[0])[:4]}-07-01")))
+            sl = slice(0, batch.steps) if daily else slice(start, start + 240)
+            row = int(np.nonzero(batch.tile.numpy() == 2)[0][0])  # a grassland tile
+            for var in ("hfls", "hfss"):
+                when = "daily, whole year" if daily else "July"
+                series[f"{spec.label} grassland {var} [W m-2], {when}"] = (
+                    times[sl],
+                    sim[var][sl, row],
+                    ref[var][sl, row],
+                )
+    tables["all held-out"] = skill(
+        {k: np.concatenate(v)[:, None] for k, v in pooled_sim.items()},
+        {k: np.concatenate(v)[:, None] for k, v in pooled_ref.items()},
+        FLUX_VARIABLES,
+    )
+    result = report(
+        tables,
+        series,
+        out_dir,
+        f"{manifest.name} vs reference model (held-out, free-running)",
+        ("hfls", "hfss"),
+        preamble=f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
+        "source; the emulator runs closed-loop on its own soil water and temperatures from the "
+        f"first step ({dt:g} s steps).",
+    )
+    manifest.skill = result["records"]
+    manifest.save(directory)
+    return manifest
+
+
+def evaluate_lai(
+    directory: Path,
+    out_dir: Path,
+    cache: Path | None = Path("out/emulators/data"),
+    progress: bool = True,
+    timestep: float | None = None,
+) -> Manifest:
+    """Held-out skill of the TorchScript LAI emulator in ``directory`` over free-running years
+    of reference trajectories at ``timestep`` s land steps (default: the step it was trained on,
+    :func:`lai_timestep`; held-out sources ``evaluate.lai_held_out``). The manifest's skill is
+    updated only at the trained step; the report goes to ``out_dir`` either way."""
+    manifest = Manifest.load(directory)
+    trained = lai_timestep(manifest)
+    dt = trained if timestep is None else float(timestep)
+    net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
+    tables: dict[str, pd.DataFrame] = {}
+    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    pooled: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for spec in lai_held_out(dt):
+        data = lai_training.daily([simulate(spec, int(dt), progress=progress, cache=cache)])
+        with torch.no_grad():
+            pred = lai_training.rollout(net, data).numpy()
+        ref = data.lai[1:].numpy()
+        veg = (data.vegetated > 0).numpy()
+        tables[spec.label] = skill({"lai": pred[:, veg]}, {"lai": ref[:, veg]}, ("lai",))
+        pooled[0].append(pred[:, veg].reshape(-1))
+        pooled[1].append(ref[:, veg].reshape(-1))
+        if spec.source in ("tmy3-greensboro", "pcse-wageningen"):
+            days = np.arange(1, data.days + 1)
+            for tile, label in ((1, "deciduous forest"), (3, "cropland")):
+                row = int(np.nonzero(data.tile.numpy() == tile)[0][0])
+                series[f"{spec.label} {label} LAI [m2 m-2]"] = (days, pred[:, row], ref[:, row])
+    tables["all held-out"] = skill(
+        {"lai": np.concatenate(pooled[0])[:, None]},
+        {"lai": np.concatenate(pooled[1])[:, None]},
+        ("lai",),
+    )
+    result = report(
+        tables,
+        series,
+        out_dir,
+        f"{manifest.name} vs reference model (held-out years, free-running, {dt:g} s land steps)",
+        ("lai",),
+        preamble="Vegetated tiles only (LAI of the vegetated part), daily, the emulator running "
+        "on its own LAI for the whole record from the reference LAI of the first day; the "
+        f"reference model and the daily aggregates at {dt:g} s land steps (the emulator was "
+        f"trained at {trained:g} s).",
+    )
+    if dt == trained:
+        manifest.skill = result["records"]
+        manifest.save(directory)
+    return manifest

@@ -14,23 +14,23 @@ ts and hfls are compared *after* the constraint layer (what the coupler receives
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from emulators.compiled import closure, flux_step
 from emulators.metrics import nse
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
+from emulators.training import trainer
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
+from emulators.training.trainer import Round, TrainResult, require_positive
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -88,16 +88,9 @@ class FluxTrainConfig:
             raise ValueError(
                 f"architecture: recurrent training supports 'flux_lstm', got {self.architecture!r}"
             )
-        for name in (
-            "epochs",
-            "window",
-            "windows_per_epoch",
-            "patience",
-            "threads",
-            "validation_days",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(
+            self, "epochs", "window", "windows_per_epoch", "patience", "threads", "validation_days"
+        )
         if self.timestep < 1 or (86_400 % self.timestep and self.timestep % 86_400):
             raise ValueError(
                 f"timestep must divide a day or be a multiple of it (s), got {self.timestep}"
@@ -105,28 +98,54 @@ class FluxTrainConfig:
         if not 0 < self.lr_final <= self.lr:
             raise ValueError("learning rates must satisfy 0 < lr_final <= lr")
 
+    def loop(self) -> trainer.Loop:
+        """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
+        per_epoch = self.windows_per_epoch
+        return trainer.Loop(
+            steps=self.epochs * per_epoch,
+            every=per_epoch,
+            epoch_steps=per_epoch,
+            patience=self.patience,
+            maximise=True,  # free-running NSE of LE and H
+            desc=self.artifact,
+            unit="window",
+            echo=True,
+        )
+
+    def optimiser(self) -> trainer.Optimiser:
+        return trainer.Optimiser(
+            "adam", self.lr, self.lr_final, "cosine-closed", None, self.grad_clip
+        )
+
+
+def for_timestep(config: Any, timestep: int, artifact: str, **budget: Any) -> Any:
+    """``config`` (a flux or LAI training config) for reference trajectories at ``timestep`` s:
+    the daily sources at steps of a day (else the hourly ones), the artifact directory and the
+    ``budget`` changes. A daily emulator is its hourly recipe at another timestep."""
+    daily = timestep >= 86_400
+    return dataclasses.replace(
+        config,
+        artifact=artifact,
+        timestep=timestep,
+        train=DAILY_TRAIN_SOURCES if daily else TRAIN_SOURCES,
+        validation=DAILY_VALIDATION_SOURCES if daily else VALIDATION_SOURCES,
+        **budget,
+    )
+
 
 def daily_config() -> FluxTrainConfig:
     """The training configuration of ``flux-lstm-daily`` (same architecture, 86 400 s steps):
     60-day windows, validation free-running over two years."""
-    return FluxTrainConfig(
-        artifact="flux_lstm_daily",
-        timestep=86_400,
-        train=DAILY_TRAIN_SOURCES,
-        validation=DAILY_VALIDATION_SOURCES,
+    config: FluxTrainConfig = for_timestep(
+        FluxTrainConfig(),
+        86_400,
+        "flux_lstm_daily",
         epochs=14,
         window=60,
         windows_per_epoch=45,
         validation_days=730,
     )
-
-
-@dataclass
-class TrainResult:
-    model: flux_nets.FluxLSTM
-    history: list[dict[str, float]]
-    best_epoch: int
-    data_hash: str
+    return config
 
 
 def data_hash(specs: tuple[SourceSpec, ...], timestep: int = 3600) -> str:
@@ -206,105 +225,76 @@ def validate(model: flux_nets.FluxLSTM, batch: Batch, soil: SoilConfig) -> dict[
     }
 
 
+class _Windows:
+    """The flux LSTM's loss (the module docstring): optimiser step ``k`` runs window ``k`` of every
+    row, from the row's random offset plus ``k`` windows (wrapping around the record), and carries
+    the LSTM state to the next window."""
+
+    def __init__(
+        self, model: flux_nets.FluxLSTM, batch: Batch, val: Batch, config: FluxTrainConfig
+    ) -> None:
+        self.model, self.batch, self.val, self.config = model, batch, val, config
+        self.soil = SoilConfig()
+        stats = normalisation(batch, self.soil, seed=config.seed)
+        model.inputs.set(stats["x_mean"], stats["x_std"])
+        model.outputs.set(stats["y_mean"], stats["y_std"])
+        self.scale = stats["y_std"].float()
+        chunks = batch.steps // config.window
+        self.period = chunks * config.window
+        gen = torch.Generator().manual_seed(config.seed)
+        self.rows = torch.arange(batch.rows)
+        self.offsets = torch.randint(0, chunks, (batch.rows,), generator=gen) * config.window
+        self.h = torch.zeros(batch.rows, model.hidden)
+        self.c = torch.zeros(batch.rows, model.hidden)
+
+    def loss(self, step: int) -> Tensor:
+        batch, w, r = self.batch, self.config.window, self.rows
+        t_start = (self.offsets + step * w) % self.period
+        wv = batch.state["w"][t_start, r]
+        ts = batch.state["ts"][t_start, r]
+        tsoil = batch.state["tsoil"][t_start, r]
+        h, c = self.h, self.c
+        loss = torch.zeros(())
+        for j in range(w):
+            t = t_start + j
+            inp = batch.row_inputs(t, wv, ts, tsoil)
+            closed, y, h, c = flux_step.step(self.model, inp, h, c, self.soil, batch.dt)
+            loss = loss + _loss(closed, y, _targets(batch, t), self.scale)
+            wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
+        self.h, self.c = h.detach(), c.detach()
+        return loss / w
+
+    def validate(self, done: Round) -> tuple[float, dict[str, float]]:
+        scores = validate(self.model, self.val, self.soil)
+        running = done.losses[0]  # exponential moving average over the epoch's windows
+        for value in done.losses[1:]:
+            running = 0.9 * running + 0.1 * value
+        record = {"epoch": done.epoch, "train_loss": running, **scores}
+        return 0.5 * (scores["nse_hfls"] + scores["nse_hfss"]), record
+
+
 def train(
     config: FluxTrainConfig,
     cache: Path | None = None,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    soil = SoilConfig()
+    trainer.seed(config.seed, config.threads)
     dt = config.timestep
     trajs = [simulate(s, dt, progress=progress, cache=cache) for s in config.train]
-    batch = Batch.of(trajs, torch.float32, soil)
+    batch = Batch.of(trajs, torch.float32, SoilConfig())
     val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
     val = _truncate(val, config.validation_days * int(86_400 // val.dt))
     model = registry.build(config.architecture, config.options)
     if not isinstance(model, flux_nets.FluxLSTM):
         raise TypeError("flux training needs a FluxLSTM")
-    stats = normalisation(batch, soil, seed=config.seed)
-    model.inputs.set(stats["x_mean"], stats["x_std"])
-    model.outputs.set(stats["y_mean"], stats["y_std"])
-    scale = stats["y_std"].float()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    w = config.window
-    chunks = batch.steps // w
-    period = chunks * w
-    per_epoch = config.windows_per_epoch  # windows wrap around the record (offsets mod period)
-    total = config.epochs * per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda k: (
-            (config.lr_final / config.lr)
-            + (1 - config.lr_final / config.lr)
-            * 0.5
-            * (1 + math.cos(math.pi * min(k, total) / total))
-        ),
-    )
-    gen = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    best, best_epoch, best_state = -math.inf, -1, copy.deepcopy(model.state_dict())
-    r = torch.arange(batch.rows)
-    offsets = torch.randint(0, chunks, (batch.rows,), generator=gen) * w
-    h = torch.zeros(batch.rows, model.hidden)
-    c = torch.zeros(batch.rows, model.hidden)
-    k_global = 0
-    for epoch in range(config.epochs):
-        running = 0.0
-        bar = tqdm(
-            range(per_epoch),
-            desc=f"{config.artifact} epoch {epoch + 1}/{config.epochs}",
-            unit="window",
-            disable=not progress,
-        )
-        for k in bar:
-            t_start = (offsets + k_global * w) % period
-            k_global += 1
-            wv = batch.state["w"][t_start, r]
-            ts = batch.state["ts"][t_start, r]
-            tsoil = batch.state["tsoil"][t_start, r]
-            loss = torch.zeros(())
-            for j in range(w):
-                t = t_start + j
-                inp = batch.row_inputs(t, wv, ts, tsoil)
-                closed, y, h, c = flux_step.step(model, inp, h, c, soil, batch.dt)
-                loss = loss + _loss(closed, y, _targets(batch, t), scale)
-                wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
-            loss = loss / w
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            sched.step()
-            h, c = h.detach(), c.detach()
-            running = 0.9 * running + 0.1 * loss.item() if k else loss.item()
-            bar.set_postfix(loss=f"{running:.4f}")
-        scores = validate(model, val, soil)
-        score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
-        history.append({"epoch": epoch + 1, "train_loss": running, **scores})
-        log.info("epoch %d: loss %.4f, validation %s", epoch + 1, running, scores)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {running:.4f} validation {scores}")
-        if checkpoint_dir is not None:
-            checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "history": history,
-                },
-                checkpoint_dir / f"{config.artifact}-last.pt",
-            )
-        if score > best:
-            best, best_epoch, best_state = score, epoch + 1, copy.deepcopy(model.state_dict())
-        elif epoch + 1 - best_epoch >= config.patience:
-            log.info("early stopping after epoch %d (best %d)", epoch + 1, best_epoch)
-            break
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(model, history, best_epoch, data_hash(config.train, config.timestep))
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = trainer.Checkpoints(checkpoint_dir / f"{config.artifact}-last.pt")
+    problem = _Windows(model, batch, val, config)
+    result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
+    result.data_hash = data_hash(config.train, config.timestep)
+    return result
 
 
 def _truncate(batch: Batch, steps: int) -> Batch:

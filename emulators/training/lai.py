@@ -13,30 +13,23 @@ where every step is a day (``tas_max`` is then the day's mean, as the backend se
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from emulators import landstep, physics
 from emulators.compiled.lai_step import lai_features
 from emulators.nets import lai as lai_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
+from emulators.training import trainer
 from emulators.training.data import SourceSpec, Trajectory, simulate
-from emulators.training.flux import (
-    DAILY_TRAIN_SOURCES,
-    DAILY_VALIDATION_SOURCES,
-    TRAIN_SOURCES,
-    VALIDATION_SOURCES,
-    data_hash,
-)
+from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, data_hash, for_timestep
+from emulators.training.trainer import Round, TrainResult, require_positive
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -175,13 +168,24 @@ class LAITrainConfig:
     def __post_init__(self) -> None:
         if self.architecture != "lai":
             raise ValueError(f"architecture: must be 'lai', got {self.architecture!r}")
-        for name in ("epochs", "window", "sample", "eval_every", "patience", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "epochs", "window", "sample", "eval_every", "patience", "threads")
         if self.timestep < 1 or 86_400 % self.timestep:
             raise ValueError(f"timestep must divide a day (s), got {self.timestep}")
         if not 0 < self.lr_final <= self.lr:
             raise ValueError("learning rates must satisfy 0 < lr_final <= lr")
+
+    def loop(self) -> trainer.Loop:
+        """``epochs`` single steps (iterations), validated every ``eval_every``."""
+        return trainer.Loop(
+            steps=self.epochs,
+            every=self.eval_every,
+            patience=self.patience,
+            desc=self.artifact,
+            unit="epoch",
+        )
+
+    def optimiser(self) -> trainer.Optimiser:
+        return trainer.Optimiser("adam", self.lr, self.lr_final, grad_clip=1.0)
 
 
 def daily_config() -> LAITrainConfig:
@@ -190,76 +194,58 @@ def daily_config() -> LAITrainConfig:
     (``flux.DAILY_TRAIN_SOURCES``; early stopping on ``flux.DAILY_VALIDATION_SOURCES``). More
     epochs than ``lai``: a 1000-epoch run was still improving at its end (validation RMSE 0.224
     at 825, 0.222 at 925), and an epoch takes ~0.13 s on one core."""
-    return LAITrainConfig(
-        artifact="lai_daily",
-        timestep=86_400,
-        train=DAILY_TRAIN_SOURCES,
-        validation=DAILY_VALIDATION_SOURCES,
-        epochs=2500,
-        patience=400,
-    )
+    config: LAITrainConfig = for_timestep(LAITrainConfig(), 86_400, "lai_daily", epochs=2500)
+    return config
 
 
-@dataclass
-class LAITrainResult:
-    model: lai_nets.LAIEmulator
-    history: list[dict[str, float]]
-    best_epoch: int
-    data_hash: str
+class _Rollouts:
+    """The LAI emulator's loss: a ``window``-day free-running rollout from a random day plus the
+    one-day (teacher-forced) error on ``sample`` random (day, row) pairs."""
+
+    def __init__(
+        self, model: lai_nets.LAIEmulator, data: Daily, val: Daily, config: LAITrainConfig
+    ) -> None:
+        self.model, self.data, self.val, self.config = model, data, val, config
+        flat = data.x.reshape(-1, data.x.shape[-1]).double()
+        std = flat.std(0)
+        model.inputs.set(flat.mean(0), torch.where(std > 1e-8, std, torch.ones_like(std)))
+        dl = (data.lai[1:] - data.lai[:-1]).reshape(-1).double()
+        model.outputs.set(torch.zeros(1), dl.std().clamp_min(1e-6).reshape(1))
+        self.gen = torch.Generator().manual_seed(config.seed)
+
+    def loss(self, step: int) -> Tensor:
+        data, model, window, gen = self.data, self.model, self.config.window, self.gen
+        start = int(torch.randint(0, data.days - window, (1,), generator=gen))
+        pred = rollout(model, data, start, window)
+        loss = ((pred - data.lai[start + 1 : start + 1 + window]) ** 2).mean()
+        # plus the one-day (teacher-forced) error on a random sample of all days and rows
+        d = torch.randint(0, data.days, (self.config.sample,), generator=gen)
+        r = torch.randint(0, data.x.shape[1], (self.config.sample,), generator=gen)
+        one_day = (
+            torch.minimum(
+                (data.lai[d, r] + model(data.x[d, r])[:, 0]).clamp_min(0.0), data.lai_max[r]
+            )
+            * data.vegetated[r]
+        )
+        return loss + ((one_day - data.lai[d + 1, r]) ** 2).mean()
+
+    def validate(self, done: Round) -> tuple[float, dict[str, float]]:
+        with torch.no_grad():
+            v = rollout(self.model, self.val)
+            veg = self.val.vegetated > 0
+            rmse = float(((v - self.val.lai[1:])[:, veg] ** 2).mean().sqrt())
+        return rmse, {"epoch": done.step, "train_loss": done.losses[-1], "val_rmse_veg": rmse}
 
 
-def train(
-    config: LAITrainConfig, cache: Path | None = None, progress: bool = True
-) -> LAITrainResult:
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+def train(config: LAITrainConfig, cache: Path | None = None, progress: bool = True) -> TrainResult:
+    trainer.seed(config.seed, config.threads)
     dt = config.timestep
     data = daily([simulate(s, dt, progress=progress, cache=cache) for s in config.train])
     val = daily([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
     model = registry.build(config.architecture, config.options)
     if not isinstance(model, lai_nets.LAIEmulator):
         raise TypeError("lai training needs an LAIEmulator")
-    flat = data.x.reshape(-1, data.x.shape[-1]).double()
-    std = flat.std(0)
-    model.inputs.set(flat.mean(0), torch.where(std > 1e-8, std, torch.ones_like(std)))
-    dl = (data.lai[1:] - data.lai[:-1]).reshape(-1).double()
-    model.outputs.set(torch.zeros(1), dl.std().clamp_min(1e-6).reshape(1))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs, config.lr_final)
-    gen = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    best, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
-    bar = tqdm(range(config.epochs), desc=config.artifact, unit="epoch", disable=not progress)
-    for epoch in bar:
-        start = int(torch.randint(0, data.days - config.window, (1,), generator=gen))
-        pred = rollout(model, data, start, config.window)
-        loss = ((pred - data.lai[start + 1 : start + 1 + config.window]) ** 2).mean()
-        # plus the one-day (teacher-forced) error on a random sample of all days and rows
-        d = torch.randint(0, data.days, (config.sample,), generator=gen)
-        r = torch.randint(0, data.x.shape[1], (config.sample,), generator=gen)
-        step = (
-            torch.minimum(
-                (data.lai[d, r] + model(data.x[d, r])[:, 0]).clamp_min(0.0), data.lai_max[r]
-            )
-            * data.vegetated[r]
-        )
-        loss = loss + ((step - data.lai[d + 1, r]) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
-            with torch.no_grad():
-                v = rollout(model, val)
-                veg = val.vegetated > 0
-                rmse = float(((v - val.lai[1:])[:, veg] ** 2).mean().sqrt())
-            history.append({"epoch": epoch + 1, "train_loss": loss.item(), "val_rmse_veg": rmse})
-            bar.set_postfix(loss=f"{loss.item():.4f}", val_rmse=f"{rmse:.3f}")
-            if rmse < best:
-                best, best_epoch, best_state = rmse, epoch + 1, copy.deepcopy(model.state_dict())
-            elif epoch + 1 - best_epoch >= config.patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    return LAITrainResult(model, history, best_epoch, data_hash(config.train, dt))
+    problem = _Rollouts(model, data, val, config)
+    result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
+    result.data_hash = data_hash(config.train, dt)
+    return result

@@ -14,26 +14,22 @@ cores); the evaluation runs it closed-loop like every flux emulator.
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from emulators import metrics, physics
 from emulators.compiled import closure, flux_step
-from emulators.manifest import Manifest
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
-from emulators.training import evaluate as ev
+from emulators.training import trainer
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, _truncate, data_hash
+from emulators.training.trainer import Round, TrainResult, require_positive
 
 Tensor = torch.Tensor
 ENERGY_WEIGHT = 0.3  # Trans-LAI λ_energy
@@ -55,9 +51,22 @@ class TransformerTrainConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch", "validate_every", "validation_days", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(
+            self, "iterations", "batch", "validate_every", "validation_days", "threads"
+        )
+
+    def loop(self) -> trainer.Loop:
+        """``iterations`` steps, validated every ``validate_every``; no early stopping."""
+        return trainer.Loop(
+            steps=self.iterations,
+            every=self.validate_every,
+            maximise=True,  # free-running NSE of LE and H
+            desc="flux_transformer",
+            unit="batch",
+        )
+
+    def optimiser(self) -> trainer.Optimiser:
+        return trainer.Optimiser("adamw", self.lr, self.lr_final, grad_clip=1.0)
 
 
 def _inputs_at(batch: Batch, t: Tensor, r: Tensor) -> flux_step.RowInputs:
@@ -130,35 +139,30 @@ def _targets_at(batch: Batch, t: Tensor, r: Tensor) -> dict[str, Tensor]:
     }
 
 
-def train(
-    config: TransformerTrainConfig, cache: Path | None = None, progress: bool = True
-) -> tuple[flux_nets.FluxTransformer, list[dict[str, float]], str]:
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    soil = SoilConfig()
-    batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
-    val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
-    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
-    net = registry.build("flux_transformer", config.options)
-    if not isinstance(net, flux_nets.FluxTransformer):
-        raise TypeError("flux_transformer must build a FluxTransformer")
-    w = net.window
-    gen = torch.Generator().manual_seed(config.seed)
-    stats = _statistics(batch, w, soil, gen)
-    net.inputs.set(stats["x_mean"], stats["x_std"])
-    net.outputs.set(stats["y_mean"], stats["y_std"])
-    scale = stats["y_std"].float()
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.iterations, config.lr_final)
-    history: list[dict[str, float]] = []
-    best, best_state = -math.inf, copy.deepcopy(net.state_dict())
-    bar = tqdm(
-        range(config.iterations), desc="flux_transformer", unit="batch", disable=not progress
-    )
-    for it in bar:
-        t_end = torch.randint(w, batch.steps - 1, (config.batch,), generator=gen)
-        r = torch.randint(0, batch.rows, (config.batch,), generator=gen)
-        s = _sample(batch, t_end, r, w, soil)
+class _Samples:
+    """The Transformer's loss (the module docstring) on ``batch`` random (row, time) windows."""
+
+    def __init__(
+        self,
+        net: flux_nets.FluxTransformer,
+        batch: Batch,
+        val: Batch,
+        config: TransformerTrainConfig,
+    ) -> None:
+        self.model, self.batch, self.val, self.config = net, batch, val, config
+        self.soil = SoilConfig()
+        self.gen = torch.Generator().manual_seed(config.seed)
+        stats = _statistics(batch, net.window, self.soil, self.gen)
+        net.inputs.set(stats["x_mean"], stats["x_std"])
+        net.outputs.set(stats["y_mean"], stats["y_std"])
+        self.scale = stats["y_std"].float()
+        self.penalties = (torch.zeros(()), torch.zeros(()))
+
+    def loss(self, step: int) -> Tensor:
+        batch, net, scale, w = self.batch, self.model, self.scale, self.model.window
+        t_end = torch.randint(w, batch.steps - 1, (self.config.batch,), generator=self.gen)
+        r = torch.randint(0, batch.rows, (self.config.batch,), generator=self.gen)
+        s = _sample(batch, t_end, r, w, self.soil)
         tg = _targets_at(batch, t_end, r)
         y = net(s["window"])
         mse = torch.stack(
@@ -184,111 +188,44 @@ def train(
         evap = y[:, 2] / physics.latent_heat_vaporisation(tas)
         runoff = batch.outputs["mrro"][t_end, r]
         water = (y[:, 6] - (inp.forcing["pr"] - evap - runoff) * batch.dt) / scale[6]
-        loss = mse + ENERGY_WEIGHT * energy.abs().mean() + WATER_WEIGHT * water.abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if it % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", energy=f"{energy.abs().mean().item():.3f}")
-        if (it + 1) % config.validate_every == 0 or it + 1 == config.iterations:
-            step = flux_nets.FluxTransformerStep(net).eval()
-            with torch.no_grad():
-                out = rollout(step, val, step.hidden, soil, fields=("hfls", "hfss"), c_width=1)
-            step.train()
-            scores = {
-                k: float(metrics.nse(out[k].double().numpy(), val.outputs[k].double().numpy()))
-                for k in ("hfls", "hfss")
-            }
-            history.append(
-                {
-                    "iteration": it + 1,
-                    "loss": loss.item(),
-                    "energy_penalty": energy.abs().mean().item(),
-                    "water_penalty": water.abs().mean().item(),
-                    **{f"nse_{k}": v for k, v in scores.items()},
-                }
+        self.penalties = (energy.detach(), water.detach())
+        return mse + ENERGY_WEIGHT * energy.abs().mean() + WATER_WEIGHT * water.abs().mean()
+
+    def validate(self, done: Round) -> tuple[float, dict[str, float]]:
+        step = flux_nets.FluxTransformerStep(self.model).eval()
+        with torch.no_grad():
+            out = rollout(
+                step, self.val, step.hidden, self.soil, fields=("hfls", "hfss"), c_width=1
             )
-            score = 0.5 * (scores["hfls"] + scores["hfss"])
-            if score > best:
-                best, best_state = score, copy.deepcopy(net.state_dict())
-            net.train()
-    net.load_state_dict(best_state)
-    return net.eval(), history, data_hash(config.train)
+        step.train()
+        scores = {
+            k: float(metrics.nse(out[k].double().numpy(), self.val.outputs[k].double().numpy()))
+            for k in ("hfls", "hfss")
+        }
+        energy, water = self.penalties
+        record = {
+            "iteration": done.step,
+            "loss": done.losses[-1],
+            "energy_penalty": energy.abs().mean().item(),
+            "water_penalty": water.abs().mean().item(),
+            **{f"nse_{k}": v for k, v in scores.items()},
+        }
+        return 0.5 * (scores["hfls"] + scores["hfss"]), record
 
 
-def train_flux_transformer(
-    artifacts: Path | None = None,
-    work: Path = Path("out/emulators"),
-    config: TransformerTrainConfig | None = None,
-    progress: bool = True,
-    compile_aoti: bool = True,
-    evaluate: bool = True,
-    seed: int | None = None,
-    epochs: int | None = None,
-) -> Manifest:
-    """``epochs`` (CLI) sets the number of training iterations in thousands."""
-    from emulators.training.pipeline import ARTIFACTS, _override, evaluate_flux, export_flux
-
-    artifacts = artifacts or ARTIFACTS
-    config = _override(
-        config or TransformerTrainConfig(),
-        seed=seed,
-        iterations=None if epochs is None else 1000 * epochs,
-    )
-    t0 = time.perf_counter()
-    net, history, hash_ = train(config, cache=work / "data", progress=progress)
-    seconds = time.perf_counter() - t0
-    step = flux_nets.FluxTransformerStep(net).eval()
-    cfg = registry.config("flux_transformer", config.options)
-    training = {
-        "command": "landcoupler emulators train flux-transformer",
-        "data_hash": hash_,
-        "sources": [asdict(s) for s in config.train],
-        "validation": [asdict(s) for s in config.validation],
-        "held_out": [asdict(s) for s in ev.FLUX_HELD_OUT],
-        "config": asdict(config),
-        "loss": "MSE + 0.3|energy residual| + 0.2|water residual| (raw outputs, Trans-LAI)",
-        "history": history,
-        "seconds": round(seconds, 1),
-        "threads": config.threads,
-        "torch": torch.__version__,
-    }
-    export_flux(
-        step,
-        artifacts / "flux_transformer",
-        name="flux-transformer",
-        architecture="flux_transformer",
-        config=asdict(cfg),  # type: ignore[call-overload]
-        inputs=net.inputs,
-        outputs=net.outputs,
-        state={
-            "hidden": step.hidden,
-            "c_width": 1,
-            "h": f"normalised features of the previous {net.window - 1} steps",
-            "c": "unused",
-        },
-        training=training,
-        compile_aoti=compile_aoti,
-    )
-    manifest = Manifest.load(artifacts / "flux_transformer")
-    if evaluate:
-        manifest = evaluate_flux(
-            artifacts / "flux_transformer",
-            work / "report-flux-transformer",
-            work / "data",
-            progress,
-        )
-    return manifest
-
-
-def evaluate_flux_transformer(
-    artifacts: Path | None = None,
-    out_dir: Path = Path("out/emulators/report-flux-transformer"),
-    cache: Path | None = Path("out/emulators/data"),
-    progress: bool = True,
-) -> Manifest:
-    from emulators.training.pipeline import ARTIFACTS, evaluate_flux
-
-    return evaluate_flux((artifacts or ARTIFACTS) / "flux_transformer", out_dir, cache, progress)
+def train(
+    config: TransformerTrainConfig, cache: Path | None = None, progress: bool = True
+) -> TrainResult:
+    """Train ``flux_transformer``; the result's ``model`` is the network itself (served through
+    ``FluxTransformerStep``)."""
+    trainer.seed(config.seed, config.threads)
+    batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
+    val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
+    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    net = registry.build("flux_transformer", config.options)
+    if not isinstance(net, flux_nets.FluxTransformer):
+        raise TypeError("flux_transformer must build a FluxTransformer")
+    problem = _Samples(net, batch, val, config)
+    result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
+    result.data_hash = data_hash(config.train)
+    return result

@@ -20,7 +20,7 @@ from emulators.compiled.lai_step import LAI_FEATURES
 from emulators.manifest import Manifest, ManifestError
 from emulators.nets import registry
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep
-from emulators.training.pipeline import ARTIFACTS
+from emulators.recipes import ARTIFACTS
 
 RTOL = 1e-5
 EMULATORS = {

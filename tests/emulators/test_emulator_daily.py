@@ -18,7 +18,7 @@ from emulators import parameters as P
 from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.manifest import Manifest
 from emulators.protocol import StepClock
-from emulators.training.pipeline import ARTIFACTS
+from emulators.recipes import ARTIFACTS
 
 DAY = 86_400
 OUTPUTS = ("hfls", "hfss", "hfdsl", "rns", "evspsbl", "mrro", "mrso", "lai")

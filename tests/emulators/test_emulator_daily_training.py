@@ -1,4 +1,4 @@
-"""The flux-emulator pipeline at daily steps: configuration, honest hour features, a daily
+"""The flux-emulator recipe at daily steps: configuration, honest hour features, a daily
 trajectory from the reference model, and an export whose manifest records the timestep."""
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from emulators.compiled.features import FLUX_FEATURES, step_local_hour
 from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxLSTM
+from emulators.recipes import get
 from emulators.reference.soil import SoilConfig
-from emulators.suite import entry
 from emulators.training import evaluate as ev
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux import FluxTrainConfig, daily_config
-from emulators.training.pipeline import export_flux_lstm
 
 HOUR_COLUMNS = [i for i, f in enumerate(FLUX_FEATURES) if f.name in ("hour_sin", "hour_cos")]
 
@@ -34,7 +33,8 @@ def test_daily_config_trains_at_86400_s_on_sources_disjoint_from_the_held_out() 
         {s.seed for s in ev.flux_held_out(86_400) if s.source == "synthetic"}
     )
     assert ev.flux_held_out(3600) == ev.FLUX_HELD_OUT
-    assert entry("flux-lstm-daily").artifact_dir == "flux_lstm_daily"
+    assert get("flux-lstm-daily").artifact == "flux_lstm_daily"
+    assert get("flux-lstm-daily").config() == cfg
     with pytest.raises(ValueError, match="timestep must divide a day"):
         dataclasses.replace(cfg, timestep=7000)
 
@@ -62,9 +62,7 @@ def test_export_records_the_training_timestep(tmp_path: Path) -> None:
     assert isinstance(model, FluxLSTM)
     directory = tmp_path / "flux_lstm_daily"
     training = {"command": "landcoupler emulators train flux-lstm-daily", "data_hash": "0" * 16}
-    export_flux_lstm(
-        model, directory, training, compile_aoti=False, name="flux-lstm-daily", timestep=86_400
-    )
+    get("flux-lstm-daily").export_model(model, directory, training, compile_aoti=False)
     m = Manifest.load(directory)
     assert m.timestep_seconds == 86_400.0 and m.name == "flux-lstm-daily"
     assert "constant zeros" in m.notes

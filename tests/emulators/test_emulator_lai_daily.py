@@ -17,12 +17,11 @@ from emulators.compiled.lai_step import LAI_FEATURES, lai_timestep
 from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.protocol import LandState, LandStatic, StepClock
-from emulators.suite import entry
+from emulators.recipes import ARTIFACTS, get
 from emulators.training import evaluate as ev
 from emulators.training import flux
 from emulators.training import lai as lai_training
 from emulators.training.data import SourceSpec, simulate
-from emulators.training.lai_pipeline import ARTIFACTS, LAI_HELD_OUT, export_lai
 
 DAY = 86_400
 COLUMN = {f.name: i for i, f in enumerate(LAI_FEATURES)}
@@ -42,11 +41,10 @@ def test_daily_config_uses_the_daily_flux_sources_and_is_disjoint_from_the_held_
     assert {s.source for s in held} >= {"synthetic", "tmy3-greensboro", "pcse-wageningen"}
     assert "bsrn-payerne" not in {s.source for s in held}
     assert not {s.key() for s in held} & {s.key() for s in (*cfg.train, *cfg.validation)}
-    assert ev.lai_held_out(3600) == LAI_HELD_OUT
+    assert ev.lai_held_out(3600) == ev.LAI_HELD_OUT
     assert lai_training.LAITrainConfig().timestep == 3600
-    assert (
-        entry("lai-daily").artifact_dir == "lai_daily" and entry("lai-daily").architecture == "lai"
-    )
+    assert get("lai-daily").artifact == "lai_daily" and get("lai-daily").architecture == "lai"
+    assert get("lai-daily").config() == cfg
     with pytest.raises(ValueError, match="timestep must divide a day"):
         dataclasses.replace(cfg, timestep=7000)
     with pytest.raises(ValueError, match="epochs must be >= 1"):
@@ -74,7 +72,7 @@ def test_export_records_the_land_timestep(tmp_path: Path) -> None:
     cfg = lai_training.daily_config()
     training = {"command": "landcoupler emulators train lai-daily", "data_hash": "0" * 16,
                 "config": dataclasses.asdict(cfg)}  # fmt: skip
-    m = export_lai(model, directory, training, compile_aoti=False, name="lai-daily", timestep=DAY)
+    m = get("lai-daily").export_model(model, directory, training, compile_aoti=False)
     assert m.name == "lai-daily" and m.timestep_seconds == DAY and "86400 s land steps" in m.notes
     assert (directory / "lai_daily.ts").exists() and m.export_checks["onnx"] <= 1e-5
     assert lai_timestep(Manifest.load(directory)) == DAY

@@ -15,12 +15,13 @@ from emulators.lulc import export as lulc_export
 from emulators.lulc import features
 from emulators.lulc.conservation import aggregation_error
 from emulators.lulc.generator import GeneratorConfig, coarsen, generate
-from emulators.lulc.pipeline import ARTIFACTS, SUBDIR, load_eager
 from emulators.lulc.report import acceptance, score
 from emulators.lulc.unet import LulcUNet
 from emulators.manifest import Manifest, ManifestError
-from emulators.suite import entry
+from emulators.recipes import ARTIFACTS, get
 
+RECIPE = get("lulc-unet")
+SUBDIR = RECIPE.artifact
 DIR = ARTIFACTS / SUBDIR
 
 
@@ -31,7 +32,9 @@ def manifest() -> Manifest:
 
 @pytest.fixture(scope="module")
 def eager(manifest: Manifest) -> LulcUNet:
-    return load_eager(DIR, manifest)[0]
+    model = RECIPE.eager(DIR, manifest)
+    assert isinstance(model, LulcUNet)
+    return model
 
 
 def test_manifest_describes_the_artifact(manifest: Manifest, eager: LulcUNet) -> None:
@@ -55,10 +58,9 @@ def test_manifest_describes_the_artifact(manifest: Manifest, eager: LulcUNet) ->
     assert total < 8 * 2**20  # small enough to commit
 
 
-def test_the_suite_knows_lulc_unet() -> None:
-    e = entry("lulc-unet")
+def test_the_recipes_know_lulc_unet() -> None:
     for action in ("train", "export", "evaluate"):
-        assert callable(e.function(action))
+        assert callable(getattr(RECIPE, action))
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx", "aoti"])
@@ -133,9 +135,9 @@ def test_a_foreign_manifest_is_refused(tmp_path: Path, manifest: Manifest) -> No
     other.architecture = "flux_lstm"
     other.save(tmp_path / SUBDIR)
     with pytest.raises(ManifestError, match="architecture"):
-        load_eager(tmp_path / SUBDIR)
+        RECIPE.eager(tmp_path / SUBDIR)
     ts = tmp_path / SUBDIR / manifest.artifacts["torchscript"]["file"]
     ts.write_bytes(ts.read_bytes()[:-10] + b"0123456789")
     manifest.save(tmp_path / SUBDIR)
     with pytest.raises(ManifestError, match="sha256"):
-        load_eager(tmp_path / SUBDIR)
+        RECIPE.eager(tmp_path / SUBDIR)

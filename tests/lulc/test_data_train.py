@@ -10,6 +10,7 @@ from emulators.lulc import data as lulc_data
 from emulators.lulc.generator import GeneratorConfig, generate
 from emulators.lulc.train import TrainConfig, cross_entropy, train
 from emulators.lulc.unet import LulcUNetConfig
+from emulators.training.trainer import weights_digest
 
 CFG = lulc_data.DataConfig(train_seeds=(0,), val_seed=100, test_seed=200)
 
@@ -87,6 +88,9 @@ def test_training_is_seeded_checkpoints_and_improves(small: lulc_data.LulcData, 
     b = train(small, model_cfg, cfg, None, progress=False)
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # the same weights as the training loop before the recipes' one trainer (main @ 23dc844;
+    # torch 2.13 CPU, one thread: see tests/emulators/test_recipes.py)
+    assert weights_digest(a.model) == "29c8f1a899ec0d42"
     assert len(a.history) == 2 and a.best_epoch in (1, 2)
     assert (tmp_path / "a" / "last.pt").exists() and (tmp_path / "a" / "best.pt").exists()
     ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
