@@ -170,3 +170,12 @@ def test_importing_the_client_loads_neither_torch_nor_the_core() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_test_folders_mirror_the_packages() -> None:
+    """tests/coupler/X and tests/emulators/Y test the packages coupler/X and emulators/Y."""
+    for top in ("coupler", "emulators"):
+        for folder in (ROOT / "tests" / top).rglob("*"):
+            if folder.is_dir() and folder.name != "__pycache__":
+                package = ROOT / folder.relative_to(ROOT / "tests")
+                assert (package / "__init__.py").is_file(), f"{folder}: no package {package}"

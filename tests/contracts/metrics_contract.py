@@ -20,12 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from core.conftest import START, config, forcing
 
 from coupler.assimilation import configio
 from coupler.core.manager import SessionManager
 from coupler.core.telemetry import CORE_OUTCOMES, CORE_PHASES, MetricsSink
 from coupler.spec import ObservationBatch
+from tests.coupler.core.conftest import START, config, forcing
 
 #: the Protocol's methods (what the core may call)
 PROTOCOL_METHODS = frozenset(

@@ -19,7 +19,7 @@ from coupler.errors import FailedPrecondition, InvalidArgument, NotFound
 from .conftest import assert_replies_identical, assert_unchanged, config, forcing, snapshot
 
 N = 5
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _uninterrupted(steps: int = 10) -> list[dict[str, np.ndarray]]:
@@ -151,7 +151,7 @@ def test_checkpoint_written_by_another_process(tmp_path: Path) -> None:
     url = str(tmp_path / "other-process.ckpt")
     script = textwrap.dedent(f"""
         from coupler.core.manager import SessionManager
-        from tests.core.conftest import config, forcing
+        from tests.coupler.core.conftest import config, forcing
         m = SessionManager()
         s = m.open(config({N}, members=2, output_spread=True), "alice")
         for i in range(5):

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from contracts.backend_contract import contract_daily_forcing, contract_forcing, contract_static
 
 from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig, TimestepError
 from emulators.compiled.lai_step import LAI_FEATURES, lai_timestep
@@ -22,6 +21,11 @@ from emulators.training import evaluate as ev
 from emulators.training import flux
 from emulators.training import lai as lai_training
 from emulators.training.data import SourceSpec, simulate
+from tests.contracts.backend_contract import (
+    contract_daily_forcing,
+    contract_forcing,
+    contract_static,
+)
 
 DAY = 86_400
 COLUMN = {f.name: i for i, f in enumerate(LAI_FEATURES)}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from contracts.backend_contract import contract_forcing, contract_static
 
 from coupler.core import registry
 from emulators import metrics
@@ -21,6 +20,7 @@ from emulators.export import relative_error
 from emulators.protocol import LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS, REQUIRED_FORCING
+from tests.contracts.backend_contract import contract_forcing, contract_static
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from contracts.backend_contract import contract_daily_forcing, contract_static
 
 from coupler.client import CouplerClient, CouplerRpcError
 from coupler.wire.server import ServerConfig, Service, start_service
@@ -19,6 +18,7 @@ from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.manifest import Manifest
 from emulators.protocol import StepClock
 from emulators.recipes import ARTIFACTS
+from tests.contracts.backend_contract import contract_daily_forcing, contract_static
 
 DAY = 86_400
 OUTPUTS = ("hfls", "hfss", "hfdsl", "rns", "evspsbl", "mrro", "mrso", "lai")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from contracts.backend_contract import contract_forcing, contract_static
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from emulators.compiled import closure, tiles
 from emulators.constraints import energy_residual, water_residual
 from emulators.protocol import StepClock
 from emulators.reference import ReferenceBackend, SoilConfig
+from tests.contracts.backend_contract import contract_forcing, contract_static
 
 SOIL = SoilConfig()
 

@@ -27,7 +27,7 @@ def test_every_shipped_emulator_has_a_recipe() -> None:
         recipe = get(name)
         assert isinstance(recipe, Recipe) and recipe.name == name
         assert recipe.artifact == name.replace("-", "_")
-        assert (Path(__file__).parents[2] / "emulators/artifacts" / recipe.artifact).is_dir()
+        assert (Path(__file__).parents[3] / "emulators/artifacts" / recipe.artifact).is_dir()
 
 
 def test_a_daily_variant_is_the_same_recipe_at_another_timestep() -> None:
@@ -161,7 +161,7 @@ def test_the_documented_example_adds_and_trains_a_recipe(
     from emulators.recipes import registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # registered for this test
-    example = runpy.run_path(str(Path(__file__).parents[2] / "examples/add_recipe.py"))
+    example = runpy.run_path(str(Path(__file__).parents[3] / "examples/add_recipe.py"))
     example["main"](tmp_path)
     manifest = Manifest.load(tmp_path / "artifacts" / "lai_wide")
     assert manifest.name == "lai-wide" and manifest.config["hidden"] == 128
