@@ -96,14 +96,12 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
 class ZarrRecorder:
     """A :class:`Recorder` writing a v2 record at an fsspec URL (see the module docstring).
 
-    The time chunk holds ``config.record_options.chunk_bytes`` of each field unless
-    ``chunk_steps`` overrides it; either is capped so that the chunk buffer (every field of a
-    chunk) stays within ``max_buffer_bytes``; ``queue_size`` (steps) is capped likewise by
-    ``max_queue_bytes``. The effective chunk length is the ``chunk_steps`` attribute.
-    ``start`` (a serialised checkpoint, ``coupler.core.checkpoint.to_bytes``) is stored as
+    A time chunk holds ``record_options.chunk_bytes`` of a field unless ``chunk_steps``
+    overrides it; either is capped so that one chunk of every field fits ``max_buffer_bytes``
+    (the effective length is the ``chunk_steps`` attribute); ``queue_size`` (steps) is capped by
+    ``max_queue_bytes``. ``start`` (``checkpoint.to_bytes``) is stored as
     ``starts/<start_index>``. ``start_index`` > 0 continues an existing v2 record (a resumed
-    session) with its own chunking: rows from ``start_index`` on are discarded and the partial
-    chunk before it is reloaded.
+    session): rows from ``start_index`` on are dropped and the partial chunk before it reloaded.
     """
 
     _time_array: zarr.Array
@@ -124,11 +122,7 @@ class ZarrRecorder:
         metrics: ServiceMetrics | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if (
-            (chunk_steps is not None and chunk_steps < 1)
-            or queue_size < 1
-            or (cell_chunk is not None and cell_chunk < 1)
-        ):
+        if min(queue_size, *(v for v in (chunk_steps, cell_chunk) if v is not None)) < 1:
             raise ValueError("chunk_steps, queue_size and cell_chunk must be >= 1")
         self.url = url
         self._cfg = config
@@ -159,6 +153,7 @@ class ZarrRecorder:
         self._buffer: dict[str, np.ndarray] = {}
         self._buffer_chunk = -1
         self._buffer_rows = 0  # rows [0, _buffer_rows) of the buffer chunk are filled
+        self._dirty = False  # the buffer holds rows not written yet
         self._complete = start_index
         try:
             self._group = self._open(dict(backend_identity), start_index, storage_options)
@@ -278,11 +273,12 @@ class ZarrRecorder:
                 self._ensure_array(name)
             self._buffer[name][row] = values
         self._buffer_rows = max(self._buffer_rows, row + 1)
+        self._dirty = True
         if self._buffer_rows == self._chunk:
             self._write_buffer()
 
     def _write_buffer(self) -> None:
-        if self._buffer_chunk < 0 or not self._buffer_rows:
+        if self._buffer_chunk < 0 or not self._buffer_rows or not self._dirty:
             return
         t0 = _time.perf_counter()
         start = self._buffer_chunk * self._chunk
@@ -294,6 +290,7 @@ class ZarrRecorder:
             # and the numcodecs PCodec wrapper encodes it in memory order
             self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
         self._complete = max(self._complete, stop)
+        self._dirty = False
         self._group.attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
         if self._metrics is not None:
             self._metrics.observe_phase("record_write", _time.perf_counter() - t0)
@@ -400,4 +397,4 @@ class ZarrRecorder:
         complete: Any = group.attrs.get("steps_complete", length)
         self._complete = min(int(complete), start_index)
         if rows:
-            self._buffer_chunk, self._buffer_rows = chunk, rows
+            self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

@@ -56,9 +56,9 @@ def forcing(index: int, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def record(url: str, steps: int, n: int = 6, close: bool = True, **overrides: Any) -> list[
-    dict[str, np.ndarray]
-]:
+def record(
+    url: str, steps: int, n: int = 6, close: bool = True, **overrides: Any
+) -> list[dict[str, np.ndarray]]:
     """Record ``steps`` steps of an in-process session at ``url``; returns the replies."""
     manager = SessionManager()
     session = manager.open(spec(n, record_url=url, **overrides), "alice")

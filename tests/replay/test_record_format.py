@@ -112,8 +112,8 @@ def test_random_fields_round_trip_through_record_and_source(case: dict) -> None:
 
 def test_layout_attributes_and_object_count(tmp_path: Path) -> None:
     url = str(tmp_path / "rank0.zarr")
-    replies = record(url, 60, n=6, record_options=RecordOptions.compact(chunk_bytes=1024,
-                                                                        shard_chunks=2))  # fmt: skip
+    options = RecordOptions.compact(chunk_bytes=1024, shard_chunks=2)
+    replies = record(url, 60, n=6, record_options=options)
     src = RecordSource(url)
     assert (src.n_steps, src.closed, src.truncated, src.starts) == (60, True, None, [0])
     assert src.chunk_steps == 22  # ceil(1024 B / (6 cells * 8 B))
