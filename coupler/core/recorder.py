@@ -122,7 +122,7 @@ class ZarrRecorder:
         metrics: ServiceMetrics | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if min(queue_size, *(v for v in (chunk_steps, cell_chunk) if v is not None)) < 1:
+        if min([queue_size, *(v for v in (chunk_steps, cell_chunk) if v is not None)]) < 1:
             raise ValueError("chunk_steps, queue_size and cell_chunk must be >= 1")
         self.url = url
         self._cfg = config

@@ -9,6 +9,7 @@ inside the record and drives a backend with the recorded forcing in-process
 
 from __future__ import annotations
 
+from coupler.replay import report
 from coupler.replay.api import ReplayResult, replay
 from coupler.replay.backend import RecordBackend
 from coupler.replay.engine import Difference, RankReplay, StepResult
@@ -27,4 +28,5 @@ __all__ = [
     "open_dataset",
     "open_run",
     "replay",
+    "report",
 ]
