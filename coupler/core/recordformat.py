@@ -18,7 +18,9 @@ One Zarr v3 group per session (rank), at any fsspec URL:
   ``session_config`` (JSON), ``record_options``, ``backend`` (identity with artifact hashes),
   ``run_id``, ``rank``, ``code_version``, ``library_versions``, ``created``, ``history``,
   ``chunk_steps``, ``shard_steps``, ``arrays`` (every array written so far),
-  ``steps_complete`` (rows committed: every array holds them) and ``closed``.
+  ``steps_complete`` (rows committed: every array holds them), ``closed`` and
+  ``torch_num_threads`` (torch's intra-op threads when the record was created: the emulators'
+  float32 results depend on it, so a bitwise replay uses the same count).
 
 A v1 record (written before this format) has the title but no ``record_format``.
 """
@@ -31,6 +33,7 @@ import warnings
 from typing import Any, Literal
 
 import numpy as np
+import torch
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.codecs.numcodecs import BitRound, PCodec
@@ -158,6 +161,9 @@ def new_record(
         "arrays": [],
         "steps_complete": start_index,
         "closed": False,
+        # the land step's float results depend on torch's intra-op thread count (reductions and
+        # GEMM blocking): a bitwise replay runs with the same count
+        "torch_num_threads": torch.get_num_threads(),
     })  # fmt: skip
     time = group.create_array(
         "time", shape=(0,), chunks=(chunk * options.shard_chunks,), dtype="i8",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
@@ -114,7 +115,9 @@ class RankReplay:
         self, start: int = 0, stop: int | None = None, prefetch: int = 2
     ) -> Iterator[StepResult]:
         """Replay steps up to ``stop`` (default: every committed step), yielding those from
-        ``start`` on; steps between the start state and ``start`` are run but not yielded."""
+        ``start`` on; steps between the start state and ``start`` are run but not yielded.
+        While it runs, torch uses the record's intra-op thread count (``torch_num_threads``:
+        the emulators' float results depend on it); it is restored when the iterator ends."""
         src = self.source
         stop = src.n_steps if stop is None else min(stop, src.n_steps)
         if not 0 <= start <= stop:
@@ -122,20 +125,30 @@ class RankReplay:
                 f"steps: {start}:{stop} is not within the record's 0:{src.n_steps}",
                 field="steps", rule="range",
             )  # fmt: skip
-        session = self._open(start)
-        names = src.forcing + src.outputs
+        threads = torch.get_num_threads()
+        torch.set_num_threads(src.torch_threads)
         try:
-            first = session.next_index
-            for block in src.blocks(first, stop, names, prefetch=prefetch):
-                for row, index in enumerate(range(block.start, block.stop)):
-                    forcing = {
-                        n: block.fields[n][row]
-                        for n in src.forcing
-                        if not np.isnan(block.fields[n][row]).all()
-                    }
-                    reply = session.step(index, forcing)
-                    if index >= start:
-                        recorded = {n: block.fields[n][row] for n in src.outputs}
-                        yield StepResult(src.rank, index, forcing, recorded, reply)
+            session = self._open(start)
+            try:
+                yield from self._drive(session, start, stop, prefetch)
+            finally:
+                self._manager.close(session.id, OWNER)
         finally:
-            self._manager.close(session.id, OWNER)
+            torch.set_num_threads(threads)
+
+    def _drive(
+        self, session: Session, start: int, stop: int, prefetch: int
+    ) -> Iterator[StepResult]:
+        src = self.source
+        names = src.forcing + src.outputs
+        for block in src.blocks(session.next_index, stop, names, prefetch=prefetch):
+            for row, index in enumerate(range(block.start, block.stop)):
+                forcing = {
+                    n: block.fields[n][row]
+                    for n in src.forcing
+                    if not np.isnan(block.fields[n][row]).all()
+                }
+                reply = session.step(index, forcing)
+                if index >= start:
+                    recorded = {n: block.fields[n][row] for n in src.outputs}
+                    yield StepResult(src.rank, index, forcing, recorded, reply)

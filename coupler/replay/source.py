@@ -80,6 +80,7 @@ class RecordSource:
             self.closed = bool(attrs["closed"])
             self.run_id = str(attrs.get("run_id", ""))
             self.rank = int(attrs.get("rank", 0))
+            self.torch_threads = int(attrs.get("torch_num_threads", 1))
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(url, "attributes", f"a record attribute is missing or "
                               f"damaged: {exc!r}") from None  # fmt: skip

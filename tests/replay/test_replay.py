@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from coupler.cli import main
 from coupler.client import local_client
@@ -60,7 +61,15 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
 def test_same_emulator_replays_bit_for_bit(
     run_prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out = _cli(capsys, run_prefix)
+    assert RecordSource(f"{run_prefix}/rank0.zarr").torch_threads == torch.get_num_threads() == 1
+    torch.set_num_threads(
+        2
+    )  # the emulators' float32 results depend on it: replay uses the record's
+    try:
+        rc, out = _cli(capsys, run_prefix)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(1)
     assert rc == 0 and out["mode"] == "bitwise" and out["ranks"] == [0, 1]
     assert out["bitwise_equal"] is True and out["first_difference"] is None
     assert out["steps"] == [0, STEPS] and out["truncated"] == []
