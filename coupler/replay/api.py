@@ -117,39 +117,23 @@ def replay(
     """Replay the record(s) at ``url`` (one rank's record or a run prefix with
     ``rank<r>.zarr``) on ``backend`` (default: the recorded one) over ``steps`` [a, b) (b None:
     every committed step), comparing with the record. ``progress(n)`` is called per step
-    replayed; ``collect`` keeps the outputs for skill and plots."""
+    replayed; ``collect`` keeps the outputs for skill and plots. Ranks are replayed one after
+    the other (threads were measured slower: the land step is bound by Python dispatch under
+    the GIL). The first difference reported is the earliest step's (lowest rank on a tie)."""
     sources = (
         open_run(url, ranks, storage_options) if isinstance(url, str) else list(url)
     )  # fmt: skip
     n_steps = min(s.n_steps for s in sources)
     a, b = steps[0], n_steps if steps[1] is None else min(steps[1], n_steps)
-    first: Difference | None = None
-    modes: set[str] = set()
-    data: list[RankData] = []
     t0 = time.perf_counter()
-    for src in sources:
-        runner = RankReplay(src, backend)
-        d = RankData(src.rank, a, src.lat, src.lon, _times(src, a, b))
-        if collect:
-            d.recorded = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
-            d.replayed = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
-        for result in runner.steps(a, b):
-            if first is None:
-                first = compare(result, src.keepbits, src.lat, src.lon)
-            if collect:
-                row = result.index - a
-                for n in src.outputs:  # compared as stored: with the record's rounding
-                    d.recorded[n][row] = result.recorded[n]
-                    d.replayed[n][row] = bitround(result.replayed[n], src.keepbits.get(n, 0))
-            if progress is not None:
-                progress(1)
-        modes.add(runner.mode or "bitwise")
-        data.append(d)
+    done = [_rank(s, backend, a, b, collect, progress) for s in sources]
     seconds = time.perf_counter() - t0
+    diffs = [d for _, d, _ in done if d is not None]
+    first = min(diffs, key=lambda d: (d.step, d.rank)) if diffs else None
     head = sources[0]
     return ReplayResult(
         record=url if isinstance(url, str) else head.url,
-        mode="ab" if "ab" in modes else "bitwise",
+        mode="ab" if any(m == "ab" for _, _, m in done) else "bitwise",
         backend=backend or head.spec.backend,
         recorded_backend=head.backend,
         steps=(a, b),
@@ -158,8 +142,36 @@ def replay(
         first_difference=first,
         truncated=[f"rank {s.rank}: {s.truncated}" for s in sources if s.truncated],
         seconds=seconds,
-        data=data,
+        data=[d for d, _, _ in done],
     )
+
+
+def _rank(
+    src: RecordSource,
+    backend: str | None,
+    a: int,
+    b: int,
+    collect: bool,
+    progress: Callable[[int], None] | None,
+) -> tuple[RankData, Difference | None, str]:
+    """Replay one rank: its data, first difference and mode."""
+    runner = RankReplay(src, backend)
+    d = RankData(src.rank, a, src.lat, src.lon, _times(src, a, b))
+    if collect:
+        d.recorded = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
+        d.replayed = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
+    first: Difference | None = None
+    for result in runner.steps(a, b):
+        if first is None:
+            first = compare(result, src.keepbits, src.lat, src.lon)
+        if collect:
+            row = result.index - a
+            for n in src.outputs:  # compared as stored: with the record's rounding
+                d.recorded[n][row] = result.recorded[n]
+                d.replayed[n][row] = bitround(result.replayed[n], src.keepbits.get(n, 0))
+        if progress is not None:
+            progress(1)
+    return d, first, runner.mode or "bitwise"
 
 
 def _times(src: RecordSource, a: int, b: int) -> np.ndarray:
