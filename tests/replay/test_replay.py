@@ -61,7 +61,11 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
 def test_same_emulator_replays_bit_for_bit(
     run_prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert RecordSource(f"{run_prefix}/rank0.zarr").torch_threads == torch.get_num_threads() == 1
+    src = RecordSource(f"{run_prefix}/rank0.zarr")
+    assert src.torch_threads == torch.get_num_threads() == 1
+    # the record options crossed the wire (OpenSessionRequest.record_options)
+    assert src.keepbits["hfls"] == 10 and src.keepbits["tas"] == 0 and src.chunk_steps == 52
+    assert src.options["codec"]["id"] == "pcodec"
     torch.set_num_threads(
         2
     )  # the emulators' float32 results depend on it: replay uses the record's
