@@ -66,12 +66,15 @@ def codec_to_proto(spec: CodecSpec) -> pb.Codec:
     )  # fmt: skip
 
 
-def codec_from_proto(msg: pb.Codec, name: str = "codec") -> CodecSpec:
-    """Parse a proto Codec, naming ``name`` (the field it belongs to) in errors."""
+def codec_from_proto(
+    msg: pb.Codec, name: str = "codec", allowed: tuple[str, ...] = CODECS
+) -> CodecSpec:
+    """Parse a proto Codec, naming ``name`` (the field it belongs to) in errors; ``allowed``:
+    the codec ids accepted (the wire's; records also take ``coupler.spec.codecs.CODECS``)."""
     codec_id = msg.id or "none"
-    if codec_id not in CODECS:
+    if codec_id not in allowed:
         raise InvalidArgument(
-            f"codec {codec_id!r} is not allowed; use one of {', '.join(CODECS)}",
+            f"codec {codec_id!r} is not allowed; use one of {', '.join(allowed)}",
             field=name,
             rule="codec",
         )

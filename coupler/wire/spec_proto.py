@@ -8,7 +8,6 @@ any client, the C/Fortran one included). No torch, no core.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,8 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.assimilation import configio
 from coupler.assimilation.settings import AssimilationConfig
 from coupler.errors import InvalidArgument
-from coupler.spec import CodecSpec, RecordOptions, SessionSpec
+from coupler.spec import RecordOptions, SessionSpec
+from coupler.spec.codecs import CODECS as RECORD_CODECS
 from coupler.spec.times import format_time
 from coupler.wire import fields as F
 
@@ -136,17 +136,7 @@ def record_options(options: RecordOptions) -> pb.RecordOptions:
 
 def _record_codec(msg: pb.Codec, name: str) -> dict[str, Any]:
     """A record codec (wire codecs and the record-only ones) as CodecSpec's dict form."""
-    config: Any = {}
-    if msg.config_json:
-        try:
-            config = json.loads(msg.config_json)
-        except ValueError as exc:
-            raise InvalidArgument(
-                f"{name}: codec config is not JSON: {exc}", field=name, rule="codec_config"
-            ) from None
-    return CodecSpec.from_dict(
-        {"id": msg.id or "none", "config": config, "keepbits": int(msg.keepbits)}, name
-    ).to_dict()
+    return F.codec_from_proto(msg, name, allowed=RECORD_CODECS).to_dict()
 
 
 def _record_options_of(request: pb.OpenSessionRequest) -> RecordOptions | None:

@@ -175,3 +175,20 @@ def test_lossy_forcing_is_allowed_when_asked_and_replay_knows() -> None:
     record(url, 5, record_options=options)
     src = RecordSource(url)
     assert src.keepbits["tas"] == 20 and not src.bitwise_replayable
+
+
+def test_record_options_cross_the_proto_and_bad_ones_name_the_field() -> None:
+    from coupler.wire import spec_proto
+
+    cfg = spec(3, record_url="memory://x", record_options=RecordOptions.compact(chunk_bytes=4096))
+    assert spec_proto.from_request(spec_proto.to_request(cfg)).record_options == cfg.record_options
+    request = spec_proto.to_request(cfg)
+    request.record_options.fields["hfls"].id = "pickle"
+    with pytest.raises(InvalidArgument) as err:
+        spec_proto.from_request(request)
+    assert (err.value.field, err.value.rule) == ("record_options.fields.hfls", "codec")
+    request = spec_proto.to_request(cfg)
+    request.record_options.fields["tas"].keepbits = 8
+    with pytest.raises(InvalidArgument) as err:
+        spec_proto.from_request(request)
+    assert (err.value.field, err.value.rule) == ("record_options.fields.tas", "lossless_forcing")
