@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run clean
+.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run bench-replay clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,10 @@ bench-assimilation: $(STAMP)
 ## Coupled-run throughput (simplified atmosphere + land service), years per hour, gRPC and in-process.
 bench-run: $(STAMP)
 	$(PY) -m coupler.bench.coupled --json $(OUT)/bench-run.json --update-doc docs/benchmarks.md
+
+## Replay throughput vs the coupled run that recorded it (same machine, backend, grid; one run).
+bench-replay: $(STAMP)
+	$(VENV)/bin/landcoupler bench replay --json $(OUT)/bench-replay.json --update-doc docs/benchmarks.md
 
 ## Generated gRPC code (coupler/_proto/) from proto/; `proto-check` fails when it is stale.
 proto: $(STAMP)

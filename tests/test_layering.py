@@ -2,12 +2,14 @@
 
 ``emulators`` never imports ``coupler``. Inside ``coupler`` the rings, bottom to top, are
 
-    errors -> assimilation -> spec -> core -> wire -> client -> applications -> tools
+    errors -> assimilation -> spec -> core -> replay -> wire -> client -> applications -> tools
 
 and a ring imports only rings below it (and itself), with one narrowing: applications (the
 simplified atmosphere, the experiments) reach sessions only through ``coupler.client``, never
-through ``coupler.core`` or ``coupler.wire``. Generated protobuf code is imported only by the
-modules that speak the wire. ``import coupler.client`` loads neither torch nor the core.
+through ``coupler.core`` or ``coupler.wire``. Replay drives the core's sessions in-process from a
+record (no server, no client), so it sits right above the core and below the wire; the tools
+(``landcoupler replay``, ``make bench-replay``) use it. Generated protobuf code is imported only
+by the modules that speak the wire. ``import coupler.client`` loads neither torch nor the core.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RINGS: dict[str, tuple[str, ...]] = {
     "assimilation": ("coupler.assimilation",),
     "spec": ("coupler.spec",),
     "core": ("coupler.core",),
+    "replay": ("coupler.replay",),
     "wire": ("coupler.wire", "coupler._proto", "coupler.metrics"),
     "client": ("coupler.client",),
     "applications": ("coupler.atmosphere", "coupler.experiments"),
@@ -130,6 +133,9 @@ def test_every_module_belongs_to_a_ring() -> None:
         ("coupler/atmosphere/bad.py", "from coupler.core.manager import M\n", "use coupler.client"),
         ("coupler/experiments/bad.py", "from coupler.wire import server\n", "use coupler.client"),
         ("coupler/core/bad.py", "from ..wire import fields\n", "a ring above"),
+        ("coupler/core/bad.py", "from coupler.replay import source\n", "a ring above"),
+        ("coupler/replay/bad.py", "from coupler.client import CouplerClient\n", "a ring above"),
+        ("coupler/atmosphere/bad.py", "from coupler.replay import replay\n", "use coupler.client"),
         ("coupler/client/bad.py", "from coupler._proto.landcoupler.v1 import x\n", "generated"),
         ("coupler/spec/bad.py", "from coupler.spec import landcoupler_pb2\n", "generated"),
     ],

@@ -134,7 +134,7 @@ def run_experiment(
     options = SessionOptions(
         start=control_start, timestep=config.timestep, backend=backend,
         members=config.members, run_id=f"landcoupler-run-{config.scenario}-{name}",
-        record_url=record, freeze_vegetation_year=freeze,
+        record_url=record, freeze_vegetation_year=freeze, record_options=config.record_options,
     )  # fmt: skip
     model = ColumnModel(grid, col)
     acc = Accumulator(grid, config.years[0], config.n_years)

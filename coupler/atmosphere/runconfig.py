@@ -13,6 +13,8 @@ from typing import Any
 
 from coupler.atmosphere import scenario as S
 from coupler.atmosphere.column import ColumnConfig
+from coupler.errors import InvalidArgument
+from coupler.spec import RecordOptions
 
 EXPERIMENTS = ("dynamic", "frozen")
 TRANSPORTS = ("grpc", "inprocess")
@@ -59,6 +61,9 @@ class RunConfig:
     land-cover map is drawn from). experiments: "dynamic" and/or "frozen" (vegetation held at
     the start, see ``frozen``). ranks: sessions (subdomains) per experiment. jobs: experiments
     run in parallel processes. record: Zarr record URL prefix (None: no record).
+    record_options: how the record is written (``coupler.spec.RecordOptions``; YAML: its
+    ``from_dict`` mapping); default ``RecordOptions.compact()``: lossless forcing and start
+    state, outputs bit-rounded per ``COMPACT_KEEPBITS`` (docs/replay.md).
     baseline/future: periods compared (default: AR6's 1995-2014 and 2081-2100 when covered,
     else the first and last ten years or halves)."""
 
@@ -72,6 +77,7 @@ class RunConfig:
     ranks: int = 2
     experiments: tuple[str, ...] = EXPERIMENTS
     record: str | None = None
+    record_options: RecordOptions = field(default_factory=RecordOptions.compact)
     out: Path = Path("out/run")
     spinup_years: int = 3
     standalone_years: int = 2
@@ -181,6 +187,12 @@ def from_mapping(values: dict[str, Any]) -> RunConfig:
             kw["column"] = ColumnConfig(**col)
         except (TypeError, ValueError) as exc:
             raise RunConfigError(str(exc), field="column", rule="valid") from None
+    if "record_options" in kw:
+        try:
+            kw["record_options"] = RecordOptions.from_dict(kw["record_options"])
+        except InvalidArgument as exc:
+            raise RunConfigError(str(exc), field=exc.field or "record_options",
+                                 rule=exc.rule or "valid") from None  # fmt: skip
     for key in ("years", "baseline", "future"):
         if key in kw and kw[key] is not None:
             kw[key] = parse_years(kw[key])

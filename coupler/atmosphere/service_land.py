@@ -17,6 +17,7 @@ from coupler.atmosphere.grid import CellGrid
 from coupler.atmosphere.scenario import as_seconds
 from coupler.atmosphere.surface import LAND_FLUXES
 from coupler.client import Client, Session
+from coupler.spec import RecordOptions
 
 #: Land diagnostics requested besides the fluxes (maps of ΔLAI and the regional table).
 LAND_DIAGNOSTICS: tuple[str, ...] = ("lai", "gpp", "mrso", "tran")
@@ -25,8 +26,9 @@ LAND_DIAGNOSTICS: tuple[str, ...] = ("lai", "gpp", "mrso", "tran")
 @dataclass(frozen=True)
 class SessionOptions:
     """What every rank's session is opened with. record_url: a prefix; rank r records to
-    ``<prefix>/rank<r>.zarr`` (None = no record). freeze_vegetation_year: frozen land (the
-    session option; None = dynamic vegetation)."""
+    ``<prefix>/rank<r>.zarr`` (None = no record), written as ``record_options`` says (None:
+    the service's defaults). freeze_vegetation_year: frozen land (the session option; None =
+    dynamic vegetation)."""
 
     start: np.datetime64
     timestep: int
@@ -36,6 +38,7 @@ class SessionOptions:
     record_url: str | None = None
     outputs: tuple[str, ...] = LAND_FLUXES + LAND_DIAGNOSTICS
     freeze_vegetation_year: int | None = None
+    record_options: RecordOptions | None = None
 
     def __post_init__(self) -> None:
         if self.timestep <= 0:
@@ -83,6 +86,7 @@ class ServiceLand:
                         backend=options.backend, land_cover=np.ascontiguousarray(cover[pos]),
                         members=options.members, run_id=options.run_id, rank=rank,
                         record_url=record, freeze_vegetation_year=options.freeze_vegetation_year,
+                        record_options=options.record_options,
                     )
                 )  # fmt: skip
         except Exception:

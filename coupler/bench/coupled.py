@@ -27,14 +27,18 @@ from coupler.client import local_client
 from emulators.constants import DAYS_PER_YEAR
 
 
-def measure(config: RunConfig, setup: experiment.Setup, days: int) -> dict[str, Any]:
-    """Time ``days`` days of the coupled loop for ``config`` (its transport, backend, ranks)."""
+def measure(
+    config: RunConfig, setup: experiment.Setup, days: int, record: str | None = None
+) -> dict[str, Any]:
+    """Time ``days`` days of the coupled loop for ``config`` (its transport, backend, ranks),
+    recording to the ``record`` prefix (with ``config.record_options``) when given."""
     grid, col = setup.grid, config.column
     steps = int(days * 86_400 // config.timestep)
     model = ColumnModel(grid, col)
     options = SessionOptions(
         start=setup.state.time, timestep=config.timestep, backend=config.backend,
-        members=config.members, run_id="bench-run",
+        members=config.members, run_id="bench-run", record_url=record,
+        record_options=config.record_options,
     )  # fmt: skip
     forcing = Forcing(0.0, setup.reference_co2)
     with experiment.open_client(config.transport) as client:

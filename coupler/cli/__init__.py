@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "lorenz96",
     "run",
     "twin",
+    "replay",
 )
 
 

@@ -12,6 +12,7 @@ TARGETS = {
     "emulators": "coupler.bench.emulators",
     "service": "coupler.bench.service",
     "assimilation": "coupler.bench.assimilation",
+    "replay": "coupler.bench.replay",
 }
 
 

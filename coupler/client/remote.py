@@ -52,7 +52,7 @@ def _reply_codec(codec: CodecArg) -> F.CodecSpec | None:
     """The codec asked for replies: the session-wide spec (a per-field mapping is for requests)."""
     if codec is None or isinstance(codec, Mapping):
         return None
-    return F.CodecSpec.parse(codec)
+    return F.wire_codec(codec, "reply_codec")
 
 
 class CouplerClient:
@@ -243,7 +243,7 @@ class RemoteSession:
         req.session_id = self.id
         req.index = int(index)
         if self._reply_codec is not None:
-            req.reply_codec.CopyFrom(self._reply_codec.to_proto())
+            req.reply_codec.CopyFrom(F.codec_to_proto(self._reply_codec))
         if head is None:
             for name, values in fields.items():
                 F.encode_into(req.fields.add(), name, values, stated[name], self._spec(name))

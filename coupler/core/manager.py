@@ -43,7 +43,7 @@ class SessionManager:
         limits: Limits = Limits(),  # noqa: B008 (frozen dataclass, immutable default)
         metrics: MetricsSink | None = None,
         *,
-        record_chunk_steps: int = 24,
+        record_chunk_steps: int | None = None,
         record_queue_size: int = 64,
     ) -> None:
         self.limits = limits
@@ -80,7 +80,12 @@ class SessionManager:
     def resume(self, url: str, owner: str) -> Session:
         """A session continued from the checkpoint at ``url`` (written by any process); it keeps
         its id unless that id is open here, and ``owner`` becomes its owner."""
-        data = checkpoint.load(url)
+        return self.resume_from(checkpoint.load(url), owner, url)
+
+    def resume_from(
+        self, data: checkpoint.CheckpointData, owner: str, url: str = "checkpoint"
+    ) -> Session:
+        """A session continued from checkpoint ``data`` (read from ``url``, for messages)."""
         config = data.config
 
         def build(backend: LandBackend) -> Session:
@@ -146,10 +151,19 @@ class SessionManager:
         next_index: int = 0,
         **resumed: Any,
     ) -> Session:
+        recorder = None
+        if config.record_url is not None:  # the record starts with this session's checkpoint
+            start = checkpoint.CheckpointData(
+                session_id=session_id, owner=owner, config=config,
+                backend=registry.identity(backend), next_index=next_index,
+                state=state.state_dict(), last_reply=resumed.get("last_reply"),
+                extra={} if resumed.get("storage") is None else {"mrso": resumed["storage"]},
+                assimilation=None if da is None else da.state_dict(static),
+            )  # fmt: skip
+            recorder = self._recorder(config, backend, next_index, checkpoint.to_bytes(start))
         return Session(
             session_id, owner, config, backend, static, state, next_index=next_index,
-            recorder=self._recorder(config, backend, next_index), metrics=self.metrics,
-            assimilation=da, **resumed,
+            recorder=recorder, metrics=self.metrics, assimilation=da, **resumed,
         )  # fmt: skip
 
     # ---- lookup and closing ------------------------------------------------------------------
@@ -291,7 +305,7 @@ class SessionManager:
         return backend
 
     def _recorder(
-        self, config: SessionSpec, backend: LandBackend, start_index: int
+        self, config: SessionSpec, backend: LandBackend, start_index: int, start: bytes
     ) -> Recorder | None:
         if config.record_url is None:
             return None
@@ -300,6 +314,7 @@ class SessionManager:
             config,
             registry.identity(backend),
             start_index=start_index,
+            start=start,
             metrics=self.metrics,
             chunk_steps=self._record_chunk_steps,
             queue_size=self._record_queue_size,

@@ -1,31 +1,21 @@
-"""Session records: every exchanged field, in and out, per step, to a Zarr v3 store via fsspec.
+"""Session records: every exchanged field, in and out, per step, to a Zarr v3 store via fsspec,
+in record format v2 (layout, attributes and codecs: ``coupler.core.recordformat``; reading and
+replaying them: ``coupler.replay``).
 
-Layout (opens with ``xarray.open_zarr(url)``; pass ``consolidated=False`` to skip the lookup
-of consolidated metadata, which is not written because it is not part of Zarr v3 and would go
-stale between chunk writes):
-
-- dims ``(time, cell)``; the time index *is* the step index (row i = step i).
-- coordinates ``time`` (CF "seconds since <start>"), ``lat(cell)``, ``lon(cell)``, and when
-  the grid has them ``areacella(cell)`` m2 and ``sftlf(cell)`` % (= 100 * land_fraction).
-- one float64 variable per exchanged field, named by its registry name with the registry's CF
-  attributes: forcing as received (float32 input is widened exactly), outputs as replied (the
-  ensemble mean) and ``<name>_spread``. If a name were both input and output, the two would be
-  ``in_<name>`` / ``out_<name>`` (none collide today). Steps where an optional field (``co2``)
-  was not sent hold NaN.
-- sessions with assimilation: float64 ``(time,)`` arrays ``assim_<name>`` holding the
-  diagnostics of the analysis run at the start of that step (NaN on steps without one):
-  ``n_obs``, ``n_used``, ``n_rejected``, ``innovation_mean``, ``innovation_rms``,
-  ``obs_prior_spread``, ``prior_spread``, ``posterior_spread``, ``inflation_mean``,
-  ``n_clipped``, and per observation type ``assim_<type>_<stat>`` (``n_obs``, ``n_used``,
-  ``rejected_<reason>``, ``innovation_mean``, ``innovation_rms``, ``obs_prior_spread``);
-  created at the first analysis.
-- group attributes: ``session_config`` (JSON, grid summarised), ``backend`` (JSON identity),
-  ``code_version``, ``library_versions``, ``created`` (UTC), ``chunk_steps``, ``history``.
+The record opens with ``xarray.open_zarr(url, consolidated=False)`` (consolidated metadata is
+not written: it is not part of Zarr v3 and would go stale between chunk writes). Fields are
+float64 ``(cell, time)``: forcing as received (float32 input is widened exactly), outputs as
+replied (the ensemble mean) and ``<name>_spread``; steps where an optional field (``co2``) was
+not sent hold NaN. Codecs, keepbits and chunking come from the spec's ``record_options``
+(:class:`~coupler.spec.RecordOptions`). The session's start checkpoint is stored in the record
+(``starts/<index>``), so replay needs nothing else.
 
 Writes never stall a step on I/O: ``record`` puts the step on a bounded queue that a background
 thread drains into per-chunk buffers; a full time chunk is written as soon as it fills, and the
 partial chunk on ``flush``/``close``. A full queue makes ``record`` wait (data is never dropped)
-and is counted in the metrics. A crash loses at most the steps of the chunk being filled.
+and is counted in the metrics. After every chunk the group attribute ``steps_complete`` is
+advanced (a reader trusts nothing beyond it), and ``close`` sets ``closed``. A crash loses at
+most the steps of the chunk being filled.
 """
 
 from __future__ import annotations
@@ -42,11 +32,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import zarr
 
-from coupler.core import provenance
+from coupler.core import recordformat as RF
+from coupler.core.recordformat import ANALYSIS_PREFIX, variable_names
 from coupler.core.telemetry import MetricsSink
 from coupler.errors import FailedPrecondition
-from coupler.spec import SessionSpec
+from coupler.spec import RecordOptions, SessionSpec
 from emulators import variables as V
+
+__all__ = ["ANALYSIS_PREFIX", "Recorder", "ZarrRecorder", "variable_names"]
 
 
 @runtime_checkable
@@ -87,19 +80,10 @@ class _Step:
 @dataclass
 class _Flush:
     done: threading.Event = field(default_factory=threading.Event)
+    final: bool = False
 
 
 _STOP = object()
-#: prefix of the per-step scalar (time,) arrays of assimilation diagnostics
-ANALYSIS_PREFIX = "assim_"
-
-
-def variable_names(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> dict[str, str]:
-    """Map ``in:<name>`` / ``out:<name>`` to the stored variable name, prefixing collisions."""
-    clash = set(inputs) & set(outputs)
-    names = {f"in:{n}": (f"in_{n}" if n in clash else n) for n in inputs}
-    names.update({f"out:{n}": (f"out_{n}" if n in clash else n) for n in outputs})
-    return names
 
 
 def _array(group: zarr.Group, name: str) -> zarr.Array:
@@ -109,29 +93,15 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
     return node
 
 
-def _attrs_for(name: str) -> dict[str, Any]:
-    base = name[: -len("_spread")] if name.endswith("_spread") else name
-    var = V.REGISTRY.get(base)
-    attrs: dict[str, Any] = var.cf_attrs() if var is not None else {}
-    if name != base:
-        attrs.pop("standard_name", None)
-        attrs.pop("valid_min", None)
-        attrs.pop("valid_max", None)
-        attrs["long_name"] = f"{attrs.get('long_name', base)} (ensemble spread, std. dev.)"
-        attrs["cell_methods"] = "realization: standard_deviation"
-    elif var is not None and var.direction is not V.Direction.TO_LAND:
-        attrs["cell_methods"] = "realization: mean"
-    return attrs
-
-
 class ZarrRecorder:
-    """A :class:`Recorder` writing a Zarr v3 store at an fsspec URL (see the module docstring).
+    """A :class:`Recorder` writing a v2 record at an fsspec URL (see the module docstring).
 
-    ``chunk_steps`` is the time-chunk length, capped so that the chunk buffer (every field of
-    ``chunk_steps`` steps) stays within ``max_buffer_bytes``; ``queue_size`` (steps) is capped
-    likewise by ``max_queue_bytes``. The effective chunk length is the ``chunk_steps`` attribute.
-    ``start_index`` > 0 continues an existing record (a resumed session) with its own chunking:
-    rows from ``start_index`` on are discarded and the partial chunk before it is reloaded.
+    A time chunk holds ``record_options.chunk_bytes`` of a field unless ``chunk_steps``
+    overrides it; either is capped so that one chunk of every field fits ``max_buffer_bytes``
+    (the effective length is the ``chunk_steps`` attribute); ``queue_size`` (steps) is capped by
+    ``max_queue_bytes``. ``start`` (``checkpoint.to_bytes``) is stored as
+    ``starts/<start_index>``. ``start_index`` > 0 continues an existing v2 record (a resumed
+    session): rows from ``start_index`` on are dropped and the partial chunk before it reloaded.
     """
 
     _time_array: zarr.Array
@@ -142,24 +112,31 @@ class ZarrRecorder:
         config: SessionSpec,
         backend_identity: Mapping[str, Any],
         *,
-        chunk_steps: int = 24,
+        chunk_steps: int | None = None,
         cell_chunk: int | None = None,
         queue_size: int = 64,
         max_buffer_bytes: int = 512 << 20,
         max_queue_bytes: int = 512 << 20,
         start_index: int = 0,
+        start: bytes | None = None,
         metrics: MetricsSink | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if chunk_steps < 1 or queue_size < 1 or (cell_chunk is not None and cell_chunk < 1):
+        if min([queue_size, *(v for v in (chunk_steps, cell_chunk) if v is not None)]) < 1:
             raise ValueError("chunk_steps, queue_size and cell_chunk must be >= 1")
         self.url = url
         self._cfg = config
+        self._options = config.record_options or RecordOptions()
         self._n = config.n_cells
         self._names = variable_names(V.FORCING, config.reply_names())
         step_bytes = 8 * self._n * len(self._names)
-        self._chunk = max(1, min(int(chunk_steps), max_buffer_bytes // step_bytes))
-        self._cell_chunk = min(self._n, cell_chunk or max(1, (16 << 20) // (8 * self._chunk)))
+        if chunk_steps is None:
+            self._chunk = RF.chunk_steps(
+                self._n, self._options.chunk_bytes, step_bytes, max_buffer_bytes
+            )
+        else:
+            self._chunk = max(1, min(int(chunk_steps), max_buffer_bytes // step_bytes))
+        self._cell_chunk = min(self._n, cell_chunk or self._n)
         queue_size = max(1, min(queue_size, max_queue_bytes // step_bytes))
         self._metrics = metrics
         grid = config.grid
@@ -169,15 +146,21 @@ class ZarrRecorder:
             + (["sftlf"] if grid.land_fraction is not None else [])
         )
         self._registry_name = {stored: key.split(":", 1)[1] for key, stored in self._names.items()}
-        self._arrays: dict[str, zarr.Array] = {}  # the (time, cell) arrays, by stored name
+        self._arrays: dict[str, zarr.Array] = {}  # the (cell, time) and (time,) arrays by name
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._closed = False
         self._buffer: dict[str, np.ndarray] = {}
         self._buffer_chunk = -1
         self._buffer_rows = 0  # rows [0, _buffer_rows) of the buffer chunk are filled
+        self._dirty = False  # the buffer holds rows not written yet
+        self._complete = start_index
         try:
             self._group = self._open(dict(backend_identity), start_index, storage_options)
+            if start is not None:
+                RF.store_start(self._group, start_index, start)
+        except FailedPrecondition:
+            raise
         except Exception as exc:
             raise FailedPrecondition(
                 f"record_url: cannot write a Zarr record at {url!r}: {exc}",
@@ -213,10 +196,10 @@ class ZarrRecorder:
                 rule="writable",
             ) from self._error
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         if self._closed:
             return
-        request = _Flush()
+        request = _Flush(final=final)
         self._put(request)
         request.done.wait()
         self.check()
@@ -230,7 +213,7 @@ class ZarrRecorder:
         if self._closed:
             return
         try:
-            self.flush()
+            self.flush(final=True)
         finally:
             self._closed = True
             self._queue.put(_STOP)
@@ -265,6 +248,8 @@ class ZarrRecorder:
                 if isinstance(item, _Flush):
                     if self._error is None:
                         self._write_buffer()
+                        if item.final:
+                            self._group.attrs.update({"closed": True})
                 elif isinstance(item, _Step) and self._error is None:
                     self._add(item)
             except BaseException as exc:  # surfaced to the session by check()/flush()
@@ -288,31 +273,38 @@ class ZarrRecorder:
                 self._ensure_array(name)
             self._buffer[name][row] = values
         self._buffer_rows = max(self._buffer_rows, row + 1)
+        self._dirty = True
         if self._buffer_rows == self._chunk:
             self._write_buffer()
 
     def _write_buffer(self) -> None:
-        if self._buffer_chunk < 0 or not self._buffer_rows:
+        if self._buffer_chunk < 0 or not self._buffer_rows or not self._dirty:
             return
         t0 = _time.perf_counter()
         start = self._buffer_chunk * self._chunk
         stop = start + self._buffer_rows
         self._extend(stop)
         for name, buf in self._buffer.items():
-            self._arrays[name][start:stop] = buf[: self._buffer_rows]
+            rows = buf[: self._buffer_rows]
+            # C-contiguous (cell, time): zarr hands a chunk-sized value to the codecs as given,
+            # and the numcodecs PCodec wrapper encodes it in memory order
+            self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
+        self._complete = max(self._complete, stop)
+        self._dirty = False
+        self._group.attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
         if self._metrics is not None:
             self._metrics.observe_phase("record_write", _time.perf_counter() - t0)
 
     def _extend(self, length: int) -> None:
-        """Grow every time-dim array to at least ``length`` rows (filling ``time``)."""
+        """Grow every time-dim array to at least ``length`` steps (filling ``time``)."""
         time = self._time_array
         old = time.shape[0]
         if length > old:
             time.resize((length,))
             time[old:length] = np.arange(old, length, dtype=np.int64) * self._cfg.timestep
         for arr in self._arrays.values():
-            if arr.shape[0] < length:
-                arr.resize((length, *arr.shape[1:]))
+            if arr.shape[-1] < length:
+                arr.resize((*arr.shape[:-1], length))
 
     def _row_shape(self, name: str) -> tuple[int, ...]:
         """One step's shape of a stored variable: (cell,), or () for analysis scalars."""
@@ -321,26 +313,33 @@ class ZarrRecorder:
     def _ensure_array(self, name: str) -> None:
         if name in self._arrays:
             return
+        length = self._time_array.shape[0]
+        shard = self._chunk * self._options.shard_chunks
         if name.startswith(ANALYSIS_PREFIX):
             self._arrays[name] = self._group.create_array(
-                name, shape=(self._time_array.shape[0],), chunks=(self._chunk,), dtype="f8",
-                fill_value=np.nan, dimension_names=["time"],
+                name, shape=(length,), chunks=(shard,), dtype="f8", fill_value=np.nan,
+                dimension_names=["time"],
                 attributes={"long_name": f"assimilation diagnostic {name[len(ANALYSIS_PREFIX):]}"
-                            " of the analysis at the start of the step"},
+                            " of the analysis at the start of the step",
+                            "landcoupler_role": "analysis"},
             )  # fmt: skip
             return
-        attrs = _attrs_for(self._registry_name.get(name, name))
+        registry_name = self._registry_name.get(name, name)
+        codec = self._options.codec_for(registry_name)
+        attrs = RF.field_attrs(registry_name) | RF.codec_attrs(codec)
         attrs["coordinates"] = self._coordinates
         if "areacella" in self._coordinates:
             attrs["cell_measures"] = "area: areacella"
         self._arrays[name] = self._group.create_array(
             name,
-            shape=(self._time_array.shape[0], self._n),
-            chunks=(self._chunk, self._cell_chunk),
+            shape=(self._n, length),
+            chunks=(self._cell_chunk, self._chunk),
+            shards=(self._cell_chunk, shard),
             dtype="f8",
             fill_value=np.nan,
-            dimension_names=["time", "cell"],
+            dimension_names=["cell", "time"],
             attributes=attrs,
+            **RF.zarr_codecs(codec),
         )
 
     # ---- opening -----------------------------------------------------------------------------
@@ -353,50 +352,27 @@ class ZarrRecorder:
         now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         group = zarr.open_group(self.url, mode="a", **kwargs) if start_index > 0 else None
         if group is not None and "time" in group:
+            if group.attrs.get("record_format") != RF.FORMAT:
+                raise FailedPrecondition(
+                    f"record_url: {self.url!r} holds a record of another format (v1 or "
+                    f"foreign); a resumed session cannot continue it",
+                    field="record_url",
+                    rule="record_format",
+                )
             self._time_array = _array(group, "time")
             stored = group.attrs.get("chunk_steps", self._chunk)
             self._chunk = int(stored) if isinstance(stored, int | float) else self._chunk
             self._resume(group, start_index)
             history = f"{group.attrs.get('history', '')}\n{now}: resumed at step {start_index}"
-            group.attrs.update({"history": history.strip(), "backend": json.dumps(backend)})
+            group.attrs.update({"history": history.strip(), "backend": json.dumps(backend),
+                                "steps_complete": self._complete, "closed": False})  # fmt: skip
             return group
         # a new record; a resumed session whose record is gone starts one at its step index
         # (earlier rows stay empty: NaN)
         group = zarr.open_group(self.url, mode="w", **kwargs)
-        cfg = self._cfg
-        created = f"{now}: created by {provenance.code_version()}"
-        if start_index > 0:
-            created += f", resumed at step {start_index} without the earlier record"
-        group.attrs.update({
-            "Conventions": "CF-1.10",
-            "title": "landcoupler session record",
-            "session_config": cfg.to_json(include_arrays=False),
-            "backend": json.dumps(backend, sort_keys=True),
-            "code_version": provenance.code_version(),
-            "library_versions": json.dumps(provenance.library_versions(), sort_keys=True),
-            "created": now,
-            "chunk_steps": self._chunk,
-            "grid_shape": list(cfg.grid.shape) if cfg.grid.shape else [],
-            "history": created,
-        })  # fmt: skip
-        self._time_array = group.create_array(
-            "time", shape=(0,), chunks=(max(self._chunk, 1024),), dtype="i8",
-            dimension_names=["time"], fill_value=-1,
-            attributes={"units": f"seconds since {cfg.start}", "calendar": "proleptic_gregorian",
-                        "standard_name": "time", "long_name": "start of the step (UTC)"},
-        )  # fmt: skip
-        statics: dict[str, np.ndarray | None] = {
-            "lat": cfg.grid.lat, "lon": cfg.grid.lon, "areacella": cfg.grid.area,
-            "sftlf": None if cfg.grid.land_fraction is None else cfg.grid.land_fraction * 100.0,
-        }  # fmt: skip
-        for name, values in statics.items():
-            if values is None:
-                continue
-            arr = group.create_array(
-                name, shape=(self._n,), chunks=(self._n,), dtype="f8",
-                dimension_names=["cell"], attributes=V.get(name).cf_attrs(),
-            )  # fmt: skip
-            arr[:] = values
+        self._time_array = RF.new_record(
+            group, self._cfg, self._options, backend, self._chunk, start_index, now
+        )
         return group
 
     def _resume(self, group: zarr.Group, start_index: int) -> None:
@@ -409,13 +385,16 @@ class ZarrRecorder:
                 continue
             self._arrays[name] = arr
             if rows:
-                buf = np.full((self._chunk, *arr.shape[1:]), np.nan)
                 have = max(0, min(start_index, length) - first)
-                buf[:have] = arr[first : first + have]
+                buf = np.full((self._chunk, *arr.shape[:-1]), np.nan)
+                part = np.asarray(arr[..., first : first + have])
+                buf[:have] = part.T
                 self._buffer[name] = buf
-            if arr.shape[0] > start_index:
-                arr.resize((start_index, *arr.shape[1:]))
+            if arr.shape[-1] > start_index:
+                arr.resize((*arr.shape[:-1], start_index))
         if length > start_index:
             self._time_array.resize((start_index,))
+        complete: Any = group.attrs.get("steps_complete", length)
+        self._complete = min(int(complete), start_index)
         if rows:
-            self._buffer_chunk, self._buffer_rows = chunk, rows
+            self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

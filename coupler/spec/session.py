@@ -26,6 +26,7 @@ from coupler.assimilation import configio
 from coupler.assimilation.settings import AssimilationConfig
 from coupler.errors import InvalidArgument
 from coupler.spec.grid import GridSpec, bad
+from coupler.spec.record import RecordOptions
 from coupler.spec.times import parse_start
 from emulators import landcover as P
 from emulators import variables as V
@@ -54,6 +55,8 @@ class SessionSpec:
     transpiration capacity) from 1 January of this year on at the seasonal cycle of that year
     (the "frozen land" of land-feedback experiments; None = dynamic vegetation). Before that
     year the land runs freely (spin-up); soil water, temperatures and fluxes stay interactive.
+    record_options: codecs, keepbits, chunking of the record at ``record_url``
+    (:class:`~coupler.spec.record.RecordOptions`; None = its defaults, all lossless).
     """
 
     grid: GridSpec
@@ -71,6 +74,7 @@ class SessionSpec:
     record_url: str | None = None
     assimilation: AssimilationConfig | None = None
     freeze_vegetation_year: int | None = None
+    record_options: RecordOptions | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, GridSpec):
@@ -115,6 +119,12 @@ class SessionSpec:
                     f"must be a year in 1..9999 or unset, got {year!r}",
                 )
             object.__setattr__(self, "freeze_vegetation_year", int(year))
+        if self.record_options is not None and not isinstance(self.record_options, RecordOptions):
+            raise bad(
+                "record_options",
+                "type",
+                f"expected RecordOptions, got {type(self.record_options).__name__}",
+            )
         if self.assimilation is not None:
             if not isinstance(self.assimilation, AssimilationConfig):
                 raise bad(
@@ -278,6 +288,9 @@ class SessionSpec:
             if self.assimilation is None
             else configio.to_options(self.assimilation),
             "freeze_vegetation_year": self.freeze_vegetation_year,
+            "record_options": None
+            if self.record_options is None
+            else self.record_options.to_dict(),
         }
 
     def to_json(self, include_arrays: bool = True) -> str:
@@ -322,6 +335,9 @@ class SessionSpec:
             if d.get("assimilation") is None
             else configio.from_options(d["assimilation"]),
             freeze_vegetation_year=d.get("freeze_vegetation_year"),
+            record_options=None
+            if d.get("record_options") is None
+            else RecordOptions.from_dict(d["record_options"]),
         )
 
     @staticmethod
@@ -355,6 +371,8 @@ class SessionSpec:
             ) from None
         for name in ("checkpoint_url", "record_url"):
             kwargs[name] = kwargs.get(name) or None
+        if kwargs.get("record_options") is not None:
+            kwargs["record_options"] = RecordOptions.from_dict(kwargs["record_options"])
         if not kwargs.get("backend"):
             kwargs["backend"] = "reference"
         grid = GridSpec(shape=shape, **grid_args)

@@ -21,14 +21,15 @@ import json
 import math
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import numcodecs
 import numpy as np
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.errors import InvalidArgument
+from coupler.spec.codecs import WIRE_CODECS, CodecSpec, bitround, numcodec
+
+__all__ = ["CODECS", "CodecSpec", "bitround", "decode", "encode", "encode_all", "encode_into"]
 
 #: proto DType <-> explicit little-endian numpy dtype.
 DTYPES: Mapping[int, np.dtype] = {
@@ -46,10 +47,9 @@ DTYPES: Mapping[int, np.dtype] = {
 }
 _PROTO_DTYPE: Mapping[str, int] = {dt.str.replace("|", "<"): code for code, dt in DTYPES.items()}
 
-#: Codecs a peer may use; anything else (e.g. numcodecs "pickle") is refused.
-CODECS: tuple[str, ...] = ("none", "zstd", "blosc")
-#: Mantissa bits of each float type (the largest meaningful ``keepbits``).
-MANTISSA_BITS: Mapping[str, int] = {"f2": 10, "f4": 23, "f8": 52}
+#: Codecs a peer may use; anything else (e.g. numcodecs "pickle" or the record-only "pcodec") is
+#: refused.
+CODECS: tuple[str, ...] = WIRE_CODECS
 #: Default ceiling on one decoded field (bytes).
 DEFAULT_MAX_BYTES = 1 << 30
 MAX_RANK = 8
@@ -58,123 +58,55 @@ _ZSTD_MAGIC = 0xFD2FB528
 _BLOSC_HEADER = 16
 
 
-@dataclass(frozen=True)
-class CodecSpec:
-    """How to encode a field: ``id`` in :data:`CODECS`, the numcodecs ``config`` (without
-    ``id``), and ``keepbits`` (0 = lossless) for float fields."""
-
-    id: str = "none"
-    config: Mapping[str, Any] = field(default_factory=dict)
-    keepbits: int = 0
-
-    def __post_init__(self) -> None:
-        if self.id not in CODECS:
-            raise InvalidArgument(
-                f"codec {self.id!r} is not allowed; use one of {', '.join(CODECS)}",
-                field="codec",
-                rule="codec",
-            )
-        if self.id == "none" and self.config:
-            raise InvalidArgument(
-                "codec 'none' takes no config", field="codec", rule="codec_config"
-            )
-        if not 0 <= self.keepbits <= 52:
-            raise InvalidArgument(
-                f"keepbits {self.keepbits} outside [0, 52]", field="codec", rule="keepbits"
-            )
-        if self.id != "none":
-            _numcodec(self.id, self.config, "codec")
-
-    @staticmethod
-    def parse(value: CodecSpec | str | None) -> CodecSpec:
-        """``None`` -> raw, ``"zstd"`` -> that codec with numcodecs defaults."""
-        if value is None:
-            return CodecSpec()
-        if isinstance(value, CodecSpec):
-            return value
-        return CodecSpec(str(value))
-
-    def to_proto(self) -> pb.Codec:
-        return pb.Codec(
-            id=self.id, config_json=json.dumps(dict(self.config)) if self.config else "",
-            keepbits=self.keepbits,
-        )  # fmt: skip
-
-    @staticmethod
-    def from_proto(msg: pb.Codec, name: str = "codec") -> CodecSpec:
-        """Parse a proto Codec, naming ``name`` (the field it belongs to) in errors."""
-        codec_id = msg.id or "none"
-        if codec_id not in CODECS:
-            raise InvalidArgument(
-                f"codec {codec_id!r} is not allowed; use one of {', '.join(CODECS)}",
-                field=name,
-                rule="codec",
-            )
-        config: dict[str, Any] = {}
-        if msg.config_json:
-            try:
-                config = json.loads(msg.config_json)
-            except ValueError as exc:
-                raise InvalidArgument(
-                    f"codec config is not JSON: {exc}", field=name, rule="codec_config"
-                ) from None
-            if not isinstance(config, dict) or "id" in config:
-                raise InvalidArgument(
-                    "codec config must be a JSON object without 'id'", field=name,
-                    rule="codec_config",
-                )  # fmt: skip
-        try:
-            return CodecSpec(codec_id, config, int(msg.keepbits))
-        except InvalidArgument as exc:
-            raise InvalidArgument(str(exc), field=name, rule=exc.rule) from None
+def codec_to_proto(spec: CodecSpec) -> pb.Codec:
+    """The proto Codec of a spec."""
+    return pb.Codec(
+        id=spec.id, config_json=json.dumps(dict(spec.config)) if spec.config else "",
+        keepbits=spec.keepbits,
+    )  # fmt: skip
 
 
-#: Allowed numcodecs options per codec: name -> (type, min, max) or a set of values.
-_OPTIONS: Mapping[str, Mapping[str, Any]] = {
-    "zstd": {"level": (int, -7, 22), "checksum": {True, False}},
-    "blosc": {
-        "cname": {"blosclz", "lz4", "lz4hc", "zlib", "zstd"},
-        "clevel": (int, 0, 9),
-        "shuffle": {-1, 0, 1, 2},
-        "blocksize": (int, 0, 1 << 24),
-        "typesize": (int, 1, 255),
-    },
-}
-
-
-def _check_config(codec_id: str, config: Mapping[str, Any], name: str) -> None:
-    allowed = _OPTIONS[codec_id]
-    for key, value in config.items():
-        rule = allowed.get(key)
-        if rule is None:
-            raise InvalidArgument(
-                f"{codec_id} has no option {key!r}; options: {', '.join(sorted(allowed))}",
-                field=name,
-                rule="codec_config",
-            )
-        if isinstance(rule, tuple):
-            kind, lo, hi = rule
-            ok = isinstance(value, kind) and not isinstance(value, bool) and lo <= value <= hi
-            want = f"an integer in [{lo}, {hi}]"
-        else:
-            ok = any(value == v and type(value) is type(v) for v in rule)
-            want = f"one of {sorted(rule, key=str)}"
-        if not ok:
-            raise InvalidArgument(
-                f"{codec_id} option {key}={value!r}: expected {want}",
-                field=name,
-                rule="codec_config",
-            )
-
-
-def _numcodec(codec_id: str, config: Mapping[str, Any], name: str) -> numcodecs.abc.Codec:
-    _check_config(codec_id, config, name)
-    try:
-        return numcodecs.get_codec({"id": codec_id, **config})
-    except (TypeError, ValueError, KeyError) as exc:  # pragma: no cover  (options pre-checked)
+def codec_from_proto(
+    msg: pb.Codec, name: str = "codec", allowed: tuple[str, ...] = CODECS
+) -> CodecSpec:
+    """Parse a proto Codec, naming ``name`` (the field it belongs to) in errors; ``allowed``:
+    the codec ids accepted (the wire's; records also take ``coupler.spec.codecs.CODECS``)."""
+    codec_id = msg.id or "none"
+    if codec_id not in allowed:
         raise InvalidArgument(
-            f"bad {codec_id} config {dict(config)!r}: {exc}", field=name, rule="codec_config"
-        ) from None
+            f"codec {codec_id!r} is not allowed; use one of {', '.join(allowed)}",
+            field=name,
+            rule="codec",
+        )
+    config: dict[str, Any] = {}
+    if msg.config_json:
+        try:
+            config = json.loads(msg.config_json)
+        except ValueError as exc:
+            raise InvalidArgument(
+                f"codec config is not JSON: {exc}", field=name, rule="codec_config"
+            ) from None
+        if not isinstance(config, dict) or "id" in config:
+            raise InvalidArgument(
+                "codec config must be a JSON object without 'id'", field=name,
+                rule="codec_config",
+            )  # fmt: skip
+    try:
+        return CodecSpec(codec_id, config, int(msg.keepbits))
+    except InvalidArgument as exc:
+        raise InvalidArgument(str(exc), field=name, rule=exc.rule) from None
+
+
+def wire_codec(value: CodecSpec | str | None, name: str = "codec") -> CodecSpec:
+    """:meth:`CodecSpec.parse`, refusing the codecs a peer may not use (rule ``codec``)."""
+    spec = CodecSpec.parse(value)
+    if spec.id not in CODECS:
+        raise InvalidArgument(
+            f"codec {spec.id!r} is for records only; on the wire use one of {', '.join(CODECS)}",
+            field=name,
+            rule="codec",
+        )
+    return spec
 
 
 def proto_dtype(dtype: np.dtype) -> int:
@@ -185,19 +117,6 @@ def proto_dtype(dtype: np.dtype) -> int:
         return _PROTO_DTYPE[key]
     except KeyError:
         raise InvalidArgument(f"dtype {dt} cannot be sent", field="dtype", rule="dtype") from None
-
-
-def bitround(values: np.ndarray, keepbits: int) -> np.ndarray:
-    """Round float ``values`` to ``keepbits`` mantissa bits (numcodecs BitRound, round to nearest
-    even); the relative error is at most 2**-(keepbits+1). Integers are returned unchanged."""
-    if keepbits <= 0 or values.dtype.kind != "f":
-        return values
-    limit = MANTISSA_BITS[values.dtype.str[1:]]
-    if keepbits >= limit:
-        return values
-    native = np.require(values, dtype=values.dtype.newbyteorder("="), requirements="C")
-    rounded = numcodecs.BitRound(keepbits=keepbits).encode(native)
-    return np.asarray(rounded).view(native.dtype).reshape(values.shape)
 
 
 def encode(
@@ -212,7 +131,7 @@ def encode_into(
 ) -> pb.Field:
     """Fill ``msg`` (e.g. ``request.fields.add()`` or ``frame.field``) in place, so a big
     payload is copied into the message once, not again when it is wrapped. Returns ``msg``."""
-    spec = CodecSpec.parse(codec)
+    spec = wire_codec(codec, name)
     arr = np.asarray(values)
     code = proto_dtype(arr.dtype)
     arr = np.require(arr, dtype=arr.dtype.newbyteorder("<"), requirements="C")
@@ -225,9 +144,9 @@ def encode_into(
     if spec.id == "none":
         msg.data = arr.tobytes()
     else:
-        msg.data = bytes(_numcodec(spec.id, spec.config, name).encode(arr))
+        msg.data = bytes(numcodec(spec.id, spec.config, name).encode(arr))
     if spec.id != "none" or spec.keepbits:
-        msg.codec.CopyFrom(spec.to_proto())
+        msg.codec.CopyFrom(codec_to_proto(spec))
     return msg
 
 
@@ -267,7 +186,7 @@ def decode(
             field=name,
             rule="max_bytes",
         )
-    spec = CodecSpec.from_proto(msg.codec, name)
+    spec = codec_from_proto(msg.codec, name)
     data = msg.data
     if spec.id == "none":
         if len(data) != nbytes:
@@ -288,7 +207,7 @@ def decode(
         )
     out = np.empty(shape, dtype=dtype)
     try:
-        _numcodec(spec.id, spec.config, name).decode(data, out=out.reshape(-1).view(np.uint8))
+        numcodec(spec.id, spec.config, name).decode(data, out=out.reshape(-1).view(np.uint8))
     except (RuntimeError, ValueError, TypeError) as exc:
         raise InvalidArgument(
             f"field {name!r}: corrupt {spec.id} data: {exc}", field=name, rule="codec_data"

@@ -118,7 +118,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
     def _reply_codec(self, request: pb.StepRequest) -> F.CodecSpec:
         if not request.HasField("reply_codec"):
             return F.CodecSpec()
-        return F.CodecSpec.from_proto(request.reply_codec, "reply_codec")
+        return F.codec_from_proto(request.reply_codec, "reply_codec")
 
     # ---- RPCs ------------------------------------------------------------------------------
     def Describe(self, request: pb.DescribeRequest, context: grpc.ServicerContext) -> Any:

@@ -17,7 +17,8 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.assimilation import configio
 from coupler.assimilation.settings import AssimilationConfig
 from coupler.errors import InvalidArgument
-from coupler.spec import SessionSpec
+from coupler.spec import RecordOptions, SessionSpec
+from coupler.spec.codecs import CODECS as RECORD_CODECS
 from coupler.spec.times import format_time
 from coupler.wire import fields as F
 
@@ -46,6 +47,8 @@ def to_request(spec: SessionSpec) -> pb.OpenSessionRequest:
         F.encode_into(req.land_cover_fractions, "land_cover", spec.land_cover, "1")
     if spec.assimilation is not None:
         req.assimilation.CopyFrom(assimilation_options(spec.assimilation))
+    if spec.record_options is not None:
+        req.record_options.CopyFrom(record_options(spec.record_options))
     return req
 
 
@@ -95,6 +98,7 @@ def from_request(
         record_url=request.record_url,
         assimilation=_options_of(request),
         freeze_vegetation_year=int(request.freeze_vegetation_year) or None,
+        record_options=_record_options_of(request),
     )
 
 
@@ -117,3 +121,38 @@ def _options_of(request: pb.OpenSessionRequest) -> dict[str, Any] | None:
     if "impact" in opts:
         opts["impact"] = {i.get("type", ""): list(i.get("kinds", [])) for i in opts["impact"]}
     return opts
+
+
+def record_options(options: RecordOptions) -> pb.RecordOptions:
+    """The RecordOptions message of a spec's record options."""
+    msg = pb.RecordOptions(
+        codec=F.codec_to_proto(options.codec), chunk_bytes=options.chunk_bytes,
+        shard_chunks=options.shard_chunks, lossy_forcing=options.lossy_forcing,
+    )  # fmt: skip
+    for name, spec in options.fields.items():
+        msg.fields[name].CopyFrom(F.codec_to_proto(spec))
+    return msg
+
+
+def _record_codec(msg: pb.Codec, name: str) -> dict[str, Any]:
+    """A record codec (wire codecs and the record-only ones) as CodecSpec's dict form."""
+    return F.codec_from_proto(msg, name, allowed=RECORD_CODECS).to_dict()
+
+
+def _record_options_of(request: pb.OpenSessionRequest) -> RecordOptions | None:
+    if not request.HasField("record_options"):
+        return None
+    msg = request.record_options
+    opts: dict[str, Any] = {
+        "fields": {
+            k: _record_codec(v, f"record_options.fields.{k}") for k, v in msg.fields.items()
+        },
+        "lossy_forcing": bool(msg.lossy_forcing),
+    }
+    if msg.HasField("codec"):
+        opts["codec"] = _record_codec(msg.codec, "record_options.codec")
+    if msg.chunk_bytes:
+        opts["chunk_bytes"] = int(msg.chunk_bytes)
+    if msg.shard_chunks:
+        opts["shard_chunks"] = int(msg.shard_chunks)
+    return RecordOptions.from_dict(opts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from coupler.bench import doc, reference, service
+from coupler.bench import doc, reference, replay, service
 
 
 def test_reference_and_service_benchmarks_write_their_sections(tmp_path) -> None:
@@ -27,3 +27,12 @@ def test_reference_and_service_benchmarks_write_their_sections(tmp_path) -> None
     assert text.count("<!-- bench:reference -->") == 1 and "| 128 |" in text
     out = doc.write_json(tmp_path / "b.json", svc)
     assert json.loads(out.read_text())["benchmark"] == "service"
+
+
+def test_replay_benchmark_replays_its_own_record_bitwise(tmp_path) -> None:
+    payload = replay.run(days=3)
+    assert payload["replay"]["bitwise_equal"] and payload["replay"]["steps"] == 5
+    assert payload["coupled"]["steps"] == 3 and payload["ratio"] > 0
+    assert all(n <= 1000 for n in payload["objects_per_rank"])
+    md = doc.update_section(tmp_path / "b.md", "replay", replay.markdown(payload)).read_text()
+    assert "<!-- bench:replay -->" in md and "Replay / coupled" in md

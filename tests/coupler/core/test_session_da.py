@@ -311,7 +311,7 @@ def test_zarr_observation_file_and_record_diagnostics(
     assert skipped in text
     s.close()
     # (d) the record holds the diagnostics of each analysis at the step it ran in
-    rec = xr.open_zarr(record_url, consolidated=False)
+    rec = xr.open_zarr(record_url, consolidated=False).transpose("time", ...)
     n_obs = rec["assim_n_obs"].values
     assert n_obs.shape == (30,)
     assert np.flatnonzero(np.isfinite(n_obs)).tolist() == [11, 24]

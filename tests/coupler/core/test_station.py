@@ -77,7 +77,7 @@ def test_station_forcing_through_a_session(greensboro: xr.Dataset) -> None:
     assert hfls.max() > 50.0  # July days evaporate: the fluxes are not trivially zero
     manager.close(session.id, "alice")
 
-    ds = xr.open_zarr(record, consolidated=False)
+    ds = xr.open_zarr(record, consolidated=False).transpose("time", ...)  # stored (cell, time)
     assert ds.sizes == {"time": STEPS, "cell": n}
     assert np.array_equal(ds.time.values, greensboro.time.values)
     for i in range(STEPS):

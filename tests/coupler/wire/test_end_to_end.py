@@ -97,7 +97,7 @@ def test_48_steps_over_grpc_equal_the_reference_model(
             replies.append(reply)
         session.close()
     # the record reopens with xarray and holds exactly what crossed the wire, both ways
-    ds = xr.open_zarr(record, consolidated=False)
+    ds = xr.open_zarr(record, consolidated=False).transpose("time", ...)  # stored (cell, time)
     assert ds.sizes["time"] == STEPS
     assert np.datetime64(ds.time.values[0], "s") == START
     for name in FORCING:

@@ -106,7 +106,7 @@ class DescribeReply(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., variables: _Optional[_Iterable[_Union[VariableInfo, _Mapping]]] = ..., codecs: _Optional[_Iterable[str]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from", "assimilation", "freeze_vegetation_year")
+    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from", "assimilation", "freeze_vegetation_year", "record_options")
     LAT_FIELD_NUMBER: _ClassVar[int]
     LON_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class OpenSessionRequest(_message.Message):
     RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
     ASSIMILATION_FIELD_NUMBER: _ClassVar[int]
     FREEZE_VEGETATION_YEAR_FIELD_NUMBER: _ClassVar[int]
+    RECORD_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     lat: Field
     lon: Field
     area: Field
@@ -151,7 +152,29 @@ class OpenSessionRequest(_message.Message):
     resume_from: str
     assimilation: AssimilationOptions
     freeze_vegetation_year: int
-    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ..., assimilation: _Optional[_Union[AssimilationOptions, _Mapping]] = ..., freeze_vegetation_year: _Optional[int] = ...) -> None: ...
+    record_options: RecordOptions
+    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ..., assimilation: _Optional[_Union[AssimilationOptions, _Mapping]] = ..., freeze_vegetation_year: _Optional[int] = ..., record_options: _Optional[_Union[RecordOptions, _Mapping]] = ...) -> None: ...
+
+class RecordOptions(_message.Message):
+    __slots__ = ("codec", "fields", "chunk_bytes", "shard_chunks", "lossy_forcing")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Codec
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Codec, _Mapping]] = ...) -> None: ...
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHARD_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    LOSSY_FORCING_FIELD_NUMBER: _ClassVar[int]
+    codec: Codec
+    fields: _containers.MessageMap[str, Codec]
+    chunk_bytes: int
+    shard_chunks: int
+    lossy_forcing: bool
+    def __init__(self, codec: _Optional[_Union[Codec, _Mapping]] = ..., fields: _Optional[_Mapping[str, Codec]] = ..., chunk_bytes: _Optional[int] = ..., shard_chunks: _Optional[int] = ..., lossy_forcing: _Optional[bool] = ...) -> None: ...
 
 class AssimilationOptions(_message.Message):
     __slots__ = ("filter", "inflation", "inflation_factor", "inflation_initial", "inflation_sd", "inflation_damping", "inflation_lower", "inflation_upper", "gross_error_k", "center_perturbations", "filter_seed", "perturbation", "parameters", "estimate_parameters", "fields", "half_width_km", "match_km", "keep_days", "keep_steps", "seed", "impact", "leaf_carbon_sd", "initial_leaf_carbon_sd", "observations_url")

@@ -1,0 +1,154 @@
+"""Replaying a record in-process: each rank's session is re-created from the record and driven,
+step by step, with the recorded forcing through the core's own session (the same validation,
+land step and reply code as the service), with no server and no atmosphere.
+
+- **Bitwise mode**: the record's start state resumes on the chosen backend (same name, class,
+  version and artifact hashes as recorded): every reply must equal the record bit for bit (a
+  bit-rounded output is compared after the same rounding: ``keepbits`` in the record).
+- **A/B mode**: another backend (or other artifacts): the session starts fresh from the recorded
+  spec at step 0 and its replies are compared with the record as skill (``report``).
+
+:class:`RankReplay` yields :class:`StepResult` per step (the Python API: debug a run step by step
+without the atmosphere); :func:`compare` checks one step's bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from coupler.core.manager import SessionManager
+from coupler.core.session import Session
+from coupler.errors import FailedPrecondition, InvalidArgument
+from coupler.replay.source import RecordError, RecordSource
+from coupler.spec.codecs import bitround
+
+OWNER = "replay"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One replayed step: the recorded forcing and outputs, and the replayed outputs ((cell,)
+    float64, as the session replied, before any rounding)."""
+
+    rank: int
+    index: int
+    forcing: Mapping[str, np.ndarray]
+    recorded: Mapping[str, np.ndarray]
+    replayed: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first replayed value whose bits differ from the record."""
+
+    rank: int
+    step: int
+    field: str
+    cell: int
+    lat: float
+    lon: float
+    recorded: float
+    replayed: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def compare(
+    result: StepResult, keepbits: Mapping[str, int], lat: np.ndarray, lon: np.ndarray
+) -> Difference | None:
+    """The first field (in record order) and cell where ``result`` differs from the record bit
+    for bit (outputs recorded with ``keepbits`` are rounded the same way first), else None."""
+    for name, recorded in result.recorded.items():
+        got = bitround(np.asarray(result.replayed[name], dtype=np.float64), keepbits.get(name, 0))
+        same = got.view(np.uint64) == recorded.view(np.uint64)
+        if not same.all():
+            cell = int(np.argmin(same))
+            return Difference(
+                result.rank, result.index, name, cell, float(lat[cell]), float(lon[cell]),
+                float(recorded[cell]), float(got[cell]),
+            )  # fmt: skip
+    return None
+
+
+class RankReplay:
+    """One rank's record replayed on ``backend`` (default: the recorded one), in-process."""
+
+    def __init__(
+        self,
+        source: RecordSource,
+        backend: str | None = None,
+        manager: SessionManager | None = None,
+    ) -> None:
+        self.source = source
+        self.backend = backend or source.spec.backend
+        self._manager = manager if manager is not None else SessionManager()
+        self.mode: str | None = None  # "bitwise" or "ab", known once the session is open
+
+    def _open(self, step: int) -> Session:
+        """The session that will replay from the start state at or before ``step``."""
+        src = self.source
+        spec = src.spec_for_replay(self.backend)
+        start = src.start_for(step)
+        data = replace(src.checkpoint(start), config=spec)
+        try:
+            session = self._manager.resume_from(data, OWNER, f"{src.url} starts/{start}")
+            self.mode = "bitwise" if src.bitwise_replayable else "ab"
+            return session
+        except (FailedPrecondition, InvalidArgument) as exc:
+            if exc.rule not in ("backend_identity", "state_shape"):
+                raise
+        if start != 0:
+            raise RecordError(
+                src.url, "ab_start", f"backend {self.backend!r} is not the recorded one, so it "
+                f"must start from step 0, but the record starts at step {start}",
+            )  # fmt: skip
+        self.mode = "ab"
+        return self._manager.open(spec, OWNER)
+
+    def steps(
+        self, start: int = 0, stop: int | None = None, prefetch: int = 2
+    ) -> Iterator[StepResult]:
+        """Replay steps up to ``stop`` (default: every committed step), yielding those from
+        ``start`` on; steps between the start state and ``start`` are run but not yielded.
+        While it runs, torch uses the record's intra-op thread count (``torch_num_threads``:
+        the emulators' float results depend on it); it is restored when the iterator ends."""
+        src = self.source
+        stop = src.n_steps if stop is None else min(stop, src.n_steps)
+        if not 0 <= start <= stop:
+            raise InvalidArgument(
+                f"steps: {start}:{stop} is not within the record's 0:{src.n_steps}",
+                field="steps", rule="range",
+            )  # fmt: skip
+        threads = torch.get_num_threads()
+        torch.set_num_threads(src.torch_threads)
+        try:
+            session = self._open(start)
+            try:
+                yield from self._drive(session, start, stop, prefetch)
+            finally:
+                self._manager.close(session.id, OWNER)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _drive(
+        self, session: Session, start: int, stop: int, prefetch: int
+    ) -> Iterator[StepResult]:
+        src = self.source
+        names = src.forcing + src.outputs
+        for block in src.blocks(session.next_index, stop, names, prefetch=prefetch):
+            for row, index in enumerate(range(block.start, block.stop)):
+                forcing = {
+                    n: block.fields[n][row]
+                    for n in src.forcing
+                    if not np.isnan(block.fields[n][row]).all()
+                }
+                reply = session.step(index, forcing)
+                if index >= start:
+                    recorded = {n: block.fields[n][row] for n in src.outputs}
+                    yield StepResult(src.rank, index, forcing, recorded, reply)
