@@ -23,6 +23,7 @@ so listing the registered recipes stays cheap.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import logging
@@ -117,7 +118,7 @@ def training_record(
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(abc.ABC):
     """How one shipped emulator is trained, exported and evaluated (module docstring)."""
 
     name: str
@@ -164,50 +165,55 @@ class Recipe:
         return dataclasses.replace(base, **self.options)
 
     # ---- the recipe's parts ------------------------------------------------------------------
+    @abc.abstractmethod
     def config(self) -> Any:
         """The training config at ``timestep`` with ``options`` (:meth:`configured`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fit(self, config: Any, work: Path, progress: bool) -> TrainResult:
         """Build the training set and train (``trainer.fit`` on the recipe's loss); data cache,
         checkpoints and best weights under ``work``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def network(self, config: Mapping[str, Any]) -> nn.Module:
         """The untrained network of a manifest's architecture ``config``, as exported."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def architecture_config(self, config: Any, model: nn.Module) -> dict[str, Any]:
         """The manifest's architecture config of a trained ``model``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def export_spec(self, model: nn.Module, config: dict[str, Any]) -> ExportSpec:
         """How ``model`` (what the artifacts compute) is exported and described."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate_at(
         self, directory: Path, out_dir: Path, cache: Path | None, progress: bool
     ) -> Manifest:
         """Held-out skill of the artifact in ``directory``: report to ``out_dir``, skill into the
         manifest."""
-        raise NotImplementedError
 
     def servable(self, model: nn.Module) -> nn.Module:
         """The module the artifacts compute, from the trained network (default: itself)."""
         return model
 
+    @abc.abstractmethod
     def training_record(self, config: Any, result: TrainResult, seconds: float) -> dict[str, Any]:
-        raise NotImplementedError
+        """The manifest's training record (data, budget, best epoch, seconds)."""
 
     def trained_skill(self, result: TrainResult) -> list[dict[str, Any]]:
         """Skill measured during :meth:`fit` (``scores_while_training``)."""
         return []
 
     def after_export(self, result: TrainResult, work: Path) -> None:
-        """Anything written once the artifacts are (reports of ``scores_while_training``)."""
+        """Anything written once the artifacts are (reports of ``scores_while_training``);
+        by default nothing."""
+        return None
 
     def compare(self, artifacts: Path, out_dir: Path, cache: Path | None, progress: bool) -> None:
-        """After :meth:`evaluate`: reports of other artifacts on the same held-out data."""
+        """After :meth:`evaluate`: reports of other artifacts on the same held-out data; by
+        default none."""
+        return None
 
     # ---- what every recipe does the same way -------------------------------------------------
     def export_model(
