@@ -134,8 +134,10 @@ contains
     character(len=:), allocatable :: out
     character(kind=c_char), pointer :: chars(:)
     integer :: i, n
-    out = ""
-    if (.not. c_associated(p)) return
+    if (.not. c_associated(p)) then
+      out = ""
+      return
+    end if
     n = int(c_strlen(p))
     call c_f_pointer(p, chars, [n])
     allocate(character(len=n) :: out)
