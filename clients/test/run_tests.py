@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,6 +75,71 @@ def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.3)
     proc.terminate()
     raise SystemExit("server did not start in 120 s")
+
+
+class FlakyProxy:
+    """TCP proxy 127.0.0.1:<port> -> target. When ``trigger`` (a file) appears it is removed,
+    every live connection is cut and new ones are refused (accepted and closed) for ``seconds``:
+    the client sees UNAVAILABLE and must resend."""
+
+    def __init__(self, target_port: int, trigger: Path, seconds: float = 0.3) -> None:
+        self.target_port, self.trigger, self.seconds = target_port, trigger, seconds
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+        self.conns: list[socket.socket] = []
+        self.refuse_until = 0.0
+        self.outages = 0
+        self.stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.stop:
+            if self.trigger.exists():
+                self.trigger.unlink()
+                self.refuse_until = time.time() + self.seconds
+                self.outages += 1
+                for c in list(self.conns):
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    c.close()
+                self.conns.clear()
+            time.sleep(0.01)
+
+    def _accept(self) -> None:
+        while not self.stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.time() < self.refuse_until:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop = True
+        self.listener.close()
 
 
 class Checks:
@@ -157,19 +223,23 @@ def main(argv: list[str] | None = None) -> int:
         from coupler.client import CouplerClient
 
         print(f"server on {target}; inputs in {work}")
+        proxy = FlakyProxy(port, work / "outage")
         t0 = time.perf_counter()
         c = subprocess.run(
-            [str(build / "test_c"), target, str(work)], capture_output=True, text=True
+            [str(build / "test_c"), target, str(work), f"127.0.0.1:{proxy.port}"],
+            capture_output=True,
+            text=True,
         )
+        proxy.close()
         c_time = time.perf_counter() - t0
         print(c.stdout + c.stderr)
         check(c.returncode == 0, f"C test exits 0 ({c_time:.1f} s)")
 
         mpirun = shutil.which("mpirun")
         t0 = time.perf_counter()
-        f = subprocess.run([mpirun or "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(RANKS),
-                            str(build / "fortran_mpi_example"), target, str(work)],
-                           capture_output=True, text=True)  # fmt: skip
+        mpi = [mpirun or "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(RANKS)]
+        example = [str(build / "fortran_mpi_example"), target, str(work)]
+        f = subprocess.run(mpi + example, capture_output=True, text=True)
         f_time = time.perf_counter() - t0
         print(f.stdout + f.stderr)
         check(f.returncode == 0, f"Fortran MPI example exits 0 ({RANKS} ranks, {f_time:.1f} s)")
@@ -182,7 +252,14 @@ def main(argv: list[str] | None = None) -> int:
             got = np.fromfile(work / "c_out.bin", "<f8")
             check(
                 got.size == py.size and got.tobytes() == py.tobytes(),
-                "C float64 outputs == Python client, byte for byte (48 steps x 4 outputs x 4 cells)",
+                "C float64 outputs == Python client, byte for byte (48 steps, 4 outputs, 4 cells)",
+            )
+        if (work / "c_retry_out.bin").exists():
+            got = np.fromfile(work / "c_retry_out.bin", "<f8")
+            check(
+                proxy.outages == 1 and got.tobytes() == py.tobytes(),
+                f"C run through a connection cut before step 24 ({proxy.outages} outage): "
+                "resent with backoff, outputs == Python client",
             )
         if (work / "c_resume_out.bin").exists():
             got = np.fromfile(work / "c_resume_out.bin", "<f8").reshape(NT - 24, len(OUTPUTS), NC)

@@ -2,10 +2,12 @@
  * retry of the last index, checkpoint + resume, and bad inputs. Usage:
  *   test_c TARGET DIR      DIR holds grid.bin, forcing.bin (written by the Python side) and
  *                          receives c_out.bin, c_out_f32.bin, c_resume_out.bin, c_errors.txt */
+#define _POSIX_C_SOURCE 199309L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "landcoupler.h"
 
@@ -80,7 +82,7 @@ static void error_case(FILE *log, const char *target, const char *name, int64_t 
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: test_c TARGET DIR\n"); return 2; }
+  if (argc < 3) { fprintf(stderr, "usage: test_c TARGET DIR [PROXY]\n"); return 2; }
   const char *target = argv[1], *dir = argv[2];
   double grid[2 * NCALL];
   if (read_file(dir, "grid.bin", grid, sizeof grid) || read_file(dir, "forcing.bin", forcing, sizeof forcing)) {
@@ -165,6 +167,31 @@ int main(int argc, char **argv) {
   printf("no server -> %d: %s\n", rc, lc_error_message(s));
   CHECK(rc == LC_UNAVAILABLE, "no server gave %d", rc);
   lc_session_free(s);
+
+  /* 6. through a proxy that cuts the connection before step 24 (DIR/outage asks for it):
+   *    the step is resent blindly with backoff on UNAVAILABLE and the run goes on unchanged */
+  if (argc > 3) {
+    s = open_session(argv[3], "c-retry", NULL);
+    fo = out_file(dir, "c_retry_out.bin", "wb");
+    for (int t = 0; t < NT; t++) {
+      if (t == 24) {
+        FILE *trigger = out_file(dir, "outage", "w");
+        fclose(trigger);
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL); /* the proxy cuts every connection and refuses new ones */
+      }
+      step_forcing(t, f);
+      rc = lc_step(s, t, FORCING, f, NC, NULL, out);
+      CHECK(rc == LC_OK, "retry run step %d: %d %s", t, rc, lc_error_message(s));
+      fwrite(out, sizeof out, 1, fo);
+    }
+    fclose(fo);
+    printf("outage before step 24: %lld resend(s) after UNAVAILABLE, 48 steps done\n",
+           (long long)lc_retry_count(s));
+    CHECK(lc_retry_count(s) > 0, "the outage caused no retry");
+    lc_close(s);
+    lc_session_free(s);
+  }
 
   printf(failures ? "C TEST FAILED (%d)\n" : "C TEST OK\n", failures);
   return failures ? 1 : 0;

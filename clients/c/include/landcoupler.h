@@ -91,6 +91,9 @@ int lc_open(lc_session *s, int64_t cells, const double *lat, const double *lon,
 /* Open by resuming the checkpoint at `url` (grid and configuration come from it). */
 int lc_resume(lc_session *s, const char *url);
 
+/* How many times calls on this session were resent after UNAVAILABLE (for tests/logs). */
+int64_t lc_retry_count(const lc_session *s);
+
 /* Session facts after lc_open / lc_resume. */
 int64_t lc_cells(const lc_session *s);
 int64_t lc_next_index(const lc_session *s);       /* the index the next new step must carry */
