@@ -268,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                 "C resume from the step-23 checkpoint == uninterrupted Python run, steps 24-47",
             )
         if (work / "c_out_f32.bin").exists():
+            t0 = time.perf_counter()
             py32 = python_run(client, lat, lon, forcing, first, "c-f32", 0, dtype=np.float32)
+            ms = (time.perf_counter() - t0) * 1e3 / NT
+            print(f"Python client, same float32 run: {ms:.2f} ms per step (open/close included)")
             got = np.fromfile(work / "c_out_f32.bin", "<f4").reshape(shape)
             check(
                 got.tobytes() == py32.astype(np.float32).tobytes(),
