@@ -26,6 +26,12 @@ module landcoupler_mod
     integer(int64) :: cells = 0
   end type
 
+  !> lc_step(session, index, forcing_names, forcing, output_names, outputs, ierr) with
+  !> real(c_double) or real(c_float) arrays (float32 forcing is sent as float32).
+  interface lc_step
+    module procedure lc_step_f64, lc_step_f32
+  end interface
+
   interface
     function c_session_new(target, token) bind(c, name="lc_session_new")
       import :: c_ptr, c_char
@@ -57,6 +63,15 @@ module landcoupler_mod
       real(c_double), intent(in) :: forcing(*)
       real(c_double), intent(inout) :: outputs(*)
       integer(c_int) :: c_step
+    end function
+    function c_step_f32(s, index, fnames, forcing, n, onames, outputs) bind(c, name="lc_step_f32")
+      import :: c_ptr, c_int, c_int64_t, c_float, c_char
+      type(c_ptr), value :: s
+      integer(c_int64_t), value :: index, n
+      character(kind=c_char), intent(in) :: fnames(*), onames(*)
+      real(c_float), intent(in) :: forcing(*)
+      real(c_float), intent(inout) :: outputs(*)
+      integer(c_int) :: c_step_f32
     end function
     function c_checkpoint(s, url, out, outlen) bind(c, name="lc_checkpoint")
       import :: c_ptr, c_int, c_char, c_size_t
@@ -212,21 +227,46 @@ contains
   end subroutine
 
   !> One step: forcing(n, size(forcing_names)) -> outputs(cells, size(output_names)).
-  subroutine lc_step(session, index, forcing_names, forcing, output_names, outputs, ierr)
+  subroutine lc_step_f64(session, index, forcing_names, forcing, output_names, outputs, ierr)
     type(landcoupler_session), intent(inout) :: session
     integer(int64), intent(in) :: index
     character(len=*), intent(in) :: forcing_names(:), output_names(:)
     real(c_double), intent(in), contiguous :: forcing(:, :)
     real(c_double), intent(inout), contiguous :: outputs(:, :)
     integer, intent(out) :: ierr
-    if (size(forcing, 2) /= size(forcing_names) .or. size(outputs, 2) /= size(output_names) &
-        .or. size(outputs, 1) /= session%cells) then
-      ierr = 100   ! the arrays do not match the names / the session (nothing sent)
+    if (.not. shapes_ok(session, size(forcing, 2), size(forcing_names), size(outputs, 1), &
+                        size(outputs, 2), size(output_names))) then
+      ierr = 100
       return
     end if
     ierr = int(c_step(session%handle, int(index, c_int64_t), cjoin(forcing_names), forcing, &
                       int(size(forcing, 1), c_int64_t), cjoin(output_names), outputs))
   end subroutine
+
+  !> The same with real(c_float) forcing and outputs.
+  subroutine lc_step_f32(session, index, forcing_names, forcing, output_names, outputs, ierr)
+    type(landcoupler_session), intent(inout) :: session
+    integer(int64), intent(in) :: index
+    character(len=*), intent(in) :: forcing_names(:), output_names(:)
+    real(c_float), intent(in), contiguous :: forcing(:, :)
+    real(c_float), intent(inout), contiguous :: outputs(:, :)
+    integer, intent(out) :: ierr
+    if (.not. shapes_ok(session, size(forcing, 2), size(forcing_names), size(outputs, 1), &
+                        size(outputs, 2), size(output_names))) then
+      ierr = 100
+      return
+    end if
+    ierr = int(c_step_f32(session%handle, int(index, c_int64_t), cjoin(forcing_names), forcing, &
+                          int(size(forcing, 1), c_int64_t), cjoin(output_names), outputs))
+  end subroutine
+
+  !> The arrays match the names and the session (else ierr 100 and nothing is sent).
+  logical function shapes_ok(session, nforcing, nfnames, ocells, noutputs, nonames)
+    type(landcoupler_session), intent(in) :: session
+    integer, intent(in) :: nforcing, nfnames, ocells, noutputs, nonames
+    shapes_ok = c_associated(session%handle) .and. nforcing == nfnames .and. &
+                noutputs == nonames .and. ocells == session%cells
+  end function
 
   !> Write a checkpoint (to `url`, else the session's checkpoint_url); `written` gets its URL.
   subroutine lc_checkpoint(session, ierr, url, written)

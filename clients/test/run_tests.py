@@ -287,6 +287,17 @@ def main(argv: list[str] | None = None) -> int:
                 == np.ascontiguousarray(pyr.transpose(0, 1, 2)).astype("<f8").tobytes()
             )
             check(ok, f"Fortran rank {rank} outputs == Python client, byte for byte")
+            path = work / f"f_resume_rank{rank}.bin"
+            check(
+                path.exists() and path.read_bytes() == pyr[24:].astype("<f8").tobytes(),
+                f"Fortran rank {rank} resumed from its step-23 checkpoint: steps 24-47 == Python",
+            )
+            path = work / f"f_f32_rank{rank}.bin"
+            py32 = python_run(client, lat, lon, forcing, cells, "fortran-f32", rank, np.float32)
+            check(
+                path.exists() and path.read_bytes() == py32.astype("<f4").tobytes(),
+                f"Fortran rank {rank} float32 outputs == Python client sending float32",
+            )
 
         for name, log in (("C", "c_errors.txt"), ("Fortran", "f_errors.txt")):
             if not (work / log).exists():
