@@ -174,6 +174,14 @@ def python_error(client, lat, lon, forcing, case: str):
     from coupler.client import CouplerRpcError
 
     cells = slice(0, NC)
+    if case.startswith("open_"):
+        bad = {"timestep": 7000} if case == "open_timestep" else {"outputs": ["hfls", "nope"]}
+        kwargs = dict(lat=lat[cells], lon=lon[cells], start=START, timestep=3600, outputs=OUTPUTS)
+        try:
+            client.open_session(**{**kwargs, **bad}).close()
+            return ("0", "", "")
+        except CouplerRpcError as err:
+            return (str(err.code().value[0]), err.field or "", err.rule or "")
     session = client.open_session(lat=lat[cells], lon=lon[cells], start=START, timestep=3600,
                                   outputs=OUTPUTS, backend="reference", land_cover="grass",
                                   run_id="py-errors", rank=0)  # fmt: skip

@@ -162,6 +162,15 @@ int main(int argc, char **argv) {
   error_case(log, target, "unknown", 0, "tas,huss,ps,sfcWind,pr,rsds,rlds,foo", 0, NC, NV + 1);
   error_case(log, target, "order", 5, FORCING, 0, NC, NV);
   error_case(log, target, "size", 0, FORCING, 0, NC - 1, NV);
+  /* a bad session: timestep 7000 s (must divide 86400) and an unknown output */
+  s = lc_session_new(target, NULL);
+  rc = lc_open(s, NC, lat, lon, START, 7000, NULL, NULL, OUTPUTS, NULL, 0, NULL, NULL, 0);
+  fprintf(log, "open_timestep %d %s %s\n", rc, lc_error_field(s), lc_error_rule(s));
+  printf("error case open_timestep -> %d: %s\n", rc, lc_error_message(s));
+  rc = lc_open(s, NC, lat, lon, START, 3600, NULL, NULL, "hfls,nope", NULL, 0, NULL, NULL, 0);
+  fprintf(log, "open_output %d %s %s\n", rc, lc_error_field(s), lc_error_rule(s));
+  printf("error case open_output -> %d: %s\n", rc, lc_error_message(s));
+  lc_session_free(s);
   fclose(log);
 
   /* 5. no server: UNAVAILABLE after the retries, no abort */
