@@ -70,3 +70,19 @@ proto-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+## C and Fortran clients (clients/, docs/clients.md): Debian packages when missing, then CMake
+## into build/clients. Not part of `make test`; `make test-clients` runs their tests against a
+## local server.
+CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config
+CLIENT_BUILD ?= build/clients
+.PHONY: clients test-clients
+clients:
+	@missing=$$(for p in $(CLIENT_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	cmake -S clients -B $(CLIENT_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(CLIENT_BUILD) -j 2
+
+test-clients: clients $(STAMP)
+	$(PY) clients/test/run_tests.py --build $(CLIENT_BUILD)
