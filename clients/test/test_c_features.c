@@ -243,6 +243,18 @@ static int tls_test(const char *target, const char *dir, const char *ca, const c
   lc_set_tls(s, wrong_ca, key, cert, NULL);
   log_error(log, "wrong_ca", lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o), s);
   lc_session_free(s);
+  /* a server name the certificate does not carry (lc_set_tls server_name): refused */
+  s = lc_session_new(target, token);
+  lc_set_tls(s, ca, key, cert, "other.example");
+  log_error(log, "server_name", lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o), s);
+  lc_session_free(s);
+  /* the certificate's DNS name instead of its IP address: accepted */
+  s = lc_session_new(target, token);
+  lc_set_tls(s, ca, key, cert, "localhost");
+  rc = lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o);
+  CHECK(rc == LC_OK, "server_name localhost: %d %s", rc, lc_error_message(s));
+  lc_close(s);
+  lc_session_free(s);
   /* no token: the server's UNAUTHENTICATED with field and rule */
   s = lc_session_new(target, NULL);
   lc_set_tls(s, ca, key, cert, NULL);
