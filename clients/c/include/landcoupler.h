@@ -12,7 +12,7 @@
  *   lc_set_stream(s, 1, LC_DEFAULT_SPLIT_BYTES);               // optional: Exchange stream
  *   lc_options *o = lc_options_new();                          // optional: session settings
  *   lc_options_set_land_cover_fractions(o, cells, 8, fractions, 0);
- *   lc_options_set_record(o, "file:///scratch/run-1/rank0.zarr");
+ *   lc_options_set_record(o, "/scratch/run-1/rank0.zarr");
  *   if (lc_open_with(s, cells, lat, lon, "2001-01-01T05:00:00Z", 3600, "hfls,hfss", o) != LC_OK)
  *       fprintf(stderr, "%s\n", lc_error_message(s));
  *   lc_options_free(o);                                        // (lc_open: the short form)
@@ -50,7 +50,8 @@
  *   converted to float32 in that same pass). Nothing else is copied or retained; the stream
  *   transport copies exactly the same (one message per field instead of one per step).
  *
- * Thread safety: one session per thread (an MPI rank typically owns one session).
+ * Thread safety: one session per thread (an MPI rank typically owns one session). Over the
+ *   stream, each step with a timeout runs a short-lived watchdog thread inside the library.
  */
 #ifndef LANDCOUPLER_H
 #define LANDCOUPLER_H
@@ -132,7 +133,8 @@ int lc_options_set_land_cover_fractions(lc_options *o, int64_t cells, int32_t nc
 int lc_options_set_members(lc_options *o, int32_t members, int output_spread);
 /* Checkpoints: fsspec URL prefix and period in steps (0 = only on request and at shutdown). */
 int lc_options_set_checkpoint(lc_options *o, const char *url, int32_t every);
-/* Zarr v3 record of every step at `url` (fsspec URL; "" = none). */
+/* Zarr v3 record of every step at `url` (fsspec URL or path; "" = none). The server creates
+ * the directories of a plain path, not those of a file:// URL (docs/clients.md). */
 int lc_options_set_record(lc_options *o, const char *url);
 /* How the record is written (proto RecordOptions): codec_id "zstd", "blosc", "pcodec", "none"
  * with config_json (e.g. "{\"level\": 3}", NULL = defaults) for every field; chunk_bytes per
