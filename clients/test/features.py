@@ -281,6 +281,7 @@ def stream_errors(client, lat, lon, big) -> dict[str, tuple[str, str, str]]:
         "nan": py_error(lambda: session.step(0, nan)),
         "order": py_error(lambda: session.step(5, ok)),
         "size": py_error(lambda: session.step(0, {k: v[:-1] for k, v in ok.items()})),
+        "deadline": py_error(lambda: session.step(0, ok, timeout=1e-6)),
     }
     session.close()
     return out

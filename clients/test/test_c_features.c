@@ -210,6 +210,9 @@ static int stream_test(const char *target, const char *dir, int64_t cells, int n
   log_error(log, "nan", lc_step(s, 0, FORCING, f, cells, NULL, out), s);
   log_error(log, "order", lc_step(s, 5, FORCING, big, cells, NULL, out), s);
   log_error(log, "size", lc_step(s, 0, FORCING, big, cells - 1, NULL, out), s);
+  lc_set_timeout(s, 1e-6); /* the per-step watchdog cancels the stream */
+  log_error(log, "deadline", lc_step(s, 0, FORCING, big, cells, NULL, out), s);
+  lc_set_timeout(s, 300);
   int rc = lc_step(s, 0, FORCING, big, cells, NULL, again);
   CHECK(rc == LC_OK, "stream step 0 after refusals: %d %s", rc, lc_error_message(s));
   lc_close(s);
