@@ -138,6 +138,7 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
     from coupler.client import CouplerClient
 
     cover, big_grid, big = write_inputs(work, forcing)
+    run_exe([str(build / "test_wire")], "hand-encoded step requests == protobuf (test_wire)", check)
     exe = str(build / "test_c_features")
     cells = slice(0, NC)
 

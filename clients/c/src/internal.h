@@ -5,7 +5,10 @@
 #define LANDCOUPLER_INTERNAL_H
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <random>
@@ -18,11 +21,47 @@
 namespace pb = landcoupler::v1;
 
 namespace lc {
-// One open Exchange call (stream transport): its context and reader-writer.
+// One open Exchange call (stream transport): its context and reader-writer. Requests are
+// written as hand-encoded byte buffers (wire.cc), replies parsed by protobuf.
 struct Stream {
   std::unique_ptr<grpc::ClientContext> ctx;
-  std::unique_ptr<grpc::ClientReaderWriter<pb::ExchangeRequest, pb::ExchangeReply>> rw;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, pb::ExchangeReply>> rw;
 };
+
+// One forcing array of a step, as it goes on the wire (wire.cc).
+struct WireField {
+  std::string name, units;
+  int dtype;
+  const void *data;  // the caller's array, referenced by the request's slices, never copied
+  size_t bytes;
+  uint64_t count;
+};
+
+// Counts the grpc slices that reference caller arrays; its destructor waits (bounded) until
+// grpc has dropped them all, so that nothing references the caller's memory after a step.
+struct SliceGuard {
+  std::atomic<int> outstanding{0};
+  grpc::Slice ref(const void *data, size_t bytes);
+  static void release(void *user_data);
+  ~SliceGuard();
+};
+
+// Accumulates a message as slices: header bytes (copied, a few per field) and caller data.
+struct Builder {
+  SliceGuard *guard;
+  std::string pending;
+  std::vector<grpc::Slice> slices;
+  void bytes(const std::string &s);
+  void data(const void *p, size_t n);
+  void flush();
+  grpc::ByteBuffer take();
+};
+
+// The step as byte buffers: unary, one StepRequest; stream, one ExchangeRequest (the step with
+// its fields), or (split) a header ExchangeRequest announcing trailing_fields then one per field.
+std::vector<grpc::ByteBuffer> encode_step(const std::string &session_id, int64_t index,
+                                          const std::vector<WireField> &fields, bool stream,
+                                          bool split, SliceGuard *guard);
 }  // namespace lc
 
 struct lc_session {
@@ -30,6 +69,7 @@ struct lc_session {
   std::string target;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::LandCoupler::Stub> stub;
+  std::unique_ptr<grpc::internal::RpcMethod> step_method, exchange_method;  // byte-buffer calls
   std::string token, client_name;
   bool tls = false;
   std::string root_ca, client_key, client_cert, server_name;
@@ -77,7 +117,7 @@ int ensure_channel(lc_session *s);
 void backoff_wait(lc_session *s, int attempt);
 // One step over the session's Exchange stream (opened on demand), resent on UNAVAILABLE or
 // CANCELLED like unary steps; the reply's inline fields are in `head`, trailing ones in `extra`.
-int stream_step(lc_session *s, const std::vector<pb::ExchangeRequest> &frames,
+int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer> &frames,
                 pb::StepReply *head, std::vector<pb::Field> *extra);
 // Half-close the stream and collect its status (cancel: drop it at once). No-op without one.
 void end_stream(lc_session *s, bool cancel);
@@ -85,15 +125,16 @@ void took_open(lc_session *s, const pb::OpenSessionReply &rep);
 void set_field(pb::Field *f, const std::string &name, const std::string &units, pb::DType dtype,
                const void *data, int64_t n, size_t itemsize);
 
-// Unary call with the session's metadata and deadline; UNAVAILABLE retried when `retry`.
-template <class Req, class Rep, class Fn>
-int call(lc_session *s, Fn fn, const Req &req, Rep *rep, bool retry) {
+// Unary call `invoke(&ctx)` with the session's metadata and deadline; UNAVAILABLE retried when
+// `retry`.
+template <class Invoke>
+int call_with(lc_session *s, Invoke invoke, bool retry) {
   int rc = ensure_channel(s);
   if (rc != LC_OK) return rc;
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext ctx;
     prepare(s, ctx);
-    grpc::Status st = ((*s->stub).*fn)(&ctx, req, rep);
+    grpc::Status st = invoke(&ctx);
     if (st.ok()) {
       clear_error(s);
       return LC_OK;
@@ -104,6 +145,13 @@ int call(lc_session *s, Fn fn, const Req &req, Rep *rep, bool retry) {
     ++s->retried;
     backoff_wait(s, attempt);
   }
+}
+
+// A unary call of the generated stub.
+template <class Req, class Rep, class Fn>
+int call(lc_session *s, Fn fn, const Req &req, Rep *rep, bool retry) {
+  return call_with(
+      s, [&](grpc::ClientContext *ctx) { return ((*s->stub).*fn)(ctx, req, rep); }, retry);
 }
 
 }  // namespace lc

@@ -92,7 +92,7 @@ void set_field(pb::Field *f, const std::string &name, const std::string &units, 
   f->set_units(units);
   f->set_dtype(dtype);
   f->add_shape(static_cast<uint64_t>(n < 0 ? 0 : n));
-  // the one copy of the caller's array: into the message's bytes, little-endian as on the host
+  // lat/lon at open (steps are encoded by wire.cc without copying): little-endian as on the host
   // (this library is built for little-endian hosts only, see CMake)
   f->set_data(data, n > 0 ? static_cast<size_t>(n) * itemsize : 0);
 }
@@ -136,30 +136,37 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
     return client_error(s, "outputs", "required", "outputs array is NULL");
   int rc = fetch_units(s);
   if (rc != LC_OK) return rc;
-  // Unary: one StepRequest. Stream: the same StepRequest as one frame, or (split) a header
-  // announcing trailing_fields and one Field frame per field. Built in place either way.
+  // The request references the caller's arrays (wire.cc); `guard`, declared first, outlives
+  // every buffer and waits until grpc has let go of them.
+  SliceGuard guard;
+  std::vector<WireField> wire;
+  for (size_t f = 0; f < names.size(); ++f) {
+    auto it = s->units.find(names[f]);
+    wire.push_back({names[f], it == s->units.end() ? "" : it->second, dtype,
+                    forcing + static_cast<int64_t>(f) * n,
+                    static_cast<size_t>(n) * sizeof(In), static_cast<uint64_t>(n)});
+  }
   const bool split = s->use_stream && names.size() > 1 && n > 0 &&
                      static_cast<int64_t>(names.size()) * n * static_cast<int64_t>(sizeof(In)) >=
                          s->split_bytes;
-  pb::StepRequest unary;
-  std::vector<pb::ExchangeRequest> frames;
-  if (s->use_stream) frames.resize(split ? names.size() + 1 : 1);
-  pb::StepRequest &req = s->use_stream ? *frames[0].mutable_step() : unary;
-  req.set_session_id(s->id);
-  req.set_index(index);
-  if (split) req.set_trailing_fields(static_cast<uint32_t>(names.size()));
-  for (size_t f = 0; f < names.size(); ++f) {
-    auto it = s->units.find(names[f]);
-    pb::Field *field = split ? frames[f + 1].mutable_field() : req.add_fields();
-    set_field(field, names[f], it == s->units.end() ? "" : it->second, dtype,
-              forcing + static_cast<int64_t>(f) * n, n, sizeof(In));
-  }
   pb::StepReply rep;
   std::vector<pb::Field> extra;
-  if (s->use_stream)
-    rc = stream_step(s, frames, &rep, &extra);
-  else
-    rc = call(s, &pb::LandCoupler::Stub::Step, unary, &rep, true);
+  {
+    std::vector<grpc::ByteBuffer> frames =
+        encode_step(s->id, index, wire, s->use_stream, split, &guard);
+    if (s->use_stream) {
+      rc = stream_step(s, index, frames, &rep, &extra);
+    } else {
+      rc = call_with(
+          s,
+          [&](grpc::ClientContext *ctx) {
+            return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, pb::StepReply,
+                                                     grpc::ByteBuffer, grpc::protobuf::MessageLite>(
+                s->channel.get(), *s->step_method, ctx, frames[0], &rep);
+          },
+          true);
+    }
+  }
   if (rc != LC_OK) return rc;
   for (size_t o = 0; o < want.size(); ++o) {
     const pb::Field *hit = nullptr;

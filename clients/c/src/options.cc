@@ -71,6 +71,11 @@ int ensure_channel(lc_session *s) {
   s->channel = grpc::CreateCustomChannel(s->target, creds, args);
   if (!s->channel) return client_error(s, "target", "channel", "cannot create a channel");
   s->stub = pb::LandCoupler::NewStub(s->channel);
+  using grpc::internal::RpcMethod;
+  s->step_method = std::make_unique<RpcMethod>("/landcoupler.v1.LandCoupler/Step",
+                                               RpcMethod::NORMAL_RPC, s->channel);
+  s->exchange_method = std::make_unique<RpcMethod>("/landcoupler.v1.LandCoupler/Exchange",
+                                                   RpcMethod::BIDI_STREAMING, s->channel);
   return LC_OK;
 }
 

@@ -51,13 +51,14 @@ void open_stream(lc_session *s) {
   auto st = std::make_unique<Stream>();
   st->ctx = std::make_unique<grpc::ClientContext>();
   prepare(s, *st->ctx, false);
-  st->rw = s->stub->Exchange(st->ctx.get());
+  st->rw.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, pb::ExchangeReply>::Create(
+      s->channel.get(), *s->exchange_method, st->ctx.get()));
   s->stream = std::move(st);
 }
 
 // Send the frames and read one reply; false on a broken or ended stream (or a protocol error,
 // then *protocol says what).
-bool exchange(Stream &st, const std::vector<pb::ExchangeRequest> &frames, pb::StepReply *head,
+bool exchange(Stream &st, const std::vector<grpc::ByteBuffer> &frames, pb::StepReply *head,
               std::vector<pb::Field> *extra, std::string *protocol) {
   for (const auto &frame : frames)
     if (!st.rw->Write(frame)) return false;
@@ -94,7 +95,7 @@ void end_stream(lc_session *s, bool cancel) {
   st->rw->Finish();  // the server ends the call after the last step (or at once, cancelled)
 }
 
-int stream_step(lc_session *s, const std::vector<pb::ExchangeRequest> &frames,
+int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer> &frames,
                 pb::StepReply *head, std::vector<pb::Field> *extra) {
   int rc = ensure_channel(s);
   if (rc != LC_OK) return rc;
@@ -128,7 +129,7 @@ int stream_step(lc_session *s, const std::vector<pb::ExchangeRequest> &frames,
     status_error(s, status, *dead->ctx);
     if (expired) {
       s->code = LC_DEADLINE_EXCEEDED;
-      s->message = "step " + std::to_string(frames[0].step().index()) + " took longer than " +
+      s->message = "step " + std::to_string(index) + " took longer than " +
                    std::to_string(s->timeout) + " s on the Exchange stream";
       return s->code;
     }
