@@ -1,7 +1,10 @@
 // The hand-encoded step requests of wire.cc are byte-identical to protobuf's own serialization of
 // the same StepRequest / ExchangeRequest messages (unary, stream whole, stream split; float64
 // and float32; index 0 and large; empty units; zero-length fields), and their data slices point
-// at the caller's arrays. Run by clients/test/features.py; exits non-zero on any difference.
+// at the caller's arrays; reply.cc reads protobuf-serialized StepReply / ExchangeReply messages
+// cut into slices at every size from 1 to 64 bytes (values straddling slices) to the same
+// float64 / float32 arrays protobuf itself decodes. Run by clients/test/features.py; exits
+// non-zero on any difference.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -29,6 +32,72 @@ pb::Field *fill(pb::Field *f, const lc::WireField &w) {
   f->add_shape(w.count);
   f->set_data(w.data, w.bytes);
   return f;
+}
+
+// A message's bytes as a ByteBuffer of `cut`-byte slices.
+grpc::ByteBuffer sliced(const std::string &bytes, size_t cut) {
+  std::vector<grpc::Slice> slices;
+  for (size_t i = 0; i < bytes.size(); i += cut)
+    slices.emplace_back(bytes.substr(i, std::min(cut, bytes.size() - i)));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+// StepReply (unary) and the same reply as an ExchangeReply header + trailing field frames.
+int reply_cases() {
+  const int n = 37;
+  std::vector<double> hfls(n), ts(n);
+  for (int i = 0; i < n; ++i) hfls[i] = 1.0 / (i + 3), ts[i] = 280.0 + i * 0.37;
+  pb::StepReply rep;
+  rep.set_session_id("abc");
+  rep.set_index(41);
+  rep.set_time_rfc3339("2001-01-02T17:00:00Z");
+  for (auto [name, v] : {std::pair<const char *, std::vector<double> *>{"hfls", &hfls}, {"ts", &ts}}) {
+    pb::Field *f = rep.add_fields();
+    f->set_name(name);
+    f->set_units("W m-2");
+    f->set_dtype(pb::DTYPE_FLOAT64);
+    f->add_shape(n);
+    f->set_data(v->data(), n * sizeof(double));
+    f->mutable_codec()->set_id("none");
+  }
+  int failures = 0;
+  for (size_t cut = 1; cut <= 64; ++cut) {
+    for (int mode = 0; mode < 2; ++mode) {
+      lc::Reply r;
+      bool ok = true;
+      if (mode == 0) {
+        ok = r.add(sliced(rep.SerializeAsString(), cut), false) == 1;
+      } else {
+        pb::ExchangeReply head;
+        head.mutable_step()->set_time_rfc3339(rep.time_rfc3339());
+        head.mutable_step()->set_trailing_fields(2);
+        ok = r.add(sliced(head.SerializeAsString(), cut), true) == 1 && r.trailing == 2;
+        for (const auto &f : rep.fields()) {
+          pb::ExchangeReply frame;
+          *frame.mutable_field() = f;
+          ok = ok && r.add(sliced(frame.SerializeAsString(), cut), true) == 2;
+        }
+      }
+      ok = ok && r.fields.size() == 2 && r.time == rep.time_rfc3339();
+      for (size_t k = 0; ok && k < 2; ++k) {
+        const auto &want = k == 0 ? hfls : ts;
+        std::vector<double> d(n);
+        std::vector<float> f(n);
+        r.copy_output(r.fields[k], d.data(), false);
+        r.copy_output(r.fields[k], f.data(), true);
+        ok = r.fields[k].name == rep.fields(k).name() && r.fields[k].raw &&
+             r.fields[k].dtype == pb::DTYPE_FLOAT64 && d == want;
+        for (int i = 0; ok && i < n; ++i) ok = f[i] == static_cast<float>(want[i]);
+      }
+      if (!ok) {
+        std::printf("FAIL: reply (%s) cut into %zu-byte slices\n", mode ? "stream" : "unary", cut);
+        ++failures;
+      }
+    }
+  }
+  std::printf("128 reply cases, %d failed: replies read from sliced buffers == protobuf\n",
+              failures);
+  return failures;
 }
 
 }  // namespace
@@ -89,5 +158,6 @@ int main() {
   }
   std::printf("%d cases, %d failed: hand-encoded step requests %s protobuf's serialization\n",
               cases, failures, failures ? "differ from" : "==");
+  failures += reply_cases();
   return failures ? 1 : 0;
 }

@@ -22,10 +22,32 @@ namespace pb = landcoupler::v1;
 
 namespace lc {
 // One open Exchange call (stream transport): its context and reader-writer. Requests are
-// written as hand-encoded byte buffers (wire.cc), replies parsed by protobuf.
+// hand-encoded byte buffers (wire.cc), replies read from the received buffers (reply.cc).
 struct Stream {
   std::unique_ptr<grpc::ClientContext> ctx;
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, pb::ExchangeReply>> rw;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> rw;
+};
+
+// A reply field as located in the received buffers (reply.cc): data is bytes [off, off + len)
+// of buffer `buf`.
+struct FieldRef {
+  std::string name;
+  int dtype = 0;
+  bool raw = true;  // codec absent or "none"
+  size_t buf = 0, off = 0, len = 0;
+};
+
+// A step's reply: the received buffers (referenced, not copied) and what they hold.
+struct Reply {
+  std::vector<std::vector<grpc::Slice>> bufs;
+  std::vector<FieldRef> fields;
+  std::string time;
+  uint64_t trailing = 0;
+  // Parse one received message: a StepReply (exchange false), or an ExchangeReply. Returns 1
+  // for a StepReply / step frame, 2 for a Field frame, -1 for bytes that do not parse.
+  int add(const grpc::ByteBuffer &bb, bool exchange);
+  // Copy field f's data into dst (float64), or convert it into dst as float32 (to_float).
+  void copy_output(const FieldRef &f, void *dst, bool to_float) const;
 };
 
 // One forcing array of a step, as it goes on the wire (wire.cc).
@@ -116,9 +138,9 @@ int ensure_channel(lc_session *s);
 // time for the channel to reconnect.
 void backoff_wait(lc_session *s, int attempt);
 // One step over the session's Exchange stream (opened on demand), resent on UNAVAILABLE or
-// CANCELLED like unary steps; the reply's inline fields are in `head`, trailing ones in `extra`.
+// CANCELLED like unary steps; the reply (header and trailing field frames) goes to `reply`.
 int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer> &frames,
-                pb::StepReply *head, std::vector<pb::Field> *extra);
+                Reply *reply);
 // Half-close the stream and collect its status (cancel: drop it at once). No-op without one.
 void end_stream(lc_session *s, bool cancel);
 void took_open(lc_session *s, const pb::OpenSessionReply &rep);

@@ -149,49 +149,40 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
   const bool split = s->use_stream && names.size() > 1 && n > 0 &&
                      static_cast<int64_t>(names.size()) * n * static_cast<int64_t>(sizeof(In)) >=
                          s->split_bytes;
-  pb::StepReply rep;
-  std::vector<pb::Field> extra;
+  Reply reply;
   {
     std::vector<grpc::ByteBuffer> frames =
         encode_step(s->id, index, wire, s->use_stream, split, &guard);
     if (s->use_stream) {
-      rc = stream_step(s, index, frames, &rep, &extra);
+      rc = stream_step(s, index, frames, &reply);
     } else {
       rc = call_with(
           s,
           [&](grpc::ClientContext *ctx) {
-            return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, pb::StepReply,
-                                                     grpc::ByteBuffer, grpc::protobuf::MessageLite>(
-                s->channel.get(), *s->step_method, ctx, frames[0], &rep);
+            grpc::ByteBuffer in;
+            grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer,
+                                                                grpc::ByteBuffer, grpc::ByteBuffer>(
+                s->channel.get(), *s->step_method, ctx, frames[0], &in);
+            if (st.ok() && reply.add(in, false) != 1)
+              return grpc::Status(grpc::StatusCode::INTERNAL, "Step: undecodable reply");
+            return st;
           },
           true);
     }
   }
   if (rc != LC_OK) return rc;
   for (size_t o = 0; o < want.size(); ++o) {
-    const pb::Field *hit = nullptr;
-    for (const auto &f : rep.fields())
-      if (f.name() == want[o]) hit = &f;
-    for (const auto &f : extra)
-      if (f.name() == want[o]) hit = &f;
+    const FieldRef *hit = nullptr;
+    for (const auto &f : reply.fields)
+      if (f.name == want[o]) hit = &f;
     if (!hit) return client_error(s, want[o], "unknown_output", "not among the reply's fields");
-    if (hit->dtype() != pb::DTYPE_FLOAT64 || (hit->codec().id() != "" && hit->codec().id() != "none"))
+    if (hit->dtype != pb::DTYPE_FLOAT64 || !hit->raw)
       return client_error(s, want[o], "dtype", "reply field is not raw float64");
-    if (hit->data().size() != static_cast<size_t>(s->cells) * sizeof(double))
+    if (hit->len != static_cast<size_t>(s->cells) * sizeof(double))
       return client_error(s, want[o], "size", "reply field does not hold one value per cell");
-    Out *dst = outputs + static_cast<int64_t>(o) * s->cells;
-    if (sizeof(Out) == sizeof(double)) {  // the one copy out of the reply message
-      std::memcpy(dst, hit->data().data(), hit->data().size());
-    } else {
-      const char *src = hit->data().data();
-      for (int64_t c = 0; c < s->cells; ++c) {
-        double v;
-        std::memcpy(&v, src + c * sizeof(double), sizeof v);
-        dst[c] = static_cast<Out>(v);
-      }
-    }
+    reply.copy_output(*hit, outputs + static_cast<int64_t>(o) * s->cells, sizeof(Out) != 8);
   }
-  s->last_time = rep.time_rfc3339();
+  s->last_time = reply.time;
   if (index + 1 > s->next_index) s->next_index = index + 1;
   return LC_OK;
 }

@@ -51,34 +51,30 @@ void open_stream(lc_session *s) {
   auto st = std::make_unique<Stream>();
   st->ctx = std::make_unique<grpc::ClientContext>();
   prepare(s, *st->ctx, false);
-  st->rw.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, pb::ExchangeReply>::Create(
+  st->rw.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
       s->channel.get(), *s->exchange_method, st->ctx.get()));
   s->stream = std::move(st);
 }
 
 // Send the frames and read one reply; false on a broken or ended stream (or a protocol error,
 // then *protocol says what).
-bool exchange(Stream &st, const std::vector<grpc::ByteBuffer> &frames, pb::StepReply *head,
-              std::vector<pb::Field> *extra, std::string *protocol) {
+bool exchange(Stream &st, const std::vector<grpc::ByteBuffer> &frames, Reply *reply,
+              std::string *protocol) {
   for (const auto &frame : frames)
     if (!st.rw->Write(frame)) return false;
-  pb::ExchangeReply in;
+  *reply = Reply();
+  grpc::ByteBuffer in;
   if (!st.rw->Read(&in)) return false;
-  if (in.frame_case() != pb::ExchangeReply::kStep) {
-    *protocol = "Exchange: reply out of order";
+  if (reply->add(in, true) != 1) {
+    *protocol = "Exchange: reply out of order or undecodable";
     return false;
   }
-  head->Swap(in.mutable_step());
-  extra->clear();
-  extra->reserve(head->trailing_fields());
-  for (uint32_t k = 0; k < head->trailing_fields(); ++k) {
+  for (uint64_t k = 0; k < reply->trailing; ++k) {
     if (!st.rw->Read(&in)) return false;
-    if (in.frame_case() != pb::ExchangeReply::kField) {
+    if (reply->add(in, true) != 2) {
       *protocol = "Exchange: field frame expected";
       return false;
     }
-    extra->emplace_back();
-    extra->back().Swap(in.mutable_field());
   }
   return true;
 }
@@ -96,7 +92,7 @@ void end_stream(lc_session *s, bool cancel) {
 }
 
 int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer> &frames,
-                pb::StepReply *head, std::vector<pb::Field> *extra) {
+                Reply *reply) {
   int rc = ensure_channel(s);
   if (rc != LC_OK) return rc;
   for (int attempt = 0;; ++attempt) {
@@ -107,7 +103,7 @@ int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer
     bool expired;
     {
       Watchdog dog(st.ctx.get(), s->timeout);
-      ok = exchange(st, frames, head, extra, &protocol);
+      ok = exchange(st, frames, reply, &protocol);
       expired = dog.stop();
     }
     if (ok) {
