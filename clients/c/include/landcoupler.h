@@ -44,11 +44,13 @@
  *   Over the stream (lc_set_stream) a failed step drops the stream and is resent on a new one,
  *   also after CANCELLED (a server draining for shutdown), exactly like the Python client.
  *
- * Copies (per step, lc_step): each forcing array is copied once into the request message
- *   (protobuf `bytes`), which grpc++ then serializes into its send buffers; each reply field
- *   is parsed by protobuf into the reply message and copied once into `outputs` (lc_step_f32:
- *   converted to float32 in that same pass). Nothing else is copied or retained; the stream
- *   transport copies exactly the same (one message per field instead of one per step).
+ * Copies (per step, lc_step): none of the forcing arrays. The request is a gRPC byte buffer
+ *   whose data slices point at the caller's arrays (only the few header bytes before each array
+ *   are written by the library); grpc++ sends from them, and lc_step returns only once grpc++
+ *   holds no reference to them. The reply is read from the received buffers in place and each
+ *   requested output is copied once into `outputs` (lc_step_f32: converted to float32 in that
+ *   pass); outputs not asked for are not copied. The stream transport works the same way.
+ *   lc_open_with copies lat, lon and the options (fractions) once, into its request.
  *
  * Thread safety: one session per thread (an MPI rank typically owns one session). Over the
  *   stream, each step with a timeout runs a short-lived watchdog thread inside the library.
