@@ -110,7 +110,7 @@ std::vector<grpc::ByteBuffer> encode_step(const std::string &session_id, int64_t
     if (!split) body += 1 + varint_size(n) + n;  // StepRequest.fields (3)
   }
   std::vector<grpc::ByteBuffer> out;
-  Builder b{guard};
+  Builder b{guard, {}, {}};
   if (stream) {  // ExchangeRequest.step (1)
     std::string outer;
     tag(outer, 1, 2);
