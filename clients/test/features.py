@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -206,6 +207,9 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
     )
 
     # 3. mutual TLS + token (server started here)
+    if shutil.which("openssl") is None:
+        check(False, "the openssl CLI is installed (needed to make the test certificates)")
+        return
     certs = make_certs(work / "tls")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
