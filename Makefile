@@ -74,7 +74,7 @@ clean:
 ## C and Fortran clients (clients/, docs/clients.md): Debian packages when missing, then CMake
 ## into build/clients. Not part of `make test`; `make test-clients` runs their tests against a
 ## local server.
-CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config
+CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config openssl
 CLIENT_BUILD ?= build/clients
 .PHONY: clients test-clients
 clients:
