@@ -25,7 +25,7 @@ import json
 import queue
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,10 +33,12 @@ import numpy as np
 import zarr
 
 from coupler.core import recordformat as RF
+from coupler.core import recordobs
 from coupler.core.recordformat import ANALYSIS_PREFIX, variable_names
 from coupler.core.telemetry import MetricsSink
 from coupler.errors import FailedPrecondition
 from coupler.spec import RecordOptions, SessionSpec
+from coupler.spec.observations import Parsed
 from emulators import variables as V
 
 __all__ = ["ANALYSIS_PREFIX", "Recorder", "ZarrRecorder", "variable_names"]
@@ -56,6 +58,11 @@ class Recorder(Protocol):
         """Queue step ``index``'s (cell,) inputs and outputs, and the scalar diagnostics of an
         analysis run in that step (``assim_<name>``). The arrays must not be modified
         afterwards (the session hands over read-only arrays)."""
+        ...
+
+    def observations(self, index: int, batches: Sequence[Parsed], units: Sequence[str]) -> None:
+        """Queue an accepted Assimilate request (checked ``batches`` and the units each
+        stated), queued by the session before step ``index``."""
         ...
 
     def check(self) -> None:
@@ -155,6 +162,7 @@ class ZarrRecorder:
         self._buffer_rows = 0  # rows [0, _buffer_rows) of the buffer chunk are filled
         self._dirty = False  # the buffer holds rows not written yet
         self._complete = start_index
+        self._obs: recordobs.ObservationTable | None = None
         try:
             self._group = self._open(dict(backend_identity), start_index, storage_options)
             if start is not None:
@@ -187,6 +195,11 @@ class ZarrRecorder:
                 raise ValueError(f"analysis entries are named {ANALYSIS_PREFIX}*, got {name!r}")
             fields[name] = np.asarray(float(value))
         self._put(_Step(int(index), fields))
+
+    def observations(self, index: int, batches: Sequence[Parsed], units: Sequence[str]) -> None:
+        if self._closed:
+            raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
+        self._put(recordobs.request(index, batches, units))
 
     def check(self) -> None:
         if self._error is not None:
@@ -252,6 +265,8 @@ class ZarrRecorder:
                             self._group.attrs.update({"closed": True})
                 elif isinstance(item, _Step) and self._error is None:
                     self._add(item)
+                elif isinstance(item, recordobs.Request) and self._error is None:
+                    self._table().add(item)
             except BaseException as exc:  # surfaced to the session by check()/flush()
                 self._error = exc
             finally:
@@ -278,20 +293,25 @@ class ZarrRecorder:
             self._write_buffer()
 
     def _write_buffer(self) -> None:
-        if self._buffer_chunk < 0 or not self._buffer_rows or not self._dirty:
+        steps = self._buffer_chunk >= 0 and self._buffer_rows > 0 and self._dirty
+        if not steps and not (self._obs is not None and self._obs.dirty):
             return
         t0 = _time.perf_counter()
-        start = self._buffer_chunk * self._chunk
-        stop = start + self._buffer_rows
-        self._extend(stop)
-        for name, buf in self._buffer.items():
-            rows = buf[: self._buffer_rows]
-            # C-contiguous (cell, time): zarr hands a chunk-sized value to the codecs as given,
-            # and the numcodecs PCodec wrapper encodes it in memory order
-            self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
-        self._complete = max(self._complete, stop)
-        self._dirty = False
-        self._group.attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
+        # the requests queued before these steps first: one attribute update commits both
+        attrs: dict[str, Any] = {} if self._obs is None else {RF.OBS_BATCHES: self._obs.write()}
+        if steps:
+            start = self._buffer_chunk * self._chunk
+            stop = start + self._buffer_rows
+            self._extend(stop)
+            for name, buf in self._buffer.items():
+                rows = buf[: self._buffer_rows]
+                # C-contiguous (cell, time): zarr hands a chunk-sized value to the codecs as
+                # given, and the numcodecs PCodec wrapper encodes it in memory order
+                self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
+            self._complete = max(self._complete, stop)
+            self._dirty = False
+            attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
+        self._group.attrs.update(attrs)
         if self._metrics is not None:
             self._metrics.observe_phase("record_write", _time.perf_counter() - t0)
 
@@ -306,41 +326,23 @@ class ZarrRecorder:
             if arr.shape[-1] < length:
                 arr.resize((*arr.shape[:-1], length))
 
+    def _table(self) -> recordobs.ObservationTable:
+        if self._obs is None:
+            chunk = self._options.chunk_bytes // 8
+            self._obs = recordobs.ObservationTable(self._group, chunk, self._options.shard_chunks)
+        return self._obs
+
     def _row_shape(self, name: str) -> tuple[int, ...]:
         """One step's shape of a stored variable: (cell,), or () for analysis scalars."""
         return () if name.startswith(ANALYSIS_PREFIX) else (self._n,)
 
     def _ensure_array(self, name: str) -> None:
-        if name in self._arrays:
-            return
-        length = self._time_array.shape[0]
-        shard = self._chunk * self._options.shard_chunks
-        if name.startswith(ANALYSIS_PREFIX):
-            self._arrays[name] = self._group.create_array(
-                name, shape=(length,), chunks=(shard,), dtype="f8", fill_value=np.nan,
-                dimension_names=["time"],
-                attributes={"long_name": f"assimilation diagnostic {name[len(ANALYSIS_PREFIX):]}"
-                            " of the analysis at the start of the step",
-                            "landcoupler_role": "analysis"},
+        if name not in self._arrays:
+            self._arrays[name] = RF.create_field(
+                self._group, name, self._registry_name.get(name, name), self._options,
+                (self._n, self._time_array.shape[0]), (self._cell_chunk, self._chunk),
+                self._coordinates,
             )  # fmt: skip
-            return
-        registry_name = self._registry_name.get(name, name)
-        codec = self._options.codec_for(registry_name)
-        attrs = RF.field_attrs(registry_name) | RF.codec_attrs(codec)
-        attrs["coordinates"] = self._coordinates
-        if "areacella" in self._coordinates:
-            attrs["cell_measures"] = "area: areacella"
-        self._arrays[name] = self._group.create_array(
-            name,
-            shape=(self._n, length),
-            chunks=(self._cell_chunk, self._chunk),
-            shards=(self._cell_chunk, shard),
-            dtype="f8",
-            fill_value=np.nan,
-            dimension_names=["cell", "time"],
-            attributes=attrs,
-            **RF.zarr_codecs(codec),
-        )
 
     # ---- opening -----------------------------------------------------------------------------
     def _open(
@@ -396,5 +398,10 @@ class ZarrRecorder:
             self._time_array.resize((start_index,))
         complete: Any = group.attrs.get("steps_complete", length)
         self._complete = min(int(complete), start_index)
+        if RF.OBSERVATIONS in group:  # requests queued before start_index stay
+            committed = int(group.attrs.get(RF.OBS_BATCHES, 0))  # type: ignore[arg-type]
+            self._group = group
+            kept = self._table().resume(committed, start_index)
+            group.attrs.update({RF.OBS_BATCHES: kept})
         if rows:
             self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

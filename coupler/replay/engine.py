@@ -8,6 +8,9 @@ land step and reply code as the service), with no server and no atmosphere.
 - **A/B mode**: another backend (or other artifacts): the session starts fresh from the recorded
   spec at step 0 and its replies are compared with the record as skill (``report``).
 
+In both modes the recorded Assimilate requests (``observations/``) are sent again, through the
+session's own ``assimilate``, right before the step they preceded when recorded.
+
 :class:`RankReplay` yields :class:`StepResult` per step (the Python API: debug a run step by step
 without the atmosphere); :func:`compare` checks one step's bits.
 """
@@ -24,6 +27,7 @@ import torch
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
 from coupler.errors import FailedPrecondition, InvalidArgument
+from coupler.replay.observations import RecordedRequest
 from coupler.replay.source import RecordError, RecordSource
 from coupler.spec.codecs import bitround
 
@@ -89,6 +93,8 @@ class RankReplay:
         self.backend = backend or source.spec.backend
         self._manager = manager if manager is not None else SessionManager()
         self.mode: str | None = None  # "bitwise" or "ab", known once the session is open
+        self.requests_sent = 0  # recorded Assimilate requests re-sent
+        self.observations_sent = 0
 
     def _open(self, step: int) -> Session:
         """The session that will replay from the start state at or before ``step``."""
@@ -136,13 +142,28 @@ class RankReplay:
         finally:
             torch.set_num_threads(threads)
 
+    def _assimilate(self, session: Session, request: RecordedRequest) -> None:
+        """Re-send a recorded Assimilate request before the step it preceded."""
+        try:
+            session.assimilate(request.batches)
+        except (FailedPrecondition, InvalidArgument) as exc:
+            raise RecordError(
+                self.source.url, "observations", f"observation request {request.serial}, "
+                f"accepted before step {request.step} when recorded, is refused on replay: {exc}",
+            ) from exc  # fmt: skip
+        self.requests_sent += 1
+        self.observations_sent += request.n_obs
+
     def _drive(
         self, session: Session, start: int, stop: int, prefetch: int
     ) -> Iterator[StepResult]:
         src = self.source
         names = src.forcing + src.outputs
         for block in src.blocks(session.next_index, stop, names, prefetch=prefetch):
+            pending = src.observations.requests(block.start, block.stop)
             for row, index in enumerate(range(block.start, block.stop)):
+                while pending and pending[0].step == index:
+                    self._assimilate(session, pending.pop(0))
                 forcing = {
                     n: block.fields[n][row]
                     for n in src.forcing
