@@ -174,11 +174,12 @@ class SessionAssimilation:
 
     def state_dict(self, static: LandStatic) -> dict[str, Any]:
         """Plain types and tensors for a checkpoint: the assimilator's state, the perturbed
-        (and estimated) parameters and the observation file's cursor."""
+        (and estimated) parameters, the observation file's cursor and fingerprint."""
         return {
             "assimilator": self.da.state_dict(),
             "params": static.params.detach().clone(),
             "file_cursor": None if self.file is None else self.file.cursor,
+            "file_sha256": None if self.file is None else self.file.fingerprint,
         }
 
     def load_state_dict(self, state: Mapping[str, Any], static: LandStatic) -> LandStatic:

@@ -105,7 +105,7 @@ class RankReplay:
         try:
             session = self._manager.resume_from(data, OWNER, f"{src.url} starts/{start}")
             self.mode = "bitwise" if src.bitwise_replayable else "ab"
-            return session
+            return self._check_file(session, data.assimilation)
         except (FailedPrecondition, InvalidArgument) as exc:
             if exc.rule not in ("backend_identity", "state_shape"):
                 raise
@@ -115,7 +115,21 @@ class RankReplay:
                 f"must start from step 0, but the record starts at step {start}",
             )  # fmt: skip
         self.mode = "ab"
-        return self._manager.open(spec, OWNER)
+        return self._check_file(self._manager.open(spec, OWNER), data.assimilation)
+
+    def _check_file(self, session: Session, recorded: Mapping[str, Any] | None) -> Session:
+        """``session``, unless its observation file differs from the recorded session's."""
+        want = None if recorded is None else recorded.get("file_sha256")
+        da = session.assimilation
+        if want is None or da is None or da.file is None or da.file.fingerprint == want:
+            return session
+        self._manager.close(session.id, OWNER)
+        url = session.config.assimilation.observations_url if session.config.assimilation else ""
+        raise RecordError(
+            self.source.url, "observations_file", f"the observation file {url!r} changed since "
+            f"the recording (sha256 {da.file.fingerprint[:16]}..., recorded {want[:16]}...): "
+            "the replay would not see the recorded observations",
+        )  # fmt: skip
 
     def steps(
         self, start: int = 0, stop: int | None = None, prefetch: int = 2
