@@ -60,9 +60,11 @@ class Recorder(Protocol):
         afterwards (the session hands over read-only arrays)."""
         ...
 
-    def observations(self, index: int, batches: Sequence[Parsed], units: Sequence[str]) -> None:
-        """Queue an accepted Assimilate request (checked ``batches`` and the units each
-        stated), queued by the session before step ``index``."""
+    def observations(
+        self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
+    ) -> None:
+        """Queue the session's accepted Assimilate request number ``serial`` (checked
+        ``batches`` and the units each stated), queued before step ``index``."""
         ...
 
     def check(self) -> None:
@@ -126,6 +128,7 @@ class ZarrRecorder:
         max_queue_bytes: int = 512 << 20,
         start_index: int = 0,
         start: bytes | None = None,
+        requests_before: int = 0,
         metrics: MetricsSink | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -163,6 +166,7 @@ class ZarrRecorder:
         self._dirty = False  # the buffer holds rows not written yet
         self._complete = start_index
         self._obs: recordobs.ObservationTable | None = None
+        self._requests_before = requests_before
         try:
             self._group = self._open(dict(backend_identity), start_index, storage_options)
             if start is not None:
@@ -196,10 +200,12 @@ class ZarrRecorder:
             fields[name] = np.asarray(float(value))
         self._put(_Step(int(index), fields))
 
-    def observations(self, index: int, batches: Sequence[Parsed], units: Sequence[str]) -> None:
+    def observations(
+        self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
+    ) -> None:
         if self._closed:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
-        self._put(recordobs.request(index, batches, units))
+        self._put(recordobs.request(index, serial, batches, units))
 
     def check(self) -> None:
         if self._error is not None:
@@ -398,10 +404,10 @@ class ZarrRecorder:
             self._time_array.resize((start_index,))
         complete: Any = group.attrs.get("steps_complete", length)
         self._complete = min(int(complete), start_index)
-        if RF.OBSERVATIONS in group:  # requests queued before start_index stay
+        if RF.OBSERVATIONS in group:  # the requests accepted before the start state stay
             committed = int(group.attrs.get(RF.OBS_BATCHES, 0))  # type: ignore[arg-type]
             self._group = group
-            kept = self._table().resume(committed, start_index)
+            kept = self._table().resume(committed, self._requests_before)
             group.attrs.update({RF.OBS_BATCHES: kept})
         if rows:
             self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

@@ -46,14 +46,16 @@ class Request:
     observations one after the other in ``obs`` (the ``OBS_ARRAYS`` of the format)."""
 
     step: int
+    serial: int
     types: tuple[str, ...]
     units: tuple[str, ...]
     counts: np.ndarray
     obs: dict[str, np.ndarray]
 
 
-def request(step: int, batches: Sequence[Parsed], units: Sequence[str]) -> Request:
-    """The record's copy of a request queued before step ``step``."""
+def request(step: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]) -> Request:
+    """The record's copy of request ``serial`` (the session's count of accepted requests
+    before it), queued before step ``step``."""
     obs = {
         "value": np.concatenate([b.values for b in batches]),
         "error": np.concatenate([b.errors for b in batches]),
@@ -62,7 +64,9 @@ def request(step: int, batches: Sequence[Parsed], units: Sequence[str]) -> Reque
         "time": np.concatenate([b.times.astype("datetime64[s]").astype(np.int64) for b in batches]),
     }  # fmt: skip
     counts = np.array([len(b) for b in batches], dtype=np.int64)
-    return Request(int(step), tuple(b.type for b in batches), tuple(units), counts, obs)
+    return Request(
+        int(step), int(serial), tuple(b.type for b in batches), tuple(units), counts, obs
+    )
 
 
 class ObservationTable:
@@ -77,7 +81,6 @@ class ObservationTable:
         self._pending: list[Request] = []
         self.committed = 0  # batch rows committed
         self._n_obs = 0
-        self._next_request = 0
         node = group.get(RF.OBSERVATIONS)
         if isinstance(node, zarr.Group):
             self._arrays = {
@@ -91,18 +94,17 @@ class ObservationTable:
     def add(self, req: Request) -> None:
         self._pending.append(req)
 
-    def resume(self, committed: int, step: int) -> int:
-        """A resumed session at ``step``: keep the ``committed`` rows queued before ``step``
-        (the session redoes the later steps) and drop the rest; returns the rows kept."""
+    def resume(self, committed: int, requests_before: int) -> int:
+        """A resumed session whose start state holds ``requests_before`` accepted requests:
+        keep those of the ``committed`` rows (the queued ones among them are in the start
+        state's queue) and drop the later ones; returns the rows kept."""
         if not self._arrays:
             self.committed = 0
             return 0
-        steps = np.asarray(self._arrays["step"][:committed])
-        keep = int(np.count_nonzero(steps < step))  # steps never decrease along the table
+        serials = np.asarray(self._arrays["request"][:committed])
+        keep = int(np.count_nonzero(serials < requests_before))  # serials never decrease
         counts = np.asarray(self._arrays["count"][:keep])
         self.committed, self._n_obs = keep, int(counts.sum())
-        requests = np.asarray(self._arrays["request"][:keep])
-        self._next_request = int(requests.max()) + 1 if keep else 0
         for name in RF.BATCH_ARRAYS:
             self._arrays[name].resize((keep,))
         for name in RF.OBS_ARRAYS:
@@ -123,11 +125,10 @@ class ObservationTable:
                 if u not in units_attr:
                     units_attr.append(u)
                 rows["step"].append(req.step)
-                rows["request"].append(self._next_request)
+                rows["request"].append(req.serial)
                 rows["type"].append(V.OBSERVABLE.index(t))
                 rows["units"].append(units_attr.index(u))
                 rows["count"].append(c)
-            self._next_request += 1
         if units_attr != stored:
             arrays["units"].attrs.update({"unit_strings": units_attr})
         b0, o0 = self.committed, self._n_obs

@@ -217,7 +217,8 @@ class Session:
             if self._recorder is not None:
                 try:
                     units = [str(b.units or "") for b in batches]
-                    self._recorder.observations(self.next_index, parsed, units)
+                    serial = self._da.requests - 1
+                    self._recorder.observations(self.next_index, serial, parsed, units)
                 except BaseException:
                     self._da.restore(snap)  # not recorded: not queued either
                     raise

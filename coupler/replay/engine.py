@@ -94,6 +94,7 @@ class RankReplay:
         self._manager = manager if manager is not None else SessionManager()
         self.mode: str | None = None  # "bitwise" or "ab", known once the session is open
         self.requests_sent = 0  # recorded Assimilate requests re-sent
+        self._requests_before = 0
         self.observations_sent = 0
 
     def _open(self, step: int) -> Session:
@@ -102,6 +103,8 @@ class RankReplay:
         spec = src.spec_for_replay(self.backend)
         start = src.start_for(step)
         data = replace(src.checkpoint(start), config=spec)
+        # the requests accepted before the start state are in it (analysed or queued)
+        self._requests_before = int((data.assimilation or {}).get("requests", 0))
         try:
             session = self._manager.resume_from(data, OWNER, f"{src.url} starts/{start}")
             self.mode = "bitwise" if src.bitwise_replayable else "ab"
@@ -174,7 +177,11 @@ class RankReplay:
         src = self.source
         names = src.forcing + src.outputs
         for block in src.blocks(session.next_index, stop, names, prefetch=prefetch):
-            pending = src.observations.requests(block.start, block.stop)
+            pending = [
+                r
+                for r in src.observations.requests(block.start, block.stop)
+                if r.serial >= self._requests_before
+            ]
             for row, index in enumerate(range(block.start, block.stop)):
                 while pending and pending[0].step == index:
                     self._assimilate(session, pending.pop(0))

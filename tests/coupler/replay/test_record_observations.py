@@ -102,23 +102,28 @@ def test_requests_beyond_the_last_committed_step_are_ignored_and_reported() -> N
         manager.close(s.id, "a")
 
 
-def test_a_resumed_session_keeps_the_requests_before_its_resume_step() -> None:
+def test_a_resumed_session_keeps_the_requests_accepted_before_its_checkpoint() -> None:
     url, ckpt = memory_url("obs-resume"), memory_url("obs-resume-ckpt")
     manager = SessionManager()
     s = manager.open(spec(N, record_url=url, assimilation=DA, members=4), "a")
     _run(s, range(40), {24: _hfls(24)})
+    assert s.assimilate(_hfls(40)) == N  # queued: the checkpoint holds it in its queue
     s.checkpoint(ckpt)
     _run(s, range(40, 60), {48: _hfls(48)})
     manager.close(s.id, "a")
-    assert [r.step for r in RecordSource(url).observations.requests(0, 60)] == [24, 48]
-    # resumed at 40 with the same record: the request before 48 is sent again, other values
+    assert [r.step for r in RecordSource(url).observations.requests(0, 60)] == [24, 40, 48]
+    # resumed at 40 with the same record: request 2 (before 48) is dropped and sent anew
     s = manager.resume(ckpt, "a")
     _run(s, range(40, 60), {48: _hfls(48, (70.0, 71.0, 72.0))})
     manager.close(s.id, "a")
     src = RecordSource(url)
     assert src.starts == [0, 40]
     got = src.observations.requests(0, 60)
-    assert [(r.serial, r.step) for r in got] == [(0, 24), (1, 48)]
-    assert got[1].batches[0].values.tolist() == [70.0, 71.0, 72.0]
-    assert replay(url).bitwise_equal  # from step 0, through the resume
-    assert replay(url, steps=(40, 60)).bitwise_equal  # from the start state at 40
+    assert [(r.serial, r.step) for r in got] == [(0, 24), (1, 40), (2, 48)]
+    assert got[2].batches[0].values.tolist() == [70.0, 71.0, 72.0]
+    # from step 0, through the resume: request 1 is re-sent before step 40
+    whole = replay(url)
+    assert whole.bitwise_equal and whole.observations["requests"] == 3
+    # from the start state at 40: request 1 is in its queue already, only 2 is re-sent
+    part = replay(url, steps=(40, 60))
+    assert part.bitwise_equal and part.observations["requests"] == 1
