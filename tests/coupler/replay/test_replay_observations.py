@@ -133,3 +133,18 @@ def test_without_its_observation_table_the_record_differs(recorded: Path, tmp_pa
     result = replay(str(copy))
     assert result.mode == "bitwise" and not result.bitwise_equal
     assert result.first_difference is not None and result.first_difference.step == 24
+
+
+def test_ab_replay_on_the_other_backend_sends_the_same_observations(
+    recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded_on = RecordSource(str(recorded)).spec.backend
+    other = "torchscript" if recorded_on == "reference" else "reference"
+    args = ["replay", str(recorded), "--backend", other, "--report", str(tmp_path)]
+    assert main([*args, "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "ab" and out["backend"] == other and not out["bitwise_equal"]
+    assert out["observations"]["requests"] == 12
+    markdown = (tmp_path / "replay.md").read_text()
+    assert "observation requests re-sent: 12 (39 observations)" in markdown
+    assert "- not replayed: rank 0: observation request 12" in markdown
