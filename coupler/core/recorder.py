@@ -95,13 +95,6 @@ class _Flush:
 _STOP = object()
 
 
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    node = group[name]
-    if not isinstance(node, zarr.Array):
-        raise TypeError(f"{name!r} in the record is a group, expected an array")
-    return node
-
-
 class ZarrRecorder:
     """A :class:`Recorder` writing a v2 record at an fsspec URL (see the module docstring).
 
@@ -367,7 +360,7 @@ class ZarrRecorder:
                     field="record_url",
                     rule="record_format",
                 )
-            self._time_array = _array(group, "time")
+            self._time_array = RF.array(group, "time")
             stored = group.attrs.get("chunk_steps", self._chunk)
             self._chunk = int(stored) if isinstance(stored, int | float) else self._chunk
             self._resume(group, start_index)
@@ -405,9 +398,8 @@ class ZarrRecorder:
         complete: Any = group.attrs.get("steps_complete", length)
         self._complete = min(int(complete), start_index)
         if RF.OBSERVATIONS in group:  # the requests accepted before the start state stay
-            committed = int(group.attrs.get(RF.OBS_BATCHES, 0))  # type: ignore[arg-type]
-            self._group = group
-            kept = self._table().resume(committed, self._requests_before)
+            self._group, committed = group, group.attrs.get(RF.OBS_BATCHES, 0)
+            kept = self._table().resume(int(committed), self._requests_before)  # type: ignore[arg-type]
             group.attrs.update({RF.OBS_BATCHES: kept})
         if rows:
             self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

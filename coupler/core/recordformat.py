@@ -22,19 +22,21 @@ One Zarr v3 group per session (rank), at any fsspec URL:
   ``torch_num_threads`` (torch's intra-op threads when the record was created: the emulators'
   float32 results depend on it, so a bitwise replay uses the same count),
   ``observation_batches`` (rows of the observation table committed; absent: 0).
-- ``observations/`` (optional; absent means no Assimilate request was accepted): every
-  accepted Assimilate request as a CF contiguous ragged table, zstd (lossless), written with
-  the step chunk it precedes (:mod:`coupler.core.recordobs`). Along ``batch`` (one row per
-  batch of a request, in the order they were accepted): ``step`` int64, the step index before
-  which the request was queued (its observations are analysed at the start of that step);
-  ``request`` int64, the request's serial number (its batches share it); ``type`` int8 with
-  ``flag_values``/``flag_meanings`` (the observable registry names); ``units`` int8, an index
-  into its attribute ``unit_strings`` (the units the sender stated, "" for none); ``count``
-  int64 (``sample_dimension: obs``), the batch's observations. Along ``obs`` (the batches'
-  observations one after the other): ``value``, ``error`` (standard deviation, the type's
-  units), ``lat``, ``lon`` float64 and ``time`` int64 seconds since 1970-01-01 (window start or
-  overpass), exactly as the session checked them (``coupler.spec.observations.Parsed``). A
-  reader uses the first ``observation_batches`` rows and the first sum(``count``) observations.
+- ``observations/`` (optional; absent means no Assimilate request was accepted): every accepted
+  Assimilate request as a CF contiguous ragged table, zstd (lossless), written with the step chunk
+  it precedes (:mod:`coupler.core.recordobs`). Along ``batch`` (one row per batch of a request, in
+  the order they were accepted): ``step`` int64, the step index before which the request was
+  queued (its observations are analysed at the start of that step); ``request`` int64, the
+  request's serial number: the session's count of requests accepted before it (its batches share
+  it; checkpoints carry the count as ``requests``, so a replay from ``starts/<k>`` re-sends only
+  the serials that start state does not hold); ``type`` int8 with
+  ``flag_values``/``flag_meanings`` (the observable registry names); ``units`` int8, an index into
+  its attribute ``unit_strings`` (the units the sender stated, "" for none); ``count`` int64
+  (``sample_dimension: obs``), the batch's observations. Along ``obs`` (the batches' observations
+  one after the other): ``value``, ``error`` (standard deviation, the type's units), ``lat``,
+  ``lon`` float64 and ``time`` int64 seconds since 1970-01-01 (window start or overpass), exactly
+  as the session checked them (``coupler.spec.observations.Parsed``). A reader uses the first
+  ``observation_batches`` rows and the first sum(``count``) observations.
 
 A v1 record (written before this format) has the title but no ``record_format``.
 """
@@ -239,6 +241,14 @@ def create_field(
         fill_value=np.nan, dimension_names=["cell", "time"], attributes=attrs,
         **zarr_codecs(codec),
     )  # fmt: skip
+
+
+def array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of ``group`` (TypeError for a group)."""
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{name!r} in the record is a group, expected an array")
+    return node
 
 
 def store_start(group: zarr.Group, index: int, blob: bytes) -> None:

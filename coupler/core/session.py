@@ -199,8 +199,9 @@ class Session:
         """Check the batches (format, then domain and windows), queue them for the analysis at
         the start of the next step, and return how many were queued. A refusal
         (InvalidArgument naming ``batches[i].<name>`` and the rule; FailedPrecondition
-        ``assimilation``/``enabled`` for a session without assimilation) queues nothing. An
-        accepted request goes to the record with the step it precedes (replay re-sends it)."""
+        ``assimilation``/``enabled`` for a session without assimilation; the recorder's error
+        when its record cannot be written) queues nothing. An accepted request goes to the
+        record with the step it precedes and its serial number (replay re-sends it)."""
         parsed = observations.parse_all(batches)
         with self._lock:
             self._check_open()
