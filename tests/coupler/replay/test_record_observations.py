@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coupler.assimilation import configio
+from coupler.core import checkpoint
 from coupler.core.manager import SessionManager
+from coupler.core.recorder import ZarrRecorder
 from coupler.core.session import Session
 from coupler.replay import RecordError, RecordSource, replay
-from coupler.spec.observations import ObservationBatch
+from coupler.spec import RecordOptions
+from coupler.spec.observations import ObservationBatch, Parsed
 
 from .conftest import START, forcing, grid, memory_url, record, spec
 
@@ -127,3 +132,48 @@ def test_a_resumed_session_keeps_the_requests_accepted_before_its_checkpoint() -
     # from the start state at 40: request 1 is in its queue already, only 2 is re-sent
     part = replay(url, steps=(40, 60))
     assert part.bitwise_equal and part.observations["requests"] == 1
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), chunk_bytes=st.sampled_from([1024, 4096]),
+       shard_chunks=st.integers(1, 3))  # fmt: skip
+def test_random_requests_round_trip_exactly(seed: int, chunk_bytes: int, shard_chunks: int) -> None:
+    """Any float64 bits, times and units survive, across chunks, shards and commits."""
+    rng = np.random.default_rng(seed)
+    options = RecordOptions(chunk_bytes=chunk_bytes, shard_chunks=shard_chunks)
+    cfg = spec(N, record_options=options)
+    url = memory_url("obs-hypo")
+    blob = checkpoint.to_bytes(checkpoint.CheckpointData("h", "h", cfg, {"name": "x"}, 0, {}))
+    rec = ZarrRecorder(url, cfg, {"name": "x"}, start=blob)
+    sent: list[tuple[int, list[Parsed], list[str]]] = []
+    steps = int(rng.integers(1, 80))
+    for k in range(steps + 1):
+        for _ in range(int(rng.poisson(0.7))):
+            batches = [_random_batch(rng) for _ in range(int(rng.integers(1, 4)))]
+            units = [str(rng.choice(["", "W m-2", "1", "K"])) for _ in batches]
+            rec.observations(k, len(sent), batches, units)
+            sent.append((k, batches, units))
+        if k < steps:
+            rec.record(k, forcing(k, N), {"hfls": np.zeros(N)})
+        if rng.uniform() < 0.05:
+            rec.flush()
+    rec.close()
+    got = RecordSource(url).observations.requests(0, steps + 1)
+    assert [(r.serial, r.step) for r in got] == [(i, k) for i, (k, _, _) in enumerate(sent)]
+    for r, (_, batches, units) in zip(got, sent, strict=True):
+        assert [(b.type, b.units) for b in r.batches] == [
+            (b.type, u) for b, u in zip(batches, units, strict=True)
+        ]
+        for have, want in zip(r.batches, batches, strict=True):
+            for name in ("values", "errors", "lat", "lon"):
+                assert have.__dict__[name].tobytes() == want.__dict__[name].tobytes(), name
+            assert have.times.tobytes() == want.times.tobytes()
+
+
+def _random_batch(rng: np.random.Generator) -> Parsed:
+    n = int(rng.integers(1, 200))
+    bits = rng.integers(0, 2**63, size=(4, n), dtype=np.int64).view(np.float64)
+    bits[~np.isfinite(bits)] = -0.0  # the session never accepts non-finite values
+    times = rng.integers(-(2**40), 2**40, n).astype("datetime64[s]")
+    kind = str(rng.choice(["hfls", "hfss", "ts", "lai"]))
+    return Parsed(kind, bits[0], bits[1], bits[2], bits[3], times)
