@@ -348,8 +348,11 @@ class ZarrRecorder:
         self, backend: dict[str, Any], start_index: int, storage_options: Mapping[str, Any] | None
     ) -> zarr.Group:
         kwargs: dict[str, Any] = {"zarr_format": 3}
-        if storage_options:
-            kwargs["storage_options"] = dict(storage_options)
+        options = dict(storage_options or {})
+        if self.url.startswith("file://"):
+            options.setdefault("auto_mkdir", True)  # as a plain path does (zarr's LocalStore)
+        if options:
+            kwargs["storage_options"] = options
         now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         group = zarr.open_group(self.url, mode="a", **kwargs) if start_index > 0 else None
         if group is not None and "time" in group:
