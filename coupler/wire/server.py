@@ -6,14 +6,16 @@ the status mapping, bearer-token auth), gRPC health (``grpc.health.v1``) and ref
 ``grpcurl -plaintext HOST:PORT list`` works), TLS or mutual TLS, and max message sizes in both
 directions. :func:`start_service` returns the same pieces plus the session manager, metrics and
 health servicer, for ``landcoupler serve`` and its SIGTERM path (:meth:`Service.stop`): health
-goes NOT_SERVING, new calls are refused, in-flight calls get half the grace period to finish,
-then every open session is checkpointed.
+goes NOT_SERVING (the server still answers Check, so a Kubernetes readiness probe sees it), new
+LandCoupler calls are refused UNAVAILABLE (rule ``draining``), in-flight calls get half the grace
+period to finish, then the server stops and every open session is checkpointed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from coupler.wire.interceptors import (
     SERVICE,
     Authenticator,
     AuthInterceptor,
+    Drain,
     RequestInterceptor,
     parse_tokens,
 )
@@ -132,17 +135,24 @@ class Service:
     config: ServerConfig
     servicer: LandCouplerServicer
     metrics_port: int | None = None
+    drain: Drain = field(default_factory=Drain)
 
     def stop(self, grace: float | None = None, checkpoint: bool = True) -> list[str]:
         """Graceful shutdown within ``grace`` s (default: the config's grace period): stop
-        accepting calls, let in-flight ones finish (half the budget; Exchange streams end after
-        their current step, idle ones at once), then checkpoint every open session
-        (``manager.shutdown``). Returns the checkpoint URLs written."""
+        accepting calls (health NOT_SERVING, new calls UNAVAILABLE), let in-flight ones finish
+        (half the budget; Exchange streams end after their current step, idle ones at once),
+        stop the server, then checkpoint every open session (``manager.shutdown``). Returns the
+        checkpoint URLs written."""
         budget = self.config.grace_period if grace is None else grace
+        deadline = time.monotonic() + budget / 2.0
         self.health.enter_graceful_shutdown()
-        stopped = self.server.stop(budget / 2.0)
+        self.drain.begin()
         self.servicer.drain()
-        stopped.wait()
+        if not self.drain.wait(budget / 2.0):
+            log.warning("%d call(s) still in flight after %.3g s: cancelled", self.drain.active,
+                        budget / 2.0)  # fmt: skip
+        # what is left (replies being sent, health watches) gets the rest of the first half
+        self.server.stop(max(0.0, deadline - time.monotonic())).wait()
         urls = self.manager.shutdown(checkpoint=checkpoint)
         self.metrics.stop()
         return urls
@@ -168,9 +178,10 @@ def start_service(
     metrics = metrics or ServiceMetrics()
     manager = manager or SessionManager(config.limits, metrics)
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
+    drain = Drain()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
-        interceptors=[RequestInterceptor(metrics), AuthInterceptor(authenticator)],
+        interceptors=[RequestInterceptor(metrics, drain), AuthInterceptor(authenticator)],
         options=_options(config),
     )
     servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
@@ -213,7 +224,9 @@ def start_service(
         "mTLS" if config.mtls else "TLS" if config.tls else "plaintext",
         ", bearer tokens" if config.tokens else "",
     )  # fmt: skip
-    return Service(server, port, manager, metrics, health_servicer, config, servicer, metrics_port)
+    return Service(
+        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain
+    )
 
 
 def create_server(
