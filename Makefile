@@ -98,7 +98,7 @@ VARIANT      ?= cpu
 IMAGE        ?= landcoupler
 IMAGE_TAG    ?= 0.1.0-$(VARIANT)
 DEPLOY_VENV  ?= build/deploy-venv
-K8S_SOURCES  := base overlays/cpu overlays/gpu overlays/with-triton
+K8S_SOURCES  := base overlays/cpu overlays/cpu-tls overlays/gpu overlays/with-triton
 K8S_VERSIONS ?= 1.29,1.30,1.31,1.32,1.33
 .PHONY: image deploy-render lint-deploy kubectl
 

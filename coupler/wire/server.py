@@ -57,7 +57,8 @@ class ServerConfig:
     ``name:token`` pairs of ``token_file`` and of the environment variable ``token_env``; any
     token enables bearer auth. metrics_port: Prometheus exporter port (0 = any free port),
     None = no exporter. grace_period: SIGTERM budget (half for in-flight calls, the rest for
-    checkpoints).
+    checkpoints). health_address: ``HOST:PORT`` of a second, plaintext listener serving only
+    ``grpc.health.v1`` (Kubernetes gRPC probes cannot speak TLS); None = none.
     """
 
     max_message_bytes: int = 256 * MiB
@@ -73,6 +74,7 @@ class ServerConfig:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     grace_period: float = 10.0
+    health_address: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
@@ -136,6 +138,8 @@ class Service:
     servicer: LandCouplerServicer
     metrics_port: int | None = None
     drain: Drain = field(default_factory=Drain)
+    health_server: grpc.Server | None = None
+    health_port: int | None = None
 
     def stop(self, grace: float | None = None, checkpoint: bool = True) -> list[str]:
         """Graceful shutdown within ``grace`` s (default: the config's grace period): stop
@@ -155,6 +159,8 @@ class Service:
         self.server.stop(max(0.0, deadline - time.monotonic())).wait()
         urls = self.manager.shutdown(checkpoint=checkpoint)
         self.metrics.stop()
+        if self.health_server is not None:  # answered NOT_SERVING until now
+            self.health_server.stop(0).wait()
         return urls
 
 
@@ -215,6 +221,13 @@ def start_service(
     if port == 0:
         server.stop(None)
         raise ValueError(f"address: cannot bind {address!r}{reason}")
+    health_server, health_port = None, None
+    if config.health_address is not None:
+        try:
+            health_server, health_port = _health_server(config.health_address, health_servicer)
+        except ValueError:
+            server.stop(None)
+            raise
     metrics_port = None
     if config.metrics_port is not None:
         metrics_port = metrics.serve(config.metrics_port, config.metrics_address)
@@ -225,8 +238,28 @@ def start_service(
         ", bearer tokens" if config.tokens else "",
     )  # fmt: skip
     return Service(
-        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain
+        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain,
+        health_server, health_port,
+    )  # fmt: skip
+
+
+def _health_server(address: str, servicer: health.HealthServicer) -> tuple[grpc.Server, int]:
+    """A started plaintext server of ``grpc.health.v1`` only, sharing ``servicer`` (so it turns
+    NOT_SERVING with the main server), and its bound port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"),
+        options=[("grpc.so_reuseport", 0)],
     )
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    try:
+        port, reason = server.add_insecure_port(address), ""
+    except RuntimeError as exc:
+        port, reason = 0, f": {exc}"
+    if port == 0:
+        server.stop(None)
+        raise ValueError(f"health_address: cannot bind {address!r}{reason}")
+    server.start()
+    return server, port
 
 
 def create_server(

@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERED = ROOT / "deploy" / "rendered"
-OVERLAYS = ("cpu", "gpu", "with-triton")
+OVERLAYS = ("cpu", "cpu-tls", "gpu", "with-triton")
 SERVER = "landcoupler"
 
 

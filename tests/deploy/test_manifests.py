@@ -30,8 +30,9 @@ def test_the_server_command_line_parses_and_binds_all_interfaces(overlay: str) -
     ns = parse(args)
     assert ns.command == "serve"
     assert ns.address == "0.0.0.0:50051" and ns.metrics_address == "0.0.0.0"
+    assert ns.health_address == "0.0.0.0:50052"
     ports = {p["name"]: p["containerPort"] for p in server_container(overlay)["ports"]}
-    assert ports == {"grpc": 50051, "metrics": ns.metrics_port}
+    assert ports == {"grpc": 50051, "metrics": ns.metrics_port, "health": 50052}
     assert ns.token_env == "LANDCOUPLER_TOKENS"
 
 
@@ -50,8 +51,8 @@ def test_the_kubelet_waits_for_the_drain(overlay: str) -> None:
 def test_probes_ask_the_health_service_the_server_registers(overlay: str) -> None:
     c = server_container(overlay)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        grpc_probe = c[probe]["grpc"]
-        assert grpc_probe["port"] == 50051
+        grpc_probe = c[probe]["grpc"]  # on the plaintext health port, TLS or not
+        assert grpc_probe["port"] == int(flag(serve_args(overlay), "health-address").split(":")[1])
         assert grpc_probe.get("service", "") in ("", SERVICE)
     assert c["readinessProbe"]["grpc"]["service"] == SERVICE
 
@@ -75,7 +76,8 @@ def test_service_and_servicemonitor_reach_the_container_ports(overlay: str) -> N
     pod = resource(overlay, "Deployment", "landcoupler")["spec"]["template"]
     assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     named = {p["name"] for p in server_container(overlay)["ports"]}
-    assert {p["targetPort"] for p in svc["spec"]["ports"]} == named == {"grpc", "metrics"}
+    assert named == {"grpc", "metrics", "health"}  # health: for the kubelet only
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}
     monitor = resource(overlay, "ServiceMonitor", "landcoupler")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
@@ -83,6 +85,23 @@ def test_service_and_servicemonitor_reach_the_container_ports(overlay: str) -> N
     assert hpa["spec"]["scaleTargetRef"]["name"] == "landcoupler"
     pdb = resource(overlay, "PodDisruptionBudget", "landcoupler")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_tls_overlay_serves_tls_from_the_mounted_secret() -> None:
+    ns = parse(serve_args("cpu-tls"))
+    mount = {m["name"]: m["mountPath"] for m in server_container("cpu-tls")["volumeMounts"]}
+    assert (str(ns.tls_cert), str(ns.tls_key)) == (
+        f"{mount['tls']}/tls.crt",
+        f"{mount['tls']}/tls.key",
+    )
+    pod = resource("cpu-tls", "Deployment", "landcoupler")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["secret"] == {
+        **volume["secret"],
+        "secretName": "landcoupler-tls",
+        "optional": False,
+    }
+    assert parse(serve_args("cpu")).tls_cert is None  # the plain overlays stay plaintext
 
 
 def test_secrets_are_referenced_not_shipped() -> None:

@@ -109,9 +109,14 @@ def kubernetes_args() -> tuple[list[str], float, float]:
     the pod's terminationGracePeriodSeconds (when the kubelet would SIGKILL)."""
     args = manifests.serve_args("cpu")
     pod = manifests.resource("cpu", "Deployment", "landcoupler")["spec"]["template"]["spec"]
-    kept = [a for a in args[1:] if not a.startswith(("--address=", "--metrics-"))]
+    local = ("--address=", "--metrics-", "--health-address=")
+    kept = [a for a in args[1:] if not a.startswith(local)]
     grace = float(manifests.flag(args, "grace"))
-    return [*kept, "--metrics-port=0"], grace, float(pod["terminationGracePeriodSeconds"])
+    return (
+        [*kept, "--metrics-port=0", "--health-address=127.0.0.1:0"],
+        grace,
+        float(pod["terminationGracePeriodSeconds"]),
+    )
 
 
 def rank_kwargs(rank: int, bucket: str, backend: str) -> dict[str, object]:
@@ -152,8 +157,13 @@ def test_sigterm_drains_steps_in_flight_and_another_pod_resumes_bit_identically(
 
     with serve(tmp_path, "pod-a", *args, launch=gated.LAUNCH, env=env) as (proc, address):
         client = CouplerClient(address, token=token, retries=0)
-        channel = grpc.insecure_channel(address)
+        assert proc.stdout is not None
+        announced = [proc.stdout.readline().split() for _ in range(2)]
+        assert [line[:2] for line in announced] == [["metrics", "on"], ["health", "on"]]
+        channel = grpc.insecure_channel(address)  # the service port: a client's view
+        probe_channel = grpc.insecure_channel(announced[1][2])  # the kubelet's view
         health = health_pb2_grpc.HealthStub(channel)
+        probe = health_pb2_grpc.HealthStub(probe_channel)
         sessions = [
             client.open_session(**rank_kwargs(rank, bucket, gated.NAME), stream=stream)
             for rank, (_, stream) in enumerate(RANKS)
@@ -162,7 +172,7 @@ def test_sigterm_drains_steps_in_flight_and_another_pod_resumes_bit_identically(
             for i in range(IN_FLIGHT):
                 assert_bitwise(s.step(i, rank_forcing(rank, i)), uninterrupted[rank][i])
         for name in ("", SERVICE):
-            assert health.Check(health_pb2.HealthCheckRequest(service=name)).status == SERVING
+            assert probe.Check(health_pb2.HealthCheckRequest(service=name)).status == SERVING
 
         (gate / "hold").touch()
         replies: dict[int, dict[str, np.ndarray]] = {}
@@ -188,7 +198,9 @@ def test_sigterm_drains_steps_in_flight_and_another_pod_resumes_bit_identically(
         proc.send_signal(signal.SIGTERM)
         assert next(watch).status == NOT_SERVING  # readiness fails: no new traffic
         watch.cancel()
-        assert health.Check(health_pb2.HealthCheckRequest(service=SERVICE)).status == NOT_SERVING
+        for stub in (probe, health):  # readiness probe and clients alike
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE))
+            assert reply.status == NOT_SERVING
         for call in (
             lambda: client.open_session(**rank_kwargs(0, bucket, gated.NAME)),
             client.describe,
@@ -210,6 +222,7 @@ def test_sigterm_drains_steps_in_flight_and_another_pod_resumes_bit_identically(
         assert proc.returncode == 0, (tmp_path / "pod-a.log").read_text()
         assert exited < grace < kill_after, (exited, grace, kill_after)
         channel.close()
+        probe_channel.close()
         client.close()
 
     urls = sorted(line.split()[1] for line in out.splitlines() if line.startswith("checkpoint "))
