@@ -103,7 +103,8 @@ K8S_VERSIONS ?= 1.29,1.30,1.31,1.32,1.33
 .PHONY: image deploy-render lint-deploy kubectl
 
 image:
-	docker build -f deploy/docker/Dockerfile --build-arg VARIANT=$(VARIANT) -t $(IMAGE):$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 docker build -f deploy/docker/Dockerfile --build-arg VARIANT=$(VARIANT) \
+	  -t $(IMAGE):$(IMAGE_TAG) .
 
 $(DEPLOY_VENV)/.installed: deploy/requirements.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)
