@@ -17,13 +17,14 @@ namespace {
 // has no deadline: it lives as long as the session). fired() then tells the caller.
 class Watchdog {
  public:
-  Watchdog(grpc::ClientContext *ctx, double seconds) {
-    if (seconds <= 0) return;
-    thread_ = std::thread([this, ctx, seconds] {
+  Watchdog(grpc::ClientContext *ctx, double seconds)
+      : armed_(seconds > 0),
+        until_(std::chrono::steady_clock::now() +
+               std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6))) {
+    if (!armed_) return;
+    thread_ = std::thread([this, ctx] {
       std::unique_lock<std::mutex> lock(mutex_);
-      auto until = std::chrono::steady_clock::now() +
-                   std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6));
-      if (!cv_.wait_until(lock, until, [this] { return done_; })) {
+      if (!cv_.wait_until(lock, until_, [this] { return done_; })) {
         fired_ = true;
         ctx->TryCancel();
       }
@@ -39,8 +40,12 @@ class Watchdog {
     if (thread_.joinable()) thread_.join();
     return fired_;
   }
+  // The deadline passed (even if the reply beat the watchdog thread to it).
+  bool passed() const { return armed_ && std::chrono::steady_clock::now() > until_; }
 
  private:
+  bool armed_;
+  std::chrono::steady_clock::time_point until_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false, fired_ = false;
@@ -105,6 +110,11 @@ int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer
       Watchdog dog(st.ctx.get(), s->timeout);
       ok = exchange(st, frames, reply, &protocol);
       expired = dog.stop();
+      if (ok && dog.passed()) {  // late reply: fail like a unary call past its deadline
+        st.ctx->TryCancel();
+        ok = false;
+        expired = true;
+      }
     }
     if (ok) {
       clear_error(s);
