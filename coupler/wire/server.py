@@ -27,6 +27,7 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core.config import Limits
 from coupler.core.manager import SessionManager
+from coupler.core.registry import BackendOptions
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
 from coupler.wire.interceptors import (
@@ -54,7 +55,7 @@ class ServerConfig:
     ``name:token`` pairs of ``token_file`` and of the environment variable ``token_env``; any
     token enables bearer auth. metrics_port: Prometheus exporter port (0 = any free port),
     None = no exporter. grace_period: SIGTERM budget (half for in-flight calls, the rest for
-    checkpoints).
+    checkpoints). backend_options: the backends' device and Triton URL (``registry``).
     """
 
     max_message_bytes: int = 256 * MiB
@@ -70,6 +71,7 @@ class ServerConfig:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     grace_period: float = 10.0
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
@@ -166,7 +168,9 @@ def start_service(
     """Build, bind and start the server on ``address`` (``HOST:PORT``; port 0 = any)."""
     config = config or ServerConfig()
     metrics = metrics or ServiceMetrics()
-    manager = manager or SessionManager(config.limits, metrics)
+    manager = manager or SessionManager(
+        config.limits, metrics, backend_options=config.backend_options
+    )
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
