@@ -45,6 +45,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-workers", type=int, default=16, help="server threads")
     p.add_argument("--grace", type=float, default=10.0, help="SIGTERM grace period, s")
     p.add_argument(
+        "--device", default=None,
+        help="where the compiled emulator backends (torchscript, aoti, onnx) run: cpu, cuda or "
+        "cuda:N (default: CUDA when present for torchscript, else CPU)",
+    )  # fmt: skip
+    p.add_argument(
+        "--triton-url", default=None, metavar="HOST:PORT",
+        help="Triton gRPC endpoint of the triton backend (default: $LANDCOUPLER_TRITON_URL)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-tune-malloc", action="store_true",
         help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
     )  # fmt: skip
@@ -53,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from coupler.core.config import Limits
+    from coupler.core.registry import BackendOptions
     from coupler.errors import CouplerError
     from coupler.wire.allocator import tune_allocator
     from coupler.wire.server import ServerConfig, start_service
@@ -61,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         limits = Limits(args.max_sessions, args.max_cells, args.max_members)
     except CouplerError as exc:
         raise ValueError(str(exc)) from None
+    options = BackendOptions(device=args.device, triton_url=args.triton_url)
+    if options.device is not None and options.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device: {options.device!r} but torch.cuda.is_available() is false")
     config = ServerConfig(
         max_message_bytes=args.max_message_mib << 20,
         limits=limits,
@@ -73,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         grace_period=args.grace,
+        backend_options=options,
     )
     if not args.no_tune_malloc:
         tune_allocator()

@@ -3,9 +3,9 @@
 Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA), ``aoti`` (AOTInductor packages,
 built for CPU), ``onnx`` (ONNX Runtime, CPU or its CUDA execution provider) and ``triton`` (the
 networks served by a Triton Inference Server, ``emulators.serving.triton_backend``) — the same
-class with a different artifact loader: the network call is the only thing that differs. A step is the land step's
-skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then the phases below); only
-the prediction of the fluxes differs from the reference model:
+class with a different artifact loader: the network call is the only thing that differs. A
+step is the land step's skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then
+the phases below); only the prediction of the fluxes differs from the reference model:
 
 1. clock: a session's ``dt`` needs an emulator trained for it (:class:`TimestepError`);
 2. the tiles with nonzero cover are gathered into rows (``tiles.Rows``; every tile with
@@ -129,7 +129,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         else:
             device = "cuda" if loader == "torchscript" and torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device: {device!r} requested but torch.cuda.is_available() is false")
+            raise RuntimeError(
+                f"device: {device!r} requested but torch.cuda.is_available() is false"
+            )
         self.device = torch.device(device)
 
         def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:

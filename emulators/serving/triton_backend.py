@@ -113,7 +113,9 @@ class TritonNet:
             self._infer([a[s : s + self.max_rows] for a in arrays])
             for s in range(0, rows, self.max_rows)
         ]
-        outs = [torch.from_numpy(np.concatenate([p[i] for p in parts])) for i in range(len(parts[0]))]
+        outs = [
+            torch.from_numpy(np.concatenate([p[i] for p in parts])) for i in range(len(parts[0]))
+        ]
         outs = [o.to(device) for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -121,9 +123,7 @@ class TritonNet:
         import tritonclient.grpc as grpcclient
 
         rows = arrays[0].shape[0]
-        inputs = []
-        for (name, width), a in zip(self.inputs, arrays, strict=True):
-            inputs.append(grpcclient.InferInput(name, [rows, width], "FP32"))
+        inputs = [grpcclient.InferInput(name, [rows, width], "FP32") for name, width in self.inputs]
         if not self.shared_memory:
             for inp, a in zip(inputs, arrays, strict=True):
                 inp.set_data_from_numpy(a)

@@ -45,7 +45,7 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         import numpy as np
         import torch
-        import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+        import triton_python_backend_utils as pb_utils
 
         arrays = [
             [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs]

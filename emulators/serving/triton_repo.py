@@ -109,7 +109,10 @@ def config_pbtxt(name: str, manifest: Manifest, options: RepositoryOptions) -> s
         "]",
         f"dynamic_batching {{ max_queue_delay_microseconds: {o.max_queue_delay_us} }}",
         f"instance_group [ {{ count: {o.instances} kind: {o.kind} }} ]",
-        *(f'parameters {{ key: "{k}" value {{ string_value: "{v}" }} }}' for k, v in params.items()),
+        *(
+            f'parameters {{ key: "{k}" value {{ string_value: "{v}" }} }}'
+            for k, v in params.items()
+        ),
     ]
     return "\n".join(lines) + "\n"
 

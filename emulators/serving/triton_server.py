@@ -127,7 +127,7 @@ class TritonServer:
                 try:
                     if client.is_server_ready():
                         return self.url
-                except Exception:  # noqa: BLE001 (not listening yet: InferenceServerException)
+                except Exception:
                     pass
                 time.sleep(0.2)
         finally:

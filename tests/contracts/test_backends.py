@@ -1,9 +1,11 @@
-"""Every land backend passes the contract: the reference model and the emulator backends, at
-hourly steps and at daily steps (the emulator backends then use ``flux_lstm_daily``)."""
+"""Every land backend passes the contract: the reference model and the emulator backends
+(TorchScript, AOTInductor, ONNX Runtime), at hourly steps and at daily steps (the emulator
+backends then use ``flux_lstm_daily``). The Triton backend runs the same suite in
+tests/triton (``make test-triton``)."""
 
 from __future__ import annotations
 
-from emulators.compiled.emulator import AOTIBackend, TorchScriptBackend
+from emulators.compiled.emulator import AOTIBackend, OnnxBackend, TorchScriptBackend
 from emulators.protocol import LandBackend
 from emulators.reference import ReferenceBackend
 
@@ -25,6 +27,11 @@ class TestAOTIBackend(LandBackendContract):
         return AOTIBackend()
 
 
+class TestOnnxBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return OnnxBackend()
+
+
 class _Daily:
     dt = 86_400.0
     start = "2001-06-27T00:00:00"
@@ -44,3 +51,8 @@ class TestTorchScriptBackendDaily(_Daily, LandBackendContract):
 class TestAOTIBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return AOTIBackend()
+
+
+class TestOnnxBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return OnnxBackend()
