@@ -10,7 +10,9 @@ Transport: on a loopback server the tensors travel through **system shared memor
 served model gets input and output regions sized for ``max_batch_size`` rows, registered with
 the server once and reused by every later call (a pool: concurrent sessions take one set each),
 unregistered and unlinked by :meth:`TritonBackend.close`. A remote server (any other host) gets
-plain tensors in the gRPC messages (``shared_memory=False`` forces that anywhere).
+plain tensors in the gRPC messages. ``shared_memory=`` (or ``$LANDCOUPLER_TRITON_SHM`` = 1 / 0)
+forces either: a Triton sidecar on localhost needs the pod's ``/dev/shm`` shared with it for
+shared memory, else set 0.
 
 Before it trusts a served model the backend compares the config's ``landcoupler_manifest_hash``
 with the hash of its local manifest (the same artifact files), and refuses a mismatch.
@@ -32,6 +34,8 @@ from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.manifest import Manifest
 
 URL_ENV = "LANDCOUPLER_TRITON_URL"
+#: "1" / "0" forces shared memory on / off; unset or "auto": on for a loopback URL
+SHM_ENV = "LANDCOUPLER_TRITON_SHM"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 Tensor = torch.Tensor
 
@@ -181,8 +185,14 @@ class TritonBackend(EmulatorBackend):
                 f"HOST:PORT, or ${URL_ENV})"
             )
         self.url = url
-        self.shared_memory = is_loopback(url) if shared_memory is None else shared_memory
-        self._client = grpcclient.InferenceServerClient(url)
+        if shared_memory is None:
+            choice = os.environ.get(SHM_ENV, "auto").strip().lower()
+            if choice not in ("auto", "", "0", "1"):
+                raise RuntimeError(f"{SHM_ENV}: must be auto, 0 or 1, got {choice!r}")
+            shared_memory = is_loopback(url) if choice in ("auto", "") else choice == "1"
+        self.shared_memory = shared_memory
+        self._client: Any = grpcclient.InferenceServerClient(url)
+        self._nets: list[TritonNet] = []
         try:
             ready = self._client.is_server_ready()
         except InferenceServerException as exc:
@@ -191,7 +201,6 @@ class TritonBackend(EmulatorBackend):
         if not ready:
             self._client.close()
             raise ConnectionError(f"triton_url: the Triton server at {url} is not ready")
-        self._nets: list[TritonNet] = []
 
         def load(manifest: Manifest, directory: Path, device: str) -> Callable[..., Any]:
             try:
@@ -210,9 +219,10 @@ class TritonBackend(EmulatorBackend):
     def close(self) -> None:
         """Unregister the shared memory of every model and close the connection (idempotent)."""
         nets, self._nets = self._nets, []
+        client, self._client = self._client, None
         try:
             for net in nets:
                 net.close()
         finally:
-            if nets or self._client is not None:
-                self._client.close()
+            if client is not None:
+                client.close()

@@ -57,8 +57,8 @@ def _python_info(venv: Path) -> tuple[str, str, str]:
 
 class TritonServer:
     """``with TritonServer(repo) as server: server.url`` — the bundled tritonserver on
-    ``host`` (gRPC only; HTTP and metrics off), stopped (SIGTERM, then SIGKILL) on exit. Its log
-    goes to ``log`` (default: ``repo``/../tritonserver.log)."""
+    ``host``:``port`` (0: a free port; gRPC only, HTTP and metrics off), stopped (SIGTERM, then
+    SIGKILL) on exit. Its log goes to ``log`` (default: ``repo``/../tritonserver.log)."""
 
     def __init__(
         self,
@@ -66,13 +66,15 @@ class TritonServer:
         venv: str | Path | None = None,
         host: str = "127.0.0.1",
         log: str | Path | None = None,
+        port: int = 0,
     ) -> None:
         self.repo = Path(repo).resolve()
         self.venv = Path(venv) if venv is not None else venv_path()
         self.host = host
         self.log = Path(log) if log is not None else self.repo.parent / "tritonserver.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.requested_port = port
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -87,7 +89,7 @@ class TritonServer:
         stub = dist / "backends" / "python" / "triton_python_backend_stub"
         if not stub.exists():
             shutil.copy(dist / "python_backend_stubs" / version / stub.name, stub)
-        self.port = _free_port(self.host)
+        self.port = self.requested_port or _free_port(self.host)
         cmd = [
             str(server),
             f"--model-repository={self.repo}",
@@ -163,3 +165,29 @@ class TritonServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emulators.serving.triton_server REPO [--port N]``: serve REPO until SIGTERM or
+    Ctrl-C, printing ``triton listening on HOST:PORT``."""
+    import argparse
+    import signal
+    import threading
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("repo", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--log", type=Path, default=None)
+    args = p.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with TritonServer(args.repo, host=args.host, log=args.log, port=args.port) as server:
+        print(f"triton listening on {server.url} (log: {server.log})", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

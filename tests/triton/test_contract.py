@@ -76,13 +76,23 @@ def test_shared_memory_is_registered_once_and_unregistered_at_close(triton_url: 
     assert _regions(triton_url) - before == set()
 
 
-def test_a_remote_url_uses_plain_tensors(triton_url: str) -> None:
+def test_a_remote_url_uses_plain_tensors_and_the_env_forces_either(
+    triton_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = triton_url.rsplit(":", 1)[1]
     backend = TritonBackend(url=f"0.0.0.0:{port}")  # not a loopback name: treated as remote
-    try:
-        assert not backend.shared_memory
-    finally:
-        backend.close()
+    backend.close()
+    assert not backend.shared_memory
+    monkeypatch.setenv("LANDCOUPLER_TRITON_SHM", "0")
+    backend = TritonBackend(url=triton_url)
+    backend.close()
+    assert not backend.shared_memory
+    monkeypatch.setenv("LANDCOUPLER_TRITON_SHM", "yes")
+    with pytest.raises(
+        RuntimeError, match="LANDCOUPLER_TRITON_SHM: must be auto, 0 or 1, got 'yes'"
+    ):
+        TritonBackend(url=triton_url)
+    backend.close()  # idempotent
 
 
 def test_a_served_model_that_is_not_the_local_artifact_is_refused(triton_url: str) -> None:
