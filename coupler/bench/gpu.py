@@ -45,7 +45,7 @@ def run(
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 
     if not torch.cuda.is_available():
-        raise RuntimeError("bench gpu: needs CUDA, and torch.cuda.is_available() is false here")
+        raise ValueError("bench gpu: needs CUDA, and torch.cuda.is_available() is false here")
     results: list[dict[str, Any]] = []
     agreement: dict[str, float] = {}
     static = _static(AGREEMENT_CELLS, seed=1)

@@ -5,6 +5,8 @@ starts. The CUDA checks (CUDA backends agree with CPU to 1e-5, a gRPC session on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -100,3 +102,13 @@ def test_a_session_on_serve_device_cuda_matches_cpu() -> None:
         for name in ("hfls", "hfss"):
             scale = max(float(np.abs(b[name]).max()), 1e-30)
             assert float(np.abs(a[name] - b[name]).max()) / scale <= 1e-5, name
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="checks the refusal on a machine without CUDA")
+def test_bench_gpu_without_a_gpu_fails_instead_of_reporting_cpu_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = f"{tmp_path}/gpu.json"
+    assert main(["bench", "gpu", "--json", out]) == 2
+    assert "bench gpu: needs CUDA" in capsys.readouterr().err
+    assert not Path(out).exists()
