@@ -37,6 +37,7 @@ URL_ENV = "LANDCOUPLER_TRITON_URL"
 #: "1" / "0" forces shared memory on / off; unset or "auto": on for a loopback URL
 SHM_ENV = "LANDCOUPLER_TRITON_SHM"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CONNECT_TIMEOUT = 10.0  # s: a server that does not answer readiness in time is unavailable
 Tensor = torch.Tensor
 
 
@@ -79,7 +80,8 @@ class TritonNet:
     one tensor when the model has one output)."""
 
     def __init__(self, client: Any, model: str, manifest: Manifest, shared_memory: bool) -> None:
-        config = client.get_model_config(model, as_json=True)["config"]
+        config = client.get_model_config(model, as_json=True, client_timeout=CONNECT_TIMEOUT)
+        config = config["config"]
         served = config.get("parameters", {}).get("landcoupler_manifest_hash", {})
         if served.get("string_value") != manifest.hash():
             raise RuntimeError(
@@ -194,7 +196,7 @@ class TritonBackend(EmulatorBackend):
         self._client: Any = grpcclient.InferenceServerClient(url)
         self._nets: list[TritonNet] = []
         try:
-            ready = self._client.is_server_ready()
+            ready = self._client.is_server_ready(client_timeout=CONNECT_TIMEOUT)
         except InferenceServerException as exc:
             self._client.close()
             raise ConnectionError(f"triton_url: no Triton server at {url}: {exc}") from exc
