@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run bench-replay clean
+.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
 
 venv: $(STAMP)
 
@@ -129,3 +129,28 @@ lint-deploy: $(DEPLOY_VENV)/.installed
 	@diff -ru deploy/rendered build/deploy-rendered || \
 	  { echo "deploy/rendered/ is stale: run 'make deploy-render' and commit it" >&2; exit 1; }
 	$(DEPLOY_VENV)/bin/python deploy/validate.py --versions $(K8S_VERSIONS) deploy/rendered/*.yaml
+
+## Triton Inference Server (docs/serving.md): nvidia-pytriton 0.7.0 bundles a real Triton 2.51
+## server (python backend only). It pins numpy < 2, so it lives in its own venv with torch for the
+## python-backend model. `make test-triton` builds it, then starts the server on loopback with
+## the exported repository and runs the triton backend's contract and coupled-session tests.
+TRITON_VENV  ?= build/triton-venv
+TRITON_STAMP := $(TRITON_VENV)/.installed
+triton-venv: $(TRITON_STAMP)
+
+$(TRITON_STAMP):
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip --disable-pip-version-check -q install "nvidia-pytriton==0.7.0" "numpy<2" "torch==2.13.0"
+	$(TRITON_VENV)/bin/python -c "import pytriton, torch, numpy; assert numpy.__version__ < '2'"
+	touch $@
+
+test-triton: $(STAMP) $(TRITON_STAMP)
+	LANDCOUPLER_TRITON_TESTS=1 LANDCOUPLER_TRITON_VENV=$(abspath $(TRITON_VENV)) $(PY) -m pytest -q -p no:cacheprovider tests/triton
+
+## Per-step time: in-process TorchScript / AOTInductor / ONNX Runtime vs the Triton server (one run).
+bench-triton: $(STAMP) $(TRITON_STAMP)
+	LANDCOUPLER_TRITON_VENV=$(abspath $(TRITON_VENV)) $(VENV)/bin/landcoupler bench triton --json $(OUT)/bench-triton.json --update-doc docs/benchmarks.md
+
+## The emulator backends on CUDA at 16 k, 311 k and 2 M cells (needs a GPU; fails clearly without).
+bench-gpu: $(STAMP)
+	$(VENV)/bin/landcoupler bench gpu --json $(OUT)/bench-gpu.json --update-doc docs/benchmarks.md

@@ -13,6 +13,8 @@ TARGETS = {
     "service": "coupler.bench.service",
     "assimilation": "coupler.bench.assimilation",
     "replay": "coupler.bench.replay",
+    "triton": "coupler.bench.serving",
+    "gpu": "coupler.bench.gpu",
 }
 
 

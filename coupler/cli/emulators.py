@@ -1,5 +1,7 @@
 """``landcoupler emulators train|export|evaluate NAME``: the registered emulator recipes
-(``emulators.recipes``)."""
+(``emulators.recipes``). ``landcoupler emulators export --triton REPO [NAME]`` writes a Triton
+model repository of the shipped artifacts instead (``emulators.serving.triton_repo``; default:
+the flux and LAI emulators the compiled backends load)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report), or evaluate the shipped artifact against the reference model on held-out data.",
     )
     p.add_argument("action", choices=("train", "export", "evaluate"))
-    p.add_argument("name", choices=names())
+    p.add_argument("name", nargs="?", choices=names(), help="emulator (not with --triton)")
+    p.add_argument(
+        "--triton", type=Path, metavar="REPO",
+        help="export: write a Triton model repository to REPO (from the shipped artifacts)",
+    )  # fmt: skip
+    p.add_argument(
+        "--triton-platform", default="python",
+        choices=("python", "onnxruntime_onnx", "pytorch_libtorch", "tensorrt_plan"),
+        help="Triton platform of every model (default python: the only backend of the Triton "
+        "server bundled with nvidia-pytriton)",
+    )  # fmt: skip
+    p.add_argument(
+        "--triton-emulator", action="append", choices=names(), metavar="NAME",
+        help="with --triton: export this emulator (repeatable; default: flux-lstm, "
+        "flux-lstm-daily, lai, lai-daily)",
+    )  # fmt: skip
+    p.add_argument("--max-batch-size", type=int, default=16_384, help="rows per Triton call")
+    p.add_argument("--instances", type=int, default=1, help="Triton instances per model")
+    p.add_argument(
+        "--instance-kind", default=None, choices=("KIND_CPU", "KIND_GPU"),
+        help="Triton instance kind (default KIND_CPU; KIND_GPU for tensorrt_plan)",
+    )  # fmt: skip
     p.add_argument(
         "--artifacts",
         type=Path,
@@ -39,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from emulators.recipes import ARTIFACTS, get
 
+    if args.triton is not None:
+        if args.action != "export":
+            raise ValueError("--triton: only with the export action")
+        if args.name is not None:
+            raise ValueError("name: with --triton, name emulators with --triton-emulator")
+        return _export_triton(args, args.artifacts or ARTIFACTS)
+    if args.name is None:
+        raise ValueError("name: an emulator name is needed (except for export --triton)")
     recipe = get(args.name)
     artifacts = args.artifacts or ARTIFACTS
     progress = not args.no_progress
@@ -72,3 +103,29 @@ def run(args: argparse.Namespace) -> int:
     report = args.work / f"report-{args.name}"
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0
+
+
+def _export_triton(args: argparse.Namespace, artifacts: Path) -> int:
+    from emulators.serving.triton_repo import DEFAULT_EMULATORS, RepositoryOptions, write_repository
+
+    kind = args.instance_kind or (
+        "KIND_GPU" if args.triton_platform == "tensorrt_plan" else "KIND_CPU"
+    )
+    options = RepositoryOptions(
+        platform=args.triton_platform,
+        max_batch_size=args.max_batch_size,
+        instances=args.instances,
+        kind=kind,
+    )
+    chosen = args.triton_emulator or ()
+    emulators = tuple(get_artifact(n) for n in chosen) or DEFAULT_EMULATORS
+    for config in write_repository(args.triton, artifacts, emulators, options):
+        print(f"wrote {config}")
+    print(f"Triton model repository ({options.platform}): {args.triton}")
+    return 0
+
+
+def get_artifact(name: str) -> str:
+    from emulators.recipes import get
+
+    return str(get(name).artifact)

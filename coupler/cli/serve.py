@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "probes (which cannot use TLS); default: none",
     )
     p.add_argument(
+        "--device", default=os.environ.get("LANDCOUPLER_DEVICE") or None,
+        help="where the compiled emulator backends (torchscript, aoti, onnx) run: cpu, cuda or "
+        "cuda:N (default: $LANDCOUPLER_DEVICE, else CUDA when present for torchscript, else CPU)",
+    )  # fmt: skip
+    p.add_argument(
+        "--triton-url", default=None, metavar="HOST:PORT",
+        help="Triton gRPC endpoint of the triton backend (default: $LANDCOUPLER_TRITON_URL)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-tune-malloc", action="store_true",
         help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
     )  # fmt: skip
@@ -59,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from coupler.core.config import Limits
+    from coupler.core.registry import BackendOptions
     from coupler.errors import CouplerError
     from coupler.wire.allocator import tune_allocator
     from coupler.wire.server import ServerConfig, start_service
@@ -67,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
         limits = Limits(args.max_sessions, args.max_cells, args.max_members)
     except CouplerError as exc:
         raise ValueError(str(exc)) from None
+    options = BackendOptions(device=args.device, triton_url=args.triton_url)
+    if options.device is not None and options.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device: {options.device!r} but torch.cuda.is_available() is false")
     config = ServerConfig(
         max_message_bytes=args.max_message_mib << 20,
         limits=limits,
@@ -80,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         grace_period=args.grace,
         health_address=args.health_address,
+        backend_options=options,
     )
     if not args.no_tune_malloc:
         tune_allocator()

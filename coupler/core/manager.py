@@ -45,8 +45,10 @@ class SessionManager:
         *,
         record_chunk_steps: int | None = None,
         record_queue_size: int = 64,
+        backend_options: registry.BackendOptions | None = None,
     ) -> None:
         self.limits = limits
+        self.backend_options = backend_options or registry.BackendOptions()
         self.metrics = metrics if metrics is not None else NullMetrics()
         self._record_chunk_steps = record_chunk_steps
         self._record_queue_size = record_queue_size
@@ -213,6 +215,16 @@ class SessionManager:
                 session.close()
             except (CouplerError, OSError) as exc:
                 log.error("closing session %s failed: %s", session.id, exc)
+        with self._lock:
+            backends = list(self._backends.values())
+            self._backends.clear()
+        for backend in backends:  # release what a backend holds (Triton shared memory)
+            close = getattr(backend, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except (OSError, RuntimeError, ConnectionError) as exc:
+                    log.error("closing backend %s failed: %s", backend.name, exc)
         return urls
 
     @property
@@ -302,7 +314,7 @@ class SessionManager:
         with self._lock:
             backend = self._backends.get(name)
         if backend is None:
-            backend = registry.create(name)
+            backend = registry.create(name, self.backend_options)
             with self._lock:
                 backend = self._backends.setdefault(name, backend)
         return backend

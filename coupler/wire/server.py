@@ -29,6 +29,7 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core.config import Limits
 from coupler.core.manager import SessionManager
+from coupler.core.registry import BackendOptions
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
 from coupler.wire.interceptors import (
@@ -59,6 +60,7 @@ class ServerConfig:
     None = no exporter. grace_period: SIGTERM budget (half for in-flight calls, the rest for
     checkpoints). health_address: ``HOST:PORT`` of a second, plaintext listener serving only
     ``grpc.health.v1`` (Kubernetes gRPC probes cannot speak TLS); None = none.
+    checkpoints). backend_options: the backends' device and Triton URL (``registry``).
     """
 
     max_message_bytes: int = 256 * MiB
@@ -75,6 +77,7 @@ class ServerConfig:
     metrics_address: str = "127.0.0.1"
     grace_period: float = 10.0
     health_address: str | None = None
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
@@ -182,7 +185,9 @@ def start_service(
     """Build, bind and start the server on ``address`` (``HOST:PORT``; port 0 = any)."""
     config = config or ServerConfig()
     metrics = metrics or ServiceMetrics()
-    manager = manager or SessionManager(config.limits, metrics)
+    manager = manager or SessionManager(
+        config.limits, metrics, backend_options=config.backend_options
+    )
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
     drain = Drain()
     server = grpc.server(

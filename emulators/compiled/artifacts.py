@@ -1,6 +1,6 @@
 """Loading the emulator artifacts the backend serves: one flux (and LAI) emulator per trained
-timestep, TorchScript (CPU or CUDA) or AOTInductor (CPU), and the refusal of a step length that
-has none."""
+timestep, TorchScript (CPU or CUDA), AOTInductor (CPU) or ONNX (ONNX Runtime, CPU or CUDA), and
+the refusal of a step length that has none."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import torch
 from emulators.manifest import Manifest
 
 Tensor = torch.Tensor
-LOADERS = ("torchscript", "aoti")
+LOADERS = ("torchscript", "aoti", "onnx")
+#: a loader: (manifest, artifact directory, device) -> the network callable
+Loader = Callable[[Manifest, Path, str], Callable[..., Any]]
 
 
 class TimestepError(ValueError):
@@ -56,4 +58,8 @@ def load_artifact(
         if device != "cpu":
             raise RuntimeError(f"{path.name}: the shipped AOTInductor packages are built for CPU")
         return export.load_aoti(path)
+    if loader == "onnx":
+        from emulators.compiled.onnx_net import OnnxNet
+
+        return OnnxNet(path, device)
     raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")

@@ -1,9 +1,11 @@
 """The in-process emulator backend: compiled flux and LAI emulators behind ``LandBackend``.
 
-Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA) and ``aoti`` (AOTInductor packages,
-built for CPU) — the same class with a different artifact loader. A step is the land step's
-skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then the phases below); only
-the prediction of the fluxes differs from the reference model:
+Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA), ``aoti`` (AOTInductor packages,
+built for CPU), ``onnx`` (ONNX Runtime, CPU or its CUDA execution provider) and ``triton`` (the
+networks served by a Triton Inference Server, ``emulators.serving.triton_backend``) — the same
+class with a different artifact loader: the network call is the only thing that differs. A
+step is the land step's skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then
+the phases below); only the prediction of the fluxes differs from the reference model:
 
 1. clock: a session's ``dt`` needs an emulator trained for it (:class:`TimestepError`);
 2. the tiles with nonzero cover are gathered into rows (``tiles.Rows``; every tile with
@@ -52,6 +54,7 @@ from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
     LoadedLAI,
+    Loader,
     TimestepError,
     load_artifact,
 )
@@ -109,8 +112,15 @@ class EmulatorConfig:
 class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     """Compiled emulators behind the ``LandBackend`` Protocol (see module docstring)."""
 
-    def __init__(self, config: EmulatorConfig | None = None, loader: str = "torchscript") -> None:
-        if loader not in LOADERS:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        loader: str = "torchscript",
+        load: Loader | None = None,
+    ) -> None:
+        """``loader`` names the backend; ``load`` (default: ``artifacts.load_artifact`` of the
+        format ``loader``) builds each network from its manifest and artifact directory."""
+        if load is None and loader not in LOADERS:
             raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
         self.config = cfg = config or EmulatorConfig()
         self.name = loader
@@ -118,7 +128,17 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             device = cfg.device
         else:
             device = "cuda" if loader == "torchscript" and torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device: {device!r} requested but torch.cuda.is_available() is false"
+            )
         self.device = torch.device(device)
+
+        def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:
+            if load is not None:
+                return load(manifest, directory, device)
+            return load_artifact(manifest, directory, loader, device)
+
         self._fluxes: dict[float, LoadedFlux] = {}
         for name in cfg.flux:
             flux_dir = Path(cfg.artifacts) / name
@@ -134,7 +154,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             hidden = int(manifest.recurrent_state["hidden"])
             self._fluxes[dt] = LoadedFlux(
                 manifest,
-                load_artifact(manifest, flux_dir, loader, device),
+                load_net(manifest, flux_dir),
                 hidden,
                 int(manifest.recurrent_state.get("c_width", hidden)),
             )
@@ -160,9 +180,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                         f"lai: {name!r} and {self._lais[dt].manifest.name!r} are both trained "
                         f"for {dt:g} s land steps"
                     )
-                self._lais[dt] = LoadedLAI(
-                    manifest, load_artifact(manifest, lai_dir, loader, device)
-                )
+                self._lais[dt] = LoadedLAI(manifest, load_net(manifest, lai_dir))
             if not self._lais:
                 raise RuntimeError(f"lai: no LAI emulator artifacts in {cfg.artifacts}")
         #: land steps [s] with an LAI emulator, ascending (empty with the reference phenology)
@@ -350,6 +368,14 @@ class AOTIBackend(EmulatorBackend):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config, loader="aoti")
+
+
+class OnnxBackend(EmulatorBackend):
+    """``onnx``: the emulator backend with the ONNX artifacts run by ONNX Runtime (CPU, or the
+    CUDA execution provider with ``device="cuda"``)."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config, loader="onnx")
 
 
 def _for_dt(table: Mapping[float, Any], dt: float, what: str, hint: str) -> Any:

@@ -1,6 +1,7 @@
-"""Every land backend passes the contract: the reference model and the emulator backends, at
-hourly steps and at daily steps (the emulator backends then use ``flux_lstm_daily``), and replay
-as a land backend, fed the forcing of the record it serves."""
+"""Every land backend passes the contract: the reference model and the emulator backends
+(TorchScript, AOTInductor, ONNX Runtime), at hourly steps and at daily steps (the emulator
+backends then use ``flux_lstm_daily``), and replay as a land backend, fed the forcing of the
+record it serves. The Triton backend runs the same suite in tests/triton (``make test-triton``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from coupler.core.manager import SessionManager
 from coupler.replay import RecordBackend
 from coupler.spec import GridSpec, SessionSpec
-from emulators.compiled.emulator import AOTIBackend, TorchScriptBackend
+from emulators.compiled.emulator import AOTIBackend, OnnxBackend, TorchScriptBackend
 from emulators.protocol import LandBackend, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS
@@ -35,6 +36,11 @@ class TestAOTIBackend(LandBackendContract):
         return AOTIBackend()
 
 
+class TestOnnxBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return OnnxBackend()
+
+
 class _Daily:
     dt = 86_400.0
     start = "2001-06-27T00:00:00"
@@ -54,6 +60,11 @@ class TestTorchScriptBackendDaily(_Daily, LandBackendContract):
 class TestAOTIBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return AOTIBackend()
+
+
+class TestOnnxBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return OnnxBackend()
 
 
 class TestRecordBackend(LandBackendContract):

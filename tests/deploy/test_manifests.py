@@ -7,9 +7,11 @@ ServiceMonitor reach the ports the container opens. (Schema validation of the sa
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
+from coupler.cli import emulators as emulators_cli
 from coupler.cli import serve
 from coupler.wire.interceptors import SERVICE
 
@@ -130,3 +132,9 @@ def test_with_triton_points_the_server_at_the_triton_service() -> None:
     shared = {m["name"] for m in export["volumeMounts"] if m["mountPath"] == repo}
     assert shared & {m["name"] for m in server["volumeMounts"] if m["mountPath"] == repo}
     assert export["image"] == server_container("with-triton")["image"]  # models match the server
+    # the export command parses with `landcoupler emulators`' own parser, for a platform the
+    # NGC Triton image serves without torch
+    parser = argparse.ArgumentParser()
+    emulators_cli.register(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(export["args"])
+    assert (ns.action, ns.triton, ns.triton_platform) == ("export", Path(repo), "onnxruntime_onnx")
