@@ -318,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{name} bad input {case}: code/field/rule {got} == Python {want}",
                 )
         client.close()
+        # the Fortran example's surface energy balance; the C client across a server kill and
+        # restart (its own server on a fixed port): clients/test/{energy,restart}_checks.py
+        import energy_checks
+        import restart_checks
+
+        energy_checks.run(work, forcing, RANKS, check)
+        restart_checks.run(build, work, lat, lon, forcing, check)
     finally:
         server.terminate()
         try:

@@ -94,6 +94,14 @@ int lc_resume(lc_session *s, const char *url);
 /* How many times calls on this session were resent after UNAVAILABLE (for tests/logs). */
 int64_t lc_retry_count(const lc_session *s);
 
+/* How many times a session was rebuilt after a server restart (docs/clients.md, "Server
+ * restarts"): a session opened by lc_open with a checkpoint_url and checkpoint_every > 0 keeps
+ * the steps since the server's last periodic checkpoint; when a step is refused with
+ * NOT_FOUND session_id (a restarted server does not know the session), it is resumed from
+ * <checkpoint_url>/<session id>.ckpt (or re-opened before the first checkpoint), the kept
+ * steps are resent and the step goes through. Sessions opened by lc_resume are not armed. */
+int64_t lc_recover_count(const lc_session *s);
+
 /* Session facts after lc_open / lc_resume. */
 int64_t lc_cells(const lc_session *s);
 int64_t lc_next_index(const lc_session *s);       /* the index the next new step must carry */

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <new>
@@ -35,6 +36,14 @@ struct lc_session {
   std::vector<std::string> outputs;
   std::map<std::string, std::string> units;
   bool have_units = false;
+  // recovery after a server restart (see recover_step): the open request, the periodic
+  // checkpoint settings, and the steps computed since the last checkpoint at the default URL
+  pb::OpenSessionRequest open_req;
+  std::string ckpt_prefix;
+  int32_t ckpt_every = 0;
+  int64_t ckpt_index = -1;  // next_index of the last default-URL checkpoint, -1 = none yet
+  std::deque<pb::StepRequest> since;
+  int64_t recovered = 0;
   // last error
   int code = LC_OK;
   std::string field, rule, message, request_id;
@@ -165,6 +174,72 @@ int fetch_units(lc_session *s) {
   return LC_OK;
 }
 
+// ---- recovery after a server restart ----------------------------------------------------
+// A server process that dies loses its sessions (they live in memory); what survives is the
+// periodic checkpoint the server writes to <checkpoint_url>/<session_id>.ckpt every
+// checkpoint_every steps (with the last reply, before answering that step). A session opened
+// with both is "armed": the library keeps the steps computed since that checkpoint (at most
+// checkpoint_every requests) and, when a step is refused with NOT_FOUND session_id (the
+// restarted server does not know it), resumes the session from the checkpoint (same id),
+// resends the kept steps from the checkpoint's next_index on (their replies are discarded: the
+// model is deterministic, so they are the replies already delivered), then sends the step
+// again. Before the first periodic checkpoint it re-opens with the original request instead.
+bool recovery_armed(const lc_session *s) {
+  return s->open && !s->closed && !s->ckpt_prefix.empty() && s->ckpt_every > 0;
+}
+
+void remember_step(lc_session *s, pb::StepRequest &&req) {
+  if (!recovery_armed(s)) return;
+  int64_t next = req.index() + 1;
+  s->since.push_back(std::move(req));
+  if (next % s->ckpt_every == 0) {  // the server wrote the checkpoint before replying
+    s->ckpt_index = next;
+    s->since.clear();
+  }
+}
+
+int recover_step(lc_session *s, pb::StepRequest &req, pb::StepReply *rep) {
+  const int64_t index = req.index();
+  pb::OpenSessionRequest oreq;
+  if (s->ckpt_index >= 0) {
+    std::string prefix = s->ckpt_prefix;
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    oreq.set_resume_from(prefix + "/" + s->id + ".ckpt");
+  } else {
+    oreq = s->open_req;
+  }
+  pb::OpenSessionReply orep;
+  int rc = call(s, &pb::LandCoupler::Stub::OpenSession, oreq, &orep, true);
+  if (rc != LC_OK) return rc;
+  const int64_t client_next = s->next_index;
+  took_open(s, orep);
+  ++s->recovered;
+  int64_t have = orep.next_index();
+  for (int64_t j = have; j < index; ++j) {
+    pb::StepRequest *kept = nullptr;
+    for (auto &r : s->since)
+      if (r.index() == j) kept = &r;
+    if (!kept) {
+      s->next_index = have;
+      return client_error(s, "index", "recover",
+                          "the restarted server resumed at step " + std::to_string(have) +
+                              " and step " + std::to_string(j) + " is not kept to resend");
+    }
+    kept->set_session_id(s->id);
+    pb::StepReply discard;
+    rc = call(s, &pb::LandCoupler::Stub::Step, *kept, &discard, true);
+    if (rc != LC_OK) return rc;
+    have = j + 1;
+  }
+  if (have > index + 1)
+    return client_error(s, "index", "recover",
+                        "the restarted server resumed at step " + std::to_string(have) +
+                            ", past step " + std::to_string(index));
+  s->next_index = client_next;
+  req.set_session_id(s->id);
+  return call(s, &pb::LandCoupler::Stub::Step, req, rep, true);
+}
+
 template <class In, class Out>
 int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In *forcing,
               int64_t n, const char *output_names, Out *outputs, pb::DType dtype) {
@@ -190,6 +265,8 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
   }
   pb::StepReply rep;
   rc = call(s, &pb::LandCoupler::Stub::Step, req, &rep, true);
+  if (rc == LC_NOT_FOUND && s->field == "session_id" && recovery_armed(s))
+    rc = recover_step(s, req, &rep);
   if (rc != LC_OK) return rc;
   for (size_t o = 0; o < want.size(); ++o) {
     const pb::Field *hit = nullptr;
@@ -213,6 +290,7 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
     }
   }
   s->last_time = rep.time_rfc3339();
+  if (index == s->next_index) remember_step(s, std::move(req));
   if (index + 1 > s->next_index) s->next_index = index + 1;
   return LC_OK;
 }
@@ -271,7 +349,14 @@ int lc_open(lc_session *s, int64_t cells, const double *lat, const double *lon, 
     req.set_checkpoint_every(checkpoint_every);
     pb::OpenSessionReply rep;
     int rc = call(s, &pb::LandCoupler::Stub::OpenSession, req, &rep, false);
-    if (rc == LC_OK) took_open(s, rep);
+    if (rc == LC_OK) {
+      took_open(s, rep);
+      s->ckpt_prefix = str(checkpoint_url);
+      s->ckpt_every = checkpoint_every;
+      s->ckpt_index = -1;
+      s->since.clear();
+      s->open_req = std::move(req);
+    }
     return rc;
   } catch (const std::exception &e) {
     return client_error(s, "session", "client", e.what());
@@ -286,7 +371,11 @@ int lc_resume(lc_session *s, const char *url) {
     req.set_resume_from(str(url));
     pb::OpenSessionReply rep;
     int rc = call(s, &pb::LandCoupler::Stub::OpenSession, req, &rep, false);
-    if (rc == LC_OK) took_open(s, rep);
+    if (rc == LC_OK) {
+      took_open(s, rep);
+      s->ckpt_prefix.clear();  // not armed: the checkpoint settings are not in the reply
+      s->since.clear();
+    }
     return rc;
   } catch (const std::exception &e) {
     return client_error(s, "resume_from", "client", e.what());
@@ -294,6 +383,7 @@ int lc_resume(lc_session *s, const char *url) {
 }
 
 int64_t lc_retry_count(const lc_session *s) { return s ? s->retried : 0; }
+int64_t lc_recover_count(const lc_session *s) { return s ? s->recovered : 0; }
 int64_t lc_cells(const lc_session *s) { return s ? s->cells : 0; }
 int64_t lc_next_index(const lc_session *s) { return s ? s->next_index : 0; }
 int lc_output_count(const lc_session *s) { return s ? static_cast<int>(s->outputs.size()) : 0; }
@@ -332,6 +422,10 @@ int lc_checkpoint(lc_session *s, const char *url, char *url_out, size_t url_out_
     req.set_url(str(url));
     pb::CheckpointReply rep;
     int rc = call(s, &pb::LandCoupler::Stub::Checkpoint, req, &rep, true);
+    if (rc == LC_OK && (!url || !*url) && recovery_armed(s)) {  // the default URL is current
+      s->ckpt_index = s->next_index;
+      s->since.clear();
+    }
     if (rc == LC_OK && url_out && url_out_len > 0) {
       std::strncpy(url_out, rep.url().c_str(), url_out_len - 1);
       url_out[url_out_len - 1] = '\0';
