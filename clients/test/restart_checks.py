@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_tests as rt  # noqa: E402  (the same directory; not a package)
+import run_tests as rt
 
 
 def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.ndarray,
