@@ -5,10 +5,12 @@ run_tests.py; also standalone: ``restart_checks.py --build build/clients``).
 sessions (checkpoint_url under the work directory, checkpoint_every 1, 5, 5, 100) to step 23 and
 asks for the kill; the server gets SIGKILL (no shutdown checkpoint: only what it wrote
 periodically survives), a new `landcoupler serve` is started on the same port while the client
-is already resending, and the sessions go on to step 47. Checked: the server really died of
-SIGKILL, every session was rebuilt exactly once, the reply at the resent index equals the one
-received before the kill, and all 48 replies equal an uninterrupted Python-client run byte for
-byte. Semantics: docs/clients.md, "Server restarts".
+is already resending, and the sessions go on to step 47; then a fifth session has step 24 in
+flight (sent into the server frozen with SIGSTOP) when the server is killed and restarted again.
+Checked: the server really died of SIGKILL (twice), every session was rebuilt exactly once,
+the reply at the resent index equals the one received before the kill, and all 48 replies
+equal an uninterrupted Python-client run byte for byte. Semantics: docs/clients.md, "Server
+restarts".
 """
 
 from __future__ import annotations
@@ -41,15 +43,25 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
     done = threading.Event()
 
     def killer() -> None:
-        while not done.is_set():
-            if (rdir / "kill").exists():
-                servers[0].send_signal(signal.SIGKILL)
-                servers[0].wait()
+        # "kill": SIGKILL between steps; "stop": SIGSTOP (the next step goes into a frozen
+        # server), "stopped", then SIGKILL 0.5 s later with that step in flight. Each time a
+        # new server on the same port.
+        events = ["kill", "stop"]
+        while events and not done.is_set():
+            if (rdir / events[0]).exists():
+                proc = servers[-1]
+                if events[0] == "stop":
+                    proc.send_signal(signal.SIGSTOP)
+                    (rdir / "stopped").touch()
+                    time.sleep(0.5)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                if events[0] == "kill":
+                    (rdir / "killed").touch()
                 kill_seen.set()
-                (rdir / "killed").touch()
                 time.sleep(0.2)  # the client's first resends meet a closed port
-                servers.append(rt.start_server(port, rdir / "server-2.log"))
-                return
+                servers.append(rt.start_server(port, rdir / f"server-{len(servers) + 1}.log"))
+                events.pop(0)
             time.sleep(0.01)
 
     watcher = threading.Thread(target=killer, daemon=True)
@@ -63,10 +75,11 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
         done.set()
         watcher.join(180)
         check(c.returncode == 0, f"C restart test exits 0 ({time.perf_counter() - t0:.1f} s)")
+        codes = [proc.returncode for proc in servers[:-1]]
         check(
-            kill_seen.is_set() and servers[0].returncode == -signal.SIGKILL and len(servers) == 2,
-            f"server killed with SIGKILL mid-run (exit {servers[0].returncode}) and restarted "
-            f"on the same port {port}",
+            kill_seen.is_set() and codes == [-signal.SIGKILL] * 2 and len(servers) == 3,
+            f"server killed with SIGKILL mid-run twice (exits {codes}) and restarted on the "
+            f"same port {port} each time",
         )
         from coupler.client import CouplerClient
 
@@ -78,9 +91,10 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
                 "checkpoint_every 5, index 24 sent: resumed at 20, steps 20-23 resent",
                 "checkpoint_every 5, index 23 resent: resumed at 20, 20-22 resent, 23 redone",
                 "checkpoint_every 100, index 24 sent: re-opened, steps 0-23 resent",
+                "checkpoint_every 1, index 24 in flight when killed: resent, resumed at 24",
             ]
         ):
-            path = rdir / f"r_out_{'ABCD'[k]}.bin"
+            path = rdir / f"r_out_{'ABCDE'[k]}.bin"
             check(
                 path.exists() and path.read_bytes() == py.astype("<f8").tobytes(),
                 f"C across SIGKILL + restart, {what}; 48 steps == uninterrupted Python run",

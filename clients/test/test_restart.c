@@ -9,7 +9,8 @@
  *   C  checkpoint_every 5,   resends index 23 (resumed at 20, steps 20-22 resent, 23 recomputed)
  *   D  checkpoint_every 100, sends index 24 (no checkpoint yet: re-opened, steps 0-23 resent)
  * then steps on to 47. The reply at the resent index must equal the one received before the
- * kill; r_out_X.bin holds the 48 replies (48 x 4 outputs x 4 cells, float64) as delivered, for
+ * kill. A fifth session (E) then has a step in flight when the server is killed (see below).
+ * r_out_X.bin holds the 48 replies (48 x 4 outputs x 4 cells, float64) as delivered, for
  * the harness to compare with an uninterrupted Python-client run. Exit status 0 = all held. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -137,6 +138,47 @@ int main(int argc, char **argv) {
       fclose(fo);
     }
   }
+  /* E: a step in flight when the server dies. checkpoint_every 1; after step 23 the harness
+   * freezes the server (SIGSTOP, on DIR/restart/stop) and says so (DIR/restart/stopped); step 24
+   * is sent into the frozen server, which the harness then kills (SIGKILL, 0.5 s later) and
+   * restarts: the call fails under way, is resent, finds no session, resumes at 24. */
+  lc_session *e = lc_session_new(target, NULL);
+  lc_set_retries(e, 12, 0.05);
+  int rc = lc_open(e, NC, lat, lon, "2001-01-01T05:00:00Z", 3600, "reference", "grass", OUTPUTS,
+                   "c-restart-E", 0, NULL, ckpt, 1);
+  CHECK(rc == LC_OK, "open E: %d %s", rc, lc_error_message(e));
+  static double out_e[NT][NO * NC];
+  for (int t = 0; t <= KILL_AFTER && rc == LC_OK; t++) rc = do_step(e, 4, t, out_e[t]);
+  snprintf(path, sizeof path, "%s/restart/stop", dir);
+  trigger = fopen(path, "w");
+  if (trigger) fclose(trigger);
+  snprintf(path, sizeof path, "%s/restart/stopped", dir);
+  for (int i = 0; i < 6000 && !exists(path); i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(exists(path), "the harness did not stop the server within 60 s");
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  rc = do_step(e, 4, KILL_AFTER + 1, out_e[KILL_AFTER + 1]);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  printf("session E (checkpoint_every 1): index %d in flight when the server was killed: "
+         "%.2f s, %lld resends on UNAVAILABLE, %lld recoveries\n", KILL_AFTER + 1,
+         (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+         (long long)lc_retry_count(e), (long long)lc_recover_count(e));
+  CHECK(lc_retry_count(e) >= 1 && lc_recover_count(e) == 1,
+        "session E: %lld resends, %lld recoveries", (long long)lc_retry_count(e),
+        (long long)lc_recover_count(e));
+  for (int t = KILL_AFTER + 2; t < NT && rc == LC_OK; t++) rc = do_step(e, 4, t, out_e[t]);
+  CHECK(lc_close(e) == LC_OK, "close E: %s", lc_error_message(e));
+  lc_session_free(e);
+  snprintf(path, sizeof path, "%s/restart/r_out_E.bin", dir);
+  FILE *fe = fopen(path, "wb");
+  if (fe) {
+    fwrite(out_e, sizeof out_e, 1, fe);
+    fclose(fe);
+  }
+
   printf(failures ? "C RESTART FAILED: %d\n" : "C RESTART OK%.0d\n", failures);
   return failures ? 1 : 0;
 }
