@@ -72,9 +72,9 @@ clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
 ## C and Fortran clients (clients/, docs/clients.md): Debian packages when missing, then CMake
-## into build/clients. Not part of `make test`; `make test-clients` runs their tests against a
-## local server.
-CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config
+## into build/clients. Not part of `make test`; `make test-clients` (run by .ci/run) runs their
+## tests against a local server.
+CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config openssl
 CLIENT_BUILD ?= build/clients
 .PHONY: clients test-clients bench-clients
 clients:
@@ -91,3 +91,50 @@ test-clients: clients $(STAMP)
 ## 311 k cells, float32/float64 (clients/bench/bench_clients.py); ratios, one run.
 bench-clients: clients $(STAMP)
 	$(PY) clients/bench/bench_clients.py --build $(CLIENT_BUILD) --json $(OUT)/bench-clients.json --update-doc docs/benchmarks.md
+
+## Deployment (deploy/, docs/deploy.md). `make image` builds the service image (VARIANT=cpu|cuda;
+## needs a Docker engine). `make deploy-render` writes the kustomize base and overlays to
+## deploy/rendered/ (committed); `make lint-deploy` (in CI) runs hadolint on the Dockerfile,
+## checks the committed rendering equals a fresh one and validates every rendered resource with
+## kubernetes-validate --strict for each supported Kubernetes version. Its tools live in their
+## own venv ($(DEPLOY_VENV), from deploy/requirements.txt); kubectl (for `kubectl kustomize`)
+## comes from apt when missing.
+VARIANT      ?= cpu
+IMAGE        ?= landcoupler
+IMAGE_TAG    ?= 0.1.0-$(VARIANT)
+DEPLOY_VENV  ?= build/deploy-venv
+K8S_SOURCES  := base overlays/cpu overlays/cpu-tls overlays/gpu overlays/with-triton
+K8S_VERSIONS ?= 1.29,1.30,1.31,1.32,1.33
+.PHONY: image deploy-render lint-deploy kubectl
+
+image:
+	DOCKER_BUILDKIT=1 docker build -f deploy/docker/Dockerfile --build-arg VARIANT=$(VARIANT) \
+	  -t $(IMAGE):$(IMAGE_TAG) .
+
+$(DEPLOY_VENV)/.installed: deploy/requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip --disable-pip-version-check -q install -r deploy/requirements.txt
+	touch $@
+
+kubectl:
+	@command -v kubectl >/dev/null || { echo "installing kubectl (apt)"; apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q kubectl; }
+
+# $(1): output folder
+define render_k8s
+	@mkdir -p $(1)
+	@for src in $(K8S_SOURCES); do \
+	  kubectl kustomize deploy/k8s/$$src > $(1)/$$(basename $$src).yaml || exit 1; done
+endef
+
+deploy-render: kubectl
+	$(call render_k8s,deploy/rendered)
+	@echo "rendered $(K8S_SOURCES) to deploy/rendered/"
+
+lint-deploy: kubectl $(DEPLOY_VENV)/.installed
+	$(DEPLOY_VENV)/bin/hadolint deploy/docker/Dockerfile
+	@rm -rf build/deploy-rendered
+	$(call render_k8s,build/deploy-rendered)
+	@diff -ru deploy/rendered build/deploy-rendered || \
+	  { echo "deploy/rendered/ is stale: run 'make deploy-render' and commit it" >&2; exit 1; }
+	$(DEPLOY_VENV)/bin/python deploy/validate.py --versions $(K8S_VERSIONS) deploy/rendered/*.yaml

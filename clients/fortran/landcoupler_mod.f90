@@ -9,6 +9,10 @@
 !>   if (ierr /= 0) print *, lc_error_message(s)
 !>   call lc_checkpoint(s, ierr) ; call lc_close(s, ierr)
 !>
+!> Optional lc_open arguments add land-cover fractions (cells, 8), a record URL and its codec,
+!> checkpoints, ensemble members, the Exchange stream (stream=.true.) and TLS (tls_root_ca, and
+!> tls_key + tls_cert for mutual TLS; PEM text or file paths) with a bearer token.
+!>
 !> forcing(cells, nforcing) and outputs(cells, noutputs) are contiguous real(c_double) arrays,
 !> column k holding the k-th name. ierr is 0 or the gRPC status code (3 INVALID_ARGUMENT,
 !> 9 FAILED_PRECONDITION, 14 UNAVAILABLE, ...) or 100 (client-side); lc_error_field/rule/message
@@ -16,6 +20,7 @@
 module landcoupler_mod
   use iso_c_binding
   use iso_fortran_env, only: int64
+  use landcoupler_c
   implicit none
   private
   public :: landcoupler_session, lc_open, lc_resume, lc_step, lc_checkpoint, lc_close, &
@@ -31,97 +36,6 @@ module landcoupler_mod
   interface lc_step
     module procedure lc_step_f64, lc_step_f32
   end interface
-
-  interface
-    function c_session_new(target, token) bind(c, name="lc_session_new")
-      import :: c_ptr, c_char
-      character(kind=c_char), intent(in) :: target(*), token(*)
-      type(c_ptr) :: c_session_new
-    end function
-    function c_open(s, cells, lat, lon, start, timestep, backend, land_cover, outputs, run_id, &
-                    rank, record_url, checkpoint_url, checkpoint_every) bind(c, name="lc_open")
-      import :: c_ptr, c_int, c_int32_t, c_int64_t, c_double, c_char
-      type(c_ptr), value :: s
-      integer(c_int64_t), value :: cells, timestep
-      real(c_double), intent(in) :: lat(*), lon(*)
-      character(kind=c_char), intent(in) :: start(*), backend(*), land_cover(*), outputs(*), &
-                                            run_id(*), record_url(*), checkpoint_url(*)
-      integer(c_int32_t), value :: rank, checkpoint_every
-      integer(c_int) :: c_open
-    end function
-    function c_resume(s, url) bind(c, name="lc_resume")
-      import :: c_ptr, c_int, c_char
-      type(c_ptr), value :: s
-      character(kind=c_char), intent(in) :: url(*)
-      integer(c_int) :: c_resume
-    end function
-    function c_step(s, index, fnames, forcing, n, onames, outputs) bind(c, name="lc_step")
-      import :: c_ptr, c_int, c_int64_t, c_double, c_char
-      type(c_ptr), value :: s
-      integer(c_int64_t), value :: index, n
-      character(kind=c_char), intent(in) :: fnames(*), onames(*)
-      real(c_double), intent(in) :: forcing(*)
-      real(c_double), intent(inout) :: outputs(*)
-      integer(c_int) :: c_step
-    end function
-    function c_step_f32(s, index, fnames, forcing, n, onames, outputs) bind(c, name="lc_step_f32")
-      import :: c_ptr, c_int, c_int64_t, c_float, c_char
-      type(c_ptr), value :: s
-      integer(c_int64_t), value :: index, n
-      character(kind=c_char), intent(in) :: fnames(*), onames(*)
-      real(c_float), intent(in) :: forcing(*)
-      real(c_float), intent(inout) :: outputs(*)
-      integer(c_int) :: c_step_f32
-    end function
-    function c_checkpoint(s, url, out, outlen) bind(c, name="lc_checkpoint")
-      import :: c_ptr, c_int, c_char, c_size_t
-      type(c_ptr), value :: s
-      character(kind=c_char), intent(in) :: url(*)
-      character(kind=c_char), intent(inout) :: out(*)
-      integer(c_size_t), value :: outlen
-      integer(c_int) :: c_checkpoint
-    end function
-    function c_close(s) bind(c, name="lc_close")
-      import :: c_ptr, c_int
-      type(c_ptr), value :: s
-      integer(c_int) :: c_close
-    end function
-    subroutine c_free(s) bind(c, name="lc_session_free")
-      import :: c_ptr
-      type(c_ptr), value :: s
-    end subroutine
-    function c_cells(s) bind(c, name="lc_cells")
-      import :: c_ptr, c_int64_t
-      type(c_ptr), value :: s
-      integer(c_int64_t) :: c_cells
-    end function
-    function c_next_index(s) bind(c, name="lc_next_index")
-      import :: c_ptr, c_int64_t
-      type(c_ptr), value :: s
-      integer(c_int64_t) :: c_next_index
-    end function
-    function c_err(s) bind(c, name="lc_error_message")
-      import :: c_ptr
-      type(c_ptr), value :: s
-      type(c_ptr) :: c_err
-    end function
-    function c_field(s) bind(c, name="lc_error_field")
-      import :: c_ptr
-      type(c_ptr), value :: s
-      type(c_ptr) :: c_field
-    end function
-    function c_rule(s) bind(c, name="lc_error_rule")
-      import :: c_ptr
-      type(c_ptr), value :: s
-      type(c_ptr) :: c_rule
-    end function
-    function c_strlen(p) bind(c, name="strlen")
-      import :: c_ptr, c_size_t
-      type(c_ptr), value :: p
-      integer(c_size_t) :: c_strlen
-    end function
-  end interface
-
 contains
 
   !> A NUL-terminated copy of a Fortran string (trailing blanks dropped).
@@ -161,15 +75,34 @@ contains
     end do
   end function
 
-  subroutine ensure(session, target, token)
+  !> A handle on `target` with its transport settings (TLS, stream), made once per session.
+  subroutine ensure(session, target, ierr, token, tls_root_ca, tls_key, tls_cert, &
+                    tls_server_name, stream, split_bytes)
     type(landcoupler_session), intent(inout) :: session
     character(len=*), intent(in) :: target
-    character(len=*), intent(in), optional :: token
-    if (c_associated(session%handle)) return
-    if (present(token)) then
-      session%handle = c_session_new(cstr(target), cstr(token))
-    else
-      session%handle = c_session_new(cstr(target), cstr(""))
+    integer, intent(out) :: ierr
+    character(len=*), intent(in), optional :: token, tls_root_ca, tls_key, tls_cert, &
+                                              tls_server_name
+    logical, intent(in), optional :: stream
+    integer(int64), intent(in), optional :: split_bytes
+    integer(c_int64_t) :: split
+    ierr = 0
+    if (.not. c_associated(session%handle)) then
+      session%handle = c_session_new(cstr(target), opt(token))
+      if (.not. c_associated(session%handle)) then
+        ierr = 100
+        return
+      end if
+      if (present(tls_root_ca) .or. present(tls_key) .or. present(tls_cert)) then
+        ierr = int(c_set_tls(session%handle, opt(tls_root_ca), opt(tls_key), opt(tls_cert), &
+                             opt(tls_server_name)))
+        if (ierr /= 0) return
+      end if
+    end if
+    if (present(stream)) then
+      split = 4194304_c_int64_t
+      if (present(split_bytes)) split = int(split_bytes, c_int64_t)
+      ierr = int(c_set_stream(session%handle, merge(1_c_int, 0_c_int, stream), split))
     end if
   end subroutine
 
@@ -184,8 +117,14 @@ contains
   end function
 
   !> Open a session on the cells lat(:), lon(:) (degrees) at `target` ("host:port").
+  !> land_cover_fractions(cells, nclasses): per-cell class fractions (instead of land_cover).
+  !> record_codec / record_codec_config / record_chunk_bytes: RecordOptions of record_url.
+  !> stream / split_bytes: steps over the Exchange stream. tls_*: TLS (see lc_set_tls in C).
   subroutine lc_open(session, target, lat, lon, start, timestep, outputs, ierr, backend, &
-                     land_cover, run_id, rank, record_url, checkpoint_url, checkpoint_every, token)
+                     land_cover, run_id, rank, record_url, checkpoint_url, checkpoint_every, &
+                     token, land_cover_fractions, members, record_codec, record_codec_config, &
+                     record_chunk_bytes, stream, split_bytes, tls_root_ca, tls_key, tls_cert, &
+                     tls_server_name)
     type(landcoupler_session), intent(inout) :: session
     character(len=*), intent(in) :: target, start
     real(c_double), intent(in) :: lat(:), lon(:)
@@ -193,35 +132,68 @@ contains
     character(len=*), intent(in) :: outputs(:)
     integer, intent(out) :: ierr
     character(len=*), intent(in), optional :: backend, land_cover, run_id, record_url, &
-                                              checkpoint_url, token
-    integer, intent(in), optional :: rank, checkpoint_every
+      checkpoint_url, token, record_codec, record_codec_config, tls_root_ca, tls_key, &
+      tls_cert, tls_server_name
+    integer, intent(in), optional :: rank, checkpoint_every, members
+    real(c_double), intent(in), contiguous, optional :: land_cover_fractions(:, :)
+    integer(int64), intent(in), optional :: record_chunk_bytes, split_bytes
+    logical, intent(in), optional :: stream
+    type(c_ptr) :: o
     integer(c_int32_t) :: r, every
-    call ensure(session, target, token)
-    if (.not. c_associated(session%handle)) then
+    integer(c_int64_t) :: chunk
+    integer :: rc
+    call ensure(session, target, ierr, token, tls_root_ca, tls_key, tls_cert, tls_server_name, &
+                stream, split_bytes)
+    if (ierr /= 0) return
+    o = c_options_new()
+    if (.not. c_associated(o)) then
       ierr = 100
       return
     end if
     r = 0
     every = 0
+    chunk = 0
     if (present(rank)) r = int(rank, c_int32_t)
     if (present(checkpoint_every)) every = int(checkpoint_every, c_int32_t)
-    ierr = int(c_open(session%handle, int(size(lat), c_int64_t), lat, lon, cstr(start), &
-                      int(timestep, c_int64_t), opt(backend), opt(land_cover), cjoin(outputs), &
-                      opt(run_id), r, opt(record_url), opt(checkpoint_url), every))
+    if (present(record_chunk_bytes)) chunk = int(record_chunk_bytes, c_int64_t)
+    rc = 0
+    rc = max(rc, int(c_options_set_backend(o, opt(backend))))
+    rc = max(rc, int(c_options_set_run(o, opt(run_id), r)))
+    rc = max(rc, int(c_options_set_land_cover(o, opt(land_cover))))
+    if (present(land_cover_fractions)) then
+      if (size(land_cover_fractions, 1) /= size(lat)) rc = 100
+      rc = max(rc, int(c_options_set_fractions(o, int(size(land_cover_fractions, 1), c_int64_t), &
+               int(size(land_cover_fractions, 2), c_int32_t), land_cover_fractions, 1_c_int)))
+    end if
+    if (present(members)) rc = max(rc, int(c_options_set_members(o, int(members, c_int32_t), 0_c_int)))
+    rc = max(rc, int(c_options_set_checkpoint(o, opt(checkpoint_url), every)))
+    rc = max(rc, int(c_options_set_record(o, opt(record_url))))
+    if (present(record_codec) .or. present(record_chunk_bytes)) &
+      rc = max(rc, int(c_options_set_record_options(o, opt(record_codec), opt(record_codec_config), &
+                                                    chunk, 0_c_int32_t, 0_c_int)))
+    if (rc /= 0) then
+      ierr = 100
+    else
+      ierr = int(c_open_with(session%handle, int(size(lat), c_int64_t), lat, lon, cstr(start), &
+                             int(timestep, c_int64_t), cjoin(outputs), o))
+    end if
+    call c_options_free(o)
     if (ierr == 0) session%cells = c_cells(session%handle)
   end subroutine
 
-  !> Open a session by resuming the checkpoint at `url`.
-  subroutine lc_resume(session, target, url, ierr, token)
+  !> Open a session by resuming the checkpoint at `url` (transport options as in lc_open).
+  subroutine lc_resume(session, target, url, ierr, token, stream, split_bytes, tls_root_ca, &
+                       tls_key, tls_cert, tls_server_name)
     type(landcoupler_session), intent(inout) :: session
     character(len=*), intent(in) :: target, url
     integer, intent(out) :: ierr
-    character(len=*), intent(in), optional :: token
-    call ensure(session, target, token)
-    if (.not. c_associated(session%handle)) then
-      ierr = 100
-      return
-    end if
+    character(len=*), intent(in), optional :: token, tls_root_ca, tls_key, tls_cert, &
+                                              tls_server_name
+    logical, intent(in), optional :: stream
+    integer(int64), intent(in), optional :: split_bytes
+    call ensure(session, target, ierr, token, tls_root_ca, tls_key, tls_cert, tls_server_name, &
+                stream, split_bytes)
+    if (ierr /= 0) return
     ierr = int(c_resume(session%handle, cstr(url)))
     if (ierr == 0) session%cells = c_cells(session%handle)
   end subroutine

@@ -58,11 +58,13 @@ def write_inputs(out: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lat, lon, forcing
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def start_server(
+    port: int, log: Path, extra: list[str] | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
     cmd = [sys.executable, "-c",
            "import sys; from coupler.cli import main; sys.exit(main(sys.argv[1:]))",
-           "serve", "--address", f"127.0.0.1:{port}"]  # fmt: skip
+           "serve", "--address", f"127.0.0.1:{port}", *(extra or [])]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -317,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                     got == want and got[0] != "0",
                     f"{name} bad input {case}: code/field/rule {got} == Python {want}",
                 )
+        # session options, stream transport, TLS (clients/test/features.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import features
+
+        features.run(check, build, work, client, target, lat, lon, forcing, start_server,
+                     FlakyProxy)  # fmt: skip
         client.close()
         # the Fortran example's surface energy balance; the C client across a server kill and
         # restart (its own server on a fixed port): clients/test/{energy,restart}_checks.py

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"landcoupler replay: error: {exc}", file=sys.stderr)
         return 2
     result.record = args.record
-    for line in result.truncated:
+    for line in result.truncated + result.observations.get("ignored", []):
         print(f"landcoupler replay: warning: {line}", file=sys.stderr)
     summary = result.to_dict()
     if args.report:
@@ -89,6 +89,10 @@ def _print(summary: dict) -> None:
           f"steps {summary['steps'][0]}..{summary['steps'][1] - 1}, ranks {summary['ranks']}, "
           f"{summary['steps_per_second']:.1f} steps/s")  # fmt: skip
     print(f"  bitwise equal: {summary['bitwise_equal']}")
+    obs = summary.get("observations", {})
+    if obs.get("requests"):
+        print(f"  observation requests re-sent: {obs['requests']} ({obs['observations']} "
+              "observations)")  # fmt: skip
     if first is not None:
         print(f"  first difference: rank {first['rank']} step {first['step']} field "
               f"{first['field']} cell {first['cell']}: recorded {first['recorded']!r}, "

@@ -3,8 +3,9 @@
 On SIGTERM (Kubernetes) or SIGINT: health goes NOT_SERVING, new calls are refused, in-flight
 steps get half of ``--grace`` to finish, then every open session is checkpointed (to its
 ``checkpoint_url``) and the process exits. The bound address and each checkpoint URL are
-printed on stdout (``listening on HOST:PORT``, ``checkpoint SESSION_ID URL``), so scripts and
-tests can use port 0.
+printed on stdout (``listening on HOST:PORT``, ``checkpoint URL``), so scripts and tests can use
+port 0. ``--health-address`` adds a plaintext health-only listener for Kubernetes probes when the
+service port uses TLS (deploy/k8s, docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-workers", type=int, default=16, help="server threads")
     p.add_argument("--grace", type=float, default=10.0, help="SIGTERM grace period, s")
     p.add_argument(
+        "--health-address",
+        help="HOST:PORT of a plaintext listener serving only grpc.health.v1, for Kubernetes gRPC "
+        "probes (which cannot use TLS); default: none",
+    )
+    p.add_argument(
         "--no-tune-malloc", action="store_true",
         help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
     )  # fmt: skip
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         grace_period=args.grace,
+        health_address=args.health_address,
     )
     if not args.no_tune_malloc:
         tune_allocator()
@@ -89,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"listening on {host}:{service.port}", flush=True)
         if service.metrics_port is not None:
             print(f"metrics on {config.metrics_address}:{service.metrics_port}", flush=True)
+        if service.health_port is not None:
+            health_host = str(args.health_address).rsplit(":", 1)[0]
+            print(f"health on {health_host}:{service.health_port}", flush=True)
         log.warning("landcoupler serve: listening on %s:%d", host, service.port)
         while not stop.wait(3600.0):
             pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -54,10 +55,17 @@ class Exchange:
             timer = threading.Timer(timeout, expire)
             timer.daemon = True
             timer.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for frame in frames:
                 self._queue.put(frame)
-            return self._receive()
+            received = self._receive()
+            if deadline is not None and time.monotonic() > deadline:
+                # the reply beat the timer thread: the deadline passed all the same (as a unary
+                # call's would); the caller drops this stream and a resend is answered as a resend
+                expired.set()
+                raise CouplerRpcError(grpc.StatusCode.CANCELLED, "deadline passed")
+            return received
         except CouplerRpcError:
             if expired.is_set():
                 raise CouplerRpcError(

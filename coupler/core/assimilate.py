@@ -81,6 +81,9 @@ class SessionAssimilation:
         self.members = int(members)
         self.da = EnsembleAssimilator(config, cover, lat, lon)
         self.file: ObservationFile | None = None
+        #: Assimilate requests accepted so far (a request's serial number in the record is the
+        #: count before it; checkpoints carry it, so a replay knows which are in a start state)
+        self.requests = 0
         if config.observations_url is not None:
             self.file = ObservationFile.load(config.observations_url, self._locate_only)
 
@@ -137,7 +140,9 @@ class SessionAssimilation:
             self.da.locate(b.type, b.values, b.errors, b.lat, b.lon, b.times, f"batches[{i}].")
             for i, b in enumerate(batches)
         ]
-        return self.da.submit(sets)
+        n = self.da.submit(sets)
+        self.requests += 1
+        return n
 
     def _locate_only(self, batch: Parsed, prefix: str) -> ObservationSet:
         """Map a file batch to cells (domain and day alignment; windows are checked when due)."""
@@ -165,26 +170,32 @@ class SessionAssimilation:
         last :data:`KEEP_DIAGNOSTICS` analyses (they go to metrics and the record; the
         checkpoint carries only these)."""
         del self.da.history[:-KEEP_DIAGNOSTICS]
-        return {"da": self.da.snapshot(), "cursor": None if self.file is None else self.file.cursor}
+        cursor = None if self.file is None else self.file.cursor
+        return {"da": self.da.snapshot(), "cursor": cursor, "requests": self.requests}
 
     def restore(self, snap: Mapping[str, Any]) -> None:
         self.da.restore(snap["da"])
+        self.requests = int(snap["requests"])
         if self.file is not None:
             self.file.cursor = int(snap["cursor"])
 
     def state_dict(self, static: LandStatic) -> dict[str, Any]:
         """Plain types and tensors for a checkpoint: the assimilator's state, the perturbed
-        (and estimated) parameters and the observation file's cursor."""
+        (and estimated) parameters, the observation file's cursor and fingerprint, and the
+        number of Assimilate requests accepted."""
         return {
             "assimilator": self.da.state_dict(),
             "params": static.params.detach().clone(),
             "file_cursor": None if self.file is None else self.file.cursor,
+            "file_sha256": None if self.file is None else self.file.fingerprint,
+            "requests": self.requests,
         }
 
     def load_state_dict(self, state: Mapping[str, Any], static: LandStatic) -> LandStatic:
         """Restore from :meth:`state_dict`; returns the static fields with the stored
         parameters."""
         self.da.load_state_dict(state["assimilator"])
+        self.requests = int(state.get("requests", 0))
         if self.file is not None and state.get("file_cursor") is not None:
             self.file.cursor = int(state["file_cursor"])
         params = state["params"]

@@ -6,7 +6,8 @@ identity, the next step index, the land state tensors, the last reply (so a retr
 step still works after a resume), the session's extra tensors (the previous water storage
 for the closure diagnostics) and, for sessions with assimilation, the assimilator's state
 (generators, forcing noise, inflation, observation history and queue, perturbed parameters,
-the observation file's cursor; key ``assimilation``, absent in older checkpoints).
+the observation file's cursor and sha256 fingerprint; key ``assimilation``, absent in older
+checkpoints).
 
 Format: ``torch.save`` of a dict of plain types and tensors, read back with
 ``torch.load(weights_only=True)`` (no arbitrary pickles are executed). Writes go to a temporary

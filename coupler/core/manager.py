@@ -160,7 +160,10 @@ class SessionManager:
                 extra={} if resumed.get("storage") is None else {"mrso": resumed["storage"]},
                 assimilation=None if da is None else da.state_dict(static),
             )  # fmt: skip
-            recorder = self._recorder(config, backend, next_index, checkpoint.to_bytes(start))
+            recorder = self._recorder(
+                config, backend, next_index, checkpoint.to_bytes(start),
+                0 if da is None else da.requests,
+            )  # fmt: skip
         return Session(
             session_id, owner, config, backend, static, state, next_index=next_index,
             recorder=recorder, metrics=self.metrics, assimilation=da, **resumed,
@@ -305,7 +308,12 @@ class SessionManager:
         return backend
 
     def _recorder(
-        self, config: SessionSpec, backend: LandBackend, start_index: int, start: bytes
+        self,
+        config: SessionSpec,
+        backend: LandBackend,
+        start_index: int,
+        start: bytes,
+        requests_before: int,
     ) -> Recorder | None:
         if config.record_url is None:
             return None
@@ -315,6 +323,7 @@ class SessionManager:
             registry.identity(backend),
             start_index=start_index,
             start=start,
+            requests_before=requests_before,
             metrics=self.metrics,
             chunk_steps=self._record_chunk_steps,
             queue_size=self._record_queue_size,

@@ -21,7 +21,9 @@ observation once its window is complete (:class:`ObservationFile`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -183,6 +185,16 @@ class ObservationFile:
 
     def __len__(self) -> int:
         return len(self.obs)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the located observations in order (types, cells, times, values, errors):
+        checkpoints carry it, so a replay can tell that the file changed since."""
+        h = hashlib.sha256(" ".join(self.obs.variable).encode())
+        for a in (self.obs.cell, self.obs.time, self.obs.value, self.obs.error_sd):
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
 
 
 __all__ = ["FIELD", "ObservationFile", "read", "ready_time"]

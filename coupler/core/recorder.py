@@ -25,7 +25,7 @@ import json
 import queue
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,10 +33,12 @@ import numpy as np
 import zarr
 
 from coupler.core import recordformat as RF
+from coupler.core import recordobs
 from coupler.core.recordformat import ANALYSIS_PREFIX, variable_names
 from coupler.core.telemetry import MetricsSink
 from coupler.errors import FailedPrecondition
 from coupler.spec import RecordOptions, SessionSpec
+from coupler.spec.observations import Parsed
 from emulators import variables as V
 
 __all__ = ["ANALYSIS_PREFIX", "Recorder", "ZarrRecorder", "variable_names"]
@@ -56,6 +58,13 @@ class Recorder(Protocol):
         """Queue step ``index``'s (cell,) inputs and outputs, and the scalar diagnostics of an
         analysis run in that step (``assim_<name>``). The arrays must not be modified
         afterwards (the session hands over read-only arrays)."""
+        ...
+
+    def observations(
+        self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
+    ) -> None:
+        """Queue the session's accepted Assimilate request number ``serial`` (checked
+        ``batches`` and the units each stated), queued before step ``index``."""
         ...
 
     def check(self) -> None:
@@ -86,13 +95,6 @@ class _Flush:
 _STOP = object()
 
 
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    node = group[name]
-    if not isinstance(node, zarr.Array):
-        raise TypeError(f"{name!r} in the record is a group, expected an array")
-    return node
-
-
 class ZarrRecorder:
     """A :class:`Recorder` writing a v2 record at an fsspec URL (see the module docstring).
 
@@ -119,6 +121,7 @@ class ZarrRecorder:
         max_queue_bytes: int = 512 << 20,
         start_index: int = 0,
         start: bytes | None = None,
+        requests_before: int = 0,
         metrics: MetricsSink | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -155,6 +158,8 @@ class ZarrRecorder:
         self._buffer_rows = 0  # rows [0, _buffer_rows) of the buffer chunk are filled
         self._dirty = False  # the buffer holds rows not written yet
         self._complete = start_index
+        self._obs: recordobs.ObservationTable | None = None
+        self._requests_before = requests_before
         try:
             self._group = self._open(dict(backend_identity), start_index, storage_options)
             if start is not None:
@@ -187,6 +192,13 @@ class ZarrRecorder:
                 raise ValueError(f"analysis entries are named {ANALYSIS_PREFIX}*, got {name!r}")
             fields[name] = np.asarray(float(value))
         self._put(_Step(int(index), fields))
+
+    def observations(
+        self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
+    ) -> None:
+        if self._closed:
+            raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
+        self._put(recordobs.request(index, serial, batches, units))
 
     def check(self) -> None:
         if self._error is not None:
@@ -252,6 +264,8 @@ class ZarrRecorder:
                             self._group.attrs.update({"closed": True})
                 elif isinstance(item, _Step) and self._error is None:
                     self._add(item)
+                elif isinstance(item, recordobs.Request) and self._error is None:
+                    self._table().add(item)
             except BaseException as exc:  # surfaced to the session by check()/flush()
                 self._error = exc
             finally:
@@ -278,20 +292,25 @@ class ZarrRecorder:
             self._write_buffer()
 
     def _write_buffer(self) -> None:
-        if self._buffer_chunk < 0 or not self._buffer_rows or not self._dirty:
+        steps = self._buffer_chunk >= 0 and self._buffer_rows > 0 and self._dirty
+        if not steps and not (self._obs is not None and self._obs.dirty):
             return
         t0 = _time.perf_counter()
-        start = self._buffer_chunk * self._chunk
-        stop = start + self._buffer_rows
-        self._extend(stop)
-        for name, buf in self._buffer.items():
-            rows = buf[: self._buffer_rows]
-            # C-contiguous (cell, time): zarr hands a chunk-sized value to the codecs as given,
-            # and the numcodecs PCodec wrapper encodes it in memory order
-            self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
-        self._complete = max(self._complete, stop)
-        self._dirty = False
-        self._group.attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
+        # the requests queued before these steps first: one attribute update commits both
+        attrs: dict[str, Any] = {} if self._obs is None else {RF.OBS_BATCHES: self._obs.write()}
+        if steps:
+            start = self._buffer_chunk * self._chunk
+            stop = start + self._buffer_rows
+            self._extend(stop)
+            for name, buf in self._buffer.items():
+                rows = buf[: self._buffer_rows]
+                # C-contiguous (cell, time): zarr hands a chunk-sized value to the codecs as
+                # given, and the numcodecs PCodec wrapper encodes it in memory order
+                self._arrays[name][..., start:stop] = np.ascontiguousarray(rows.T)
+            self._complete = max(self._complete, stop)
+            self._dirty = False
+            attrs.update({"steps_complete": self._complete, "arrays": sorted(self._arrays)})
+        self._group.attrs.update(attrs)
         if self._metrics is not None:
             self._metrics.observe_phase("record_write", _time.perf_counter() - t0)
 
@@ -306,49 +325,34 @@ class ZarrRecorder:
             if arr.shape[-1] < length:
                 arr.resize((*arr.shape[:-1], length))
 
+    def _table(self) -> recordobs.ObservationTable:
+        if self._obs is None:
+            chunk = self._options.chunk_bytes // 8
+            self._obs = recordobs.ObservationTable(self._group, chunk, self._options.shard_chunks)
+        return self._obs
+
     def _row_shape(self, name: str) -> tuple[int, ...]:
         """One step's shape of a stored variable: (cell,), or () for analysis scalars."""
         return () if name.startswith(ANALYSIS_PREFIX) else (self._n,)
 
     def _ensure_array(self, name: str) -> None:
-        if name in self._arrays:
-            return
-        length = self._time_array.shape[0]
-        shard = self._chunk * self._options.shard_chunks
-        if name.startswith(ANALYSIS_PREFIX):
-            self._arrays[name] = self._group.create_array(
-                name, shape=(length,), chunks=(shard,), dtype="f8", fill_value=np.nan,
-                dimension_names=["time"],
-                attributes={"long_name": f"assimilation diagnostic {name[len(ANALYSIS_PREFIX):]}"
-                            " of the analysis at the start of the step",
-                            "landcoupler_role": "analysis"},
+        if name not in self._arrays:
+            self._arrays[name] = RF.create_field(
+                self._group, name, self._registry_name.get(name, name), self._options,
+                (self._n, self._time_array.shape[0]), (self._cell_chunk, self._chunk),
+                self._coordinates,
             )  # fmt: skip
-            return
-        registry_name = self._registry_name.get(name, name)
-        codec = self._options.codec_for(registry_name)
-        attrs = RF.field_attrs(registry_name) | RF.codec_attrs(codec)
-        attrs["coordinates"] = self._coordinates
-        if "areacella" in self._coordinates:
-            attrs["cell_measures"] = "area: areacella"
-        self._arrays[name] = self._group.create_array(
-            name,
-            shape=(self._n, length),
-            chunks=(self._cell_chunk, self._chunk),
-            shards=(self._cell_chunk, shard),
-            dtype="f8",
-            fill_value=np.nan,
-            dimension_names=["cell", "time"],
-            attributes=attrs,
-            **RF.zarr_codecs(codec),
-        )
 
     # ---- opening -----------------------------------------------------------------------------
     def _open(
         self, backend: dict[str, Any], start_index: int, storage_options: Mapping[str, Any] | None
     ) -> zarr.Group:
         kwargs: dict[str, Any] = {"zarr_format": 3}
-        if storage_options:
-            kwargs["storage_options"] = dict(storage_options)
+        options = dict(storage_options or {})
+        if self.url.startswith("file://"):
+            options.setdefault("auto_mkdir", True)  # as a plain path does (zarr's LocalStore)
+        if options:
+            kwargs["storage_options"] = options
         now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         group = zarr.open_group(self.url, mode="a", **kwargs) if start_index > 0 else None
         if group is not None and "time" in group:
@@ -359,7 +363,7 @@ class ZarrRecorder:
                     field="record_url",
                     rule="record_format",
                 )
-            self._time_array = _array(group, "time")
+            self._time_array = RF.array(group, "time")
             stored = group.attrs.get("chunk_steps", self._chunk)
             self._chunk = int(stored) if isinstance(stored, int | float) else self._chunk
             self._resume(group, start_index)
@@ -396,5 +400,9 @@ class ZarrRecorder:
             self._time_array.resize((start_index,))
         complete: Any = group.attrs.get("steps_complete", length)
         self._complete = min(int(complete), start_index)
+        if RF.OBSERVATIONS in group:  # the requests accepted before the start state stay
+            self._group, committed = group, group.attrs.get(RF.OBS_BATCHES, 0)
+            kept = self._table().resume(int(committed), self._requests_before)  # type: ignore[arg-type]
+            group.attrs.update({RF.OBS_BATCHES: kept})
         if rows:
             self._buffer_chunk, self._buffer_rows, self._dirty = chunk, rows, True

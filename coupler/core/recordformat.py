@@ -20,7 +20,23 @@ One Zarr v3 group per session (rank), at any fsspec URL:
   ``chunk_steps``, ``shard_steps``, ``arrays`` (every array written so far),
   ``steps_complete`` (rows committed: every array holds them), ``closed`` and
   ``torch_num_threads`` (torch's intra-op threads when the record was created: the emulators'
-  float32 results depend on it, so a bitwise replay uses the same count).
+  float32 results depend on it, so a bitwise replay uses the same count),
+  ``observation_batches`` (rows of the observation table committed; absent: 0).
+- ``observations/`` (optional; absent means no Assimilate request was accepted): every accepted
+  Assimilate request as a CF contiguous ragged table, zstd (lossless), written with the step chunk
+  it precedes (:mod:`coupler.core.recordobs`). Along ``batch`` (one row per batch of a request, in
+  the order they were accepted): ``step`` int64, the step index before which the request was
+  queued (its observations are analysed at the start of that step); ``request`` int64, the
+  request's serial number: the session's count of requests accepted before it (its batches share
+  it; checkpoints carry the count as ``requests``, so a replay from ``starts/<k>`` re-sends only
+  the serials that start state does not hold); ``type`` int8 with
+  ``flag_values``/``flag_meanings`` (the observable registry names); ``units`` int8, an index into
+  its attribute ``unit_strings`` (the units the sender stated, "" for none); ``count`` int64
+  (``sample_dimension: obs``), the batch's observations. Along ``obs`` (the batches' observations
+  one after the other): ``value``, ``error`` (standard deviation, the type's units), ``lat``,
+  ``lon`` float64 and ``time`` int64 seconds since 1970-01-01 (window start or overpass), exactly
+  as the session checked them (``coupler.spec.observations.Parsed``). A reader uses the first
+  ``observation_batches`` rows and the first sum(``count``) observations.
 
 A v1 record (written before this format) has the title but no ``record_format``.
 """
@@ -50,6 +66,14 @@ TITLE = "landcoupler session record"
 STARTS = "starts"
 #: prefix of the per-step scalar (time,) arrays of assimilation diagnostics
 ANALYSIS_PREFIX = "assim_"
+#: the optional observation table (accepted Assimilate requests) and its arrays
+OBSERVATIONS = "observations"
+OBS_BATCHES = "observation_batches"
+BATCH_ARRAYS: dict[str, str] = {"step": "i8", "request": "i8", "type": "i1", "units": "i1",
+                                "count": "i8"}  # fmt: skip
+OBS_ARRAYS: dict[str, str] = {"value": "f8", "error": "f8", "lat": "f8", "lon": "f8",
+                              "time": "i8"}  # fmt: skip
+OBS_TIME_UNITS = "seconds since 1970-01-01T00:00:00"
 #: zarr warns about every numcodecs codec in v3 metadata (not in the v3 specification); the
 #: record uses them on purpose (BitRound, PCodec), so the warning is silenced here, once.
 warnings.filterwarnings(
@@ -185,6 +209,46 @@ def new_record(
         )  # fmt: skip
         arr[:] = values
     return time
+
+
+def create_field(
+    group: zarr.Group,
+    name: str,
+    registry_name: str,
+    options: RecordOptions,
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    coordinates: str,
+) -> zarr.Array:
+    """A new (cell, time) field array, or a (time,) ``assim_*`` diagnostic, of ``shape`` (cells,
+    steps so far); ``chunks`` (cells, steps) per chunk; ``coordinates`` its CF attribute."""
+    shard = chunks[1] * options.shard_chunks
+    if name.startswith(ANALYSIS_PREFIX):
+        return group.create_array(
+            name, shape=(shape[1],), chunks=(shard,), dtype="f8", fill_value=np.nan,
+            dimension_names=["time"],
+            attributes={"long_name": f"assimilation diagnostic {name[len(ANALYSIS_PREFIX):]}"
+                        " of the analysis at the start of the step",
+                        "landcoupler_role": "analysis"},
+        )  # fmt: skip
+    codec = options.codec_for(registry_name)
+    attrs = field_attrs(registry_name) | codec_attrs(codec)
+    attrs["coordinates"] = coordinates
+    if "areacella" in coordinates:
+        attrs["cell_measures"] = "area: areacella"
+    return group.create_array(
+        name, shape=shape, chunks=chunks, shards=(chunks[0], shard), dtype="f8",
+        fill_value=np.nan, dimension_names=["cell", "time"], attributes=attrs,
+        **zarr_codecs(codec),
+    )  # fmt: skip
+
+
+def array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of ``group`` (TypeError for a group)."""
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{name!r} in the record is a group, expected an array")
+    return node
 
 
 def store_start(group: zarr.Group, index: int, blob: bytes) -> None:

@@ -199,7 +199,9 @@ class Session:
         """Check the batches (format, then domain and windows), queue them for the analysis at
         the start of the next step, and return how many were queued. A refusal
         (InvalidArgument naming ``batches[i].<name>`` and the rule; FailedPrecondition
-        ``assimilation``/``enabled`` for a session without assimilation) queues nothing."""
+        ``assimilation``/``enabled`` for a session without assimilation; the recorder's error
+        when its record cannot be written) queues nothing. An accepted request goes to the
+        record with the step it precedes and its serial number (replay re-sends it)."""
         parsed = observations.parse_all(batches)
         with self._lock:
             self._check_open()
@@ -209,7 +211,18 @@ class Session:
                     field="assimilation",
                     rule="enabled",
                 )
+            if self._recorder is not None:
+                self._recorder.check()
+            snap = self._da.snapshot()
             n = self._da.assimilate(parsed)
+            if self._recorder is not None:
+                try:
+                    units = [str(b.units or "") for b in batches]
+                    serial = self._da.requests - 1
+                    self._recorder.observations(self.next_index, serial, parsed, units)
+                except BaseException:
+                    self._da.restore(snap)  # not recorded: not queued either
+                    raise
         for p in parsed:
             self._metrics.count_observations(self.id, p.type, "received", len(p))
         return n

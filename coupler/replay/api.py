@@ -50,6 +50,9 @@ class ReplayResult:
     truncated: list[str]
     seconds: float
     data: list[RankData]
+    #: recorded Assimilate requests re-sent: ``requests``, ``observations`` (counts over the
+    #: ranks) and ``ignored`` (one line per request the record's steps end before)
+    observations: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_per_second(self) -> float:
@@ -98,6 +101,7 @@ class ReplayResult:
             if self.first_difference is None
             else self.first_difference.to_dict(),
             "truncated": self.truncated,
+            "observations": self.observations,
             "seconds": self.seconds,
             "steps_per_second": self.steps_per_second,
             "skill": M.table_to_records(self.skill()) if self.data else [],
@@ -128,12 +132,18 @@ def replay(
     t0 = time.perf_counter()
     done = [_rank(s, backend, a, b, collect, progress) for s in sources]
     seconds = time.perf_counter() - t0
-    diffs = [d for _, d, _ in done if d is not None]
+    diffs = [d for _, d, _, _ in done if d is not None]
     first = min(diffs, key=lambda d: (d.step, d.rank)) if diffs else None
+    observations = {
+        "requests": sum(r.requests_sent for *_, r in done),
+        "observations": sum(r.observations_sent for *_, r in done),
+        "ignored": [f"rank {s.rank}: {line}" for s in sources
+                    for line in s.observations.beyond(s.n_steps)],
+    }  # fmt: skip
     head = sources[0]
     return ReplayResult(
         record=url if isinstance(url, str) else head.url,
-        mode="ab" if any(m == "ab" for _, _, m in done) else "bitwise",
+        mode="ab" if any(r.mode == "ab" for *_, r in done) else "bitwise",
         backend=backend or head.spec.backend,
         recorded_backend=head.backend,
         steps=(a, b),
@@ -142,7 +152,8 @@ def replay(
         first_difference=first,
         truncated=[f"rank {s.rank}: {s.truncated}" for s in sources if s.truncated],
         seconds=seconds,
-        data=[d for d, _, _ in done],
+        data=[d for d, *_ in done],
+        observations=observations,
     )
 
 
@@ -153,8 +164,8 @@ def _rank(
     b: int,
     collect: bool,
     progress: Callable[[int], None] | None,
-) -> tuple[RankData, Difference | None, str]:
-    """Replay one rank: its data, first difference and mode."""
+) -> tuple[RankData, Difference | None, str, RankReplay]:
+    """Replay one rank: its data, first difference, mode and runner (its counts)."""
     runner = RankReplay(src, backend)
     d = RankData(src.rank, a, src.lat, src.lon, _times(src, a, b))
     if collect:
@@ -171,7 +182,8 @@ def _rank(
                 d.replayed[n][row] = bitround(result.replayed[n], src.keepbits.get(n, 0))
         if progress is not None:
             progress(1)
-    return d, first, runner.mode or "bitwise"
+    runner.mode = runner.mode or "bitwise"
+    return d, first, runner.mode, runner
 
 
 def _times(src: RecordSource, a: int, b: int) -> np.ndarray:

@@ -7,10 +7,12 @@ replies with the recorded outputs, over gRPC too.
 ``initial_state`` is the state stored in the record (the session's start checkpoint at or before
 the clock's step), ``step`` returns the recorded outputs of ``clock.index`` as (member, cell)
 float64 tensors (the record holds the ensemble mean, so every member gets it) and passes the
-state through unchanged (the record stores no per-step state). With ``check_forcing`` the forcing
-must be the recorded one bit for bit, else ValueError naming the field (``rule``
-``record_forcing``): a driver that strays from the scenario is told where. Only the outputs the
-session recorded exist.
+state through unchanged (the record stores no per-step state). Forcing is first checked like
+every backend checks it (``emulators.landstep.check_forcing``: a missing field, a value outside
+its range), then, with ``check_forcing``, it must be the recorded one bit for bit, else
+ValueError naming the field (``rule`` ``record_forcing``): a driver that strays from the scenario
+is told where. Only the outputs the session recorded exist. It passes the backend contract
+(``tests/contracts/test_backends.py``, ``TestRecordBackend``) when fed the recorded forcing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from coupler.replay.source import Block, RecordSource
+from emulators.landstep import check_forcing
 from emulators.protocol import LandState, LandStatic, StepClock
 
 
@@ -67,6 +70,7 @@ class RecordBackend:
         clock: StepClock,
     ) -> tuple[LandState, dict[str, torch.Tensor]]:
         self._check_cells(static)
+        check_forcing(forcing)  # the Protocol's own check (skipped for a session's forcing)
         fields, row = self._row(clock.index)
         if self.check_forcing:
             self._check_forcing(forcing, fields, row, clock.index)

@@ -8,6 +8,9 @@ land step and reply code as the service), with no server and no atmosphere.
 - **A/B mode**: another backend (or other artifacts): the session starts fresh from the recorded
   spec at step 0 and its replies are compared with the record as skill (``report``).
 
+In both modes the recorded Assimilate requests (``observations/``) are sent again, through the
+session's own ``assimilate``, right before the step they preceded when recorded.
+
 :class:`RankReplay` yields :class:`StepResult` per step (the Python API: debug a run step by step
 without the atmosphere); :func:`compare` checks one step's bits.
 """
@@ -24,6 +27,7 @@ import torch
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
 from coupler.errors import FailedPrecondition, InvalidArgument
+from coupler.replay.observations import RecordedRequest
 from coupler.replay.source import RecordError, RecordSource
 from coupler.spec.codecs import bitround
 
@@ -89,6 +93,9 @@ class RankReplay:
         self.backend = backend or source.spec.backend
         self._manager = manager if manager is not None else SessionManager()
         self.mode: str | None = None  # "bitwise" or "ab", known once the session is open
+        self.requests_sent = 0  # recorded Assimilate requests re-sent
+        self._requests_before = 0
+        self.observations_sent = 0
 
     def _open(self, step: int) -> Session:
         """The session that will replay from the start state at or before ``step``."""
@@ -96,10 +103,12 @@ class RankReplay:
         spec = src.spec_for_replay(self.backend)
         start = src.start_for(step)
         data = replace(src.checkpoint(start), config=spec)
+        # the requests accepted before the start state are in it (analysed or queued)
+        self._requests_before = int((data.assimilation or {}).get("requests", 0))
         try:
             session = self._manager.resume_from(data, OWNER, f"{src.url} starts/{start}")
             self.mode = "bitwise" if src.bitwise_replayable else "ab"
-            return session
+            return self._check_file(session, data.assimilation)
         except (FailedPrecondition, InvalidArgument) as exc:
             if exc.rule not in ("backend_identity", "state_shape"):
                 raise
@@ -109,7 +118,21 @@ class RankReplay:
                 f"must start from step 0, but the record starts at step {start}",
             )  # fmt: skip
         self.mode = "ab"
-        return self._manager.open(spec, OWNER)
+        return self._check_file(self._manager.open(spec, OWNER), data.assimilation)
+
+    def _check_file(self, session: Session, recorded: Mapping[str, Any] | None) -> Session:
+        """``session``, unless its observation file differs from the recorded session's."""
+        want = None if recorded is None else recorded.get("file_sha256")
+        da = session.assimilation
+        if want is None or da is None or da.file is None or da.file.fingerprint == want:
+            return session
+        self._manager.close(session.id, OWNER)
+        url = session.config.assimilation.observations_url if session.config.assimilation else ""
+        raise RecordError(
+            self.source.url, "observations_file", f"the observation file {url!r} changed since "
+            f"the recording (sha256 {da.file.fingerprint[:16]}..., recorded {want[:16]}...): "
+            "the replay would not see the recorded observations",
+        )  # fmt: skip
 
     def steps(
         self, start: int = 0, stop: int | None = None, prefetch: int = 2
@@ -136,13 +159,32 @@ class RankReplay:
         finally:
             torch.set_num_threads(threads)
 
+    def _assimilate(self, session: Session, request: RecordedRequest) -> None:
+        """Re-send a recorded Assimilate request before the step it preceded."""
+        try:
+            session.assimilate(request.batches)
+        except (FailedPrecondition, InvalidArgument) as exc:
+            raise RecordError(
+                self.source.url, "observations", f"observation request {request.serial}, "
+                f"accepted before step {request.step} when recorded, is refused on replay: {exc}",
+            ) from exc  # fmt: skip
+        self.requests_sent += 1
+        self.observations_sent += request.n_obs
+
     def _drive(
         self, session: Session, start: int, stop: int, prefetch: int
     ) -> Iterator[StepResult]:
         src = self.source
         names = src.forcing + src.outputs
         for block in src.blocks(session.next_index, stop, names, prefetch=prefetch):
+            pending = [
+                r
+                for r in src.observations.requests(block.start, block.stop)
+                if r.serial >= self._requests_before
+            ]
             for row, index in enumerate(range(block.start, block.stop)):
+                while pending and pending[0].step == index:
+                    self._assimilate(session, pending.pop(0))
                 forcing = {
                     n: block.fields[n][row]
                     for n in src.forcing

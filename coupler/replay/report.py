@@ -90,6 +90,11 @@ def _markdown(summary: dict[str, Any], overall: pd.DataFrame, detail: pd.DataFra
         f"- first difference: {first if first is None else json.dumps(first)}",
     ]
     lines += [f"- truncated: {t}" for t in summary["truncated"]]
+    obs = summary.get("observations") or {}
+    if obs.get("requests") or obs.get("ignored"):
+        lines.append(f"- observation requests re-sent: {obs['requests']} "
+                     f"({obs['observations']} observations)")  # fmt: skip
+        lines += [f"- not replayed: {t}" for t in obs["ignored"]]
     lines += ["", "## Skill per variable (all cells, all steps)", "",
               M.table_to_markdown(overall), "", "## Per region and season", "",
               M.table_to_markdown(detail), "",

@@ -6,7 +6,8 @@ at the URL), ``record_format`` (a Zarr store that is not a landcoupler record: a
 ``record_version`` (a v1 record, which holds neither the start state nor the land-cover
 fractions, or a newer version), ``missing_array`` (an array the record lists, the grid, ``time``
 or the start state is absent), ``attributes`` (a damaged attribute), ``corrupt`` (a chunk that
-does not decode) and ``missing_data`` (a committed chunk that is not there). A record whose
+does not decode) and ``missing_data`` (a committed chunk that is not there); the same rules
+name the arrays of the observation table (``observations/<name>``). A record whose
 writer stopped (crash) is not an error: it is read up to its last complete chunk
 (``steps_complete``) and :attr:`RecordSource.truncated` says so. The store is opened read-only;
 nothing is ever written to it.
@@ -29,16 +30,11 @@ import zarr
 
 from coupler.core import checkpoint
 from coupler.core import recordformat as RF
-from coupler.errors import CouplerError, InvalidArgument
+from coupler.errors import CouplerError
+from coupler.replay.errors import RecordError
+from coupler.replay.observations import RecordedObservations
 from coupler.spec import SessionSpec
 from emulators import variables as V
-
-
-class RecordError(InvalidArgument):
-    """A record that cannot be read or replayed; ``rule`` names why (module docstring)."""
-
-    def __init__(self, url: str, rule: str, message: str) -> None:
-        super().__init__(f"record {url}: {message}", field="record", rule=rule)
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,8 @@ class RecordSource:
         self.lon = np.asarray(_array(group, "lon")[:])
         self.n_cells = int(self.lat.shape[0])
         self.spec = self.checkpoint(self.starts[0]).config
+        #: the accepted Assimilate requests (``coupler.replay.observations``)
+        self.observations = RecordedObservations(url, group, attrs)
 
     # ---- what it holds ---------------------------------------------------------------------
     @property

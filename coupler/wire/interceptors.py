@@ -8,6 +8,10 @@ the ``landcoupler.v1.LandCoupler`` service only; health and reflection stay open
   trailing metadata of every call, success or refusal, and appears in INTERNAL messages and logs.
 - Errors: any exception escaping a handler becomes its status through :func:`status.abort` — the
   one mapping — and each refusal is counted by code (``ServiceMetrics.count_refusal``).
+- Drain: once :meth:`Drain.begin` is called (SIGTERM), new calls are refused UNAVAILABLE
+  (field ``server``, rule ``draining``) before any handler runs, while the calls in flight
+  finish; :meth:`Drain.wait` returns when they have. (Without this, grpc's own shutdown answers a
+  call that reaches an existing connection with a bare CANCELLED, which clients do not retry.)
 - Auth: with tokens configured, ``authorization: Bearer <token>`` must name a known token, else
   UNAUTHENTICATED. The principal (the token's name; else the mTLS client certificate's subject
   CN; else the ``x-landcoupler-client`` metadata or "anonymous" on a server without auth) is
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
@@ -143,11 +148,53 @@ def _rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[..., Any]) -> grpc.Rp
     )  # fmt: skip
 
 
-class RequestInterceptor(grpc.ServerInterceptor):
-    """Request ids, the error -> status mapping and refusal counting (outermost)."""
+class Drain:
+    """Calls in flight on the LandCoupler service, and the gate that closes at shutdown."""
 
-    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._draining = False
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def enter(self) -> None:
+        """Count a new call in; status.Unavailable once draining."""
+        with self._cond:
+            if self._draining:
+                raise status.Unavailable(
+                    "the server is shutting down: it takes no new calls (retry on another "
+                    "replica; resume a session there from its checkpoint_url)",
+                    field="server", rule="draining",
+                )  # fmt: skip
+            self._active += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0:
+                self._cond.notify_all()
+
+    def begin(self) -> None:
+        """Refuse every call from now on."""
+        with self._cond:
+            self._draining = True
+
+    def wait(self, timeout: float) -> bool:
+        """Block until no call is in flight or ``timeout`` s passed; True if none is left."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._active == 0, timeout)
+
+
+class RequestInterceptor(grpc.ServerInterceptor):
+    """Request ids, the error -> status mapping, refusal counting and the drain gate
+    (outermost)."""
+
+    def __init__(self, metrics: ServiceMetrics | None = None, drain: Drain | None = None) -> None:
         self._metrics = metrics
+        self._drain = drain or Drain()
 
     def intercept_service(
         self,
@@ -177,19 +224,31 @@ class RequestInterceptor(grpc.ServerInterceptor):
             if streaming:
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    entered = False
                     try:
+                        self._drain.enter()
+                        entered = True
                         yield from behaviour(request, context)
                     except Exception as exc:
                         fail(context, exc)
+                    finally:
+                        if entered:
+                            self._drain.leave()
                     done(context)
 
                 return stream
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                entered = False
                 try:
+                    self._drain.enter()
+                    entered = True
                     reply = behaviour(request, context)
                 except Exception as exc:
                     fail(context, exc)
+                finally:
+                    if entered:
+                        self._drain.leave()
                 done(context)
                 return reply
 

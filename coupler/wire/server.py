@@ -6,14 +6,16 @@ the status mapping, bearer-token auth), gRPC health (``grpc.health.v1``) and ref
 ``grpcurl -plaintext HOST:PORT list`` works), TLS or mutual TLS, and max message sizes in both
 directions. :func:`start_service` returns the same pieces plus the session manager, metrics and
 health servicer, for ``landcoupler serve`` and its SIGTERM path (:meth:`Service.stop`): health
-goes NOT_SERVING, new calls are refused, in-flight calls get half the grace period to finish,
-then every open session is checkpointed.
+goes NOT_SERVING (the server still answers Check, so a Kubernetes readiness probe sees it), new
+LandCoupler calls are refused UNAVAILABLE (rule ``draining``), in-flight calls get half the grace
+period to finish, then the server stops and every open session is checkpointed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from coupler.wire.interceptors import (
     SERVICE,
     Authenticator,
     AuthInterceptor,
+    Drain,
     RequestInterceptor,
     parse_tokens,
 )
@@ -54,7 +57,8 @@ class ServerConfig:
     ``name:token`` pairs of ``token_file`` and of the environment variable ``token_env``; any
     token enables bearer auth. metrics_port: Prometheus exporter port (0 = any free port),
     None = no exporter. grace_period: SIGTERM budget (half for in-flight calls, the rest for
-    checkpoints).
+    checkpoints). health_address: ``HOST:PORT`` of a second, plaintext listener serving only
+    ``grpc.health.v1`` (Kubernetes gRPC probes cannot speak TLS); None = none.
     """
 
     max_message_bytes: int = 256 * MiB
@@ -70,6 +74,7 @@ class ServerConfig:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     grace_period: float = 10.0
+    health_address: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
@@ -132,19 +137,30 @@ class Service:
     config: ServerConfig
     servicer: LandCouplerServicer
     metrics_port: int | None = None
+    drain: Drain = field(default_factory=Drain)
+    health_server: grpc.Server | None = None
+    health_port: int | None = None
 
     def stop(self, grace: float | None = None, checkpoint: bool = True) -> list[str]:
         """Graceful shutdown within ``grace`` s (default: the config's grace period): stop
-        accepting calls, let in-flight ones finish (half the budget; Exchange streams end after
-        their current step, idle ones at once), then checkpoint every open session
-        (``manager.shutdown``). Returns the checkpoint URLs written."""
+        accepting calls (health NOT_SERVING, new calls UNAVAILABLE), let in-flight ones finish
+        (half the budget; Exchange streams end after their current step, idle ones at once),
+        stop the server, then checkpoint every open session (``manager.shutdown``). Returns the
+        checkpoint URLs written."""
         budget = self.config.grace_period if grace is None else grace
+        deadline = time.monotonic() + budget / 2.0
         self.health.enter_graceful_shutdown()
-        stopped = self.server.stop(budget / 2.0)
+        self.drain.begin()
         self.servicer.drain()
-        stopped.wait()
+        if not self.drain.wait(budget / 2.0):
+            log.warning("%d call(s) still in flight after %.3g s: cancelled", self.drain.active,
+                        budget / 2.0)  # fmt: skip
+        # what is left (replies being sent, health watches) gets the rest of the first half
+        self.server.stop(max(0.0, deadline - time.monotonic())).wait()
         urls = self.manager.shutdown(checkpoint=checkpoint)
         self.metrics.stop()
+        if self.health_server is not None:  # answered NOT_SERVING until now
+            self.health_server.stop(0).wait()
         return urls
 
 
@@ -168,9 +184,10 @@ def start_service(
     metrics = metrics or ServiceMetrics()
     manager = manager or SessionManager(config.limits, metrics)
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
+    drain = Drain()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
-        interceptors=[RequestInterceptor(metrics), AuthInterceptor(authenticator)],
+        interceptors=[RequestInterceptor(metrics, drain), AuthInterceptor(authenticator)],
         options=_options(config),
     )
     servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
@@ -204,6 +221,13 @@ def start_service(
     if port == 0:
         server.stop(None)
         raise ValueError(f"address: cannot bind {address!r}{reason}")
+    health_server, health_port = None, None
+    if config.health_address is not None:
+        try:
+            health_server, health_port = _health_server(config.health_address, health_servicer)
+        except ValueError:
+            server.stop(None)
+            raise
     metrics_port = None
     if config.metrics_port is not None:
         metrics_port = metrics.serve(config.metrics_port, config.metrics_address)
@@ -213,7 +237,29 @@ def start_service(
         "mTLS" if config.mtls else "TLS" if config.tls else "plaintext",
         ", bearer tokens" if config.tokens else "",
     )  # fmt: skip
-    return Service(server, port, manager, metrics, health_servicer, config, servicer, metrics_port)
+    return Service(
+        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain,
+        health_server, health_port,
+    )  # fmt: skip
+
+
+def _health_server(address: str, servicer: health.HealthServicer) -> tuple[grpc.Server, int]:
+    """A started plaintext server of ``grpc.health.v1`` only, sharing ``servicer`` (so it turns
+    NOT_SERVING with the main server), and its bound port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    try:
+        port, reason = server.add_insecure_port(address), ""
+    except RuntimeError as exc:
+        port, reason = 0, f": {exc}"
+    if port == 0:
+        server.stop(None)
+        raise ValueError(f"health_address: cannot bind {address!r}{reason}")
+    server.start()
+    return server, port
 
 
 def create_server(

@@ -35,6 +35,11 @@ class DeadlineExceeded(errors.CouplerError):
     deadlines). Raised before the session is touched."""
 
 
+class Unavailable(errors.CouplerError):
+    """The server is draining (SIGTERM) and takes no new calls. Raised before any handler runs,
+    so nothing changed; a client may retry elsewhere (UNAVAILABLE is the retryable code)."""
+
+
 #: Domain error class -> gRPC status code. Subclasses map like their nearest listed base.
 CODES: Mapping[type[errors.CouplerError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -44,6 +49,7 @@ CODES: Mapping[type[errors.CouplerError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -1,13 +1,23 @@
 """Every land backend passes the contract: the reference model and the emulator backends, at
-hourly steps and at daily steps (the emulator backends then use ``flux_lstm_daily``)."""
+hourly steps and at daily steps (the emulator backends then use ``flux_lstm_daily``), and replay
+as a land backend, fed the forcing of the record it serves."""
 
 from __future__ import annotations
 
-from emulators.compiled.emulator import AOTIBackend, TorchScriptBackend
-from emulators.protocol import LandBackend
-from emulators.reference import ReferenceBackend
+import uuid
 
-from .backend_contract import LandBackendContract
+import numpy as np
+import torch
+
+from coupler.core.manager import SessionManager
+from coupler.replay import RecordBackend
+from coupler.spec import GridSpec, SessionSpec
+from emulators.compiled.emulator import AOTIBackend, TorchScriptBackend
+from emulators.protocol import LandBackend, LandStatic, StepClock
+from emulators.reference import ReferenceBackend
+from emulators.variables import LAND_OUTPUTS
+
+from .backend_contract import LandBackendContract, contract_static
 
 
 class TestReferenceBackend(LandBackendContract):
@@ -44,3 +54,41 @@ class TestTorchScriptBackendDaily(_Daily, LandBackendContract):
 class TestAOTIBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return AOTIBackend()
+
+
+class TestRecordBackend(LandBackendContract):
+    """Replay as a land backend (``coupler.replay.RecordBackend``). A record answers only its
+    own scenario, so this subclass records one first (the reference model, one member, the
+    contract's cells, start and step, every land output, ``steps + 2`` steps) and feeds the
+    recorded forcing instead of the contract's per-member random forcing; everything else
+    (static fields, clocks, the checks) is the contract's."""
+
+    _recorded: RecordBackend
+
+    def make_backend(self) -> LandBackend:
+        n, steps = self.n_cells, self.steps + 2
+        static = contract_static(n, 1, 0)
+        url = f"memory://contract-record-{uuid.uuid4().hex}.zarr"
+        spec = SessionSpec(
+            grid=GridSpec(lat=static.lat.numpy(), lon=static.lon.numpy()),
+            start=np.datetime64(self.start, "s"), timestep=int(self.dt),
+            outputs=LAND_OUTPUTS, land_cover=static.cover.numpy(), record_url=url,
+        )  # fmt: skip
+        manager = SessionManager()
+        session = manager.open(spec, "contract")
+        clock = StepClock(0, np.datetime64(self.start), self.dt)
+        for i in range(steps):
+            forcing = self.recorded_scenario(static, clock)
+            session.step(i, {k: v[0].numpy() for k, v in forcing.items()})
+            clock = clock.advance()
+        manager.close(session.id, "contract")
+        type(self)._recorded = RecordBackend(url)
+        return type(self)._recorded
+
+    def recorded_scenario(self, static: LandStatic, clock: StepClock) -> dict[str, torch.Tensor]:
+        return LandBackendContract.forcing(self, static, clock, 1)
+
+    def forcing(self, static: LandStatic, clock: StepClock, seed: int) -> dict[str, torch.Tensor]:
+        return {
+            k: v.clone() for k, v in self._recorded.forcing(clock.index, static.n_members).items()
+        }

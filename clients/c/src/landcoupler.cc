@@ -1,57 +1,17 @@
 // liblandcoupler: the C API of landcoupler.h over grpc++ (landcoupler.v1). Never throws across
 // the C boundary; every failure is an int status plus field/rule/message on the session.
-#include "landcoupler.h"
-
-#include <grpcpp/grpcpp.h>
-
+// This file: the session handle, errors, unary plumbing, steps, checkpoint, close
+// (options.cc: lc_options, open/resume, channel/TLS; stream.cc: the Exchange transport;
+// recover.cc: surviving a server restart).
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <deque>
-#include <map>
-#include <memory>
 #include <new>
-#include <random>
-#include <string>
 #include <thread>
-#include <vector>
 
-#include "landcoupler/v1/landcoupler.grpc.pb.h"
+#include "internal.h"
 
-namespace pb = landcoupler::v1;
-
-struct lc_session {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::LandCoupler::Stub> stub;
-  std::string token, client_name;
-  double timeout = 300.0;
-  int retries = 5;
-  double backoff = 0.05;
-  int64_t retried = 0;
-  std::mt19937_64 rng{std::random_device{}()};
-  // session
-  bool open = false, closed = false;
-  std::string id, start, backend, last_time;
-  int64_t next_index = 0, cells = 0;
-  std::vector<std::string> outputs;
-  std::map<std::string, std::string> units;
-  bool have_units = false;
-  // recovery after a server restart (see recover_step): the open request, the periodic
-  // checkpoint settings, and the steps computed since the last checkpoint at the default URL
-  pb::OpenSessionRequest open_req;
-  std::string ckpt_prefix;
-  int32_t ckpt_every = 0;
-  int64_t ckpt_index = -1;  // next_index of the last default-URL checkpoint, -1 = none yet
-  std::deque<pb::StepRequest> since;
-  int64_t recovered = 0;
-  // last error
-  int code = LC_OK;
-  std::string field, rule, message, request_id;
-};
-
-namespace {
-
-const int64_t kMaxMessage = 256LL << 20;
+namespace lc {
 
 std::string str(const char *s) { return s ? std::string(s) : std::string(); }
 
@@ -90,10 +50,10 @@ int client_error(lc_session *s, const std::string &field, const std::string &rul
   return s->code;
 }
 
-void prepare(lc_session *s, grpc::ClientContext &ctx) {
+void prepare(lc_session *s, grpc::ClientContext &ctx, bool with_deadline) {
   if (!s->token.empty()) ctx.AddMetadata("authorization", "Bearer " + s->token);
   if (!s->client_name.empty()) ctx.AddMetadata("x-landcoupler-client", s->client_name);
-  if (s->timeout > 0)
+  if (with_deadline && s->timeout > 0)
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::microseconds(static_cast<int64_t>(s->timeout * 1e6)));
 }
@@ -114,32 +74,17 @@ int status_error(lc_session *s, const grpc::Status &st, const grpc::ClientContex
   return s->code;
 }
 
-// Unary call with the session's metadata and deadline; UNAVAILABLE retried when `retry`.
-template <class Req, class Rep, class Fn>
-int call(lc_session *s, Fn fn, const Req &req, Rep *rep, bool retry) {
-  for (int attempt = 0;; ++attempt) {
-    grpc::ClientContext ctx;
-    prepare(s, ctx);
-    grpc::Status st = ((*s->stub).*fn)(&ctx, req, rep);
-    if (st.ok()) {
-      clear_error(s);
-      return LC_OK;
-    }
-    status_error(s, st, ctx);
-    if (!(retry && st.error_code() == grpc::StatusCode::UNAVAILABLE && attempt < s->retries))
-      return s->code;
-    ++s->retried;
-    std::uniform_real_distribution<double> u(0.5, 1.5);
-    double delay = s->backoff * std::pow(2.0, attempt) * u(s->rng);
-    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(delay * 1e6)));
-    // then give the channel a bounded chance to reconnect, so the resend is not failed fast
-    // by a channel still in TRANSIENT_FAILURE (grpc++ 1.51 stays there for seconds after a
-    // dropped connection; measured in clients/test, where fail-fast resends all failed)
-    s->channel->GetState(true);
-    s->channel->WaitForConnected(
-        std::chrono::system_clock::now() +
-        std::chrono::microseconds(static_cast<int64_t>((2 * delay + 0.1) * 1e6)));
-  }
+void backoff_wait(lc_session *s, int attempt) {
+  std::uniform_real_distribution<double> u(0.5, 1.5);
+  double delay = s->backoff * std::pow(2.0, attempt) * u(s->rng);
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(delay * 1e6)));
+  // then give the channel a bounded chance to reconnect, so the resend is not failed fast by a
+  // channel still in TRANSIENT_FAILURE (grpc++ 1.51 stays there for seconds after a dropped
+  // connection; measured in clients/test, where fail-fast resends all failed)
+  s->channel->GetState(true);
+  s->channel->WaitForConnected(
+      std::chrono::system_clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>((2 * delay + 0.1) * 1e6)));
 }
 
 void set_field(pb::Field *f, const std::string &name, const std::string &units, pb::DType dtype,
@@ -148,7 +93,8 @@ void set_field(pb::Field *f, const std::string &name, const std::string &units, 
   f->set_units(units);
   f->set_dtype(dtype);
   f->add_shape(static_cast<uint64_t>(n < 0 ? 0 : n));
-  // raw little-endian bytes (this library is built for little-endian hosts only, see CMake)
+  // lat/lon at open (steps are encoded by wire.cc without copying): little-endian as on the host
+  // (this library is built for little-endian hosts only, see CMake)
   f->set_data(data, n > 0 ? static_cast<size_t>(n) * itemsize : 0);
 }
 
@@ -163,6 +109,8 @@ void took_open(lc_session *s, const pb::OpenSessionReply &rep) {
   s->outputs.assign(rep.outputs().begin(), rep.outputs().end());
 }
 
+namespace {
+
 int fetch_units(lc_session *s) {
   if (s->have_units) return LC_OK;
   pb::DescribeRequest req;
@@ -172,72 +120,6 @@ int fetch_units(lc_session *s) {
   for (const auto &v : rep.variables()) s->units[v.name()] = v.units();
   s->have_units = true;
   return LC_OK;
-}
-
-// ---- recovery after a server restart ----------------------------------------------------
-// A server process that dies loses its sessions (they live in memory); what survives is the
-// periodic checkpoint the server writes to <checkpoint_url>/<session_id>.ckpt every
-// checkpoint_every steps (with the last reply, before answering that step). A session opened
-// with both is "armed": the library keeps the steps computed since that checkpoint (at most
-// checkpoint_every requests) and, when a step is refused with NOT_FOUND session_id (the
-// restarted server does not know it), resumes the session from the checkpoint (same id),
-// resends the kept steps from the checkpoint's next_index on (their replies are discarded: the
-// model is deterministic, so they are the replies already delivered), then sends the step
-// again. Before the first periodic checkpoint it re-opens with the original request instead.
-bool recovery_armed(const lc_session *s) {
-  return s->open && !s->closed && !s->ckpt_prefix.empty() && s->ckpt_every > 0;
-}
-
-void remember_step(lc_session *s, pb::StepRequest &&req) {
-  if (!recovery_armed(s)) return;
-  int64_t next = req.index() + 1;
-  s->since.push_back(std::move(req));
-  if (next % s->ckpt_every == 0) {  // the server wrote the checkpoint before replying
-    s->ckpt_index = next;
-    s->since.clear();
-  }
-}
-
-int recover_step(lc_session *s, pb::StepRequest &req, pb::StepReply *rep) {
-  const int64_t index = req.index();
-  pb::OpenSessionRequest oreq;
-  if (s->ckpt_index >= 0) {
-    std::string prefix = s->ckpt_prefix;
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    oreq.set_resume_from(prefix + "/" + s->id + ".ckpt");
-  } else {
-    oreq = s->open_req;
-  }
-  pb::OpenSessionReply orep;
-  int rc = call(s, &pb::LandCoupler::Stub::OpenSession, oreq, &orep, true);
-  if (rc != LC_OK) return rc;
-  const int64_t client_next = s->next_index;
-  took_open(s, orep);
-  ++s->recovered;
-  int64_t have = orep.next_index();
-  for (int64_t j = have; j < index; ++j) {
-    pb::StepRequest *kept = nullptr;
-    for (auto &r : s->since)
-      if (r.index() == j) kept = &r;
-    if (!kept) {
-      s->next_index = have;
-      return client_error(s, "index", "recover",
-                          "the restarted server resumed at step " + std::to_string(have) +
-                              " and step " + std::to_string(j) + " is not kept to resend");
-    }
-    kept->set_session_id(s->id);
-    pb::StepReply discard;
-    rc = call(s, &pb::LandCoupler::Stub::Step, *kept, &discard, true);
-    if (rc != LC_OK) return rc;
-    have = j + 1;
-  }
-  if (have > index + 1)
-    return client_error(s, "index", "recover",
-                        "the restarted server resumed at step " + std::to_string(have) +
-                            ", past step " + std::to_string(index));
-  s->next_index = client_next;
-  req.set_session_id(s->id);
-  return call(s, &pb::LandCoupler::Stub::Step, req, rep, true);
 }
 
 template <class In, class Out>
@@ -255,63 +137,78 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
     return client_error(s, "outputs", "required", "outputs array is NULL");
   int rc = fetch_units(s);
   if (rc != LC_OK) return rc;
-  pb::StepRequest req;
-  req.set_session_id(s->id);
-  req.set_index(index);
+  // The request references the caller's arrays (wire.cc); `guard`, declared first, outlives
+  // every buffer and waits until grpc has let go of them.
+  SliceGuard guard;
+  std::vector<WireField> wire;
   for (size_t f = 0; f < names.size(); ++f) {
     auto it = s->units.find(names[f]);
-    set_field(req.add_fields(), names[f], it == s->units.end() ? "" : it->second, dtype,
-              forcing + static_cast<int64_t>(f) * n, n, sizeof(In));
+    wire.push_back({names[f], it == s->units.end() ? "" : it->second, dtype,
+                    forcing + static_cast<int64_t>(f) * n,
+                    static_cast<size_t>(n) * sizeof(In), static_cast<uint64_t>(n)});
   }
-  pb::StepReply rep;
-  rc = call(s, &pb::LandCoupler::Stub::Step, req, &rep, true);
-  if (rc == LC_NOT_FOUND && s->field == "session_id" && recovery_armed(s))
-    rc = recover_step(s, req, &rep);
+  const bool split = s->use_stream && names.size() > 1 && n > 0 &&
+                     static_cast<int64_t>(names.size()) * n * static_cast<int64_t>(sizeof(In)) >=
+                         s->split_bytes;
+  Reply reply;
+  std::vector<grpc::ByteBuffer> frames;
+  auto send = [&] {  // encoded with the current session id (a recovery may change it)
+    frames = encode_step(s->id, index, wire, s->use_stream, split, &guard);
+    return s->use_stream ? stream_step(s, index, frames, &reply)
+                         : unary_step(s, frames[0], &reply);
+  };
+  rc = send();
+  if (rc == LC_NOT_FOUND && s->field == "session_id" && recovery_armed(s)) {
+    rc = recover(s, index);  // a restarted server: rebuild the session (recover.cc)
+    if (rc == LC_OK) rc = send();
+  }
+  frames.clear();
   if (rc != LC_OK) return rc;
   for (size_t o = 0; o < want.size(); ++o) {
-    const pb::Field *hit = nullptr;
-    for (const auto &f : rep.fields())
-      if (f.name() == want[o]) hit = &f;
+    const FieldRef *hit = nullptr;
+    for (const auto &f : reply.fields)
+      if (f.name == want[o]) hit = &f;
     if (!hit) return client_error(s, want[o], "unknown_output", "not among the reply's fields");
-    if (hit->dtype() != pb::DTYPE_FLOAT64 || (hit->codec().id() != "" && hit->codec().id() != "none"))
+    if (hit->dtype != pb::DTYPE_FLOAT64 || !hit->raw)
       return client_error(s, want[o], "dtype", "reply field is not raw float64");
-    if (hit->data().size() != static_cast<size_t>(s->cells) * sizeof(double))
+    if (hit->len != static_cast<size_t>(s->cells) * sizeof(double))
       return client_error(s, want[o], "size", "reply field does not hold one value per cell");
-    Out *dst = outputs + static_cast<int64_t>(o) * s->cells;
-    if (sizeof(Out) == sizeof(double)) {
-      std::memcpy(dst, hit->data().data(), hit->data().size());
-    } else {
-      const char *src = hit->data().data();
-      for (int64_t c = 0; c < s->cells; ++c) {
-        double v;
-        std::memcpy(&v, src + c * sizeof(double), sizeof v);
-        dst[c] = static_cast<Out>(v);
-      }
-    }
+    reply.copy_output(*hit, outputs + static_cast<int64_t>(o) * s->cells, sizeof(Out) != 8);
   }
-  s->last_time = rep.time_rfc3339();
-  if (index == s->next_index) remember_step(s, std::move(req));
+  s->last_time = reply.time;
+  if (index == s->next_index) keep_step(s, index, wire);
   if (index + 1 > s->next_index) s->next_index = index + 1;
   return LC_OK;
 }
 
 }  // namespace
 
+int unary_step(lc_session *s, const grpc::ByteBuffer &request, Reply *reply) {
+  return call_with(
+      s,
+      [&](grpc::ClientContext *ctx) {
+        grpc::ByteBuffer in;
+        grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer,
+                                                            grpc::ByteBuffer, grpc::ByteBuffer>(
+            s->channel.get(), *s->step_method, ctx, request, &in);
+        *reply = Reply();
+        if (st.ok() && reply->add(in, false) != 1)
+          return grpc::Status(grpc::StatusCode::INTERNAL, "Step: undecodable reply");
+        return st;
+      },
+      true);
+}
+
+}  // namespace lc
+
+using namespace lc;
+
 extern "C" {
 
 lc_session *lc_session_new(const char *target, const char *token) {
   try {
     auto *s = new lc_session();
-    grpc::ChannelArguments args;
-    args.SetMaxSendMessageSize(static_cast<int>(kMaxMessage));
-    args.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessage));
-    // Reconnect soon after a dropped connection (gRPC's default first backoff is 1 s). Alone
-    // this did not make resends succeed (measured); call() also waits for the channel.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    s->channel = grpc::CreateCustomChannel(str(target), grpc::InsecureChannelCredentials(), args);
-    s->stub = pb::LandCoupler::NewStub(s->channel);
+    s->target = str(target);
     s->token = str(token);
     return s;
   } catch (...) {
@@ -325,65 +222,18 @@ void lc_set_retries(lc_session *s, int retries, double backoff) {
 }
 void lc_set_client_name(lc_session *s, const char *name) { if (s) s->client_name = str(name); }
 
-int lc_open(lc_session *s, int64_t cells, const double *lat, const double *lon, const char *start,
-            int64_t timestep, const char *backend, const char *land_cover, const char *outputs,
-            const char *run_id, int32_t rank, const char *record_url, const char *checkpoint_url,
-            int32_t checkpoint_every) {
+int lc_set_stream(lc_session *s, int on, int64_t split_bytes) {
   if (!s) return LC_CLIENT_ERROR;
-  try {
-    clear_error(s);
-    if (cells < 0 || (cells > 0 && (!lat || !lon)))
-      return client_error(s, "lat", "required", "lat/lon are NULL or cells < 0");
-    pb::OpenSessionRequest req;
-    set_field(req.mutable_lat(), "lat", "degrees_north", pb::DTYPE_FLOAT64, lat, cells, 8);
-    set_field(req.mutable_lon(), "lon", "degrees_east", pb::DTYPE_FLOAT64, lon, cells, 8);
-    req.set_start_rfc3339(str(start));
-    req.set_timestep(timestep);
-    for (const auto &o : split_names(outputs)) req.add_outputs(o);
-    req.set_backend(backend && *backend ? backend : "reference");
-    req.set_land_cover_name(land_cover && *land_cover ? land_cover : "grass");
-    req.set_run_id(str(run_id));
-    req.set_rank(rank);
-    req.set_record_url(str(record_url));
-    req.set_checkpoint_url(str(checkpoint_url));
-    req.set_checkpoint_every(checkpoint_every);
-    pb::OpenSessionReply rep;
-    int rc = call(s, &pb::LandCoupler::Stub::OpenSession, req, &rep, false);
-    if (rc == LC_OK) {
-      took_open(s, rep);
-      s->ckpt_prefix = str(checkpoint_url);
-      s->ckpt_every = checkpoint_every;
-      s->ckpt_index = -1;
-      s->since.clear();
-      s->open_req = std::move(req);
-    }
-    return rc;
-  } catch (const std::exception &e) {
-    return client_error(s, "session", "client", e.what());
-  }
-}
-
-int lc_resume(lc_session *s, const char *url) {
-  if (!s) return LC_CLIENT_ERROR;
-  try {
-    clear_error(s);
-    pb::OpenSessionRequest req;
-    req.set_resume_from(str(url));
-    pb::OpenSessionReply rep;
-    int rc = call(s, &pb::LandCoupler::Stub::OpenSession, req, &rep, false);
-    if (rc == LC_OK) {
-      took_open(s, rep);
-      s->ckpt_prefix.clear();  // not armed: the checkpoint settings are not in the reply
-      s->since.clear();
-    }
-    return rc;
-  } catch (const std::exception &e) {
-    return client_error(s, "resume_from", "client", e.what());
-  }
+  clear_error(s);
+  if (split_bytes < 0) return client_error(s, "split_bytes", "valid_range", "must be >= 0");
+  if (!on) end_stream(s, false);
+  s->use_stream = on != 0;
+  s->split_bytes = split_bytes;
+  return LC_OK;
 }
 
 int64_t lc_retry_count(const lc_session *s) { return s ? s->retried : 0; }
-int64_t lc_recover_count(const lc_session *s) { return s ? s->recovered : 0; }
+int64_t lc_recover_count(const lc_session *s) { return s ? s->rec.count : 0; }
 int64_t lc_cells(const lc_session *s) { return s ? s->cells : 0; }
 int64_t lc_next_index(const lc_session *s) { return s ? s->next_index : 0; }
 int lc_output_count(const lc_session *s) { return s ? static_cast<int>(s->outputs.size()) : 0; }
@@ -422,10 +272,7 @@ int lc_checkpoint(lc_session *s, const char *url, char *url_out, size_t url_out_
     req.set_url(str(url));
     pb::CheckpointReply rep;
     int rc = call(s, &pb::LandCoupler::Stub::Checkpoint, req, &rep, true);
-    if (rc == LC_OK && (!url || !*url) && recovery_armed(s)) {  // the default URL is current
-      s->ckpt_index = s->next_index;
-      s->since.clear();
-    }
+    if (rc == LC_OK && (!url || !*url)) checkpoint_written(s);  // the default URL is current
     if (rc == LC_OK && url_out && url_out_len > 0) {
       std::strncpy(url_out, rep.url().c_str(), url_out_len - 1);
       url_out[url_out_len - 1] = '\0';
@@ -441,6 +288,7 @@ int lc_close(lc_session *s) {
   try {
     clear_error(s);
     if (!s->open || s->closed) return LC_OK;
+    end_stream(s, false);
     pb::CloseSessionRequest req;
     req.set_session_id(s->id);
     pb::CloseSessionReply rep;
@@ -452,13 +300,20 @@ int lc_close(lc_session *s) {
   }
 }
 
-void lc_session_free(lc_session *s) { delete s; }
+void lc_session_free(lc_session *s) {
+  if (!s) return;
+  try {
+    end_stream(s, true);
+  } catch (...) {
+  }
+  delete s;
+}
 
 int lc_error_code(const lc_session *s) { return s ? s->code : LC_CLIENT_ERROR; }
 const char *lc_error_field(const lc_session *s) { return s ? s->field.c_str() : ""; }
 const char *lc_error_rule(const lc_session *s) { return s ? s->rule.c_str() : ""; }
 const char *lc_error_message(const lc_session *s) { return s ? s->message.c_str() : "no session"; }
 const char *lc_error_request_id(const lc_session *s) { return s ? s->request_id.c_str() : ""; }
-const char *lc_version(void) { return "0.1.0"; }
+const char *lc_version(void) { return "0.2.0"; }
 
 }  // extern "C"

@@ -31,10 +31,12 @@ def _open(url: str) -> xr.Dataset:
     return xr.open_zarr(url, consolidated=False).transpose("time", ...)
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "file-url"])
 def record_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return f"memory://record-{uuid.uuid4().hex}.zarr"
+    if request.param == "file-url":  # directories that do not exist yet are created
+        return f"file://{tmp_path}/not/yet/record.zarr"
     return str(tmp_path / "record.zarr")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.client import CouplerClient, CouplerRpcError
@@ -80,6 +81,31 @@ def test_tls(pki: Path) -> None:
             assert info.value.code() is Code.UNAVAILABLE
     finally:
         svc.server.stop(None)
+
+
+def test_a_tls_server_answers_plaintext_health_probes_on_its_health_address(pki: Path) -> None:
+    """Kubernetes gRPC probes cannot speak TLS: --health-address serves grpc.health.v1 alone,
+    in plaintext, and follows the server's state (NOT_SERVING while it drains, then closed)."""
+    config = ServerConfig(tls_cert=pki / "server.pem", tls_key=pki / "server.key",
+                          health_address="127.0.0.1:0")  # fmt: skip
+    svc = start_service("127.0.0.1:0", config)
+    assert svc.health_port is not None and svc.health_port != svc.port
+    request = health_pb2.HealthCheckRequest(service="landcoupler.v1.LandCoupler")
+    with grpc.insecure_channel(f"127.0.0.1:{svc.health_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(request, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as info:  # the health port serves nothing else
+            channel.unary_unary("/landcoupler.v1.LandCoupler/Describe")(b"", timeout=10)
+        assert info.value.code() is Code.UNIMPLEMENTED
+        svc.health.enter_graceful_shutdown()  # what Service.stop does first
+        reply = health.Check(request, timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        svc.stop(grace=1.0, checkpoint=False)
+        with pytest.raises(grpc.RpcError) as info:
+            health.Check(request, timeout=5)
+        assert info.value.code() is Code.UNAVAILABLE
+    with pytest.raises(ValueError, match="health_address: cannot bind"):
+        start_service("127.0.0.1:0", ServerConfig(health_address="256.0.0.1:1"))
 
 
 @pytest.fixture(scope="module")
