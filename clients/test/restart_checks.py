@@ -7,6 +7,8 @@ asks for the kill; the server gets SIGKILL (no shutdown checkpoint: only what it
 periodically survives), a new `landcoupler serve` is started on the same port while the client
 is already resending, and the sessions go on to step 47; then a fifth session has step 24 in
 flight (sent into the server frozen with SIGSTOP) when the server is killed and restarted again.
+run_tests.py runs it twice: unary steps, then (``stream=True``, ``test_restart ... stream``)
+every session on the Exchange stream (two of them split into one frame per field).
 Checked: the server really died of SIGKILL (twice), every session was rebuilt exactly once,
 the reply at the resent index equals the one received before the kill, and all 48 replies
 equal an uninterrupted Python-client run byte for byte. Semantics: docs/clients.md, "Server
@@ -32,8 +34,9 @@ import run_tests as rt
 
 
 def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.ndarray,
-        check: Any) -> None:  # fmt: skip
-    rdir = work / "restart"
+        check: Any, stream: bool = False) -> None:  # fmt: skip
+    rdir = work / ("restart-stream" if stream else "restart")
+    how = "stream" if stream else "unary"
     shutil.rmtree(rdir, ignore_errors=True)
     (rdir / "ckpt").mkdir(parents=True)
     port = rt.free_port()
@@ -69,17 +72,19 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
     try:
         print(f"restart test: server on {target} (pid {servers[0].pid}), work in {rdir}")
         t0 = time.perf_counter()
-        c = subprocess.run([str(build / "test_restart"), target, str(work)],
+        c = subprocess.run([str(build / "test_restart"), target, str(work)] + ["stream"] * stream,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
         print(c.stdout + c.stderr)
         done.set()
         watcher.join(180)
-        check(c.returncode == 0, f"C restart test exits 0 ({time.perf_counter() - t0:.1f} s)")
+        check(
+            c.returncode == 0, f"C restart test ({how}) exits 0 ({time.perf_counter() - t0:.1f} s)"
+        )
         codes = [proc.returncode for proc in servers[:-1]]
         check(
             kill_seen.is_set() and codes == [-signal.SIGKILL] * 2 and len(servers) == 3,
             f"server killed with SIGKILL mid-run twice (exits {codes}) and restarted on the "
-            f"same port {port} each time",
+            f"same port {port} each time ({how})",
         )
         from coupler.client import CouplerClient
 
@@ -97,7 +102,7 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
             path = rdir / f"r_out_{'ABCDE'[k]}.bin"
             check(
                 path.exists() and path.read_bytes() == py.astype("<f8").tobytes(),
-                f"C across SIGKILL + restart, {what}; 48 steps == uninterrupted Python run",
+                f"C ({how}) across SIGKILL + restart, {what}; 48 steps == uninterrupted Python run",
             )
     finally:
         done.set()
@@ -113,6 +118,7 @@ def run(build: Path, work: Path, lat: np.ndarray, lon: np.ndarray, forcing: np.n
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", type=Path, default=rt.ROOT / "build/clients")
+    p.add_argument("--stream", action="store_true", help="only the stream run")
     args = p.parse_args(argv)
     build = args.build.resolve()
     work = build / "test-restart"
@@ -121,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(rt.ROOT))
     lat, lon, forcing = rt.write_inputs(work)
     check = rt.Checks()
-    run(build, work, lat, lon, forcing, check)
+    if not args.stream:
+        run(build, work, lat, lon, forcing, check)
+    run(build, work, lat, lon, forcing, check, stream=True)
     print(f"\n{check.passed} passed, {len(check.failed)} failed")
     return 1 if check.failed else 0
 

@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
         energy_checks.run(work, forcing, RANKS, check)
         restart_checks.run(build, work, lat, lon, forcing, check)
+        restart_checks.run(build, work, lat, lon, forcing, check, stream=True)
     finally:
         server.terminate()
         try:

@@ -1,6 +1,8 @@
 /* C client across a server kill (SIGKILL) and restart, driven by clients/test/restart_checks.py.
- *   test_restart TARGET DIR
+ *   test_restart TARGET DIR [stream]
  * DIR holds grid.bin and forcing.bin; DIR/restart/ receives the checkpoints and r_out_X.bin.
+ * With "stream" every session steps over the Exchange stream (B and D split into one frame per
+ * field) and DIR/restart-stream/ is used instead (below, "restart/" stands for either).
  * Four sessions (4 cells each, checkpoints under file://DIR/restart/ckpt) step 0..23, then this
  * program asks for the kill (creates DIR/restart/kill), waits for DIR/restart/killed (the server
  * is dead; the harness restarts it on the same port meanwhile) and goes on:
@@ -64,8 +66,10 @@ static int do_step(lc_session *s, int k, int t, double *dst) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: test_restart TARGET DIR\n"); return 2; }
+  if (argc < 3) { fprintf(stderr, "usage: test_restart TARGET DIR [stream]\n"); return 2; }
   const char *target = argv[1], *dir = argv[2];
+  const int stream = argc > 3 && strcmp(argv[3], "stream") == 0;
+  const char *sub = stream ? "restart-stream" : "restart";
   char path[4096], ckpt[4096];
   double grid[2 * NCALL];
   snprintf(path, sizeof path, "%s/grid.bin", dir);
@@ -74,7 +78,7 @@ int main(int argc, char **argv) {
   if (bad || read_all(path, forcing, sizeof forcing)) { fprintf(stderr, "no inputs in %s\n", dir); return 2; }
   memcpy(lat, grid, sizeof lat);
   memcpy(lon, grid + NCALL, sizeof lon);
-  snprintf(ckpt, sizeof ckpt, "file://%s/restart/ckpt", dir);
+  snprintf(ckpt, sizeof ckpt, "file://%s/%s/ckpt", dir, sub);
 
   const int every[NS] = {1, 5, 5, 100};
   const int resend[NS] = {1, 0, 1, 0}; /* after the kill: resend KILL_AFTER, or send the next */
@@ -82,6 +86,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < NS; k++) {
     s[k] = lc_session_new(target, NULL);
     lc_set_retries(s[k], 12, 0.05); /* up to ~200 s of backoff: the server restarts meanwhile */
+    if (stream) lc_set_stream(s[k], 1, k % 2 ? 0 : LC_DEFAULT_SPLIT_BYTES);
     char run_id[32];
     snprintf(run_id, sizeof run_id, "c-restart-%c", 'A' + k);
     int rc = lc_open(s[k], NC, lat, lon, "2001-01-01T05:00:00Z", 3600, "reference", "grass",
@@ -93,16 +98,17 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NS; k++)
       if (do_step(s[k], k, t, out[k][t]) != LC_OK) return 1;
 
-  snprintf(path, sizeof path, "%s/restart/kill", dir);
+  snprintf(path, sizeof path, "%s/%s/kill", dir, sub);
   FILE *trigger = fopen(path, "w");
   if (trigger) fclose(trigger);
-  snprintf(path, sizeof path, "%s/restart/killed", dir);
+  snprintf(path, sizeof path, "%s/%s/killed", dir, sub);
   for (int i = 0; i < 6000 && !exists(path); i++) {
     struct timespec ts = {0, 10000000};
     nanosleep(&ts, NULL);
   }
   CHECK(exists(path), "the harness did not kill the server within 60 s");
-  printf("server killed after step %d; continuing\n", KILL_AFTER);
+  printf("server killed after step %d; continuing (%s)\n", KILL_AFTER,
+         stream ? "stream" : "unary");
 
   for (int k = 0; k < NS; k++) {
     double again[NO * NC];
@@ -131,7 +137,7 @@ int main(int argc, char **argv) {
           (long long)lc_next_index(s[k]));
     CHECK(lc_close(s[k]) == LC_OK, "close %c: %s", 'A' + k, lc_error_message(s[k]));
     lc_session_free(s[k]);
-    snprintf(path, sizeof path, "%s/restart/r_out_%c.bin", dir, 'A' + k);
+    snprintf(path, sizeof path, "%s/%s/r_out_%c.bin", dir, sub, 'A' + k);
     FILE *fo = fopen(path, "wb");
     if (fo) {
       fwrite(out[k], sizeof out[k], 1, fo);
@@ -144,15 +150,16 @@ int main(int argc, char **argv) {
    * restarts: the call fails under way, is resent, finds no session, resumes at 24. */
   lc_session *e = lc_session_new(target, NULL);
   lc_set_retries(e, 12, 0.05);
+  if (stream) lc_set_stream(e, 1, LC_DEFAULT_SPLIT_BYTES);
   int rc = lc_open(e, NC, lat, lon, "2001-01-01T05:00:00Z", 3600, "reference", "grass", OUTPUTS,
                    "c-restart-E", 0, NULL, ckpt, 1);
   CHECK(rc == LC_OK, "open E: %d %s", rc, lc_error_message(e));
   static double out_e[NT][NO * NC];
   for (int t = 0; t <= KILL_AFTER && rc == LC_OK; t++) rc = do_step(e, 4, t, out_e[t]);
-  snprintf(path, sizeof path, "%s/restart/stop", dir);
+  snprintf(path, sizeof path, "%s/%s/stop", dir, sub);
   trigger = fopen(path, "w");
   if (trigger) fclose(trigger);
-  snprintf(path, sizeof path, "%s/restart/stopped", dir);
+  snprintf(path, sizeof path, "%s/%s/stopped", dir, sub);
   for (int i = 0; i < 6000 && !exists(path); i++) {
     struct timespec ts = {0, 10000000};
     nanosleep(&ts, NULL);
@@ -172,13 +179,13 @@ int main(int argc, char **argv) {
   for (int t = KILL_AFTER + 2; t < NT && rc == LC_OK; t++) rc = do_step(e, 4, t, out_e[t]);
   CHECK(lc_close(e) == LC_OK, "close E: %s", lc_error_message(e));
   lc_session_free(e);
-  snprintf(path, sizeof path, "%s/restart/r_out_E.bin", dir);
+  snprintf(path, sizeof path, "%s/%s/r_out_E.bin", dir, sub);
   FILE *fe = fopen(path, "wb");
   if (fe) {
     fwrite(out_e, sizeof out_e, 1, fe);
     fclose(fe);
   }
 
-  printf(failures ? "C RESTART FAILED: %d\n" : "C RESTART OK%.0d\n", failures);
+  printf(failures ? "C RESTART FAILED (%s): %d\n" : "C RESTART OK (%s)%.0d\n", sub, failures);
   return failures ? 1 : 0;
 }
