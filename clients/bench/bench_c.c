@@ -1,11 +1,13 @@
 /* The C client's per-step time for `make bench-clients` (clients/bench/bench_clients.py).
- *   bench_c TARGET CELLS f32|f64 STEPS DIR
+ *   bench_c TARGET CELLS f32|f64 STEPS DIR [EVERY]
  * DIR/grid.bin: lat then lon (CELLS float64 each); DIR/base.bin: (STEPS, 7) float64 station
  * forcing (tas, huss, ps, sfcWind, pr, rsds, rlds). Cell c gets tas + 0.001 * (c % 100) K, the
  * rest as is (bench_clients.py builds the Python client's arrays with the same operations).
  * One session (reference backend, outputs hfls, hfss, ts, rlus), STEPS steps; each lc_step /
  * lc_step_f32 call is timed (the forcing is filled outside the timed call). Prints one JSON
- * line; writes the last step's outputs to DIR/c_last_f32.bin or c_last_f64.bin (float64). */
+ * line; writes the last step's outputs to DIR/c_last_f32.bin or c_last_f64.bin (float64).
+ * EVERY > 0 opens the session armed for server restarts (checkpoint_url file://DIR/ckpt,
+ * checkpoint_every EVERY): the library then copies each step's request it keeps. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +36,14 @@ static int read_all(const char *dir, const char *name, void *buf, size_t n) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) { fprintf(stderr, "usage: bench_c TARGET CELLS f32|f64 STEPS DIR\n"); return 2; }
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: bench_c TARGET CELLS f32|f64 STEPS DIR [EVERY]\n");
+    return 2;
+  }
   const char *target = argv[1], *dir = argv[5];
+  int every = argc == 7 ? atoi(argv[6]) : 0;
+  char ckpt[4096];
+  snprintf(ckpt, sizeof ckpt, "file://%s/ckpt", dir);
   long n = atol(argv[2]), steps = atol(argv[4]);
   int f32 = strcmp(argv[3], "f32") == 0;
   double *grid = malloc(2 * n * sizeof(double)), *base = malloc(steps * NV * sizeof(double));
@@ -50,7 +58,7 @@ int main(int argc, char **argv) {
   }
   lc_session *s = lc_session_new(target, NULL);
   int rc = lc_open(s, n, grid, grid + n, "2001-01-01T05:00:00Z", 3600, "reference", "grass",
-                   "hfls,hfss,ts,rlus", "bench-c", 0, NULL, NULL, 0);
+                   "hfls,hfss,ts,rlus", "bench-c", 0, NULL, every > 0 ? ckpt : NULL, every);
   if (rc != LC_OK) { fprintf(stderr, "open: %d %s\n", rc, lc_error_message(s)); return 1; }
   for (long t = 0; t < steps; t++) {
     for (int v = 0; v < NV; v++)

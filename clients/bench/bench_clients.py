@@ -5,6 +5,8 @@ the same bytes, at 16 384 and 311 040 cells, float32 and float64 forcing, one ru
   (coupler.client.CouplerClient), one session each on the same `landcoupler serve` (reference
   backend, 7 forcing fields, outputs hfls, hfss, ts, rlus), the same forcing (station values,
   tas nudged per cell); their last replies are compared byte for byte.
+- The C client armed for server restarts (checkpoint_url and checkpoint_every 8: it copies each
+  step's request it keeps, docs/clients.md "Where bytes are copied"), against the echo only.
 - Transport floor, no model: build/clients/bench_echo (grpc++ client and server: the same
   StepRequest bytes, a canned StepReply of the real reply's size) and clients/bench/py_echo.py
   (grpcio, raw bytes both ways, no protobuf), each its own server process on loopback.
@@ -110,9 +112,9 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     echo = [
-        "| cells | forcing | MiB in / out | C client | Python client | grpc++ stub | grpcio raw "
-        "bytes | C / grpc++ | Python / grpcio | C / Python |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cells | forcing | MiB in / out | C client | C armed | Python client | grpc++ stub | "
+        "grpcio raw bytes | C / grpc++ | C armed / C | Python / grpcio | C / Python |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     model = [
         "| cells | forcing | C client | Python client | C / Python | C / Python (min) "
@@ -124,9 +126,10 @@ def markdown(result: dict[str, Any]) -> str:
         ms = lambda x: f"{x['median_ms']:.2f} ({x['min_ms']:.2f})"  # noqa: E731
         echo.append(
             f"| {r['cells']:,} | {r['dtype']} | {r['request_bytes'] / 2**20:.1f} / "
-            f"{r['reply_bytes'] / 2**20:.1f} | {ms(e['c'])} | {ms(e['python'])} | "
-            f"{ms(e['grpcpp'])} | {ms(e['grpcio'])} | "
+            f"{r['reply_bytes'] / 2**20:.1f} | {ms(e['c'])} | {ms(e['c_armed'])} | "
+            f"{ms(e['python'])} | {ms(e['grpcpp'])} | {ms(e['grpcio'])} | "
             f"{e['c']['median_ms'] / e['grpcpp']['median_ms']:.2f} | "
+            f"{e['c_armed']['median_ms'] / e['c']['median_ms']:.2f} | "
             f"{e['python']['median_ms'] / e['grpcio']['median_ms']:.2f} | "
             f"{e['c']['median_ms'] / e['python']['median_ms']:.2f} |"
         )
@@ -149,7 +152,9 @@ more; compare within a row).
 once with a StepReply of the real reply's size), beside the bare transport: the grpc++ stub
 sending the same StepRequest bytes to that server, and grpcio raw bytes (no protobuf either side)
 to a grpcio server answering the same reply bytes ({result["echo_steps"]} steps per run at 16 k
-cells):
+cells). "C armed": the C client on a session opened with a checkpoint_url and checkpoint_every
+8, which copies each step's request it keeps for a server restart (the other C columns copy no
+forcing; docs/clients.md):
 
 {chr(10).join(echo)}
 
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench_c = [str(build / "bench_c"), "", str(cells), dtype, "", str(work)]
                     c_run = functools.partial(run_c, bench_c)
                     e_c = c_run(echo_target, echo_steps)
+                    e_armed = run_c([*bench_c, "8"], echo_target, echo_steps)
                     e_py, _ = python_client(echo_target, lat, lon, base, np_dtype, echo_steps)
                     e_cpp = run_json([bench_echo, "client", echo_target, str(cells), dtype,
                                       str(echo_steps)])  # fmt: skip
@@ -220,12 +226,13 @@ def main(argv: list[str] | None = None) -> int:
                         "request_bytes": e_cpp["request_bytes"],
                         "reply_bytes": e_cpp["reply_bytes"],
                         "echo_steps": echo_steps, "model_steps": steps,
-                        "echo": {"c": stats(timed(e_c)), "python": stats(timed(e_py)),
+                        "echo": {"c": stats(timed(e_c)), "c_armed": stats(timed(e_armed)),
+                                 "python": stats(timed(e_py)),
                                  "grpcpp": stats(timed(e_cpp["seconds"])),
                                  "grpcio": stats(timed(e_raw["seconds"]))},
                         "model": {"c": stats(m_c), "python": stats(m_py)},
                         "c_equals_python": c_last.tobytes() == want.tobytes(),
-                        "seconds": {"echo_c": e_c, "echo_python": e_py,
+                        "seconds": {"echo_c": e_c, "echo_c_armed": e_armed, "echo_python": e_py,
                                     "echo_grpcpp": e_cpp["seconds"],
                                     "echo_grpcio": e_raw["seconds"],
                                     "model_c": m_c, "model_python": m_py},

@@ -105,6 +105,7 @@ struct Recovery {
   int32_t every = 0;                // checkpoint_every
   int64_t ckpt_index = -1;          // next_index of the last default-URL checkpoint, -1 = none
   std::deque<KeptStep> since;       // steps after that checkpoint, in index order
+  std::vector<std::string> spare;   // buffers of dropped kept steps, reused (no page faults)
   int64_t count = 0;                // lc_recover_count
 };
 }  // namespace lc

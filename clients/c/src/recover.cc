@@ -15,10 +15,22 @@
 #include "internal.h"
 
 namespace lc {
+namespace {
+
+// Drop the kept steps, keeping their buffers for the next ones (a fresh multi-MB allocation
+// per step costs page faults: measured with `make bench-clients`).
+void drop_kept(Recovery &r) {
+  for (auto &k : r.since)
+    if (r.spare.size() < static_cast<size_t>(r.every)) r.spare.push_back(std::move(k.bytes));
+  r.since.clear();
+}
+
+}  // namespace
 
 void arm_recovery(lc_session *s, pb::OpenSessionRequest &&req) {
   Recovery &r = s->rec;
   r.since.clear();
+  r.spare.clear();
   r.ckpt_index = -1;
   r.armed = !req.checkpoint_url().empty() && req.checkpoint_every() > 0;
   if (!r.armed) {
@@ -35,6 +47,7 @@ void arm_recovery(lc_session *s, pb::OpenSessionRequest &&req) {
 void disarm_recovery(lc_session *s) {
   s->rec.armed = false;  // the checkpoint settings are not in the resume reply
   s->rec.since.clear();
+  s->rec.spare.clear();
   s->rec.open_req.Clear();
 }
 
@@ -45,13 +58,17 @@ void keep_step(lc_session *s, int64_t index, const std::vector<WireField> &field
   Recovery &r = s->rec;
   if ((index + 1) % r.every == 0) {  // the server wrote the checkpoint before replying
     r.ckpt_index = index + 1;
-    r.since.clear();
+    drop_kept(r);
     return;
   }
   // the StepRequest without session id, flattened into one owned string (one copy of the
   // forcing; the guard, declared first, outlives the buffer that references the caller's arrays)
   SliceGuard guard;
   KeptStep kept{index, {}};
+  if (!r.spare.empty()) {  // same size as before in practice: resize then writes nothing
+    kept.bytes = std::move(r.spare.back());
+    r.spare.pop_back();
+  }
   {
     std::vector<grpc::ByteBuffer> bb = encode_step("", index, fields, false, false, &guard);
     std::vector<grpc::Slice> slices;
@@ -71,7 +88,7 @@ void keep_step(lc_session *s, int64_t index, const std::vector<WireField> &field
 void checkpoint_written(lc_session *s) {
   if (!recovery_armed(s)) return;
   s->rec.ckpt_index = s->next_index;
-  s->rec.since.clear();
+  drop_kept(s->rec);
 }
 
 int recover(lc_session *s, int64_t index) {
