@@ -154,7 +154,8 @@ sending the same StepRequest bytes to that server, and grpcio raw bytes (no prot
 to a grpcio server answering the same reply bytes ({result["echo_steps"]} steps per run at 16 k
 cells). "C armed": the C client on a session opened with a checkpoint_url and checkpoint_every
 8, which copies each step's request it keeps for a server restart (the other C columns copy no
-forcing; docs/clients.md):
+forcing; docs/clients.md); its first 7 steps copy into fresh buffers (page faults), later ones
+reuse them, so its median depends on how many steps the run has:
 
 {chr(10).join(echo)}
 
