@@ -164,6 +164,8 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
   }
   frames.clear();
   if (rc != LC_OK) return rc;
+  // the server has the step now (whatever the checks of the outputs below say): keep it
+  if (index == s->next_index) keep_step(s, index, wire);
   for (size_t o = 0; o < want.size(); ++o) {
     const FieldRef *hit = nullptr;
     for (const auto &f : reply.fields)
@@ -176,7 +178,6 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
     reply.copy_output(*hit, outputs + static_cast<int64_t>(o) * s->cells, sizeof(Out) != 8);
   }
   s->last_time = reply.time;
-  if (index == s->next_index) keep_step(s, index, wire);
   if (index + 1 > s->next_index) s->next_index = index + 1;
   return LC_OK;
 }

@@ -56,6 +56,7 @@ bool recovery_armed(const lc_session *s) { return s->rec.armed && s->open && !s-
 void keep_step(lc_session *s, int64_t index, const std::vector<WireField> &fields) {
   if (!recovery_armed(s)) return;
   Recovery &r = s->rec;
+  if (!r.since.empty() && r.since.back().index >= index) return;  // kept already
   if ((index + 1) % r.every == 0) {  // the server wrote the checkpoint before replying
     r.ckpt_index = index + 1;
     drop_kept(r);
