@@ -72,11 +72,11 @@ clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
 ## C and Fortran clients (clients/, docs/clients.md): Debian packages when missing, then CMake
-## into build/clients. Not part of `make test`; `make test-clients` runs their tests against a
-## local server.
+## into build/clients. Not part of `make test`; `make test-clients` (run by .ci/run) runs their
+## tests against a local server.
 CLIENT_DEBS := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev cmake gfortran libopenmpi-dev openmpi-bin pkg-config openssl
 CLIENT_BUILD ?= build/clients
-.PHONY: clients test-clients
+.PHONY: clients test-clients bench-clients
 clients:
 	@missing=$$(for p in $(CLIENT_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
@@ -86,6 +86,11 @@ clients:
 
 test-clients: clients $(STAMP)
 	$(PY) clients/test/run_tests.py --build $(CLIENT_BUILD)
+
+## C client vs Python client vs a bare gRPC echo (grpc++ and grpcio) of the same bytes, 16 k and
+## 311 k cells, float32/float64 (clients/bench/bench_clients.py); ratios, one run.
+bench-clients: clients $(STAMP)
+	$(PY) clients/bench/bench_clients.py --build $(CLIENT_BUILD) --json $(OUT)/bench-clients.json --update-doc docs/benchmarks.md
 
 ## Deployment (deploy/, docs/deploy.md). `make image` builds the service image (VARIANT=cpu|cuda;
 ## needs a Docker engine). `make deploy-render` writes the kustomize base and overlays to

@@ -1,7 +1,10 @@
 !> Fortran MPI example (and test, driven by clients/test/run_tests.py): every rank couples its
 !> own 4 cells through its own session (run id "fortran-mpi", its rank), 48 hourly steps of
-!> station forcing read from DIR/forcing.bin, outputs written to DIR/f_out_rankR.bin. Rank 0
-!> also sends bad input (NaN, out-of-order index) and logs the refusals to DIR/f_errors.txt.
+!> station forcing read from DIR/forcing.bin, outputs written to DIR/f_out_rankR.bin. The
+!> session also returns the energy-balance terms rsus, hfdsl, rns (DIR/f_energy_rankR.bin); each
+!> rank prints its largest |rsds - rsus + rlds - rlus - hfls - hfss - hfdsl| (surface energy
+!> balance, W m-2). Rank 0 also sends bad input (NaN, out-of-order index) and logs the refusals
+!> to DIR/f_errors.txt.
 !>   mpirun -np 4 fortran_mpi_example TARGET DIR
 program example_mpi
   use mpi
@@ -13,6 +16,11 @@ program example_mpi
   character(len=8), parameter :: fnames(nv) = [character(len=8) :: "tas", "huss", "ps", &
                                   "sfcWind", "pr", "rsds", "rlds"]
   character(len=8), parameter :: onames(no) = [character(len=8) :: "hfls", "hfss", "ts", "rlus"]
+  ! the coupled outputs plus what closes the surface energy balance
+  integer, parameter :: ne = 3
+  character(len=8), parameter :: allnames(no + ne) = [character(len=8) :: onames, "rsus", &
+                                   "hfdsl", "rns"]
+  real(c_double) :: outall(nc, no + ne), resid, maxresid
   real(c_double) :: grid(ncall, 2), allforcing(ncall, nv, nt), forcing(nc, nv), outputs(nc, no)
   real(c_double) :: again(nc, no), short(nc - 1, nv), extra(nc, nv + 1)
   real(c_float) :: forcing32(nc, nv), outputs32(nc, no)
@@ -21,7 +29,7 @@ program example_mpi
   type(landcoupler_session) :: s, bad, resumed
   character(len=4096) :: target, dir
   character(len=16) :: rankstr
-  integer :: rank, nranks, ierr, mpierr, t, u, lo, failures, total
+  integer :: rank, nranks, ierr, mpierr, t, u, ue, lo, failures, total
   integer(int64) :: k
 
   call mpi_init(mpierr)
@@ -40,7 +48,7 @@ program example_mpi
   lo = mod(rank, ncall / nc) * nc + 1
 
   call lc_open(s, trim(target), grid(lo:lo+nc-1, 1), grid(lo:lo+nc-1, 2), "2001-01-01T05:00:00Z", &
-               3600_int64, onames, ierr, backend="reference", land_cover="grass", &
+               3600_int64, allnames, ierr, backend="reference", land_cover="grass", &
                run_id="fortran-mpi", rank=rank)
   if (ierr /= 0) then
     print *, "rank", rank, "open failed:", ierr, lc_error_message(s)
@@ -49,16 +57,25 @@ program example_mpi
   write(rankstr, "(i0)") rank
   open(newunit=u, file=trim(dir)//"/f_out_rank"//trim(rankstr)//".bin", access="stream", &
        form="unformatted", status="replace")
+  open(newunit=ue, file=trim(dir)//"/f_energy_rank"//trim(rankstr)//".bin", access="stream", &
+       form="unformatted", status="replace")
+  maxresid = 0
   do t = 1, nt
     forcing = allforcing(lo:lo+nc-1, :, t)
     k = t - 1
-    call lc_step(s, k, fnames, forcing, onames, outputs, ierr)
+    call lc_step(s, k, fnames, forcing, allnames, outall, ierr)
     if (ierr /= 0) then
       print *, "rank", rank, "step", k, "failed:", ierr, lc_error_message(s)
       failures = failures + 1
       exit
     end if
+    outputs = outall(:, 1:no)
     write(u) outputs
+    write(ue) outall(:, no+1:)
+    ! Rn = rsds - rsus + rlds - rlus = LE + H + G (forcing 6 = rsds, 7 = rlds)
+    resid = maxval(abs(forcing(:, 6) - outall(:, 5) + forcing(:, 7) - outall(:, 4) &
+                       - outall(:, 1) - outall(:, 2) - outall(:, 6)))
+    maxresid = max(maxresid, resid)
     ! blind resend of the same index: the stored reply, nothing advances
     call lc_step(s, k, fnames, forcing, onames, again, ierr)
     if (ierr /= 0 .or. any(again /= outputs)) then
@@ -75,6 +92,9 @@ program example_mpi
     end if
   end do
   close(u)
+  close(ue)
+  print "(a,i0,a,es9.2,a)", "rank ", rank, ": energy closes every step, max |Rn - LE - H - G| = ", &
+        maxresid, " W m-2"
   call lc_close(s, ierr)
   if (ierr /= 0) failures = failures + 1
 

@@ -326,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         features.run(check, build, work, client, target, lat, lon, forcing, start_server,
                      FlakyProxy)  # fmt: skip
         client.close()
+        # the Fortran example's surface energy balance; the C client across a server kill and
+        # restart (its own server on a fixed port): clients/test/{energy,restart}_checks.py
+        import energy_checks
+        import restart_checks
+
+        energy_checks.run(work, forcing, RANKS, check)
+        restart_checks.run(build, work, lat, lon, forcing, check)
+        restart_checks.run(build, work, lat, lon, forcing, check, stream=True)
     finally:
         server.terminate()
         try:

@@ -51,6 +51,9 @@
  *   requested output is copied once into `outputs` (lc_step_f32: converted to float32 in that
  *   pass); outputs not asked for are not copied. The stream transport works the same way.
  *   lc_open_with copies lat, lon and the options (fractions) once, into its request.
+ *   Exception: a session armed for server restarts (lc_recover_count below) copies each new
+ *   step's encoded request once after its reply (at most checkpoint_every - 1 kept, dropped at
+ *   each periodic checkpoint) and keeps its open request; unarmed sessions copy no forcing.
  *
  * Thread safety: one session per thread (an MPI rank typically owns one session). Over the
  *   stream, each step with a timeout runs a short-lived watchdog thread inside the library.
@@ -172,6 +175,16 @@ int lc_resume(lc_session *s, const char *url);
 
 /* How many times calls on this session were resent after UNAVAILABLE (for tests/logs). */
 int64_t lc_retry_count(const lc_session *s);
+
+/* How many times a session was rebuilt after a server restart (docs/clients.md, "Server
+ * restarts"): a session opened by lc_open / lc_open_with with a checkpoint_url and
+ * checkpoint_every > 0 is armed: it keeps an owned copy of the steps sent since the server's
+ * last periodic checkpoint (see "Copies" above); when a step is refused with NOT_FOUND
+ * session_id (a restarted server does not know the session), it is resumed from
+ * <checkpoint_url>/<session id>.ckpt (or re-opened before the first checkpoint), the kept steps
+ * are resent (unary Step calls) and the step goes through, on either transport. Sessions opened
+ * by lc_resume are not armed. */
+int64_t lc_recover_count(const lc_session *s);
 
 /* Session facts after lc_open / lc_resume. */
 int64_t lc_cells(const lc_session *s);

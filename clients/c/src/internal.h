@@ -1,6 +1,7 @@
 // Internals shared by the liblandcoupler sources (not installed): the session and options
 // structs and the call/error plumbing. landcoupler.cc: session, unary calls, steps, checkpoint,
-// close; options.cc: lc_options, open/resume, channel and TLS; stream.cc: the Exchange stream.
+// close; options.cc: lc_options, open/resume, channel and TLS; stream.cc: the Exchange stream;
+// wire.cc / reply.cc: step encoding / reply parsing; recover.cc: surviving a server restart.
 #ifndef LANDCOUPLER_INTERNAL_H
 #define LANDCOUPLER_INTERNAL_H
 
@@ -9,6 +10,7 @@
 #include <grpcpp/impl/rpc_method.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -84,6 +86,28 @@ struct Builder {
 std::vector<grpc::ByteBuffer> encode_step(const std::string &session_id, int64_t index,
                                           const std::vector<WireField> &fields, bool stream,
                                           bool split, SliceGuard *guard);
+// StepRequest.session_id (field 1) alone: prepended to a kept step's bytes when it is resent.
+std::string session_id_field(const std::string &session_id);
+
+// A step kept for resending after a server restart (recover.cc): its StepRequest encoding
+// without the session id (field 1 omitted; a restarted server may give the session a new id),
+// owned: the one copy of the forcing that armed sessions make.
+struct KeptStep {
+  int64_t index;
+  std::string bytes;
+};
+
+// Restart recovery state of a session opened with checkpoint_url and checkpoint_every > 0.
+struct Recovery {
+  bool armed = false;
+  pb::OpenSessionRequest open_req;  // as lc_open/lc_open_with sent it: to re-open
+  std::string prefix;               // checkpoint_url
+  int32_t every = 0;                // checkpoint_every
+  int64_t ckpt_index = -1;          // next_index of the last default-URL checkpoint, -1 = none
+  std::deque<KeptStep> since;       // steps after that checkpoint, in index order
+  std::vector<std::string> spare;   // buffers of dropped kept steps, reused (no page faults)
+  int64_t count = 0;                // lc_recover_count
+};
 }  // namespace lc
 
 struct lc_session {
@@ -111,6 +135,7 @@ struct lc_session {
   std::vector<std::string> outputs;
   std::map<std::string, std::string> units;
   bool have_units = false;
+  lc::Recovery rec;  // recover.cc
   // last error
   int code = LC_OK;
   std::string field, rule, message, request_id;
@@ -144,6 +169,23 @@ int stream_step(lc_session *s, int64_t index, const std::vector<grpc::ByteBuffer
 // Half-close the stream and collect its status (cancel: drop it at once). No-op without one.
 void end_stream(lc_session *s, bool cancel);
 void took_open(lc_session *s, const pb::OpenSessionReply &rep);
+// One unary Step of an encoded request (UNAVAILABLE retried); the reply goes to `reply`.
+int unary_step(lc_session *s, const grpc::ByteBuffer &request, Reply *reply);
+
+// Restart recovery (recover.cc). arm: after lc_open/lc_open_with (armed only when `req` has a
+// checkpoint_url and checkpoint_every > 0); disarm: after lc_resume.
+void arm_recovery(lc_session *s, pb::OpenSessionRequest &&req);
+void disarm_recovery(lc_session *s);
+bool recovery_armed(const lc_session *s);
+// After step `index` (the session's next new one) succeeded: keep a copy of it, or drop the
+// kept ones when the server has just written its periodic checkpoint.
+void keep_step(lc_session *s, int64_t index, const std::vector<WireField> &fields);
+// After a successful lc_checkpoint to the default URL: nothing before it needs resending.
+void checkpoint_written(lc_session *s);
+// A step `index` got NOT_FOUND session_id: resume from the checkpoint (or re-open), resend the
+// kept steps up to index - 1. LC_OK: the caller sends step `index` again (with the session id,
+// which may have changed).
+int recover(lc_session *s, int64_t index);
 void set_field(pb::Field *f, const std::string &name, const std::string &units, pb::DType dtype,
                const void *data, int64_t n, size_t itemsize);
 

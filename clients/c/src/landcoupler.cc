@@ -1,7 +1,8 @@
 // liblandcoupler: the C API of landcoupler.h over grpc++ (landcoupler.v1). Never throws across
 // the C boundary; every failure is an int status plus field/rule/message on the session.
 // This file: the session handle, errors, unary plumbing, steps, checkpoint, close
-// (options.cc: lc_options, open/resume, channel/TLS; stream.cc: the Exchange transport).
+// (options.cc: lc_options, open/resume, channel/TLS; stream.cc: the Exchange transport;
+// recover.cc: surviving a server restart).
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -150,27 +151,21 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
                      static_cast<int64_t>(names.size()) * n * static_cast<int64_t>(sizeof(In)) >=
                          s->split_bytes;
   Reply reply;
-  {
-    std::vector<grpc::ByteBuffer> frames =
-        encode_step(s->id, index, wire, s->use_stream, split, &guard);
-    if (s->use_stream) {
-      rc = stream_step(s, index, frames, &reply);
-    } else {
-      rc = call_with(
-          s,
-          [&](grpc::ClientContext *ctx) {
-            grpc::ByteBuffer in;
-            grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer,
-                                                                grpc::ByteBuffer, grpc::ByteBuffer>(
-                s->channel.get(), *s->step_method, ctx, frames[0], &in);
-            if (st.ok() && reply.add(in, false) != 1)
-              return grpc::Status(grpc::StatusCode::INTERNAL, "Step: undecodable reply");
-            return st;
-          },
-          true);
-    }
+  std::vector<grpc::ByteBuffer> frames;
+  auto send = [&] {  // encoded with the current session id (a recovery may change it)
+    frames = encode_step(s->id, index, wire, s->use_stream, split, &guard);
+    return s->use_stream ? stream_step(s, index, frames, &reply)
+                         : unary_step(s, frames[0], &reply);
+  };
+  rc = send();
+  if (rc == LC_NOT_FOUND && s->field == "session_id" && recovery_armed(s)) {
+    rc = recover(s, index);  // a restarted server: rebuild the session (recover.cc)
+    if (rc == LC_OK) rc = send();
   }
+  frames.clear();
   if (rc != LC_OK) return rc;
+  // the server has the step now (whatever the checks of the outputs below say): keep it
+  if (index == s->next_index) keep_step(s, index, wire);
   for (size_t o = 0; o < want.size(); ++o) {
     const FieldRef *hit = nullptr;
     for (const auto &f : reply.fields)
@@ -188,6 +183,23 @@ int step_impl(lc_session *s, int64_t index, const char *forcing_names, const In 
 }
 
 }  // namespace
+
+int unary_step(lc_session *s, const grpc::ByteBuffer &request, Reply *reply) {
+  return call_with(
+      s,
+      [&](grpc::ClientContext *ctx) {
+        grpc::ByteBuffer in;
+        grpc::Status st = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer,
+                                                            grpc::ByteBuffer, grpc::ByteBuffer>(
+            s->channel.get(), *s->step_method, ctx, request, &in);
+        *reply = Reply();
+        if (st.ok() && reply->add(in, false) != 1)
+          return grpc::Status(grpc::StatusCode::INTERNAL, "Step: undecodable reply");
+        return st;
+      },
+      true);
+}
+
 }  // namespace lc
 
 using namespace lc;
@@ -222,6 +234,7 @@ int lc_set_stream(lc_session *s, int on, int64_t split_bytes) {
 }
 
 int64_t lc_retry_count(const lc_session *s) { return s ? s->retried : 0; }
+int64_t lc_recover_count(const lc_session *s) { return s ? s->rec.count : 0; }
 int64_t lc_cells(const lc_session *s) { return s ? s->cells : 0; }
 int64_t lc_next_index(const lc_session *s) { return s ? s->next_index : 0; }
 int lc_output_count(const lc_session *s) { return s ? static_cast<int>(s->outputs.size()) : 0; }
@@ -260,6 +273,7 @@ int lc_checkpoint(lc_session *s, const char *url, char *url_out, size_t url_out_
     req.set_url(str(url));
     pb::CheckpointReply rep;
     int rc = call(s, &pb::LandCoupler::Stub::Checkpoint, req, &rep, true);
+    if (rc == LC_OK && (!url || !*url)) checkpoint_written(s);  // the default URL is current
     if (rc == LC_OK && url_out && url_out_len > 0) {
       std::strncpy(url_out, rep.url().c_str(), url_out_len - 1);
       url_out[url_out_len - 1] = '\0';

@@ -32,12 +32,16 @@ void set_codec(pb::Codec *c, const char *id, const char *config_json, uint32_t k
   c->set_keepbits(keepbits);
 }
 
-int open_request(lc_session *s, const pb::OpenSessionRequest &req) {
+// Open (or resume, `resumed`) with `req`; an opened session keeps `req` to re-open after a
+// server restart when it is armed (recover.cc), a resumed one is never armed.
+int open_request(lc_session *s, pb::OpenSessionRequest &&req, bool resumed) {
   pb::OpenSessionReply rep;
   int rc = call(s, &pb::LandCoupler::Stub::OpenSession, req, &rep, false);
   if (rc == LC_OK) {
     end_stream(s, true);  // a stream of a previous session on this handle
     took_open(s, rep);
+    if (resumed) disarm_recovery(s);
+    else arm_recovery(s, std::move(req));
   }
   return rc;
 }
@@ -216,7 +220,7 @@ int lc_open_with(lc_session *s, int64_t cells, const double *lat, const double *
     for (const auto &name : split_names(outputs)) req.add_outputs(name);
     if (req.backend().empty()) req.set_backend("reference");
     if (!(o && o->land_cover_set)) req.set_land_cover_name("grass");
-    return open_request(s, req);
+    return open_request(s, std::move(req), false);
   } catch (const std::exception &e) {
     return client_error(s, "session", "client", e.what());
   }
@@ -246,7 +250,7 @@ int lc_resume(lc_session *s, const char *url) {
     clear_error(s);
     pb::OpenSessionRequest req;
     req.set_resume_from(str(url));
-    return open_request(s, req);
+    return open_request(s, std::move(req), true);
   } catch (const std::exception &e) {
     return client_error(s, "resume_from", "client", e.what());
   }

@@ -136,4 +136,10 @@ std::vector<grpc::ByteBuffer> encode_step(const std::string &session_id, int64_t
   return out;
 }
 
+std::string session_id_field(const std::string &session_id) {
+  std::string s;
+  string_field(s, 1, session_id);
+  return s;
+}
+
 }  // namespace lc
