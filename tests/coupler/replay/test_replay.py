@@ -134,7 +134,7 @@ def test_replay_as_a_land_backend(run_prefix: str, monkeypatch: pytest.MonkeyPat
     backend = RecordBackend(src)
     assert isinstance(backend, LandBackend)
     # a session on the record backend replies with the recorded outputs
-    monkeypatch.setitem(registry._FACTORIES, "record", lambda: RecordBackend(src))
+    monkeypatch.setitem(registry._FACTORIES, "record", lambda _options: RecordBackend(src))
     manager = SessionManager()
     session = manager.open(src.spec_for_replay("record"), "dev")
     block = src.read(0, STEPS)
