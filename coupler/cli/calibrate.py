@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.03)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the twin (sites, truth, noise)")
+    p.add_argument("--fit-seed", type=int, default=None, help="seed of the fit (default --seed)")
     p.add_argument("--no-loocv", action="store_true", help="skip leave-one-out generators")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
@@ -50,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         lr=args.lr,
         patience=args.patience,
-        seed=args.seed,
+        seed=args.seed if args.fit_seed is None else args.fit_seed,
         loocv=not args.no_loocv,
         checkpoint=args.out / "checkpoint.pt",
         progress=not args.no_progress,

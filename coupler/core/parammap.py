@@ -35,8 +35,12 @@ def read_map(url: str, spec: SessionSpec) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # any store failure is the same refusal
         raise _bad("readable", f"cannot open a Zarr parameter map at {url!r}: {exc}") from None
     n = spec.n_cells
-    if ds.sizes.get("cell") != n:
-        raise _bad("shape", f"the map has {ds.sizes.get('cell')} cells, the grid has {n}")
+    if "cell" not in ds.sizes:
+        raise _bad(
+            "shape", f"the map has no 'cell' dimension (dimensions {sorted(map(str, ds.sizes))})"
+        )
+    if ds.sizes["cell"] != n:
+        raise _bad("shape", f"the map has {ds.sizes['cell']} cells, the grid has {n}")
     for name, grid in (("lat", spec.grid.lat), ("lon", spec.grid.lon)):
         if name not in ds.variables:
             raise _bad("grid_match", f"the map has no {name!r} coordinate")

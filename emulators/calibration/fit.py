@@ -91,6 +91,8 @@ def fit(sites: Sites, cfg: FitConfig, artifact: Path = DEFAULT_ARTIFACT) -> FitR
     n = sites.n
     fold = fold_of(sites)
     k = int(fold.max()) + 1 if cfg.loocv else 0
+    if cfg.loocv and int(np.bincount(sites.tile).max()) < 2:
+        raise ValueError("loocv: leave-one-out within a class needs >= 2 sites per class")
     members = 1 + k
     rows = np.tile(np.arange(n), members + 1)
     sur = Surrogate(sites.subset(rows), artifact)

@@ -63,6 +63,7 @@ class TwinConfig:
     classes: int = 4
     days: int = 365
     spinup_days: int = 60
+    first_day: int = 0  # 0-based day of the year where the evaluated period starts
     noise_wm2: float = 5.0  # observation noise (Gaussian, daily LE and H) [W m-2]
     class_shift: float = 0.35  # max |class offset| of the hidden parameters (normalised)
     site_spread: float = 0.1  # slope of the hidden parameters on aridity (normalised)
@@ -79,8 +80,10 @@ class TwinConfig:
                 f"sites: {self.sites_per_class * self.classes} sites need more than the "
                 f"{len(forcing_pool())} station-years available"
             )
-        if not 30 <= self.days <= 365 or self.spinup_days < 0:
-            raise ValueError("days: must be in 30..365; spinup_days >= 0")
+        if not 30 <= self.days <= 365 or not 0 <= self.spinup_days <= 365:
+            raise ValueError("days: must be in 30..365; spinup_days in 0..365")
+        if not 0 <= self.first_day <= 365 - self.days:
+            raise ValueError(f"first_day: must be in 0..{365 - self.days}, got {self.first_day}")
         if self.noise_wm2 < 0:
             raise ValueError("noise_wm2: must be >= 0")
 
@@ -134,20 +137,22 @@ class Sites:
 
 
 def _load(
-    source: str, options: dict[str, object], days: int, spinup: int
+    source: str, options: dict[str, object], cfg: TwinConfig
 ) -> tuple[dict[str, np.ndarray], float, float, np.ndarray]:
-    """Forcing of one station-year at daily steps: the last ``spinup`` days of the year
-    (standing in for the previous year's end) followed by its first ``days`` days; times on the
-    twin's common (non-leap) calendar from ``CALENDAR_START`` − ``spinup`` days."""
+    """Forcing of one station-year at daily steps: days ``first_day − spinup_days`` to
+    ``first_day + days`` of the year (a spin-up before 1 January takes the year's last days,
+    standing in for the previous year's end); times on the twin's common (non-leap) calendar
+    from ``CALENDAR_START``."""
     from emulators import forcing
 
     ds = forcing.load(source, timestep=TIMESTEP, **options)
     n = ds.sizes["time"]
-    if n < max(days, spinup):
-        raise ValueError(f"{source}: {n} days, need {max(days, spinup)}")
-    idx = np.concatenate([np.arange(n - spinup, n), np.arange(days)])
+    days = np.arange(cfg.first_day - cfg.spinup_days, cfg.first_day + cfg.days)
+    if n < 365:
+        raise ValueError(f"{source}: {n} days, need a year")
+    idx = days % n
     arrays = {k: ds[k].values[idx, 0].astype(np.float64) for k in REQUIRED_FORCING}
-    times = CALENDAR_START + np.arange(-spinup, days).astype("timedelta64[D]")
+    times = CALENDAR_START + days.astype("timedelta64[D]")
     return arrays, float(ds["lat"].values[0]), float(ds["lon"].values[0]), times
 
 
@@ -228,7 +233,7 @@ def make_sites(cfg: TwinConfig) -> Sites:
     times = None
     for j, idx in enumerate(order):
         source, options = pool[int(idx)]
-        arrays, lat, lon, t = _load(source, options, cfg.days, cfg.spinup_days)
+        arrays, lat, lon, t = _load(source, options, cfg)
         times = t if times is None else times
         for k in REQUIRED_FORCING:
             forcing[k].append(arrays[k])
