@@ -109,3 +109,23 @@ def test_spec_carries_the_url_through_json_and_refuses_blank() -> None:
         "parameters_url",
         "url",
     )
+
+
+def test_resumed_session_keeps_the_calibrated_map(twin: Any, tmp_path: Path) -> None:
+    """A checkpoint of a session with a map resumes (reading the map again) and goes on bitwise
+    like the uninterrupted offline run."""
+    sites = twin
+    url = io.write_zarr(parameter_map(sites, sites.hidden, "test"), str(tmp_path / "map.zarr"))
+    offline = run_reference(
+        sites.forcing, sites.time, sites.lat, sites.lon, sites.tile, sites.hidden
+    )
+    forcing = [{k: sites.forcing[k][i].copy() for k in REQUIRED_FORCING} for i in range(12)]
+    with local_client("grpc") as client:
+        with client.open_session(**_session_kwargs(sites, url)) as session:
+            for i in range(6):
+                session.step(i, forcing[i])
+            ckpt = session.checkpoint(str(tmp_path / "ckpt"))
+        with client.open_session(resume_from=ckpt) as resumed:
+            for i in range(6, 12):
+                reply = resumed.step(i, forcing[i])
+                assert np.array_equal(reply["hfls"], offline["hfls"][i])
