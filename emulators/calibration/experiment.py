@@ -20,6 +20,7 @@ from emulators.calibration.fit import FitConfig, FitResult, fit
 from emulators.calibration.sites import Sites, TwinConfig, make_sites, run_reference
 from emulators.calibration.surrogate import Surrogate
 
+Tensor = torch.Tensor
 METHODS = ("default", "calibrated", "loocv", "direct")
 
 
@@ -93,6 +94,24 @@ def recovery(sites: Sites, result: FitResult) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def albedo_error(sites: Sites, params: np.ndarray) -> float:
+    """Mean |albedo(params) − albedo(hidden)| over the sites and the year's days (the reference
+    leaf carbon, soil water at 3/4 of capacity): how well the *combination* of the optical
+    parameters and the cover (rlfv, rlfn, tlfn, vgcov) is recovered."""
+    from emulators import landstep
+    from emulators.reference.soil import SoilConfig
+
+    soil = SoilConfig()
+    const = {k: v[torch.as_tensor(sites.tile)] for k, v in landstep.class_constants(soil).items()}
+    cleaf = torch.as_tensor(sites.cleaf[sites.spinup :])
+    w = 0.75 * const["capacity"].expand_as(cleaf)
+
+    def albedo(p: np.ndarray) -> Tensor:
+        return landstep.surface(w, cleaf, torch.as_tensor(p), const, soil).albedo
+
+    return float((albedo(params) - albedo(sites.hidden)).abs().mean())
 
 
 def parameter_map(sites: Sites, params: np.ndarray, method: str) -> xr.Dataset:
@@ -181,6 +200,7 @@ def run(twin: TwinConfig, cfg: FitConfig, out: Path) -> dict[str, Any]:
         "rmse_cut_vs_default": cut,
         "emulator_floor_wm2": emulator_floor(sites),
         "parameters": recovery(sites, result),
+        "albedo_error": {m: albedo_error(sites, getattr(result, m)) for m in rmse},
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -93,6 +93,10 @@ def test_cli_writes_report_taylor_and_map(tmp_path: Path) -> None:
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["rmse_wm2"]) == {"default", "calibrated", "direct"}
+    assert report["albedo_error"]["default"] > 0 and set(report["emulator_floor_wm2"]) == {
+        "hfls",
+        "hfss",
+    }
     assert [p["parameter"] for p in report["parameters"]] == list(P.PARAMETER_NAMES)
     assert (out / "taylor.png").stat().st_size > 1000
     ds = io.open_zarr(str(out / "parameters.zarr"))
