@@ -24,11 +24,20 @@ Tensor = torch.Tensor
 METHODS = ("default", "calibrated", "loocv", "direct")
 
 
-def flux_rmse(sites: Sites, params: np.ndarray) -> dict[str, float]:
+def flux_rmse(sites: Sites, params: np.ndarray) -> dict[str, Any]:
     """RMSE [W m-2] of the reference model with ``params`` vs the reference with the hidden
-    parameters (daily LE, H of the year, all sites pooled)."""
+    parameters (daily LE, H of the year, all sites pooled; and per class in ``by_class``),
+    with the correlation and standard-deviation ratio (Taylor diagram)."""
     ref = run_reference(sites.forcing, sites.time, sites.lat, sites.lon, sites.tile, params)
-    out = {}
+    out: dict[str, Any] = {"by_class": {}}
+    for c in np.unique(sites.tile):
+        cols = sites.tile == c
+        out["by_class"][P.LandCover(int(c)).short] = {
+            k: float(
+                np.sqrt(((ref[k][sites.spinup :, cols] - sites.truth[k][:, cols]) ** 2).mean())
+            )
+            for k in ("hfls", "hfss")
+        }
     for k in ("hfls", "hfss"):
         sim = ref[k][sites.spinup :]
         out[k] = float(np.sqrt(((sim - sites.truth[k]) ** 2).mean()))

@@ -97,6 +97,7 @@ def test_cli_writes_report_taylor_and_map(tmp_path: Path) -> None:
         "hfls",
         "hfss",
     }
+    assert set(report["rmse_wm2"]["calibrated"]["by_class"]) == {"ebf", "dfw"}
     assert [p["parameter"] for p in report["parameters"]] == list(P.PARAMETER_NAMES)
     assert (out / "taylor.png").stat().st_size > 1000
     ds = io.open_zarr(str(out / "parameters.zarr"))
