@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the twin (sites, truth, noise)")
     p.add_argument("--fit-seed", type=int, default=None, help="seed of the fit (default --seed)")
     p.add_argument("--no-loocv", action="store_true", help="skip leave-one-out generators")
+    p.add_argument("--resume", type=Path, default=None, help="go on from this checkpoint.pt")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
@@ -54,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed if args.fit_seed is None else args.fit_seed,
         loocv=not args.no_loocv,
         checkpoint=args.out / "checkpoint.pt",
+        resume=args.resume,
         progress=not args.no_progress,
     )
     report = run(twin, cfg, args.out)

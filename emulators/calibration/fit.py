@@ -11,7 +11,8 @@ daily fluxes divided by the variance of that site's observations, summed over ta
 over a member's training sites. Days are split: two of every three days train, every third day
 validates; each member keeps the state of its best validation loss, and training stops when no
 member has improved for ``patience`` epochs (early stopping). A checkpoint (all members, the
-epoch, the best losses) is written after every epoch.
+optimiser, the epoch, the best losses) is written after every epoch; ``resume`` goes on from
+one (the patience counter restarts).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FitConfig:
     seed: int = 0
     loocv: bool = True
     checkpoint: Path | None = None
+    resume: Path | None = None  # a checkpoint of the same sites and settings to go on from
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -120,8 +122,24 @@ def fit(sites: Sites, cfg: FitConfig, artifact: Path = DEFAULT_ARTIFACT) -> FitR
     best_logits = (base.unsqueeze(0) + torch.zeros(members + 1, 1, 1)).clone()
     best_epoch = [0] * (members + 1)
     history: list[dict[str, float]] = []
-    stale, start, epoch = 0, time.perf_counter(), 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc="calibrate", unit="epoch", disable=not cfg.progress)
+    stale, start, epoch, first = 0, time.perf_counter(), 0, 1
+    if cfg.resume is not None:
+        state = torch.load(cfg.resume, weights_only=False)
+        if tuple(state["best_logits"].shape) != tuple(best_logits.shape):
+            raise ValueError(
+                f"resume: {cfg.resume} holds {tuple(state['best_logits'].shape)} parameters, "
+                f"these sites and settings need {tuple(best_logits.shape)}"
+            )
+        gens.load_state_dict(state["generators"])
+        direct.load_state_dict(state["direct"])
+        opt.load_state_dict(state["optimiser"])
+        best, best_logits = state["best"], state["best_logits"]
+        best_epoch = list(state["best_epoch"])
+        epoch = int(state["epoch"])  # the last epoch done; go on with the next
+        first = epoch + 1
+    bar = tqdm(
+        range(first, cfg.epochs + 1), desc="calibrate", unit="epoch", disable=not cfg.progress
+    )
     for epoch in bar:
         opt.zero_grad()
         lg = logits()

@@ -73,6 +73,18 @@ def test_loocv_never_sees_the_held_out_site(sites: Any, result: Any) -> None:
     assert not np.array_equal(res2.calibrated[victim], res.calibrated[victim])
 
 
+def test_resume_from_a_checkpoint_goes_on_bitwise(sites: Any, tmp_path: Path) -> None:
+    short = dataclasses.replace(FIT, epochs=3, loocv=False, checkpoint=tmp_path / "a.pt")
+    fit(sites, short)
+    resumed = fit(sites, dataclasses.replace(short, epochs=5, resume=tmp_path / "a.pt"))
+    straight = fit(sites, dataclasses.replace(short, epochs=5, checkpoint=None))
+    assert resumed.epochs == straight.epochs == 5
+    assert np.array_equal(resumed.calibrated, straight.calibrated)
+    assert np.array_equal(resumed.direct, straight.direct)
+    with pytest.raises(ValueError, match="resume"):
+        fit(sites, dataclasses.replace(FIT, epochs=5, resume=tmp_path / "a.pt"))  # loocv shape
+
+
 def test_emulator_weights_are_frozen() -> None:
     net, _, _ = load_frozen()
     assert all(not p.requires_grad for p in net.parameters())
