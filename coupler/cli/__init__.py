@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "run",
     "twin",
     "replay",
+    "calibrate",
 )
 
 

@@ -18,11 +18,18 @@ Tensor = torch.Tensor
 
 def build_static(config: SessionSpec) -> LandStatic:
     """Per-cell constants of a session: grid and land cover with the default parameters of each
-    class, identical for every member (perturbed parameters arrive with assimilation)."""
+    class, or the calibrated map of ``parameters_url`` (``parammap``), identical for every
+    member (perturbed parameters arrive with assimilation)."""
+    from coupler.core import parammap
+
     lat = torch.from_numpy(np.array(config.grid.lat))
     lon = torch.from_numpy(np.array(config.grid.lon))
     cover = torch.from_numpy(config.cover_fractions())
-    return LandStatic.from_cover(lat, lon, cover, members=config.members)
+    static = LandStatic.from_cover(lat, lon, cover, members=config.members)
+    params = parammap.apply_map(static.params, config)
+    if params is static.params:
+        return static
+    return LandStatic(lat, lon, cover, params)
 
 
 def clock_for(config: SessionSpec, index: int) -> StepClock:

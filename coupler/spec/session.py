@@ -57,6 +57,8 @@ class SessionSpec:
     year the land runs freely (spin-up); soil water, temperatures and fluxes stay interactive.
     record_options: codecs, keepbits, chunking of the record at ``record_url``
     (:class:`~coupler.spec.record.RecordOptions`; None = its defaults, all lossless).
+    parameters_url: a calibrated parameter map (Zarr, docs/calibration.md), read and checked
+    when the session opens (None = the class defaults).
     """
 
     grid: GridSpec
@@ -75,6 +77,7 @@ class SessionSpec:
     assimilation: AssimilationConfig | None = None
     freeze_vegetation_year: int | None = None
     record_options: RecordOptions | None = None
+    parameters_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, GridSpec):
@@ -96,7 +99,7 @@ class SessionSpec:
         if not isinstance(self.output_spread, bool | np.bool_):
             raise bad("output_spread", "type", f"must be a bool, got {self.output_spread!r}")
         object.__setattr__(self, "output_spread", bool(self.output_spread))
-        for name in ("checkpoint_url", "record_url"):
+        for name in ("checkpoint_url", "record_url", "parameters_url"):
             url = getattr(self, name)
             if url is not None and (not isinstance(url, str) or not url.strip()):
                 raise bad(name, "url", f"must be a non-empty URL or unset, got {url!r}")
@@ -291,6 +294,7 @@ class SessionSpec:
             "record_options": None
             if self.record_options is None
             else self.record_options.to_dict(),
+            "parameters_url": self.parameters_url,
         }
 
     def to_json(self, include_arrays: bool = True) -> str:
@@ -338,6 +342,7 @@ class SessionSpec:
             record_options=None
             if d.get("record_options") is None
             else RecordOptions.from_dict(d["record_options"]),
+            parameters_url=d.get("parameters_url"),
         )
 
     @staticmethod
@@ -369,7 +374,7 @@ class SessionSpec:
             raise InvalidArgument(
                 f"outputs: expected a list of names, got {outputs!r}", field="outputs", rule="type"
             ) from None
-        for name in ("checkpoint_url", "record_url"):
+        for name in ("checkpoint_url", "record_url", "parameters_url"):
             kwargs[name] = kwargs.get(name) or None
         if kwargs.get("record_options") is not None:
             kwargs["record_options"] = RecordOptions.from_dict(kwargs["record_options"])

@@ -31,6 +31,7 @@ def to_request(spec: SessionSpec) -> pb.OpenSessionRequest:
         checkpoint_url=spec.checkpoint_url or "", checkpoint_every=spec.checkpoint_every,
         record_url=spec.record_url or "", start_rfc3339=format_time(spec.start),
         freeze_vegetation_year=spec.freeze_vegetation_year or 0,
+        parameters_url=spec.parameters_url or "",
     )  # fmt: skip
     grid = spec.grid
     F.encode_into(req.lat, "lat", grid.lat, "degrees_north")
@@ -99,6 +100,7 @@ def from_request(
         assimilation=_options_of(request),
         freeze_vegetation_year=int(request.freeze_vegetation_year) or None,
         record_options=_record_options_of(request),
+        parameters_url=request.parameters_url,
     )
 
 

@@ -1,0 +1,2 @@
+"""MdPL: differentiable parameter learning through the frozen flux emulator
+(docs/calibration.md)."""
