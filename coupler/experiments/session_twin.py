@@ -42,9 +42,11 @@ def run_session_twin(
     spinup_days: int = 16,
     seed: int = 0,
     truth_backend: str = "reference",
+    leaf_carbon_sd: float = 0.0,
     client: Client | None = None,
 ) -> dict[str, Any]:
-    """Run the session twin (module docstring); returns the RMSDs and counts."""
+    """Run the session twin (module docstring); returns the RMSDs and counts.
+    ``leaf_carbon_sd``: the ensembles' daily leaf-carbon model error (session option)."""
     t0 = time.perf_counter()
     cfg = TwinConfig(members=members, cells=cells, days=days, start=start, seed=seed,
                      spinup_days=spinup_days, towers=0)  # fmt: skip
@@ -55,6 +57,7 @@ def run_session_twin(
             {"name": p.name, "low": p.low, "high": p.high, "log": p.log} for p in PRIORS
         ],
         "initial_leaf_carbon_sd": 0.2,
+        "leaf_carbon_sd": leaf_carbon_sd,
         "seed": seed,
     }
     common: dict[str, Any] = dict(lat=lat, lon=lon, start=f"{start}T00:00:00", timestep=3600,
@@ -102,6 +105,7 @@ def run_session_twin(
         "start": start,
         "spinup_days": spinup_days,
         "seed": seed,
+        "leaf_carbon_sd": leaf_carbon_sd,
         "lai_observations": sent,
         # the first day (0-based) on which the assimilating session's replies differ from the
         # free one's (None: never): the day after the first composite
