@@ -43,10 +43,12 @@ def run_session_twin(
     seed: int = 0,
     truth_backend: str = "reference",
     leaf_carbon_sd: float = 0.0,
+    estimate_parameters: bool = True,
     client: Client | None = None,
 ) -> dict[str, Any]:
     """Run the session twin (module docstring); returns the RMSDs and counts.
-    ``leaf_carbon_sd``: the ensembles' daily leaf-carbon model error (session option)."""
+    ``leaf_carbon_sd``: the ensembles' daily leaf-carbon model error; ``estimate_parameters``:
+    whether the analyses also update the parameters (session options)."""
     t0 = time.perf_counter()
     cfg = TwinConfig(members=members, cells=cells, days=days, start=start, seed=seed,
                      spinup_days=spinup_days, towers=0)  # fmt: skip
@@ -58,6 +60,7 @@ def run_session_twin(
         ],
         "initial_leaf_carbon_sd": 0.2,
         "leaf_carbon_sd": leaf_carbon_sd,
+        "estimate_parameters": estimate_parameters,
         "seed": seed,
     }
     common: dict[str, Any] = dict(lat=lat, lon=lon, start=f"{start}T00:00:00", timestep=3600,
@@ -106,6 +109,7 @@ def run_session_twin(
         "spinup_days": spinup_days,
         "seed": seed,
         "leaf_carbon_sd": leaf_carbon_sd,
+        "estimate_parameters": estimate_parameters,
         "lai_observations": sent,
         # the first day (0-based) on which the assimilating session's replies differ from the
         # free one's (None: never): the day after the first composite
