@@ -114,12 +114,16 @@ def by_type(
     y: torch.Tensor,
     reason: torch.Tensor,
     lam: torch.Tensor,
+    posterior: torch.Tensor | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per observation type: counts (used, rejected by reason), innovation mean and RMS of the
     used observations (observation units) and the prior observed-ensemble spread (sqrt of the
     mean inflated variance over the used observations). ``variable`` (P,) names, ``HE`` (N, P)
     prior observed ensemble, ``y`` (P,), ``reason`` (P,) :class:`Reject` codes, ``lam`` (P,)
-    variance inflation."""
+    variance inflation. With ``posterior`` (N, P), the analysed observed ensemble (the joint
+    state–observation update's observed columns), also the posterior statistics in observation
+    space, as DART's obs_seq.final: ``posterior_innovation_mean``/``_rms`` (y − mean of the
+    analysed observed ensemble) and ``obs_posterior_spread``."""
     out: dict[str, dict[str, float]] = {}
     variables = np.asarray(variable)
     for var in dict.fromkeys(variable):
@@ -139,5 +143,18 @@ def by_type(
         else:
             stats.update(innovation_mean=math.nan, innovation_rms=math.nan)
             stats["obs_prior_spread"] = math.nan
+        if posterior is not None:
+            if bool(used.any()):
+                post = y[used] - posterior[:, used].mean(dim=0)
+                stats["posterior_innovation_mean"] = float(post.mean())
+                stats["posterior_innovation_rms"] = float(post.pow(2).mean().sqrt())
+                var_post = posterior[:, used].var(dim=0, unbiased=True)
+                stats["obs_posterior_spread"] = float(var_post.mean().sqrt())
+            else:
+                stats.update(
+                    posterior_innovation_mean=math.nan,
+                    posterior_innovation_rms=math.nan,
+                    obs_posterior_spread=math.nan,
+                )
         out[var] = stats
     return out

@@ -230,7 +230,10 @@ class EnsembleAssimilator:
         diag = result.diagnostics
         lam_obs = result.inflation[m:]
         diag = dataclasses.replace(
-            diag, by_type=by_type(obs.variable, HE, y, result.reason, lam_obs)
+            diag,
+            by_type=by_type(
+                obs.variable, HE, y, result.reason, lam_obs, posterior=result.ensemble[:, m:]
+            ),
         )
         if truth is not None:
             diag = _with_truth(diag, Z[:, :m], result.ensemble[:, :m], truth)

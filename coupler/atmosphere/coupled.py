@@ -73,6 +73,8 @@ def execute(config: RunConfig, setup: Setup | None = None) -> RunOutputs:
         "cells": int(setup.grid.n_cells), "spinup_years": config.spinup_years,
         "records": {r.name: r.record for r in results},
     }  # fmt: skip
+    if config.assimilate is not None:
+        summary["assimilation"] = assimilation_summary(config, setup, results)
     out = Path(config.out)
     files = report.write_tables(out, datasets, summary)
     ar6 = report.AR6_WARMING.get(config.scenario) if "ar6" in summary else None
@@ -87,8 +89,47 @@ def execute(config: RunConfig, setup: Setup | None = None) -> RunOutputs:
         ),
         "land cells / cells": f"{setup.grid.land_index.size} / {setup.grid.n_cells}",
     }
+    if "assimilation" in summary:
+        da = summary["assimilation"]
+        extra["assimilation"] = (
+            f"{da['observations']} observations from {config.assimilate}"
+            + "".join(
+                f"; {n}: {e['used']} used, {e['rejected']} rejected in {e['analyses']} analyses"
+                for n, e in da["experiments"].items()
+            )
+        )
     md = out / "summary.md"
     md.write_text(report.markdown(summary, extra))
     files.append(md)
     files += [r.path for r in results]
     return RunOutputs(summary, files, results, setup_seconds)
+
+
+def assimilation_summary(
+    config: RunConfig, setup: Setup, results: list[ExperimentResult]
+) -> dict[str, Any]:
+    """Observations per rank and, per experiment with a record, the observations the sessions
+    used and rejected (sums of the records' ``assim_n_used``/``assim_n_rejected``)."""
+    import numpy as np
+
+    out: dict[str, Any] = {
+        "url": config.assimilate,
+        "observations": int(sum(setup.observation_counts)),
+        "per_rank": list(setup.observation_counts),
+        "experiments": {},
+    }
+    for r in results:
+        if not r.record:
+            continue
+        used = rejected = analyses = 0
+        for rank in range(len(setup.observation_counts)):
+            path = f"{r.record.rstrip('/')}/rank{rank}.zarr"
+            rec = xr.open_zarr(path, consolidated=False)
+            if "assim_n_used" not in rec:
+                continue
+            n_used = np.asarray(rec["assim_n_used"].values)
+            used += int(np.nansum(n_used))
+            rejected += int(np.nansum(rec["assim_n_rejected"].values))
+            analyses += int(np.isfinite(n_used).sum())
+        out["experiments"][r.name] = {"used": used, "rejected": rejected, "analyses": analyses}
+    return out

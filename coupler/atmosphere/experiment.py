@@ -51,6 +51,10 @@ class Setup:
     deep_anomaly: float  # K
     reference_erf: float  # W m-2
     reference_co2: float  # ppm
+    #: per rank, its observation file (``landcoupler run --assimilate``; empty: no DA)
+    observations: tuple[str | None, ...] = ()
+    #: per rank, the number of observations in its file
+    observation_counts: tuple[int, ...] = ()
 
 
 @dataclass
@@ -104,8 +108,33 @@ def prepare_setup(config: RunConfig, grid: G.CellGrid | None = None) -> Setup:
     years = np.arange(config.reference_year, config.years[0])
     erf = scen.columns["erf_total"][years - scen.first_year] - ref_erf
     t_mix, t_deep = two_layer_for(config, grid).state_at_end(erf)
+    urls: tuple[str | None, ...] = ()
+    counts: tuple[int, ...] = ()
+    if config.assimilate is not None:
+        from coupler.atmosphere.observations import match_km, split_by_rank
+
+        urls, counts = split_by_rank(
+            config.assimilate, grid, G.split_land(grid, config.ranks),
+            Path(config.out) / "observations", match_km(config.resolution),
+        )  # fmt: skip
     return Setup(grid, state, biome, landcover.cover_fractions(biome), t_mix, t_deep, ref_erf,
-                 ref_co2)  # fmt: skip
+                 ref_co2, urls, counts)  # fmt: skip
+
+
+def assimilation_options(config: RunConfig) -> dict[str, Any] | None:
+    """The sessions' assimilation options of a run with ``assimilate`` (None without): the
+    session defaults (serial EAKF, adaptive inflation, 20 members unless ``members`` says
+    otherwise), observations matched to cells anywhere inside a grid cell, an initial LAI
+    spread of 20 % and a daily 5 % leaf-carbon model error (without spread, LAI observations
+    would be refused as ``zero_spread``)."""
+    if config.assimilate is None:
+        return None
+    from coupler.atmosphere.observations import match_km
+
+    return {
+        "match_km": match_km(config.resolution), "seed": 0,
+        "initial_leaf_carbon_sd": 0.2, "leaf_carbon_sd": 0.05,
+    }  # fmt: skip
 
 
 def open_client(transport: str) -> AbstractContextManager[Client]:
@@ -135,6 +164,7 @@ def run_experiment(
         start=control_start, timestep=config.timestep, backend=backend,
         members=config.members, run_id=f"landcoupler-run-{config.scenario}-{name}",
         record_url=record, freeze_vegetation_year=freeze, record_options=config.record_options,
+        assimilation=assimilation_options(config), observations=setup.observations,
     )  # fmt: skip
     model = ColumnModel(grid, col)
     acc = Accumulator(grid, config.years[0], config.n_years)

@@ -64,6 +64,8 @@ class RunConfig:
     record_options: how the record is written (``coupler.spec.RecordOptions``; YAML: its
     ``from_dict`` mapping); default ``RecordOptions.compact()``: lossless forcing and start
     state, outputs bit-rounded per ``COMPACT_KEEPBITS`` (docs/replay.md).
+    assimilate: URL of a Zarr observation file (docs/assimilation.md); every session then
+    assimilates the observations nearest its land cells (needs members >= 2; None: no DA).
     baseline/future: periods compared (default: AR6's 1995-2014 and 2081-2100 when covered,
     else the first and last ten years or halves)."""
 
@@ -88,6 +90,7 @@ class RunConfig:
     baseline: tuple[int, int] | None = None
     future: tuple[int, int] | None = None
     progress: bool = True
+    assimilate: str | None = None
     column: ColumnConfig = field(default_factory=ColumnConfig)
 
     def __post_init__(self) -> None:
@@ -133,6 +136,17 @@ class RunConfig:
         if not 1.0 <= self.ecs <= 10.0:
             raise RunConfigError(f"{self.ecs} K is implausible", field="ecs", rule="range")
         object.__setattr__(self, "out", Path(self.out))
+        if self.assimilate is not None:
+            if not isinstance(self.assimilate, str) or not self.assimilate.strip():
+                raise RunConfigError(
+                    f"must be an observation file URL, got {self.assimilate!r}",
+                    field="assimilate", rule="url",
+                )  # fmt: skip
+            if self.members < 2:
+                raise RunConfigError(
+                    f"assimilation needs an ensemble: members must be >= 2, got {self.members}",
+                    field="members", rule="ensemble",
+                )  # fmt: skip
         if self.record is not None and not str(self.record).strip():
             object.__setattr__(self, "record", None)
         if self.column.dt != float(self.timestep):

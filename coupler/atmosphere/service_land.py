@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,8 @@ class SessionOptions:
     """What every rank's session is opened with. record_url: a prefix; rank r records to
     ``<prefix>/rank<r>.zarr`` (None = no record), written as ``record_options`` says (None:
     the service's defaults). freeze_vegetation_year: frozen land (the session option; None =
-    dynamic vegetation)."""
+    dynamic vegetation). assimilation: the sessions' assimilation options (None: none);
+    observations: per rank, the URL of its observation file (None: no file for that rank)."""
 
     start: np.datetime64
     timestep: int
@@ -39,6 +41,8 @@ class SessionOptions:
     outputs: tuple[str, ...] = LAND_FLUXES + LAND_DIAGNOSTICS
     freeze_vegetation_year: int | None = None
     record_options: RecordOptions | None = None
+    assimilation: Mapping[str, Any] | None = None
+    observations: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         if self.timestep <= 0:
@@ -73,6 +77,12 @@ class ServiceLand:
         start = str(as_seconds(options.start)).replace(" ", "T")
         try:
             for rank, (part, pos) in enumerate(zip(parts, self.positions, strict=True)):
+                da: dict[str, Any] | None = None
+                if options.assimilation is not None:
+                    da = dict(options.assimilation)
+                    url = options.observations[rank] if options.observations else None
+                    if url is not None:
+                        da["observations_url"] = url
                 record = (
                     f"{options.record_url.rstrip('/')}/rank{rank}.zarr"
                     if options.record_url
@@ -86,7 +96,7 @@ class ServiceLand:
                         backend=options.backend, land_cover=np.ascontiguousarray(cover[pos]),
                         members=options.members, run_id=options.run_id, rank=rank,
                         record_url=record, freeze_vegetation_year=options.freeze_vegetation_year,
-                        record_options=options.record_options,
+                        record_options=options.record_options, assimilation=da,
                     )
                 )  # fmt: skip
         except Exception:

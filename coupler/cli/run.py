@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--jobs", type=int, help="experiments run in parallel processes")
     p.add_argument("--record", help="Zarr record URL prefix (default OUT/record; 'none': off)")
     p.add_argument("--out", type=Path, help="output directory (default out/run)")
+    p.add_argument(
+        "--assimilate", metavar="OBS.zarr",
+        help="Zarr observation file (docs/assimilation.md): the sessions assimilate it "
+        "(needs --members >= 2)",
+    )  # fmt: skip
     p.add_argument("--spinup-years", type=int, help="coupled control years before START")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -57,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "scenario": args.scenario, "years": args.years, "resolution": args.resolution,
         "timestep": args.timestep, "backend": args.backend, "transport": args.transport,
         "members": args.members, "ranks": args.ranks, "jobs": args.jobs, "out": args.out,
-        "spinup_years": args.spinup_years,
+        "spinup_years": args.spinup_years, "assimilate": args.assimilate,
     }  # fmt: skip
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.frozen_land:

@@ -27,6 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spinup-days", type=int, default=30, help="days left out of statistics")
     p.add_argument("--start", default="2001-01-01", help="UTC start date (default 2001-01-01)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backend",
+        default="reference",
+        help="land backend of the ensembles: reference, torchscript, aoti, onnx "
+        "(default reference)",
+    )
+    p.add_argument(
+        "--truth-backend", default="reference", help="land backend of the truth (default reference)"
+    )
     p.add_argument("--out", default="out/twin", help="report directory (default out/twin)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary JSON only")
@@ -52,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             start=args.start,
             seed=args.seed,
             towers=towers,
+            backend=args.backend,
+            truth_backend=args.truth_backend,
         )
         result = run_twin(cfg, progress=not args.json)
     except InvalidArgument as exc:

@@ -5,8 +5,11 @@ Truth: the reference land model with *hidden* parameters (per cell and class: Ru
 drought-sensitive vegetation than the ensemble's prior expects), driven by unperturbed synthetic
 weather. Ensemble: ``members`` members with perturbed forcing (``perturb``) and parameters drawn
 from a broad prior; a *free* ensemble and an *assimilating* ensemble share the same members
-(same forcing noise, same initial parameters) and differ only by the analyses. All three run as
-one batch through the backend (member 0 truth, then free, then assimilating).
+(same forcing noise, same initial parameters) and differ only by the analyses. The ensembles run
+as one batch through the ensemble's backend (``TwinConfig.backend``: ``reference`` or an emulator
+backend, ``torchscript``, ``aoti``, ``onnx``; free members first, then assimilating); the truth
+runs through ``TwinConfig.truth_backend`` (default the reference model: with an emulator
+ensemble the twin then also has the emulator's structural error, as real assimilation has).
 
 Synthetic observations, from the truth with Gaussian errors (documented in docs/assimilation.md):
 - LAI: 8-day composites (GLASS-like) at every cell, error sd ``0.1 + 0.1·LAI``;
@@ -33,7 +36,7 @@ from coupler.experiments.twin_config import PRIORS, TwinConfig
 from coupler.experiments.twin_metrics import Stats, collect, result, series_day
 from emulators import parameters as P
 from emulators.constants import SECONDS_PER_DAY
-from emulators.protocol import LandState, LandStatic, StepClock
+from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 HIDDEN = (  # the truth's parameters are drawn from these sub-ranges
@@ -87,16 +90,32 @@ def _slice(state: LandState, sl: slice) -> LandState:
     return LandState({k: v[sl].clone() for k, v in state.tensors.items()})
 
 
+def make_backend(name: str) -> LandBackend:
+    """The land backend ``name`` (see ``BACKENDS``), built with its default settings."""
+    if name == "reference":
+        from emulators.reference import ReferenceBackend
+
+        return ReferenceBackend()
+    from emulators.compiled import emulator
+
+    classes = {
+        "torchscript": emulator.TorchScriptBackend,
+        "aoti": emulator.AOTIBackend,
+        "onnx": emulator.OnnxBackend,
+    }
+    backend: LandBackend = classes[name]()
+    return backend
+
+
 def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     """Run the experiment; returns metrics, settings and daily series for the report."""
-    from emulators.reference import ReferenceBackend
-
     t_start = time.perf_counter()
     n = cfg.members
-    free, assim = slice(1, 1 + n), slice(1 + n, 1 + 2 * n)
+    free, assim = slice(0, n), slice(n, 2 * n)
     lat, lon, cover = domain(cfg)
     forcing = _forcing(cfg, lat, lon)
-    backend = ReferenceBackend()
+    backend = make_backend(cfg.backend)
+    truth_backend = backend if cfg.truth_backend == cfg.backend else make_backend(cfg.truth_backend)
     da = EnsembleAssimilator(cfg.assimilation, cover, lat, lon)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     lat_t, lon_t = torch.from_numpy(lat), torch.from_numpy(lon)
@@ -111,9 +130,9 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
         v = lo + (hi - lo) * u
         truth_params[..., prior.index] = torch.exp(v) if prior.log else v
     clock = StepClock(0, np.datetime64(cfg.start, "s"), float(cfg.timestep))
-    static = LandStatic(
-        lat_t, lon_t, cover, torch.cat([truth_params, ens_static.params, ens_static.params])
-    )
+    truth_static = LandStatic(lat_t, lon_t, cover, truth_params)
+    static = LandStatic(lat_t, lon_t, cover, torch.cat([ens_static.params, ens_static.params]))
+    truth_state = truth_backend.initial_state(truth_static, clock)
     state = backend.initial_state(static, clock)
     # initial LAI uncertainty: members' leaf carbon scaled by a lognormal factor (sd 20 %)
     scale = torch.exp(0.2 * torch.randn(n, cover.shape[0], 1, dtype=torch.float64, generator=gen))
@@ -138,9 +157,12 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     for k in range(cfg.days * steps_per_day):
         f = {name: v[k] for name, v in forcing.items()}
         pert = da.perturb({name: v.expand(n, -1) for name, v in f.items()}, clock, n)
-        batch = {name: torch.cat([f[name][None, :], pert[name], pert[name]]) for name in FORCING}
+        batch = {name: torch.cat([pert[name], pert[name]]) for name in FORCING}
+        truth_state, truth_out = truth_backend.step(
+            truth_state, truth_static, {name: f[name][None, :] for name in FORCING}, clock
+        )
         state, out = backend.step(state, static, batch, clock)
-        truth_buf.record({v: x[:1] for v, x in out.items()}, clock.time, clock.dt)
+        truth_buf.record(truth_out, clock.time, clock.dt)
         free_buf.record({v: x[free] for v, x in out.items()}, clock.time, clock.dt)
         da.record({v: x[assim] for v, x in out.items()}, clock)
         clock = clock.advance()
@@ -176,9 +198,9 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
         sub_static = LandStatic(lat_t, lon_t, cover, static.params[assim])
         sub, sub_static, _ = da.analyse(sub, sub_static)
         n_analyses += 1
-        state = _cat(_slice(state, slice(0, 1 + n)), sub)
+        state = _cat(_slice(state, free), sub)
         static = LandStatic(
-            lat_t, lon_t, cover, torch.cat([static.params[: 1 + n], sub_static.params])
+            lat_t, lon_t, cover, torch.cat([static.params[free], sub_static.params])
         )
         if progress and d % 30 == 29:
             print(f"day {d + 1}/{cfg.days}: {time.perf_counter() - t_start:.0f} s", flush=True)
@@ -190,7 +212,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
         lai_obs,
         ranks,
         da,
-        static,
+        LandStatic(lat_t, lon_t, cover, torch.cat([truth_params, static.params])),
         towers,
         n_analyses,
         time.perf_counter() - t_start,

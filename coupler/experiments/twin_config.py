@@ -9,6 +9,8 @@ from coupler.assimilation.settings import AssimilationConfig, ParameterPerturbat
 from coupler.errors import InvalidArgument
 from emulators.constants import SECONDS_PER_DAY
 
+#: the land backends the twin can run (``twin.make_backend``)
+BACKENDS = ("reference", "torchscript", "aoti", "onnx")
 #: the parameters the ensemble estimates, with their prior ranges
 PRIORS = (
     ParameterPrior("vmax0", 1.5e-5, 1.0e-4, log=True),
@@ -36,6 +38,8 @@ class TwinConfig:
     flux_error: tuple[float, float] = (5.0, 0.1)  # sd = a + b * |flux|, W m-2
     lst_error: float = 1.0  # K
     seed: int = 0
+    backend: str = "reference"  # the ensembles' land backend
+    truth_backend: str = "reference"  # the truth's land backend
     assimilation: AssimilationConfig = field(default_factory=_default_assimilation)
 
     def __post_init__(self) -> None:
@@ -48,6 +52,13 @@ class TwinConfig:
             "towers": 0 <= self.towers <= self.cells,
             "lst_error": self.lst_error > 0,
         }
+        for name in ("backend", "truth_backend"):
+            if getattr(self, name) not in BACKENDS:
+                raise InvalidArgument(
+                    f"{name}: {getattr(self, name)!r} is not one of {', '.join(BACKENDS)}",
+                    field=name,
+                    rule="known_backend",
+                )
         for name, ok in checks.items():
             if not ok:
                 raise InvalidArgument(
@@ -55,4 +66,4 @@ class TwinConfig:
                 )
 
 
-__all__ = ["PRIORS", "TwinConfig"]
+__all__ = ["BACKENDS", "PRIORS", "TwinConfig"]

@@ -140,6 +140,8 @@ def result(
                 "lst_sd_K": cfg.lst_error,
             },
             "seed": cfg.seed,
+            "backend": cfg.backend,
+            "truth_backend": cfg.truth_backend,
         },
         "lai_rmsd_free": table["lai_free"]["rmse"],
         "lai_rmsd_analysis": table["lai_da"]["rmse"],

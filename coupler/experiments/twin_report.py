@@ -44,7 +44,9 @@ def markdown(result: dict[str, Any]) -> str:
     hist = result["lai_rank_histogram"]
     return "\n".join(
         [
-            f"Twin experiment: {s['members']} members, {s['cells']} cells, {s['days']} days from "
+            f"Twin experiment ({s.get('backend', 'reference')} ensemble, "
+            f"{s.get('truth_backend', 'reference')} truth): {s['members']} members, "
+            f"{s['cells']} cells, {s['days']} days from "
             f"{s['start']} (statistics after {s['spinup_days']} spin-up days), "
             f"{s['filter'].upper()} with {s['inflation']} inflation, localisation half-width "
             f"{s['half_width_km']} km; {result['analyses']} analyses, "

@@ -44,6 +44,22 @@ def test_short_twin_and_report(tmp_path: Path) -> None:
     assert paths["png"].stat().st_size > 10_000
 
 
+def test_short_twin_with_an_emulator_ensemble() -> None:
+    """The ensembles on the torchscript emulator backend, the truth on the reference model:
+    the same observations (the truth does not depend on the ensemble's backend), other
+    ensemble statistics."""
+    kw = dict(members=4, cells=2, days=9, spinup_days=1, start="2001-06-01", towers=1)
+    ref = run_twin(TwinConfig(**kw))  # type: ignore[arg-type]
+    emu = run_twin(TwinConfig(**kw, backend="torchscript"))  # type: ignore[arg-type]
+    assert emu["settings"]["backend"] == "torchscript"
+    assert emu["settings"]["truth_backend"] == "reference"
+    assert emu["series"]["lai_truth"] == ref["series"]["lai_truth"]
+    assert emu["series"]["lai_free"] != ref["series"]["lai_free"]
+    assert emu["analyses"] == 9 and emu["observations_used"] > 0
+    for key in ("lai_rmsd_free", "lai_rmsd_analysis", "hfls_rmse_analysis", "ts_rmse_analysis"):
+        assert 0.0 <= emu[key] < float("inf"), key
+
+
 def test_twin_config_validation() -> None:
     with pytest.raises(InvalidArgument) as err:
         TwinConfig(towers=40, cells=16)
@@ -51,6 +67,9 @@ def test_twin_config_validation() -> None:
     with pytest.raises(InvalidArgument) as err:
         TwinConfig(timestep=7000)
     assert err.value.field == "timestep"
+    with pytest.raises(InvalidArgument) as err:
+        TwinConfig(backend="triton")
+    assert (err.value.field, err.value.rule) == ("backend", "known_backend")
 
 
 def test_twin_cli_json(tmp_path: Path) -> None:
