@@ -70,8 +70,9 @@ class Encoded:
 
 
 def serialize(message: Message | Encoded) -> bytes:
-    """The response serializer of the LandCoupler service: an :class:`Encoded` is joined (the
-    one copy of its arrays), a protobuf message serialized as usual."""
+    """The response serializer of the LandCoupler service and the client's step request
+    serializer: an :class:`Encoded` is joined (the one copy of its arrays), a protobuf message
+    serialized as usual."""
     if isinstance(message, Encoded):
         return message.tobytes()
     return message.SerializeToString()
@@ -91,6 +92,16 @@ def raw_field(name: str, values: Any, units: str) -> Encoded:
     return out
 
 
+def _with_fields(head: Message, fields: list[Encoded], tail: Message) -> Encoded:
+    """``head``'s fields (numbers below 3), the repeated ``fields`` (3), then ``tail``'s (above
+    3): the layout of both ``StepRequest`` and ``StepReply``."""
+    out = Encoded([head.SerializeToString()])
+    for field in fields:
+        out.add_message(_REPLY_FIELDS, field)
+    out.add(tail.SerializeToString())
+    return out
+
+
 def step_reply(
     session_id: str,
     index: int,
@@ -99,23 +110,33 @@ def step_reply(
     trailing_fields: int = 0,
 ) -> Encoded:
     """A ``StepReply`` with the raw ``fields`` inline (:func:`raw_field`)."""
-    out = Encoded([pb.StepReply(session_id=session_id, index=index).SerializeToString()])
-    for field in fields:
-        out.add_message(_REPLY_FIELDS, field)
-    tail = pb.StepReply(trailing_fields=trailing_fields, time_rfc3339=time_rfc3339)
-    out.add(tail.SerializeToString())
-    return out
+    return _with_fields(
+        pb.StepReply(session_id=session_id, index=index),
+        fields,
+        pb.StepReply(trailing_fields=trailing_fields, time_rfc3339=time_rfc3339),
+    )
+
+
+def step_request(
+    session_id: str, index: int, fields: list[Encoded], reply_codec: pb.Codec | None = None
+) -> Encoded:
+    """A ``StepRequest`` with the raw ``fields`` inline (the client's side of a raw step)."""
+    tail = pb.StepRequest()
+    if reply_codec is not None:
+        tail.reply_codec.CopyFrom(reply_codec)
+    return _with_fields(pb.StepRequest(session_id=session_id, index=index), fields, tail)
 
 
 def exchange_step(reply: Encoded) -> Encoded:
-    """An ``ExchangeReply`` whose frame is the step reply ``reply``."""
+    """An ``ExchangeReply`` (or ``ExchangeRequest``: same numbers) whose frame is the step
+    reply (request) ``reply``."""
     out = Encoded()
     out.add_message(_EXCHANGE_STEP, reply)
     return out
 
 
 def exchange_field(field: Encoded) -> Encoded:
-    """An ``ExchangeReply`` whose frame is the field ``field``."""
+    """An ``ExchangeReply`` (or ``ExchangeRequest``) whose frame is the field ``field``."""
     out = Encoded()
     out.add_message(_EXCHANGE_FIELD, field)
     return out

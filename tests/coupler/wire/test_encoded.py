@@ -88,3 +88,19 @@ def test_a_real_server_answers_raw_steps_as_it_answers_compressed_ones(stream: b
             packed.close()
     finally:
         server.stop(None)
+
+
+def test_a_step_request_is_the_bytes_protobuf_writes() -> None:
+    fields = {"tas": np.full(5, 290.0, np.float32), "pr": np.zeros(5)}
+    msg = pb.StepRequest(session_id="s1", index=7)
+    for name, values in fields.items():
+        F.encode_into(msg.fields.add(), name, values, "K")
+    raw = [E.raw_field(name, values, "K") for name, values in fields.items()]
+    assert E.serialize(E.step_request("s1", 7, raw)) == msg.SerializeToString()
+    codec = F.codec_to_proto(F.CodecSpec("zstd", keepbits=12))
+    msg.reply_codec.CopyFrom(codec)
+    assert E.serialize(E.step_request("s1", 7, raw, codec)) == msg.SerializeToString()
+    frame = pb.ExchangeRequest(step=msg)
+    assert E.serialize(E.exchange_step(E.step_request("s1", 7, raw, codec))) == (
+        frame.SerializeToString()
+    )
