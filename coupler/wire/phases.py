@@ -26,6 +26,12 @@ def request(fields: Mapping[str, np.ndarray]) -> pb.StepRequest:
     return req
 
 
+def request_encoded(fields: Mapping[str, np.ndarray]) -> E.Encoded:
+    """The request of a raw step as the client builds it (coupler.wire.encoded)."""
+    raw = [E.raw_field(k, v, V.REGISTRY[k].units) for k, v in fields.items()]
+    return E.step_request(SESSION_ID, 1, raw)
+
+
 def reply_message(out: Mapping[str, np.ndarray]) -> pb.StepReply:
     """The reply as protobuf messages (the path of compressed replies)."""
     reply = pb.StepReply(session_id=SESSION_ID, index=1, time_rfc3339=WHEN)
@@ -49,15 +55,20 @@ def pieces(
     fields: Mapping[str, np.ndarray], out: Mapping[str, np.ndarray]
 ) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[tuple[str, str, Callable[[], Any]]]]:
     """(the pieces before the session step, the pieces after it) as (side, phase, fn)."""
-    req = request(fields)
-    wire = req.SerializeToString()
+    wire = request(fields).SerializeToString()
     parsed = pb.StepRequest.FromString(wire)
     encoded = reply_encoded(out)
     reply_wire = E.serialize(encoded)
     reply_msg = pb.StepReply.FromString(reply_wire)
+    raw_request = request_encoded(fields)
     before: list[tuple[str, str, Callable[[], Any]]] = [
-        ("client", "encode request (7 fields)", lambda: request(fields)),
-        ("client", "serialize request", req.SerializeToString),
+        ("client", "encode request (chunks: views of the arrays)", lambda: request_encoded(fields)),
+        ("client", "serialize request (join: the one copy)", lambda: E.serialize(raw_request)),
+        (
+            "client",
+            "before: encode + serialize request as messages",
+            lambda: request(fields).SerializeToString(),
+        ),
         ("server", "parse request", lambda: pb.StepRequest.FromString(wire)),
         ("server", "wire decode (np.frombuffer)", lambda: [F.decode(f) for f in parsed.fields]),
     ]
