@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
+.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ bench-reference: $(STAMP)
 
 bench-service: $(STAMP)
 	$(VENV)/bin/landcoupler bench service --json $(OUT)/bench-service.json --update-doc docs/benchmarks.md
+
+## a 311 040-cell step phase by phase against the raw-bytes echo floor, and the per-cell cost
+## of the reference step as bench-service and bench-emulators set it up (one run)
+bench-wire: $(STAMP)
+	nice $(VENV)/bin/landcoupler bench wire --json $(OUT)/bench-wire.json --update-doc docs/benchmarks.md
 
 bench-emulators: $(STAMP)
 	$(VENV)/bin/landcoupler bench emulators --json $(OUT)/bench-emulators.json --update-doc docs/benchmarks.md

@@ -85,6 +85,19 @@ class LandStatic:
     def n_members(self) -> int:
         return int(self.params.shape[0])
 
+    def cells(self, cells: slice) -> LandStatic:
+        """The static fields of a slice of the cells (views, not copies). A slice of checked
+        fields needs no new check, so ``__post_init__`` is skipped."""
+        part = object.__new__(LandStatic)
+        for name, value in (
+            ("lat", self.lat[cells]),
+            ("lon", self.lon[cells]),
+            ("cover", self.cover[cells]),
+            ("params", self.params[:, cells]),
+        ):
+            object.__setattr__(part, name, value)
+        return part
+
     @staticmethod
     def from_cover(
         lat: torch.Tensor, lon: torch.Tensor, cover: torch.Tensor, members: int = 1

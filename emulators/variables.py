@@ -12,6 +12,7 @@ precipitation ``pr`` are positive downward.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -363,11 +364,12 @@ def check(name: str, values: Any, units: str | None = None) -> None:
     arr = _as_numpy(name, values)
     if arr.size == 0:
         return
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = int((~finite).sum())
-        raise VariableError(name, "finite", f"{name}: {bad} non-finite value(s) (NaN or inf)")
+    # two passes, no temporaries: min and max propagate NaN and are ±inf for an infinity, so
+    # both finite means every value is; the count for the message only on refusal
     lo, hi = float(arr.min()), float(arr.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise VariableError(name, "finite", f"{name}: {bad} non-finite value(s) (NaN or inf)")
     if lo < var.valid_min or hi > var.valid_max:
         raise VariableError(
             name,

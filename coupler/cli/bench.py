@@ -15,6 +15,7 @@ TARGETS = {
     "replay": "coupler.bench.replay",
     "triton": "coupler.bench.serving",
     "gpu": "coupler.bench.gpu",
+    "wire": "coupler.bench.wire",
 }
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
-from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.wire.status import CouplerRpcError
 
 _END = object()
@@ -25,7 +24,9 @@ _END = object()
 class Exchange:
     """One open Exchange stream: a request queue feeding the call, replies read in order."""
 
-    def __init__(self, stub: pb_grpc.LandCouplerStub, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, stub: Any, metadata: Sequence[tuple[str, str]]) -> None:
+        """``stub``: anything with the service's ``Exchange`` stream method (the generated stub,
+        or ``coupler.client.remote``'s, which also sends serialized-from-array frames)."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._call = stub.Exchange(iter(self._queue.get, _END), metadata=metadata)
         self._replies: Iterator[pb.ExchangeReply] = iter(self._call)
@@ -41,9 +42,10 @@ class Exchange:
             ) from None
 
     def step(
-        self, frames: list[pb.ExchangeRequest], timeout: float | None
+        self, frames: list[Any], index: int, timeout: float | None
     ) -> tuple[list[pb.Field], str]:
-        index = frames[0].step.index
+        """Send step ``index``'s ``frames`` (messages or ``coupler.wire.encoded.Encoded``) and
+        read its reply."""
         timer = None
         expired = threading.Event()
         if timeout is not None:

@@ -30,6 +30,7 @@ from coupler.client.common import spec_from_arguments
 from coupler.client.exchange import Exchange
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
+from coupler.wire import encoded as E
 from coupler.wire import fields as F
 from coupler.wire import spec_proto
 from coupler.wire.status import CLIENT_KEY, REQUEST_ID_KEY, CouplerRpcError
@@ -104,6 +105,8 @@ class CouplerClient:
         self.retries = retries
         self.backoff = backoff
         self.stub = pb_grpc.LandCouplerStub(self._channel)
+        #: Step and Exchange taking requests serialized straight from the arrays (or messages)
+        self.steps = _StepStub(self._channel)
 
     # ---- plumbing --------------------------------------------------------------------------
     def call(
@@ -233,11 +236,13 @@ class RemoteSession:
     def _request(
         self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None,
         split: bool,
-    ) -> list[pb.ExchangeRequest] | pb.StepRequest:  # fmt: skip
+    ) -> list[Any] | pb.StepRequest | E.Encoded:  # fmt: skip
         """A StepRequest with the fields inline, or (``split``) the Exchange frames: a header
         announcing ``trailing_fields`` then one frame per field, each encoded in place."""
         given = units or {}
         stated = {n: given[n] if n in given else _registry_units(n) for n in fields}
+        if all(_raw(self._spec(name)) for name in fields):
+            return self._raw_request(index, fields, stated, split)
         head = pb.ExchangeRequest() if split else None
         req = head.step if head is not None else pb.StepRequest()
         req.session_id = self.id
@@ -256,6 +261,24 @@ class RemoteSession:
             frames.append(frame)
         return frames
 
+    def _raw_request(
+        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str], split: bool
+    ) -> list[Any] | E.Encoded:
+        """:meth:`_request` for raw fields, serialized straight from the arrays when sent
+        (``coupler.wire.encoded``; the arrays are read, never written, until the step
+        returns)."""
+        raw = [E.raw_field(name, values, units[name]) for name, values in fields.items()]
+        codec = None if self._reply_codec is None else F.codec_to_proto(self._reply_codec)
+        if not split:
+            return E.step_request(self.id, int(index), raw, codec)
+        head = pb.ExchangeRequest()
+        head.step.session_id = self.id
+        head.step.index = int(index)
+        head.step.trailing_fields = len(raw)
+        if codec is not None:
+            head.step.reply_codec.CopyFrom(codec)
+        return [head, *(E.exchange_field(field) for field in raw)]
+
     def step(
         self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -268,11 +291,17 @@ class RemoteSession:
             payload = sum(np.asarray(v).nbytes for v in fields.values())
             split = payload >= self.split_bytes and len(fields) > 1
             request = self._request(index, fields, units, split)
-            frames = request if isinstance(request, list) else [pb.ExchangeRequest(step=request)]
-            reply_fields, time_str = self._stream_step(frames, timeout)
+            frames: list[Any]
+            if isinstance(request, list):
+                frames = request
+            elif isinstance(request, E.Encoded):
+                frames = [E.exchange_step(request)]
+            else:
+                frames = [pb.ExchangeRequest(step=request)]
+            reply_fields, time_str = self._stream_step(frames, int(index), timeout)
         else:
             req = self._request(index, fields, units, False)
-            reply = self.client.call(self.client.stub.Step, req, retry=True, timeout=timeout)
+            reply = self.client.call(self.client.steps.Step, req, retry=True, timeout=timeout)
             reply_fields, time_str = list(reply.fields), reply.time_rfc3339
         out = {f.name: F.decode(f) for f in reply_fields}
         self.last_time = time_str
@@ -280,14 +309,14 @@ class RemoteSession:
         return out
 
     def _stream_step(
-        self, frames: list[pb.ExchangeRequest], timeout: float | None
+        self, frames: list[Any], index: int, timeout: float | None
     ) -> tuple[list[pb.Field], str]:
         attempt = 0
         while True:
             if self._exchange is None:
-                self._exchange = Exchange(self.client.stub, self.client.metadata)
+                self._exchange = Exchange(self.client.steps, self.client.metadata)
             try:
-                return self._exchange.step(frames, timeout)
+                return self._exchange.step(frames, index, timeout)
             except CouplerRpcError as err:
                 self._exchange.close(cancel=True)
                 self._exchange = None
@@ -348,6 +377,30 @@ class RemoteSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _StepStub:
+    """``Step`` and ``Exchange`` of the LandCoupler service with :func:`coupler.wire.encoded.
+    serialize` as the request serializer (a request may be an ``Encoded``)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        service = "/landcoupler.v1.LandCoupler/"
+        self.Step = channel.unary_unary(
+            service + "Step",
+            request_serializer=E.serialize,
+            response_deserializer=pb.StepReply.FromString,
+        )
+        self.Exchange = channel.stream_stream(
+            service + "Exchange",
+            request_serializer=E.serialize,
+            response_deserializer=pb.ExchangeReply.FromString,
+        )
+
+
+def _raw(spec: F.CodecSpec | str | None) -> bool:
+    """A field sent as raw bytes (no codec, no bit-rounding)."""
+    parsed = F.CodecSpec.parse(spec)
+    return parsed.id == "none" and not parsed.keepbits
 
 
 def _registry_units(name: str) -> str:

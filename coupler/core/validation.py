@@ -49,6 +49,14 @@ def check_field(name: str, values: Any, n_cells: int, units: str | None = None) 
     ``units`` None means "not given" (in-process callers); the wire always passes the string
     it received, and an empty string is then a units error.
     """
+    checked = check_values(name, values, n_cells, units)
+    return to_float64(checked)
+
+
+def check_values(name: str, values: Any, n_cells: int, units: str | None = None) -> np.ndarray:
+    """Every rule of :func:`check_field`, on the values as given (float32 stays float32: its
+    conversion to float64 is exact, so finite and range read the same); returns ``values``
+    (not copied, not modified)."""
     var = V.REGISTRY.get(name)
     if var is None:
         raise _refuse(
@@ -69,12 +77,18 @@ def check_field(name: str, values: Any, n_cells: int, units: str | None = None) 
         raise _refuse(name, "dtype", f"dtype {values.dtype}, expected float32 or float64")
     if values.shape != (n_cells,):
         raise _refuse(name, "shape", f"shape {values.shape}, expected ({n_cells},)")
-    arr = values.astype(np.float64, copy=True)
     try:
-        V.check(name, arr)
+        V.check(name, values)
     except V.VariableError as exc:
         raise _refuse(name, exc.rule, str(exc)) from None
-    return arr
+    return values
+
+
+def to_float64(values: np.ndarray) -> np.ndarray:
+    """A new, writable, native float64 copy of checked values: the one conversion between the
+    wire and the backends (a float32 field is converted, a float64 one copied once, so the
+    session owns what it hands to the backend and the recorder)."""
+    return values.astype(np.float64, copy=True)
 
 
 def validate_forcing(

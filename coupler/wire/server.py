@@ -26,12 +26,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
-from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.core.config import Limits
 from coupler.core.manager import SessionManager
 from coupler.core.registry import BackendOptions
 from coupler.metrics import ServiceMetrics
 from coupler.wire import fields as F
+from coupler.wire.encoded import add_servicer
 from coupler.wire.interceptors import (
     SERVICE,
     Authenticator,
@@ -196,7 +196,7 @@ def start_service(
         options=_options(config),
     )
     servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
-    pb_grpc.add_LandCouplerServicer_to_server(servicer, server)
+    add_servicer(servicer, server)  # replies may be serialized straight from the arrays
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE):

@@ -34,6 +34,7 @@ from coupler.errors import InvalidArgument
 from coupler.metrics import ServiceMetrics
 from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
+from coupler.wire import encoded as E
 from coupler.wire import fields as F
 from coupler.wire import spec_proto
 from coupler.wire.interceptors import Authenticator
@@ -177,10 +178,12 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
-        reply = pb.StepReply(
-            session_id=request.session_id, index=request.index,
-            time_rfc3339=format_time(session.config.step_time(request.index)),
-        )  # fmt: skip
+        when = format_time(session.config.step_time(request.index))
+        if _raw(codec):  # serialized straight from the arrays (coupler.wire.encoded)
+            encoded = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
+            self._phase("encode", t1)
+            return encoded
+        reply = pb.StepReply(session_id=request.session_id, index=request.index, time_rfc3339=when)
         for name, values in out.items():
             F.encode_into(reply.fields.add(), name, values, _units_of(name), codec)
         self._phase("encode", t1)
@@ -188,7 +191,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def Exchange(
         self, request_iterator: Iterator[pb.ExchangeRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ExchangeReply]:
+    ) -> Iterator[pb.ExchangeReply | E.Encoded]:
         waiting = threading.Event()
         key = id(context)
         with self._streams_lock:
@@ -206,7 +209,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         context: grpc.ServicerContext,
         owner: str,
         waiting: threading.Event,
-    ) -> Iterator[pb.ExchangeReply]:
+    ) -> Iterator[pb.ExchangeReply | E.Encoded]:
         while not self._draining.is_set():
             waiting.set()
             frame = next(frames, None)
@@ -246,6 +249,10 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
+            if _raw(codec):
+                yield from self._exchange_raw(request, session, out, n_trailing)
+                self._phase("encode", t1)
+                continue
             header = pb.ExchangeReply()
             head = header.step
             head.session_id = request.session_id
@@ -264,6 +271,22 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                 F.encode_into(frame_out.field, name, values, _units_of(name), codec)
                 yield frame_out
             self._phase("encode", t1)
+
+    def _exchange_raw(
+        self, request: pb.StepRequest, session: Session, out: dict[str, np.ndarray], split: int
+    ) -> Iterator[E.Encoded]:
+        """The reply of an Exchange step with raw fields, as :class:`~coupler.wire.encoded.
+        Encoded` frames: inline, or (``split``) a header then one frame per field."""
+        when = format_time(session.config.step_time(request.index))
+        if not split:
+            inline = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
+            yield E.exchange_step(inline)
+            return
+        yield E.exchange_step(
+            E.step_reply(request.session_id, request.index, when, [], trailing_fields=len(out))
+        )
+        for field in _raw_fields(out):
+            yield E.exchange_field(field)
 
     def Assimilate(self, request: pb.AssimilateRequest, context: grpc.ServicerContext) -> Any:
         session = self._manager.get(request.session_id, self._auth.principal(context))
@@ -291,6 +314,14 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
     def CloseSession(self, request: pb.CloseSessionRequest, context: grpc.ServicerContext) -> Any:
         self._manager.close(request.session_id, self._auth.principal(context))
         return pb.CloseSessionReply()
+
+
+def _raw(codec: F.CodecSpec) -> bool:
+    return codec.id == "none" and not codec.keepbits
+
+
+def _raw_fields(out: Mapping[str, np.ndarray]) -> list[E.Encoded]:
+    return [E.raw_field(name, values, _units_of(name)) for name, values in out.items()]
 
 
 def _opened(session: Session) -> pb.OpenSessionReply:

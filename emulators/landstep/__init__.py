@@ -102,6 +102,11 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
 
     name: str
     config: ConfigT
+    #: cells per block of :meth:`step` (0: the whole domain at once). Elementwise tile physics
+    #: with hundreds of (member, cell, tile) temporaries is memory-bound once a temporary
+    #: outgrows the core's L2 cache; stepping blocks of cells keeps them cache-resident
+    #: (docs/benchmarks.md, "per-cell cost"). Every cell's arithmetic is the same either way.
+    cell_block: int = 0
 
     @abc.abstractmethod
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
@@ -111,9 +116,33 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
     def step(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
-        """``LandBackend.step``: the tile step, then the cell fields (``aggregate``)."""
-        new_state, tiles = self.step_tiles(state, static, forcing, clock)
-        return new_state, aggregate(tiles, static.cover)
+        """``LandBackend.step``: the tile step, then the cell fields (``aggregate``), over blocks
+        of :attr:`cell_block` cells when the domain is larger (results concatenated on the cell
+        axis; the clock and forcing checks run once, on the whole domain)."""
+        n, block = static.n_cells, self.cell_block
+        if block <= 0 or n <= block or not _cell_axis(state, forcing, n):
+            new_state, tiles = self.step_tiles(state, static, forcing, clock)
+            return new_state, aggregate(tiles, static.cover)
+        self.check_clock(clock)
+        if self.config.validate_forcing:
+            check_forcing(forcing)
+        states: list[LandState] = []
+        fields: list[dict[str, Tensor]] = []
+        for start in range(0, n, block):
+            cells = slice(start, min(n, start + block))
+            part = static.cells(cells)
+            new_state, tiles = self.advance(
+                LandState({k: v[:, cells] for k, v in state.tensors.items()}),
+                part,
+                {k: v[:, cells] for k, v in forcing.items()},
+                clock,
+            )
+            states.append(new_state)
+            fields.append(aggregate(tiles, part.cover))
+        return (
+            LandState({k: torch.cat([s.tensors[k] for s in states], 1) for k in states[0].tensors}),
+            {k: torch.cat([f[k] for f in fields], 1) for k in fields[0]},
+        )
 
     def step_tiles(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
@@ -134,3 +163,10 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
         """Surface, predict, water, energy, soil heat and phenology of checked ``forcing``."""
+
+
+def _cell_axis(state: LandState, forcing: Forcing, n: int) -> bool:
+    """Every state and forcing tensor has its cells on axis 1 (member, cell, ...), so the step
+    can be cut into blocks of cells."""
+    tensors = [*state.tensors.values(), *forcing.values()]
+    return all(t.dim() >= 2 and t.shape[1] == n for t in tensors)

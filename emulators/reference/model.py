@@ -44,6 +44,8 @@ from emulators.reference.soil import SoilConfig, surface_coupling, surface_resis
 
 Tensor = torch.Tensor
 DEFAULT_CO2_PPM = 390.0
+#: cell blocks are multiples of this (2 × the 8 float64 lanes of AVX-512, with room to spare)
+CELL_BLOCK_MULTIPLE = 64
 STEM_AREA_INDEX = 1.0  # keeps leafless canopies exchanging heat through stems
 #: the reference phenology's daily accumulators: GPP, air temperature, water stress, seconds
 ACCUMULATORS = ("acc_gpp", "acc_t", "acc_fw", "acc_time")
@@ -66,8 +68,20 @@ class ReferenceConfig:
     stability_updates: int = 3  # Newton iterations that re-evaluate the stability correction
     photosynthesis_iterations: int = 6
     validate_forcing: bool = True
+    #: cells per block of a step (0: all at once); see ``TileBackend.cell_block``. 8192 cells
+    #: make 512 KiB per (cell, tile) float64 temporary, well inside a 2 MiB L2 (measured in
+    #: docs/benchmarks.md). Bitwise the same results as one block, because a block is a
+    #: multiple of ``CELL_BLOCK_MULTIPLE`` cells: torch's vectorised loops compute the last
+    #: ``n mod 2·lanes`` elements of a tensor with the scalar (not the SIMD) exp/log/pow, so
+    #: blocks must end where the whole domain's SIMD groups end (an odd block changes the last
+    #: bits of cells at block ends; tests/emulators/reference/test_cell_blocks.py).
+    cell_block: int = 8192
 
     def __post_init__(self) -> None:
+        if self.cell_block < 0 or self.cell_block % CELL_BLOCK_MULTIPLE:
+            raise ValueError(
+                f"cell_block must be 0 (no blocks) or a positive multiple of {CELL_BLOCK_MULTIPLE}"
+            )
         if self.height_wind <= 0 or self.height_temperature <= 0:
             raise ValueError("height_wind and height_temperature must be positive")
         if self.newton_iterations < 1 or self.photosynthesis_iterations < 1:
@@ -90,6 +104,7 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
 
     def __init__(self, config: ReferenceConfig | None = None) -> None:
         self.config = config or ReferenceConfig()
+        self.cell_block = self.config.cell_block
         self._const = landstep.class_constants(self.config.soil)
 
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:

@@ -1,0 +1,70 @@
+"""The Markdown section of ``make bench-wire`` (``coupler.bench.wire``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def markdown(p: dict[str, Any]) -> str:
+    e = p["end_to_end"]
+    s = {k: 1e3 * v for k, v in e["seconds"].items()}
+    mb_in, mb_out = e["request_bytes"] / 1e6, e["reply_bytes"] / 1e6
+    lines = [
+        "## A big step at the wire floor (`make bench-wire`)",
+        "",
+        f"{p['cells']:,} cells (reference backend, grass, 1 member), 7 float32 forcing fields "
+        f"in ({mb_in:.1f} MB serialized) and {len(p['outputs'])} float64 outputs out "
+        f"({mb_out:.1f} MB), loopback, torch threads = {p['threads']}, median of {p['steps']} "
+        "steps after one warm-up, the columns interleaved step by step. `echo` is a raw-bytes "
+        "grpcio unary call carrying exactly the step's serialized request and a reply of the "
+        "step's reply size (no protobuf, no model); `memcpy` copies the same bytes once. "
+        f"Machine: {p['machine']}.",
+        "",
+        "| in-process | gRPC unary | gRPC stream | echo | memcpy | replies bitwise equal |",
+        "|---:|---:|---:|---:|---:|---|",
+        f"| {s['inprocess']:.0f} ms | {s['grpc_unary']:.0f} ms | {s['grpc_stream']:.0f} ms | "
+        f"{s['echo']:.1f} ms | {s['memcpy']:.1f} ms | {'yes' if e['bitwise_equal'] else 'NO'} |",
+        "",
+        "Overhead of the wire over the in-process step, against the echo of the same bytes "
+        "(target ≤ 1.3×). *Paired*: per step, the wall time minus the validation and land time "
+        "measured inside that same step, so the seconds of land work and their noise cancel:",
+        "",
+        "| transport | gRPC − in-process [ms] | / echo | paired [ms] | paired / echo |",
+        "|:---|---:|---:|---:|---:|",
+    ]
+    for label in ("grpc_unary", "grpc_stream"):
+        r = e[label]
+        lines.append(
+            f"| {label.removeprefix('grpc_')} | {1e3 * r['overhead']:.1f} | "
+            f"{r['ratio_to_echo']:.2f}× | {1e3 * r['overhead_paired']:.1f} | "
+            f"{r['paired_ratio_to_echo']:.2f}× |"
+        )
+    lines += [
+        "",
+        "Phases of the same step, each timed alone on the same data (median of "
+        f"{p['steps']}; the in-process step is validation + conversion + tensors + land step + "
+        "reply statistics):",
+        "",
+        "| side | phase | ms |",
+        "|:---|:---|---:|",
+    ]
+    lines += [f"| {side} | {name} | {1e3 * sec:.2f} |" for side, name, sec in p["phases"]]
+    lines += [
+        "",
+        "Per-cell cost of the reference land step (1 member, all 8 tiles computed per cell, "
+        "float64, the threads above), set up as `bench-service` does (grass cells, noon "
+        "forcing) and as `bench-emulators` does (1–3 classes per cell), over the whole domain "
+        "at once and in blocks of 8,192 cells (`ReferenceConfig.cell_block`, the default):",
+        "",
+        "| cells | setup | whole [ms] | µs / tile-step | blocks [ms] | µs / tile-step | speed-up |",
+        "|---:|:---|---:|---:|---:|---:|---:|",
+    ]
+    for r in p["per_cell"]:
+        for label in ("service", "emulators"):
+            whole, blocks = r[f"{label}_whole"], r[f"{label}_blocks"]
+            lines.append(
+                f"| {r['cells']:,} | bench-{label} | {1e3 * whole:.0f} | "
+                f"{1e6 * whole / r['tiles']:.2f} | {1e3 * blocks:.0f} | "
+                f"{1e6 * blocks / r['tiles']:.2f} | {whole / blocks:.2f}× |"
+            )
+    return "\n".join(lines)
