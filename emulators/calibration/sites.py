@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from emulators import parameters as P
+from emulators.constants import SECONDS_PER_DAY
 from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig
 from emulators.variables import REQUIRED_FORCING
@@ -37,7 +38,7 @@ CLASSES: tuple[P.LandCover, ...] = (
 #: station-years of real forcing (source, options); the Wageningen years skip 1990-1991 (gaps)
 WAGENINGEN_YEARS = tuple(y for y in range(1976, 2000) if y not in (1990, 1991))
 FEATURE_NAMES = ("lat", "tas_mean", "rsds_mean", "log_pr_mean", "qdef_mean", "aridity")
-TIMESTEP = 86_400
+TIMESTEP = SECONDS_PER_DAY  # daily steps
 #: every site runs on this non-leap calendar (the weather of its own station-year)
 CALENDAR_START = np.datetime64("2001-01-01T00:00:00", "s")
 
