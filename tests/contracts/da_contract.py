@@ -30,6 +30,7 @@ from coupler.client import CouplerRpcError, InProcessClient, InProcessSession, O
 from coupler.core.session import Session
 from emulators import parameters as P
 from emulators.variables import check
+from tests.coupler.da_helpers import forcing
 
 LAT = np.array([45.0, 48.0, 50.0])
 LON = np.array([5.0, 8.0, 12.0])
@@ -52,22 +53,6 @@ def cover() -> np.ndarray:
     c[2, int(P.LandCover.CROPLAND)] = 0.6
     c[2, int(P.LandCover.GRASSLAND)] = 0.4
     return c
-
-
-def forcing(index: int, n: int = 3) -> dict[str, np.ndarray]:
-    """Smooth, physically valid hourly forcing (clear June days, a shower every few hours)."""
-    hour = index % 24
-    day = max(0.0, np.cos((hour - 12.0) / 12.0 * np.pi))
-    ramp = np.linspace(0.0, 1.0, n)
-    return {
-        "tas": 288.0 + 6.0 * day + 2.0 * ramp,
-        "huss": 0.006 + 0.002 * ramp,
-        "ps": np.full(n, 98_000.0) + 1_000.0 * ramp,
-        "sfcWind": 2.0 + ramp,
-        "pr": np.where(ramp > 0.4, 2e-5 * (index % 3), 0.0),
-        "rsds": 850.0 * day * (0.8 + 0.2 * ramp),
-        "rlds": 320.0 + 20.0 * ramp,
-    }
 
 
 def batch(var: str, values: Any, errors: Any, day: str) -> ObservationBatch:

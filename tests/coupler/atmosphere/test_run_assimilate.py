@@ -15,24 +15,9 @@ from coupler.atmosphere import grid as G
 from coupler.atmosphere.observations import match_km, split_by_rank
 from coupler.atmosphere.runconfig import RunConfig, RunConfigError
 from coupler.cli import main
+from tests.coupler.da_helpers import write_observations
 
 RES = 30.0
-CODES = {"lai": 0, "hfls": 1, "hfss": 2, "ts": 3}
-
-
-def write_observations(path: Path, rows: list[tuple[str, float, float, float, float, str]]) -> None:
-    ds = xr.Dataset(
-        {
-            "type": ("obs", np.array([CODES[r[0]] for r in rows], dtype=np.int8),
-                     {"flag_values": [0, 1, 2, 3], "flag_meanings": "lai hfls hfss ts"}),
-            "value": ("obs", np.array([r[1] for r in rows])),
-            "error": ("obs", np.array([r[2] for r in rows])),
-            "lat": ("obs", np.array([r[3] for r in rows])),
-            "lon": ("obs", np.array([r[4] for r in rows])),
-            "time": ("obs", np.array([r[5] for r in rows], dtype="datetime64[ns]")),
-        }
-    )  # fmt: skip
-    ds.to_zarr(path, mode="w", consolidated=False)
 
 
 def land_cells() -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from coupler.client import CouplerClient, CouplerRpcError, InProcessClient, Obse
 from coupler.core.session import Session
 from coupler.metrics import ServiceMetrics
 from coupler.wire.server import ServerConfig, Service, start_service
+from tests.coupler.da_helpers import forcing, write_observations
 
 Code = grpc.StatusCode
 LAT = np.array([45.0, 48.0, 50.0])
@@ -31,22 +32,6 @@ K0 = DAYS * 24  # first step after the base run (2001-06-10T00:00)
 OPTIONS: dict[str, Any] = {"initial_leaf_carbon_sd": 0.2, "leaf_carbon_sd": 0.05, "seed": 1}
 OWNER = "da-tester"
 BASE_URL = "memory://da-session-tests/base.ckpt"
-
-
-def forcing(index: int, n: int = 3) -> dict[str, np.ndarray]:
-    """Smooth, physically valid hourly forcing (a clear June day, a shower every few hours)."""
-    hour = index % 24
-    day = max(0.0, np.cos((hour - 12.0) / 12.0 * np.pi))
-    ramp = np.linspace(0.0, 1.0, n)
-    return {
-        "tas": 288.0 + 6.0 * day + 2.0 * ramp,
-        "huss": 0.006 + 0.002 * ramp,
-        "ps": np.full(n, 98_000.0) + 1_000.0 * ramp,
-        "sfcWind": 2.0 + ramp,
-        "pr": np.where(ramp > 0.4, 2e-5 * (index % 3), 0.0),
-        "rsds": 850.0 * day * (0.8 + 0.2 * ramp),
-        "rlds": 320.0 + 20.0 * ramp,
-    }
 
 
 def open_kwargs(**over: Any) -> dict[str, Any]:
@@ -267,22 +252,6 @@ def test_a_failed_step_leaves_the_assimilator_unchanged(tmp_path: Any) -> None:
         assert _same(before, _state(session))
 
 
-def _write_observations(url: str, rows: list[tuple[str, float, float, float, float, str]]) -> None:
-    codes = {"lai": 0, "hfls": 1, "hfss": 2, "ts": 3}
-    ds = xr.Dataset(
-        {
-            "type": ("obs", np.array([codes[r[0]] for r in rows], dtype=np.int8),
-                     {"flag_values": [0, 1, 2, 3], "flag_meanings": "lai hfls hfss ts"}),
-            "value": ("obs", np.array([r[1] for r in rows])),
-            "error": ("obs", np.array([r[2] for r in rows])),
-            "lat": ("obs", np.array([r[3] for r in rows])),
-            "lon": ("obs", np.array([r[4] for r in rows])),
-            "time": ("obs", np.array([r[5] for r in rows], dtype="datetime64[ns]")),
-        }
-    )  # fmt: skip
-    ds.to_zarr(url, mode="w", consolidated=False)
-
-
 def test_zarr_observation_file_and_record_diagnostics(
     service: Service, client: CouplerClient, tmp_path: Any
 ) -> None:
@@ -294,7 +263,7 @@ def test_zarr_observation_file_and_record_diagnostics(
         ("ts", 288.0, 1.0, 45.0, 5.0, "2001-05-31T10:30"),  # before the run: skipped (window)
         ("lai", 2.0, 0.2, 45.0, 5.0, "2001-06-01T00:00"),  # 8-day window: not due in 30 steps
     ]
-    _write_observations(obs_url, rows)
+    write_observations(obs_url, rows)
     options = {**OPTIONS, "observations_url": obs_url}
     s = client.open_session(**open_kwargs(assimilation=options, record_url=record_url))
     for k in range(30):
@@ -332,7 +301,7 @@ def test_observation_file_is_checked_when_the_session_opens(
     ]
     for i, (row, name, rule) in enumerate(cases):
         url = str(tmp_path / f"bad{i}.zarr")
-        _write_observations(url, [row])
+        write_observations(url, [row])
         with pytest.raises(CouplerRpcError) as info:
             client.open_session(**open_kwargs(assimilation={"observations_url": url}))
         assert info.value.code() is Code.INVALID_ARGUMENT
