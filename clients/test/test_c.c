@@ -10,15 +10,8 @@
 #include <time.h>
 
 #include "landcoupler.h"
+#include "scenario.h"
 
-#define NC 4      /* cells used here (the first 4 of the grid file) */
-#define NCALL 16  /* cells in the files */
-#define NV 7
-#define NT 48
-#define NO 4
-static const char *FORCING = "tas,huss,ps,sfcWind,pr,rsds,rlds";
-static const char *OUTPUTS = "hfls,hfss,ts,rlus";
-static const char *START = "2001-01-01T05:00:00Z";
 
 static double lat[NCALL], lon[NCALL], forcing[NT][NV][NCALL];
 static int failures = 0;

@@ -20,16 +20,9 @@
 #include <time.h>
 
 #include "landcoupler.h"
+#include "scenario.h"
 
-#define NC 4
-#define NCALL 16
-#define NV 7
-#define NT 48
-#define NO 4
 #define NK 8
-static const char *FORCING = "tas,huss,ps,sfcWind,pr,rsds,rlds";
-static const char *OUTPUTS = "hfls,hfss,ts,rlus";
-static const char *START = "2001-01-01T05:00:00Z";
 static int failures = 0;
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \

@@ -20,16 +20,10 @@
 #include <time.h>
 
 #include "landcoupler.h"
+#include "scenario.h"
 
-#define NC 4
-#define NCALL 16
-#define NV 7
-#define NT 48
-#define NO 4
 #define NS 4
 #define KILL_AFTER 23 /* last step before the kill */
-static const char *FORCING = "tas,huss,ps,sfcWind,pr,rsds,rlds";
-static const char *OUTPUTS = "hfls,hfss,ts,rlus";
 static double lat[NCALL], lon[NCALL], forcing[NT][NV][NCALL];
 static double out[NS][NT][NO * NC];
 static int failures = 0;
