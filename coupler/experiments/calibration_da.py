@@ -10,18 +10,18 @@ for the hemisphere's spring) and get longitudes 14° apart, so that no two cells
 localisation's reach (2 × ``half_width_km``) or ``match_km`` of each other: each site's
 parameters are estimated from its own observations only, as the direct optimisation's are.
 
-- Estimated parameters: by default those the daily fluxes are sensitive to (:func:`screen`:
-  the emulator's RMS change of daily LE and H when the parameter moves by 10 % of its range
-  from the class default is ≥ ``SENSITIVE_WM2`` = 1 W m-2; below that a parameter's signal is
-  near the 5 W m-2 noise over a year, docs/calibration.md), the others stay at the class
-  defaults; fewer estimated columns mean fewer spurious sampled correlations with the
-  observations for a given ensemble size. ``parameters`` may name any (all 12 for the
-  like-for-like comparison).
+- Estimated parameters: ``FilterConfig.parameters`` (all 12 by default); ``landcoupler
+  calibrate`` estimates those the daily fluxes are sensitive to (:func:`screen`: the
+  emulator's RMS change of daily LE and H when the parameter moves by 10 % of its range from
+  the class default is ≥ ``SENSITIVE_WM2`` = 1 W m-2; below that a parameter's signal is near
+  the 5 W m-2 noise over a year, docs/calibration.md), the others staying at the class
+  defaults: fewer estimated columns mean fewer spurious sampled correlations with the
+  observations for a given ensemble size.
 - Ensemble: ``members`` members whose estimated parameters are drawn uniformly over the
   published ranges (``emulators.landcover``; linear, as the calibration measures errors as a
-  fraction of the range), the others at the class defaults. No forcing perturbation and no
-  initial leaf-carbon spread: the twin's forcing is exact for every method, so the ensemble's
-  spread is the parameters' alone.
+  fraction of the range), the others at the class defaults (or ``base``). No forcing
+  perturbation and no initial leaf-carbon spread: the twin's forcing is exact for every
+  method, so the ensemble's spread is the parameters' alone.
 - Observations: after every step of the year, the twin's noisy daily LE (``hfls``) and H
   (``hfss``) of that day at every cell, error sd the twin's noise, queued with
   ``Session.assimilate_batches`` and analysed at the start of the next step (serial EAKF;
@@ -31,7 +31,7 @@ parameters are estimated from its own observations only, as the direct optimisat
   filter's posterior given the observations so far, whose spread shrinks as it learns.
   ``inflation="adaptive"`` gives the session default (Anderson 2009, sd 0.6, λ ≤ 3; the land
   twin's setting, which compensates forcing and model error): with nothing to compensate here
-  it keeps the parameter spread near the prior's and the estimate wanders
+  it keeps the parameter spread at or above the prior's and the estimate wanders
   (docs/calibration.md, measured).
 - Estimate: the session is checkpointed (``Session.checkpoint``) every ``sample_days`` days of
   the year and the member parameters read back (``coupler.client.checkpoints``): the
@@ -61,7 +61,7 @@ from emulators import parameters as P
 from emulators.calibration.experiment import parameter_map, sensitivity
 from emulators.calibration.sites import TIMESTEP, Sites
 
-#: longitude spacing of the sites' cells [degrees] (≥ 860 km at 56° N, the twin's highest site)
+#: longitude spacing of the sites' cells [degrees] (≥ 880 km at 55.3° N, the highest station)
 LON_STEP = 14.0
 #: the smallest observation error sd the filter is given [W m-2] (a twin without noise)
 MIN_ERROR = 0.5
