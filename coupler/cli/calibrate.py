@@ -1,11 +1,16 @@
 """``landcoupler calibrate``: the MdPL twin — train the parameter generator through the frozen
 flux emulator, leave-one-out cross-validation within each class, per-site direct optimisation,
-identifiability, Taylor diagram and the calibrated parameter map (docs/calibration.md)."""
+the ensemble filter's state-augmentation estimate (an assimilating session through the client
+API), identifiability, Taylor diagram and the calibrated parameter map (docs/calibration.md)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+#: the filter's ensemble size: at least 2 (an ensemble), at most 1000
+DA_MEMBERS = (2, 1000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the twin (sites, truth, noise)")
     p.add_argument("--fit-seed", type=int, default=None, help="seed of the fit (default --seed)")
     p.add_argument("--no-loocv", action="store_true", help="skip leave-one-out generators")
+    p.add_argument(
+        "--no-da", action="store_true", help="skip the ensemble filter's parameter estimate"
+    )
+    p.add_argument(
+        "--da-members", type=int, default=30, help="ensemble size of the filter (2..1000)"
+    )
+    p.add_argument(
+        "--da-parameters",
+        choices=("sensitive", "all"),
+        default="sensitive",
+        help="the parameters the filter estimates: those the fluxes are sensitive to "
+        "(>= 1 W m-2 per 10 %% of the range), or all 12",
+    )
+    p.add_argument(
+        "--da-inflation",
+        choices=("none", "adaptive"),
+        default="none",
+        help="the filter's inflation (adaptive: the session default, sd 0.6)",
+    )
     p.add_argument("--resume", type=Path, default=None, help="go on from this checkpoint.pt")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
@@ -39,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     from emulators.calibration.fit import FitConfig
     from emulators.calibration.sites import TwinConfig
 
+    lo, hi = DA_MEMBERS
+    if not lo <= args.da_members <= hi:
+        raise ValueError(f"--da-members: must be in {lo}..{hi}, got {args.da_members}")
     torch.set_num_threads(args.threads)
     twin = TwinConfig(
         sites_per_class=args.sites_per_class,
@@ -58,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
     )
-    report = run(twin, cfg, args.out)
+    report = run(twin, cfg, args.out, None if args.no_da else _filter(args))
     d = report["rmse_wm2"]["default"]
     for method, cut in report["rmse_cut_vs_default"].items():
         r = report["rmse_wm2"][method]
@@ -71,3 +98,23 @@ def _run(args: argparse.Namespace) -> int:
     print(f"identifiable: {', '.join(ident) or 'none'}")
     print(f"{report['seconds']['total']:.0f} s; report, taylor.png, parameters.zarr in {args.out}")
     return 0
+
+
+def _filter(args: argparse.Namespace) -> Any:
+    """The ensemble filter's estimate as an extra method of the twin (``experiment.Extra``)."""
+    from coupler.experiments.calibration_da import FilterConfig, run_filter, screen, summary
+
+    def extra(sites: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        names, sens = screen(sites)
+        cfg = FilterConfig(
+            members=args.da_members,
+            parameters=names if args.da_parameters == "sensitive" else FilterConfig.parameters,
+            inflation=args.da_inflation,
+            seed=args.seed if args.fit_seed is None else args.fit_seed,
+            progress=not args.no_progress,
+        )
+        result = run_filter(sites, cfg, args.noise)
+        info = {**summary(sites, result, cfg), "screening_sensitivity_wm2": sens.tolist()}
+        return {"filter": result.estimate}, {"filter": info}
+
+    return extra

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,18 @@ import xarray as xr
 
 from emulators import io
 from emulators import parameters as P
-from emulators.calibration.fit import FitConfig, FitResult, fit
+from emulators.calibration.fit import FitConfig, fit
 from emulators.calibration.sites import Sites, TwinConfig, make_sites, run_reference
 from emulators.calibration.surrogate import Surrogate
 
 Tensor = torch.Tensor
 METHODS = ("default", "calibrated", "loocv", "direct")
+#: Taylor-diagram labels of methods other than ``METHODS``
+LABELS = {"filter": "filter (state augm.)"}
+#: a method run by the caller on the twin's sites (the ensemble filter's estimate lives in
+#: ``coupler``, which ``emulators`` never imports): returns {method: (site, 12) parameters}
+#: and what the report keeps of the run (``report[<method>]``)
+Extra = Callable[[Sites], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 
 def flux_rmse(sites: Sites, params: np.ndarray) -> dict[str, Any]:
@@ -81,18 +88,17 @@ def sensitivity(sites: Sites, delta: float = 0.1) -> np.ndarray:
     return np.sqrt(s / 2)
 
 
-def recovery(sites: Sites, result: FitResult) -> list[dict[str, Any]]:
+def recovery(sites: Sites, methods: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per parameter: sensitivity and the mean |error| (fraction of the range) of each method's
-    parameters vs the hidden ones; identifiable = the calibration halves the default's error."""
+    (site, 12) parameters vs the hidden ones; identifiable = the calibration (g_z on every
+    site) halves the default's error."""
     low, high = (t.numpy() for t in P.bounds())
     sens = sensitivity(sites)
     rows = []
     for i, spec in enumerate(P.PARAMETERS):
         err = {
-            m: float(
-                np.abs((getattr(result, m)[:, i] - sites.hidden[:, i]) / (high[i] - low[i])).mean()
-            )
-            for m in METHODS
+            m: float(np.abs((p[:, i] - sites.hidden[:, i]) / (high[i] - low[i])).mean())
+            for m, p in methods.items()
         }
         rows.append(
             {
@@ -168,9 +174,10 @@ def parameter_map(sites: Sites, params: np.ndarray, method: str) -> xr.Dataset:
     )
 
 
-def run(twin: TwinConfig, cfg: FitConfig, out: Path) -> dict[str, Any]:
+def run(twin: TwinConfig, cfg: FitConfig, out: Path, extra: Extra | None = None) -> dict[str, Any]:
     """The whole twin experiment; writes ``report.json``, ``taylor.png`` and
-    ``parameters.zarr`` under ``out`` and returns the report."""
+    ``parameters.zarr`` under ``out`` and returns the report. ``extra``: more methods,
+    evaluated like the others (the CLI passes the ensemble filter's estimate)."""
     from emulators.plots import taylor_diagram
 
     out.mkdir(parents=True, exist_ok=True)
@@ -178,14 +185,17 @@ def run(twin: TwinConfig, cfg: FitConfig, out: Path) -> dict[str, Any]:
     sites = make_sites(twin)
     t_sites = time.perf_counter() - t0
     result = fit(sites, cfg)
-    rmse = {m: flux_rmse(sites, getattr(result, m)) for m in METHODS if m != "loocv" or cfg.loocv}
+    methods = {m: getattr(result, m) for m in METHODS if m != "loocv" or cfg.loocv}
+    more, info = extra(sites) if extra is not None else ({}, {})
+    methods.update(more)
+    rmse = {m: flux_rmse(sites, p) for m, p in methods.items()}
     cut = {
         m: {k: 1.0 - rmse[m][k] / rmse["default"][k] for k in ("hfls", "hfss")}
         for m in rmse
         if m != "default"
     }
     points = {
-        f"{m} {k}": (rmse[m][f"{k}_std_ratio"], rmse[m][f"{k}_r"])
+        f"{LABELS.get(m, m)} {k}": (rmse[m][f"{k}_std_ratio"], rmse[m][f"{k}_r"])
         for m in rmse
         for k in ("hfls", "hfss")
     }
@@ -208,8 +218,9 @@ def run(twin: TwinConfig, cfg: FitConfig, out: Path) -> dict[str, Any]:
         "rmse_wm2": rmse,
         "rmse_cut_vs_default": cut,
         "emulator_floor_wm2": emulator_floor(sites),
-        "parameters": recovery(sites, result),
-        "albedo_error": {m: albedo_error(sites, getattr(result, m)) for m in rmse},
+        "parameters": recovery(sites, methods),
+        "albedo_error": {m: albedo_error(sites, p) for m, p in methods.items()},
+        **info,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -100,11 +100,19 @@ def test_cli_writes_report_taylor_and_map(tmp_path: Path) -> None:
     out = tmp_path / "cal"
     argv = [
         "calibrate", "--out", str(out), "--sites-per-class", "2", "--classes", "2",
-        "--days", "30", "--epochs", "2", "--no-loocv", "--no-progress",
+        "--days", "30", "--epochs", "2", "--no-loocv", "--no-progress", "--da-members", "4",
     ]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
-    assert set(report["rmse_wm2"]) == {"default", "calibrated", "direct"}
+    # the ensemble filter's estimate (an assimilating session) is evaluated like the others
+    assert set(report["rmse_wm2"]) == {"default", "calibrated", "direct", "filter"}
+    for k in ("hfls", "hfss", "hfls_r", "hfss_r"):
+        assert np.isfinite(report["rmse_wm2"]["filter"][k]), k
+    assert set(report["rmse_wm2"]["filter"]["by_class"]) == {"ebf", "dfw"}
+    assert all(np.isfinite(row["error_filter"]) for row in report["parameters"])
+    da = report["filter"]
+    assert da["members"] == 4 and da["observations"] == 2 * 4 * 29  # LE, H; 4 sites; 29 days
+    assert da["estimated"] and set(da["estimated"]) <= set(P.PARAMETER_NAMES)
     assert report["albedo_error"]["default"] > 0 and set(report["emulator_floor_wm2"]) == {
         "hfls",
         "hfss",
@@ -115,3 +123,44 @@ def test_cli_writes_report_taylor_and_map(tmp_path: Path) -> None:
     ds = io.open_zarr(str(out / "parameters.zarr"))
     assert ds["vegh"].attrs["units"] == "m" and ds.attrs["Conventions"].startswith("CF")
     assert ds.sizes["cell"] == 4
+
+
+def test_cli_no_da_skips_the_filter(tmp_path: Path) -> None:
+    out = tmp_path / "cal"
+    argv = [
+        "calibrate", "--out", str(out), "--sites-per-class", "2", "--classes", "1",
+        "--days", "30", "--epochs", "1", "--no-loocv", "--no-progress", "--no-da",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["rmse_wm2"]) == {"default", "calibrated", "direct"}
+    assert "filter" not in report and "error_filter" not in report["parameters"][0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--da-members", "1"], "--da-members: must be in 2..1000, got 1"),
+        (["--da-members", "1001"], "--da-members: must be in 2..1000, got 1001"),
+    ],
+)
+def test_cli_refuses_bad_filter_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "cal"
+    assert main(["calibrate", "--out", str(out), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was made or written
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--da-members", "many"], ["--da-inflation", "fixed"], ["--da-parameters", "some"]],
+)
+def test_cli_parser_refuses_bad_filter_choices(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", *args])
+    assert info.value.code == 2
+    assert args[0] in capsys.readouterr().err
