@@ -7,7 +7,8 @@ not written: it is not part of Zarr v3 and would go stale between chunk writes).
 ``(cell, time)``: forcing in the dtype it came in (float32 on the wire is stored as float32,
 exactly; float64 as float64; the first recorded step fixes a field's dtype, see
 :meth:`ZarrRecorder.admit`), outputs float64 as replied (the ensemble mean) and
-``<name>_spread``; steps where an optional field (``co2``) was not sent hold NaN. Codecs, keepbits and chunking come from the spec's ``record_options``
+``<name>_spread``; steps where an optional field (``co2``) was not sent hold NaN. Codecs,
+keepbits and chunking come from the spec's ``record_options``
 (:class:`~coupler.spec.RecordOptions`). The session's start checkpoint is stored in the record
 (``starts/<index>``), so replay needs nothing else.
 

@@ -57,7 +57,11 @@ def forcing(index: int, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def record(
-    url: str, steps: int, n: int = 6, close: bool = True, wire: Any = np.float64,
+    url: str,
+    steps: int,
+    n: int = 6,
+    close: bool = True,
+    wire: Any = np.float64,
     **overrides: Any,
 ) -> list[dict[str, np.ndarray]]:
     """Record ``steps`` steps of an in-process session at ``url``, the forcing sent as

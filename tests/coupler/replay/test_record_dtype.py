@@ -74,7 +74,7 @@ def test_a_record_from_before_the_wire_dtype_attribute_still_replays(tmp_path: P
     url = str(tmp_path / "rank0.zarr")
     record(url, 30, n=N)
     group = zarr.open_group(url, mode="a")
-    for name, arr in group.arrays():
+    for _, arr in group.arrays():
         if "landcoupler_wire_dtype" in arr.attrs:
             del arr.attrs["landcoupler_wire_dtype"]
     src = RecordSource(url)
