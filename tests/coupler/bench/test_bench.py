@@ -37,4 +37,4 @@ def test_replay_benchmark_replays_its_own_record_bitwise(tmp_path) -> None:
     assert payload["coupled"]["steps"] == 3 and payload["ratio"] > 0
     assert all(n <= 1000 for n in payload["objects_per_rank"])
     md = doc.update_section(tmp_path / "b.md", "replay", replay.markdown(payload)).read_text()
-    assert "<!-- bench:replay -->" in md and "Replay / coupled" in md
+    assert "<!-- bench:replay -->" in md and "replay, serial" in md and "workers" in md
