@@ -125,8 +125,9 @@ class Session:
         checked = validation.validate_forcing(fields, cfg.n_cells, units)
         t1 = time.perf_counter()
         metrics.observe_phase("validate", t1 - t0)
-        wire = {name: fields[name].dtype for name in checked}  # what the record keeps
+        wire: dict[str, np.dtype] = {}
         if self._recorder is not None:
+            wire = {name: fields[name].dtype for name in checked}  # what the record keeps
             self._recorder.check()
             self._recorder.admit(checked, wire)
 
