@@ -95,8 +95,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "`make bench-run`); the record is then replayed in-process on the same backend "
         "(bitwise mode, all ranks, reads, prefetch and session setup included), serially and "
         f"with the ranks in {p['workers']} worker processes (`--workers`, process start "
-        f"included), torch 1 thread per process. Machine: {payload.get('machine', 'n/a')} "
-        f"({payload['cores']} usable by this process).",
+        f"included), torch 1 thread per process. Machine: {payload.get('machine', 'n/a')}; "
+        f"{payload['cores']} cores usable by this process.",
         "",
         "| | run steps | wall (s) | run steps per second | ms per rank-step | vs coupled |",
         "|---|---|---|---|---|---|",
