@@ -5,6 +5,8 @@ nothing below the wire knows about gRPC."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CouplerError(Exception):
     """Base class. ``field`` and ``rule`` name what was wrong when it concerns an input."""
@@ -13,6 +15,18 @@ class CouplerError(Exception):
         super().__init__(message)
         self.field = field
         self.rule = rule
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as built (class, message and every attribute: ``field``, ``rule``, ...), so
+        an error raised in a worker process arrives whole (subclasses may take other
+        constructor arguments)."""
+        return (_rebuild, (type(self), self.args), dict(self.__dict__))
+
+
+def _rebuild(cls: type[CouplerError], args: tuple[Any, ...]) -> CouplerError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
 
 
 class InvalidArgument(CouplerError):

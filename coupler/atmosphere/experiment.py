@@ -165,6 +165,7 @@ def run_experiment(
         members=config.members, run_id=f"landcoupler-run-{config.scenario}-{name}",
         record_url=record, freeze_vegetation_year=freeze, record_options=config.record_options,
         assimilation=assimilation_options(config), observations=setup.observations,
+        forcing_dtype=config.forcing_dtype,
     )  # fmt: skip
     model = ColumnModel(grid, col)
     acc = Accumulator(grid, config.years[0], config.n_years)

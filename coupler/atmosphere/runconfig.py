@@ -17,6 +17,7 @@ from coupler.errors import InvalidArgument
 from coupler.spec import RecordOptions
 
 EXPERIMENTS = ("dynamic", "frozen")
+FORCING_DTYPES = ("float32", "float64")
 TRANSPORTS = ("grpc", "inprocess")
 AR6_BASELINE = (1995, 2014)
 AR6_FUTURE = (2081, 2100)
@@ -66,6 +67,8 @@ class RunConfig:
     state, outputs bit-rounded per ``COMPACT_KEEPBITS`` (docs/replay.md).
     assimilate: URL of a Zarr observation file (docs/assimilation.md); every session then
     assimilates the observations nearest its land cells (needs members >= 2; None: no DA).
+    forcing_dtype: the dtype of the forcing the atmosphere sends the land ("float32", as models
+    commonly couple, or "float64"); the atmosphere's own state is float64 either way.
     baseline/future: periods compared (default: AR6's 1995-2014 and 2081-2100 when covered,
     else the first and last ten years or halves)."""
 
@@ -91,6 +94,7 @@ class RunConfig:
     future: tuple[int, int] | None = None
     progress: bool = True
     assimilate: str | None = None
+    forcing_dtype: str = "float32"
     column: ColumnConfig = field(default_factory=ColumnConfig)
 
     def __post_init__(self) -> None:
@@ -110,6 +114,11 @@ class RunConfig:
             raise RunConfigError(
                 f"{self.transport!r} is not one of {', '.join(TRANSPORTS)}",
                 field="transport", rule="choice",
+            )  # fmt: skip
+        if self.forcing_dtype not in FORCING_DTYPES:
+            raise RunConfigError(
+                f"{self.forcing_dtype!r} is not one of {', '.join(FORCING_DTYPES)}",
+                field="forcing_dtype", rule="choice",
             )  # fmt: skip
         exps = (self.experiments,) if isinstance(self.experiments, str) else self.experiments
         if not exps or any(e not in EXPERIMENTS for e in exps) or len(set(exps)) != len(exps):

@@ -38,7 +38,7 @@ def measure(
     options = SessionOptions(
         start=setup.state.time, timestep=config.timestep, backend=config.backend,
         members=config.members, run_id="bench-run", record_url=record,
-        record_options=config.record_options,
+        record_options=config.record_options, forcing_dtype=config.forcing_dtype,
     )  # fmt: skip
     forcing = Forcing(0.0, setup.reference_co2)
     with experiment.open_client(config.transport) as client:

@@ -35,6 +35,16 @@ def _ranks(value: str) -> list[int]:
     return ranks
 
 
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, got {value!r}")
+    return n
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "replay",
@@ -47,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="backend to replay on (default: the recorded one)")
     p.add_argument("--steps", type=_steps, default=(0, None), help="a:b step range [a, b)")
     p.add_argument("--ranks", type=_ranks, default=None, help="comma-separated ranks (all)")
+    p.add_argument(
+        "--workers", type=_workers, default=None, metavar="N",
+        help="replay the ranks in N processes (default: min(ranks, cores); 1: serially)",
+    )  # fmt: skip
     p.add_argument("--report", metavar="DIR", help="write replay.json/.md and PNGs here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         with tqdm(total=max(total, 0), unit="step", disable=args.no_progress,
                   file=sys.stderr, desc="replay") as bar:  # fmt: skip
-            result = replay(sources, backend=args.backend, steps=args.steps, progress=bar.update)
+            result = replay(sources, backend=args.backend, steps=args.steps,
+                            progress=bar.update, workers=args.workers)  # fmt: skip
     except CouplerError as exc:
         print(f"landcoupler replay: error: {exc}", file=sys.stderr)
         return 2

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(needs --members >= 2)",
     )  # fmt: skip
     p.add_argument("--spinup-years", type=int, help="coupled control years before START")
+    p.add_argument(
+        "--forcing-dtype", choices=("float32", "float64"),
+        help="dtype of the forcing the atmosphere sends (default float32; its state stays "
+        "float64; the record keeps what was sent)",
+    )  # fmt: skip
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--frozen-land", action="store_true",
@@ -63,6 +68,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "timestep": args.timestep, "backend": args.backend, "transport": args.transport,
         "members": args.members, "ranks": args.ranks, "jobs": args.jobs, "out": args.out,
         "spinup_years": args.spinup_years, "assimilate": args.assimilate,
+        "forcing_dtype": args.forcing_dtype,
     }  # fmt: skip
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.frozen_land:

@@ -4,9 +4,11 @@ replaying them: ``coupler.replay``).
 
 The record opens with ``xarray.open_zarr(url, consolidated=False)`` (consolidated metadata is
 not written: it is not part of Zarr v3 and would go stale between chunk writes). Fields are
-float64 ``(cell, time)``: forcing as received (float32 input is widened exactly), outputs as
-replied (the ensemble mean) and ``<name>_spread``; steps where an optional field (``co2``) was
-not sent hold NaN. Codecs, keepbits and chunking come from the spec's ``record_options``
+``(cell, time)``: forcing in the dtype it came in (float32 on the wire is stored as float32,
+exactly; float64 as float64; the first recorded step fixes a field's dtype, see
+:meth:`ZarrRecorder.admit`), outputs float64 as replied (the ensemble mean) and
+``<name>_spread``; steps where an optional field (``co2``) was not sent hold NaN. Codecs,
+keepbits and chunking come from the spec's ``record_options``
 (:class:`~coupler.spec.RecordOptions`). The session's start checkpoint is stored in the record
 (``starts/<index>``), so replay needs nothing else.
 
@@ -27,13 +29,14 @@ import threading
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import zarr
 
 from coupler.core import recordformat as RF
 from coupler.core import recordobs
+from coupler.core.recorderbase import Recorder
 from coupler.core.recordformat import ANALYSIS_PREFIX, variable_names
 from coupler.core.telemetry import MetricsSink
 from coupler.errors import FailedPrecondition
@@ -42,42 +45,6 @@ from coupler.spec.observations import Parsed
 from emulators import variables as V
 
 __all__ = ["ANALYSIS_PREFIX", "Recorder", "ZarrRecorder", "variable_names"]
-
-
-@runtime_checkable
-class Recorder(Protocol):
-    """What a session needs from a recorder."""
-
-    def record(
-        self,
-        index: int,
-        inputs: Mapping[str, np.ndarray],
-        outputs: Mapping[str, np.ndarray],
-        analysis: Mapping[str, float] | None = None,
-    ) -> None:
-        """Queue step ``index``'s (cell,) inputs and outputs, and the scalar diagnostics of an
-        analysis run in that step (``assim_<name>``). The arrays must not be modified
-        afterwards (the session hands over read-only arrays)."""
-        ...
-
-    def observations(
-        self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
-    ) -> None:
-        """Queue the session's accepted Assimilate request number ``serial`` (checked
-        ``batches`` and the units each stated), queued before step ``index``."""
-        ...
-
-    def check(self) -> None:
-        """Raise if the recorder has failed (so the session refuses the step, state intact)."""
-        ...
-
-    def flush(self) -> None:
-        """Block until everything queued so far is written (partial chunk included)."""
-        ...
-
-    def close(self) -> None:
-        """Flush and stop; idempotent."""
-        ...
 
 
 @dataclass
@@ -150,6 +117,8 @@ class ZarrRecorder:
         )
         self._registry_name = {stored: key.split(":", 1)[1] for key, stored in self._names.items()}
         self._arrays: dict[str, zarr.Array] = {}  # the (cell, time) and (time,) arrays by name
+        # each forcing field's stored dtype, fixed by its first recorded step (or the record)
+        self._dtypes: dict[str, np.dtype] = {}
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._closed = False
@@ -182,16 +151,42 @@ class ZarrRecorder:
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
         analysis: Mapping[str, float] | None = None,
+        dtypes: Mapping[str, np.dtype] | None = None,
     ) -> None:
         if self._closed:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
         fields = {self._names[f"in:{k}"]: v for k, v in inputs.items()}
+        for key, name in zip(inputs, fields, strict=True):
+            if name not in self._dtypes:
+                given = inputs[key].dtype if dtypes is None else dtypes.get(key, np.float64)
+                self._dtypes[name] = RF.stored_dtype(given)
         fields.update({self._names[f"out:{k}"]: v for k, v in outputs.items()})
         for name, value in (analysis or {}).items():
             if not name.startswith(ANALYSIS_PREFIX):
                 raise ValueError(f"analysis entries are named {ANALYSIS_PREFIX}*, got {name!r}")
             fields[name] = np.asarray(float(value))
         self._put(_Step(int(index), fields))
+
+    def admit(self, inputs: Mapping[str, np.ndarray], dtypes: Mapping[str, np.dtype]) -> None:
+        """A float32 field refuses a later step's values that float32 cannot hold exactly
+        (float64 values that are float32-representable are stored, exactly): the record never
+        loses data, and the session stays as it was (docs/replay.md)."""
+        for key, values in inputs.items():
+            stored = self._dtypes.get(self._names[f"in:{key}"])
+            given = np.dtype(dtypes.get(key, values.dtype))
+            if stored is None or stored.itemsize == 8 or RF.stored_dtype(given) == stored:
+                continue
+            same = values.astype(stored) == values
+            if not same.all():
+                cell = int(np.argmin(same))
+                raise FailedPrecondition(
+                    f"{key}: the record stores it as {stored.name} (the dtype of its first "
+                    f"recorded step), but this step sent {given.name} values that "
+                    f"{stored.name} cannot hold exactly (cell {cell}: {values[cell]!r}); send "
+                    f"{stored.name} as before, or record to a new record_url",
+                    field=key,
+                    rule="record_dtype",
+                )
 
     def observations(
         self, index: int, serial: int, batches: Sequence[Parsed], units: Sequence[str]
@@ -283,7 +278,8 @@ class ZarrRecorder:
                 buf.fill(np.nan)
         for name, values in step.fields.items():
             if name not in self._buffer:
-                self._buffer[name] = np.full((self._chunk, *self._row_shape(name)), np.nan)
+                shape = (self._chunk, *self._row_shape(name))
+                self._buffer[name] = np.full(shape, np.nan, self._dtypes.get(name, np.float64))
                 self._ensure_array(name)
             self._buffer[name][row] = values
         self._buffer_rows = max(self._buffer_rows, row + 1)
@@ -340,7 +336,7 @@ class ZarrRecorder:
             self._arrays[name] = RF.create_field(
                 self._group, name, self._registry_name.get(name, name), self._options,
                 (self._n, self._time_array.shape[0]), (self._cell_chunk, self._chunk),
-                self._coordinates,
+                self._coordinates, self._dtypes.get(name, np.dtype(np.float64)),
             )  # fmt: skip
 
     # ---- opening -----------------------------------------------------------------------------
@@ -388,9 +384,11 @@ class ZarrRecorder:
             if arr.ndim != 2 and not (arr.ndim == 1 and name.startswith(ANALYSIS_PREFIX)):
                 continue
             self._arrays[name] = arr
+            if arr.ndim == 2:
+                self._dtypes[name] = RF.stored_dtype(arr.dtype)
             if rows:
                 have = max(0, min(start_index, length) - first)
-                buf = np.full((self._chunk, *arr.shape[:-1]), np.nan)
+                buf = np.full((self._chunk, *arr.shape[:-1]), np.nan, arr.dtype)
                 part = np.asarray(arr[..., first : first + have])
                 buf[:have] = part.T
                 self._buffer[name] = buf

@@ -4,9 +4,12 @@ One Zarr v3 group per session (rank), at any fsspec URL:
 
 - ``time(time)`` int64 seconds since the start (the row index *is* the step index), and the
   grid ``lat(cell)``, ``lon(cell)`` (+ ``areacella``, ``sftlf`` % when known) with CF attributes.
-- one float64 array ``(cell, time)`` per exchanged field (forcing in, reply out, ``<name>_spread``;
+- one array ``(cell, time)`` per exchanged field (forcing in, reply out, ``<name>_spread``;
   name collisions prefixed ``in_``/``out_``), with the registry's CF attributes and
-  ``landcoupler_role`` (forcing/output), ``landcoupler_codec`` and, for bit-rounded fields,
+  ``landcoupler_role`` (forcing/output), ``landcoupler_codec``, ``landcoupler_wire_dtype`` (the
+  dtype the field is stored in: forcing float32 when it came as float32 on the wire, float64
+  otherwise; outputs float64; records before this attribute are all float64) and, for
+  bit-rounded fields,
   ``keepbits`` and ``max_relative_error`` = 2**-(keepbits+1). Cells first, so that each cell's
   time series is contiguous inside a chunk: that is what the lossless ``pcodec`` exploits.
   Chunks are all cells x ``chunk_steps`` (>= ``chunk_bytes``), shards ``shard_chunks`` chunks.
@@ -125,6 +128,13 @@ def codec_attrs(spec: CodecSpec) -> dict[str, Any]:
     return attrs
 
 
+def stored_dtype(dtype: Any) -> np.dtype:
+    """The dtype a forcing field received in ``dtype`` is recorded in: float32 stays float32
+    (exactly), anything else is float64 (the session's checked dtype)."""
+    dt = np.dtype(dtype)
+    return np.dtype(np.float32) if dt.kind == "f" and dt.itemsize == 4 else np.dtype(np.float64)
+
+
 def chunk_steps(n_cells: int, chunk_bytes: int, step_bytes: int, max_buffer_bytes: int) -> int:
     """Steps per time chunk: enough for ``chunk_bytes`` of one field's cells, at most what
     ``max_buffer_bytes`` can buffer for all fields (``step_bytes`` per step)."""
@@ -219,9 +229,11 @@ def create_field(
     shape: tuple[int, int],
     chunks: tuple[int, int],
     coordinates: str,
+    dtype: np.dtype | None = None,
 ) -> zarr.Array:
     """A new (cell, time) field array, or a (time,) ``assim_*`` diagnostic, of ``shape`` (cells,
-    steps so far); ``chunks`` (cells, steps) per chunk; ``coordinates`` its CF attribute."""
+    steps so far); ``chunks`` (cells, steps) per chunk; ``coordinates`` its CF attribute;
+    ``dtype`` float64 (default) or float32 (forcing received as float32)."""
     shard = chunks[1] * options.shard_chunks
     if name.startswith(ANALYSIS_PREFIX):
         return group.create_array(
@@ -232,14 +244,16 @@ def create_field(
                         "landcoupler_role": "analysis"},
         )  # fmt: skip
     codec = options.codec_for(registry_name)
+    dt = np.dtype(np.float64) if dtype is None else stored_dtype(dtype)
     attrs = field_attrs(registry_name) | codec_attrs(codec)
+    attrs["landcoupler_wire_dtype"] = dt.name
     attrs["coordinates"] = coordinates
     if "areacella" in coordinates:
         attrs["cell_measures"] = "area: areacella"
     return group.create_array(
-        name, shape=shape, chunks=chunks, shards=(chunks[0], shard), dtype="f8",
+        name, shape=shape, chunks=chunks, shards=(chunks[0], shard), dtype=dt,
         fill_value=np.nan, dimension_names=["cell", "time"], attributes=attrs,
-        **zarr_codecs(codec),
+        **zarr_codecs(codec, dt.itemsize),
     )  # fmt: skip
 
 

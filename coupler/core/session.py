@@ -125,8 +125,11 @@ class Session:
         checked = validation.validate_forcing(fields, cfg.n_cells, units)
         t1 = time.perf_counter()
         metrics.observe_phase("validate", t1 - t0)
+        wire: dict[str, np.dtype] = {}
         if self._recorder is not None:
+            wire = {name: fields[name].dtype for name in checked}  # what the record keeps
             self._recorder.check()
+            self._recorder.admit(checked, wire)
 
         # checked once: the backends' own check (``emulators.landstep.check_forcing``) skips
         # CheckedForcing; member forcing made by the assimilation is new data and is checked
@@ -136,7 +139,7 @@ class Session:
         clock = landstep.clock_for(cfg, index)
         snap = None if self._da is None else self._da.snapshot()
         try:
-            return self._compute(index, checked, forcing, clock)
+            return self._compute(index, checked, forcing, clock, wire)
         except BaseException:
             if self._da is not None and snap is not None:
                 self._da.restore(snap)  # the assimilator is part of the transaction
@@ -148,6 +151,7 @@ class Session:
         checked: Mapping[str, np.ndarray],
         forcing: Mapping[str, torch.Tensor],
         clock: StepClock,
+        wire: Mapping[str, np.dtype],
     ) -> dict[str, np.ndarray]:
         cfg, metrics, da = self.config, self._metrics, self._da
         state, static, diag, skipped = self._state, self._static, None, {}
@@ -175,7 +179,7 @@ class Session:
         t3 = time.perf_counter()
         if self._recorder is not None:
             analysis = None if diag is None else record_row(diag)
-            self._recorder.record(index, checked, reply, analysis=analysis)
+            self._recorder.record(index, checked, reply, analysis=analysis, dtypes=wire)
             metrics.observe_phase("record", time.perf_counter() - t3)
 
         # commit: nothing below can fail

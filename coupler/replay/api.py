@@ -16,25 +16,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from coupler.replay.engine import Difference, RankReplay, compare
+from coupler.errors import InvalidArgument
+from coupler.replay.engine import Difference
+from coupler.replay.ranks import RankData, cores, replay_ranks
 from coupler.replay.runindex import open_run
 from coupler.replay.source import RecordSource
-from coupler.spec.codecs import bitround
 from emulators import metrics as M
 
-
-@dataclass
-class RankData:
-    """One rank's compared outputs: (step, cell) arrays, steps ``[start, start + n)``; the
-    replayed outputs are rounded to the record's ``keepbits`` (what a bitwise check compares)."""
-
-    rank: int
-    start: int
-    lat: np.ndarray
-    lon: np.ndarray
-    times: np.ndarray
-    recorded: dict[str, np.ndarray] = field(default_factory=dict)
-    replayed: dict[str, np.ndarray] = field(default_factory=dict)
+__all__ = ["RankData", "ReplayResult", "replay"]
 
 
 @dataclass
@@ -53,6 +42,8 @@ class ReplayResult:
     #: recorded Assimilate requests re-sent: ``requests``, ``observations`` (counts over the
     #: ranks) and ``ignored`` (one line per request the record's steps end before)
     observations: dict[str, Any] = field(default_factory=dict)
+    #: worker processes the ranks were replayed in (1: serially, in this process)
+    workers: int = 1
 
     @property
     def steps_per_second(self) -> float:
@@ -103,6 +94,7 @@ class ReplayResult:
             "truncated": self.truncated,
             "observations": self.observations,
             "seconds": self.seconds,
+            "workers": self.workers,
             "steps_per_second": self.steps_per_second,
             "skill": M.table_to_records(self.skill()) if self.data else [],
         }
@@ -117,33 +109,40 @@ def replay(
     progress: Callable[[int], None] | None = None,
     collect: bool = True,
     storage_options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
 ) -> ReplayResult:
     """Replay the record(s) at ``url`` (one rank's record or a run prefix with
     ``rank<r>.zarr``) on ``backend`` (default: the recorded one) over ``steps`` [a, b) (b None:
     every committed step), comparing with the record. ``progress(n)`` is called per step
-    replayed; ``collect`` keeps the outputs for skill and plots. Ranks are replayed one after
-    the other (threads were measured slower: the land step is bound by Python dispatch under
-    the GIL). The first difference reported is the earliest step's (lowest rank on a tie)."""
+    replayed; ``collect`` keeps the outputs for skill and plots. Ranks are independent: they are
+    replayed in ``workers`` processes (default: one per rank, at most the cores available;
+    1: one after the other in this process; ``coupler.replay.ranks``) with the same results
+    (threads were measured slower: the land step is bound by Python dispatch under the GIL).
+    The first difference reported is the earliest step's (lowest rank on a tie)."""
     sources = (
         open_run(url, ranks, storage_options) if isinstance(url, str) else list(url)
     )  # fmt: skip
     n_steps = min(s.n_steps for s in sources)
     a, b = steps[0], n_steps if steps[1] is None else min(steps[1], n_steps)
+    if workers is not None and workers < 1:
+        raise InvalidArgument(f"workers: must be >= 1, got {workers}", field="workers",
+                              rule="int_range")  # fmt: skip
+    n_workers = min(len(sources), cores() if workers is None else workers)
     t0 = time.perf_counter()
-    done = [_rank(s, backend, a, b, collect, progress) for s in sources]
+    done = replay_ranks(sources, backend, a, b, collect, progress, n_workers, storage_options)
     seconds = time.perf_counter() - t0
-    diffs = [d for _, d, _, _ in done if d is not None]
+    diffs = [o.first for o in done if o.first is not None]
     first = min(diffs, key=lambda d: (d.step, d.rank)) if diffs else None
     observations = {
-        "requests": sum(r.requests_sent for *_, r in done),
-        "observations": sum(r.observations_sent for *_, r in done),
+        "requests": sum(o.requests_sent for o in done),
+        "observations": sum(o.observations_sent for o in done),
         "ignored": [f"rank {s.rank}: {line}" for s in sources
                     for line in s.observations.beyond(s.n_steps)],
     }  # fmt: skip
     head = sources[0]
     return ReplayResult(
         record=url if isinstance(url, str) else head.url,
-        mode="ab" if any(r.mode == "ab" for *_, r in done) else "bitwise",
+        mode="ab" if any(o.mode == "ab" for o in done) else "bitwise",
         backend=backend or head.spec.backend,
         recorded_backend=head.backend,
         steps=(a, b),
@@ -152,40 +151,7 @@ def replay(
         first_difference=first,
         truncated=[f"rank {s.rank}: {s.truncated}" for s in sources if s.truncated],
         seconds=seconds,
-        data=[d for d, *_ in done],
+        data=[o.data for o in done],
         observations=observations,
+        workers=max(1, n_workers),
     )
-
-
-def _rank(
-    src: RecordSource,
-    backend: str | None,
-    a: int,
-    b: int,
-    collect: bool,
-    progress: Callable[[int], None] | None,
-) -> tuple[RankData, Difference | None, str, RankReplay]:
-    """Replay one rank: its data, first difference, mode and runner (its counts)."""
-    runner = RankReplay(src, backend)
-    d = RankData(src.rank, a, src.lat, src.lon, _times(src, a, b))
-    if collect:
-        d.recorded = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
-        d.replayed = {n: np.empty((b - a, src.n_cells)) for n in src.outputs}
-    first: Difference | None = None
-    for result in runner.steps(a, b):
-        if first is None:
-            first = compare(result, src.keepbits, src.lat, src.lon)
-        if collect:
-            row = result.index - a
-            for n in src.outputs:  # compared as stored: with the record's rounding
-                d.recorded[n][row] = result.recorded[n]
-                d.replayed[n][row] = bitround(result.replayed[n], src.keepbits.get(n, 0))
-        if progress is not None:
-            progress(1)
-    runner.mode = runner.mode or "bitwise"
-    return d, first, runner.mode, runner
-
-
-def _times(src: RecordSource, a: int, b: int) -> np.ndarray:
-    start = src.spec.start
-    return start + np.arange(a, b, dtype=np.int64) * np.timedelta64(src.spec.timestep, "s")

@@ -87,7 +87,7 @@ class RecordBackend:
         that were not sent, such as an absent ``co2``, are left out)."""
         fields, row = self._row(index)
         return {
-            name: torch.from_numpy(np.array(fields[name][row])).expand(members, -1)
+            name: torch.from_numpy(np.array(fields[name][row], np.float64)).expand(members, -1)
             for name in self.source.forcing
             if not np.isnan(fields[name][row]).all()
         }
@@ -117,7 +117,7 @@ class RecordBackend:
         index: int,
     ) -> None:  # fmt: skip
         for name in self.source.forcing:
-            recorded = fields[name][row]
+            recorded = np.asarray(fields[name][row], np.float64)  # float32 widened exactly
             sent = forcing.get(name)
             if sent is None:
                 if np.isnan(recorded).all():

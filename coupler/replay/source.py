@@ -12,8 +12,9 @@ writer stopped (crash) is not an error: it is read up to its last complete chunk
 (``steps_complete``) and :attr:`RecordSource.truncated` says so. The store is opened read-only;
 nothing is ever written to it.
 
-Reads are time blocks of whole chunks, (step, cell) float64 per field; :meth:`blocks` reads
-ahead in a background thread.
+Reads are time blocks of whole chunks, (step, cell) per field in its stored dtype (float64, or
+float32 for forcing that came as float32 on the wire: the replayed session widens it exactly as
+the service did); :meth:`blocks` reads ahead in a background thread.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class RecordSource:
         self.forcing = tuple(n for n, r in self.roles.items() if r == "forcing")
         self.outputs = tuple(n for n, r in self.roles.items() if r == "output")
         self.keepbits = {n: _int(a.attrs.get("keepbits", 0)) for n, a in self._arrays.items()}
+        #: each field's stored dtype (``landcoupler_wire_dtype``; records before it: float64)
+        self.dtypes = {n: np.dtype(a.dtype) for n, a in self._arrays.items()}
         self.lat = np.asarray(_array(group, "lat")[:])
         self.lon = np.asarray(_array(group, "lon")[:])
         self.n_cells = int(self.lat.shape[0])

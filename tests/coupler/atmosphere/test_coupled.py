@@ -97,6 +97,9 @@ def test_landcoupler_run_end_to_end(tmp_path: Path) -> None:
     rec = xr.open_zarr(out / "record" / "dynamic" / "rank1.zarr", consolidated=False)
     assert rec.sizes["time"] == 2 * 365  # spin-up year and 2015
     assert {"tas", "pr", "rsds", "hfls", "lai"} <= set(rec.data_vars)
+    # the atmosphere sends float32 forcing by default, and the record keeps it as sent
+    assert rec.tas.dtype == np.float32 and rec.tas.attrs["landcoupler_wire_dtype"] == "float32"
+    assert rec.hfls.dtype == np.float64
     diag = xr.open_zarr(out / "dynamic" / "diagnostics.zarr", consolidated=False)
     assert list(diag["year"].values) == [2015]
     assert float(diag["tas_global"][0]) == pytest.approx(288.0, abs=4.0)

@@ -34,6 +34,7 @@ def test_years_and_periods() -> None:
         ({"scenario": "ssp126"}, "scenario", "known_scenario"),
         ({"scenario": "historical", "years": (2000, 2030)}, "years", "coverage"),
         ({"transport": "http"}, "transport", "choice"),
+        ({"forcing_dtype": "float16"}, "forcing_dtype", "choice"),
         ({"experiments": ("dynamic", "static")}, "experiments", "choice"),
         ({"ranks": 0}, "ranks", "int_range"),
         ({"timestep": 7000}, "timestep", "divides_day"),
@@ -59,7 +60,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
     cfg = config_from_args(args)
     assert (cfg.scenario, cfg.years, cfg.resolution, cfg.ranks) == ("ssp370", (2021, 2025), 5, 3)
     assert cfg.experiments == ("frozen",) and cfg.record is None
-    assert cfg.column.rh_precip == 0.85
+    assert cfg.column.rh_precip == 0.85 and cfg.forcing_dtype == "float32"  # the default
+    args = build_parser().parse_args(["run", "--config", str(path), "--forcing-dtype", "float64"])
+    assert config_from_args(args).forcing_dtype == "float64"
     path.write_text("scenario: ssp370\nresolutoin: 5\n")
     with pytest.raises(R.RunConfigError, match="resolutoin: unknown key"):
         R.from_mapping(R.load_file(path))

@@ -32,7 +32,9 @@ def test_reference_and_service_benchmarks_write_their_sections(tmp_path) -> None
 def test_replay_benchmark_replays_its_own_record_bitwise(tmp_path) -> None:
     payload = replay.run(days=3)
     assert payload["replay"]["bitwise_equal"] and payload["replay"]["steps"] == 5
+    assert payload["parallel"]["bitwise_equal"] and payload["parallel"]["workers"] >= 1
+    assert payload["parallel_ratio"] > 0 and payload["cores"] >= 1
     assert payload["coupled"]["steps"] == 3 and payload["ratio"] > 0
     assert all(n <= 1000 for n in payload["objects_per_rank"])
     md = doc.update_section(tmp_path / "b.md", "replay", replay.markdown(payload)).read_text()
-    assert "<!-- bench:replay -->" in md and "Replay / coupled" in md
+    assert "<!-- bench:replay -->" in md and "replay, serial" in md and "workers" in md

@@ -57,12 +57,19 @@ def forcing(index: int, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def record(
-    url: str, steps: int, n: int = 6, close: bool = True, **overrides: Any
+    url: str,
+    steps: int,
+    n: int = 6,
+    close: bool = True,
+    wire: Any = np.float64,
+    **overrides: Any,
 ) -> list[dict[str, np.ndarray]]:
-    """Record ``steps`` steps of an in-process session at ``url``; returns the replies."""
+    """Record ``steps`` steps of an in-process session at ``url``, the forcing sent as
+    ``wire`` (dtype); returns the replies."""
     manager = SessionManager()
     session = manager.open(spec(n, record_url=url, **overrides), "alice")
-    replies = [session.step(i, forcing(i, n)) for i in range(steps)]
+    sent = ({k: v.astype(wire) for k, v in forcing(i, n).items()} for i in range(steps))
+    replies = [session.step(i, f) for i, f in enumerate(sent)]
     if close:
         manager.close(session.id, "alice")
     return replies

@@ -1,6 +1,7 @@
 """Bad records get precise errors, and a crashed writer's record replays up to its last complete
 chunk and says so. The crashes are real: a child process records through a filesystem that
-kills the process in the middle of a chunk write (or after a flush, without closing)."""
+kills the process in the middle of a chunk write (or after a flush, without closing). The cut
+record and the damaged ones hold float32 forcing (as sent), the unclosed one float64."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ s.flush()
 # a writer killed in the middle of its second chunk (chunks of 22 steps)
 s = manager.open(spec(6, record_url="crashfile://" + {cut!r}), "a")
 for i in range(60):
-    s.step(i, forcing(i, 6))
+    s.step(i, {{k: v.astype("float32") for k, v in forcing(i, 6).items()}})
 s.flush()
 os._exit(0)  # not reached: the flush writes hfls's second chunk
 """
@@ -73,6 +74,7 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def test_a_record_cut_mid_chunk_replays_its_committed_steps(crashed: tuple[str, str]) -> None:
     src = RecordSource(crashed[1])
     assert (src.time_length, src.steps_complete, src.n_steps) == (44, 22, 22)
+    assert src.dtypes["tas"] == np.float32 and src.dtypes["hfls"] == np.float64
     assert src.truncated is not None and "cut mid-chunk" in src.truncated
     assert "reach step 44 but only 22 steps were committed" in src.truncated
     result = replay(crashed[1])
@@ -91,7 +93,7 @@ def test_an_unclosed_record_replays_to_its_last_chunk(crashed: tuple[str, str]) 
 @pytest.fixture
 def good(tmp_path: Path) -> Path:
     path = tmp_path / "rank0.zarr"
-    record(str(path), 60)
+    record(str(path), 60, wire=np.float32)
     return path
 
 
@@ -132,13 +134,14 @@ def test_a_foreign_zarr_store_is_refused(tmp_path: Path) -> None:
              "temperature")  # fmt: skip
 
 
-def test_a_v1_record_is_refused_with_what_it_lacks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+def test_a_v1_record_is_refused_with_what_it_lacks(tmp_path: Path, dtype: str) -> None:
     """The layout of records written before format 2 (coupler/core/recorder.py until then)."""
     group = zarr.open_group(str(tmp_path / "v1.zarr"), mode="w", zarr_format=3)
     group.attrs.update({"Conventions": "CF-1.10", "title": "landcoupler session record",
                         "session_config": "{}", "backend": "{}", "chunk_steps": 24})  # fmt: skip
     group.create_array("time", shape=(24,), chunks=(1024,), dtype="i8", dimension_names=["time"])
-    group.create_array("tas", shape=(24, 3), chunks=(24, 3), dtype="f8",
+    group.create_array("tas", shape=(24, 3), chunks=(24, 3), dtype=dtype,
                        dimension_names=["time", "cell"])  # fmt: skip
     _refused(tmp_path / "v1.zarr", "record_version", "v1 record", "start state", "land-cover")
 

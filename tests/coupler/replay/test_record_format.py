@@ -1,5 +1,6 @@
 """Record format v2: random fields round-trip through a real recorder and the replay source
-(lossless fields exactly, bit-rounded ones within 2**-(keepbits+1)); layout, attributes,
+(lossless fields exactly, bit-rounded ones within 2**-(keepbits+1); forcing in the dtype it came
+in: float32 stays float32, anything else float64); layout, attributes,
 chunking, sharding and the object count; options are validated with precise errors."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coupler.core import checkpoint
+from coupler.core import recordformat as RF
 from coupler.core.recorder import ZarrRecorder
 from coupler.errors import InvalidArgument
 from coupler.replay import RecordSource, open_dataset
@@ -57,7 +59,7 @@ def cases(draw: st.DrawFn) -> dict:
         "steps": draw(st.integers(1, 45)),
         "dtypes": {k: draw(st.sampled_from(DTYPES)) for k in names},
         "codecs": {k: draw(st.sampled_from(CODECS)) for k in names},
-        "keepbits": {k: draw(st.sampled_from([0, 0, 1, 7, 10, 23, 40, 52])) for k in OUTPUTS},
+        "keepbits": {k: draw(st.sampled_from([0, 0, 1, 7, 10, 23, 40, 52])) for k in names},
         "chunk_bytes": draw(st.sampled_from([1024, 2048, 1 << 20])),
         "shard_chunks": draw(st.integers(1, 4)),
         "seed": draw(st.integers(0, 2**32 - 1)),
@@ -77,9 +79,11 @@ def test_random_fields_round_trip_through_record_and_source(case: dict) -> None:
         k: CodecSpec(c.id, dict(c.config), case["keepbits"].get(k, 0))
         for k, c in case["codecs"].items()
     }
+    lossy = any(case["keepbits"][k] for k in V.REQUIRED_FORCING)
     options = RecordOptions(
-        fields=fields, chunk_bytes=case["chunk_bytes"], shard_chunks=case["shard_chunks"]
-    )
+        fields=fields, chunk_bytes=case["chunk_bytes"], shard_chunks=case["shard_chunks"],
+        lossy_forcing=lossy,
+    )  # fmt: skip
     n, steps = case["n"], case["steps"]
     cfg = spec(n, grid=grid(n), record_options=options)
     url = memory_url("hypo")
@@ -97,7 +101,9 @@ def test_random_fields_round_trip_through_record_and_source(case: dict) -> None:
     assert src.n_steps == steps and src.truncated is None
     got = src.read(0, steps).fields
     for name, values in sent.items():
-        want = values.astype(np.float64)
+        stored = RF.stored_dtype(values.dtype) if name in V.REQUIRED_FORCING else np.float64
+        want = values.astype(stored)
+        assert got[name].dtype == want.dtype == src.dtypes[name], name
         kb = src.keepbits[name]
         assert kb == case["keepbits"].get(name, 0)
         if kb == 0:

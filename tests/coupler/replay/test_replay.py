@@ -1,7 +1,8 @@
 """Acceptance: a 2-rank, 96-step coupled session recorded over gRPC (a real server on
 127.0.0.1:0) with the emulator backend replays bit for bit on the same emulator and gives an A/B
 report with sensible skill on the reference backend; the step iterator and replay as a land
-backend reproduce the record."""
+backend reproduce the record. Rank 0 sends float32 forcing (recorded as float32), rank 1
+float64."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .conftest import OUTPUTS, START, forcing, grid
 
 STEPS = 96
 CELLS = (5, 4)
+WIRE = (np.float32, np.float64)  # the forcing dtype each rank sends
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,8 @@ def run_prefix() -> str:
             ))  # fmt: skip
         for i in range(STEPS):
             for rank, s in enumerate(sessions):
-                s.step(i, forcing(i, CELLS[rank], seed=rank))
+                sent = forcing(i, CELLS[rank], seed=rank)
+                s.step(i, {k: v.astype(WIRE[rank]) for k, v in sent.items()})
         for s in sessions:
             s.close()
     return prefix
@@ -66,6 +69,13 @@ def test_same_emulator_replays_bit_for_bit(
     # the record options crossed the wire (OpenSessionRequest.record_options)
     assert src.keepbits["hfls"] == 10 and src.keepbits["tas"] == 0 and src.chunk_steps == 52
     assert src.options["codec"]["id"] == "pcodec"
+    # forcing kept in the dtype it came on the wire, exactly; outputs float64
+    for rank, wire in enumerate(WIRE):
+        s = RecordSource(f"{run_prefix}/rank{rank}.zarr")
+        assert all(s.dtypes[n] == wire for n in s.forcing) and s.dtypes["hfls"] == np.float64
+        sent = forcing(7, CELLS[rank], seed=rank)["tas"].astype(wire)
+        assert s.read(7, 8).fields["tas"][0].tobytes() == sent.tobytes()
+        assert s._arrays["tas"].attrs["landcoupler_wire_dtype"] == np.dtype(wire).name
     torch.set_num_threads(
         2
     )  # the emulators' float32 results depend on it: replay uses the record's
