@@ -67,6 +67,11 @@ class Recorder(Protocol):
         ``batches`` and the units each stated), queued before step ``index``."""
         ...
 
+    def cover_change(self, index: int) -> None:
+        """Note that the session's land cover changed before step ``index`` (replay refuses
+        such records: the record does not hold the fractions)."""
+        ...
+
     def check(self) -> None:
         """Raise if the recorder has failed (so the session refuses the step, state intact)."""
         ...
@@ -84,6 +89,11 @@ class Recorder(Protocol):
 class _Step:
     index: int
     fields: dict[str, np.ndarray]
+
+
+@dataclass
+class _Cover:
+    index: int
 
 
 @dataclass
@@ -200,6 +210,11 @@ class ZarrRecorder:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
         self._put(recordobs.request(index, serial, batches, units))
 
+    def cover_change(self, index: int) -> None:
+        if self._closed:
+            raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
+        self._put(_Cover(int(index)))
+
     def check(self) -> None:
         if self._error is not None:
             raise FailedPrecondition(
@@ -266,6 +281,9 @@ class ZarrRecorder:
                     self._add(item)
                 elif isinstance(item, recordobs.Request) and self._error is None:
                     self._table().add(item)
+                elif isinstance(item, _Cover) and self._error is None:
+                    changes: Any = self._group.attrs.get(RF.COVER_CHANGES) or []
+                    self._group.attrs.update({RF.COVER_CHANGES: [*changes, item.index]})
             except BaseException as exc:  # surfaced to the session by check()/flush()
                 self._error = exc
             finally:

@@ -69,6 +69,8 @@ ANALYSIS_PREFIX = "assim_"
 #: the optional observation table (accepted Assimilate requests) and its arrays
 OBSERVATIONS = "observations"
 OBS_BATCHES = "observation_batches"
+#: step indices before which the session's land cover changed (``Session.update_cover``)
+COVER_CHANGES = "land_cover_changes"
 BATCH_ARRAYS: dict[str, str] = {"step": "i8", "request": "i8", "type": "i1", "units": "i1",
                                 "count": "i8"}  # fmt: skip
 OBS_ARRAYS: dict[str, str] = {"value": "f8", "error": "f8", "lat": "f8", "lon": "f8",

@@ -80,6 +80,13 @@ class RecordSource:
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(url, "attributes", f"a record attribute is missing or "
                               f"damaged: {exc!r}") from None  # fmt: skip
+        changes = attrs.get(RF.COVER_CHANGES) or []
+        if changes:
+            raise RecordError(
+                url, "land_cover_changes", f"the session's land cover changed before step(s) "
+                f"{list(changes)[:5]}{' ...' if len(changes) > 5 else ''}; the record does not "
+                "hold the new fractions, so it cannot be replayed",
+            )  # fmt: skip
         present = {name for name, _ in group.arrays()}
         required = ["time", "lat", "lon", *listed]
         missing = [a for a in required if a not in present]
