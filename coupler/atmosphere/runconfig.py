@@ -17,6 +17,8 @@ from coupler.errors import InvalidArgument
 from coupler.spec import RecordOptions
 
 EXPERIMENTS = ("dynamic", "frozen")
+#: the experiment with land-use change (dynamic vegetation plus the scenario's land use)
+LUC = "luc"
 TRANSPORTS = ("grpc", "inprocess")
 AR6_BASELINE = (1995, 2014)
 AR6_FUTURE = (2081, 2100)
@@ -67,7 +69,9 @@ class RunConfig:
     assimilate: URL of a Zarr observation file (docs/assimilation.md); every session then
     assimilates the observations nearest its land cells (needs members >= 2; None: no DA).
     baseline/future: periods compared (default: AR6's 1995-2014 and 2081-2100 when covered,
-    else the first and last ten years or halves)."""
+    else the first and last ten years or halves). land_use_change: add the experiment "luc"
+    (dynamic vegetation and the scenario's land use, ``landuse``; its land-use feedback is
+    luc − dynamic, so "dynamic" runs too); land_use_seed: the trajectory's seed."""
 
     scenario: str = "ssp585"
     years: tuple[int, int] = (2015, 2035)
@@ -91,6 +95,8 @@ class RunConfig:
     future: tuple[int, int] | None = None
     progress: bool = True
     assimilate: str | None = None
+    land_use_change: bool = False
+    land_use_seed: int = 0
     column: ColumnConfig = field(default_factory=ColumnConfig)
 
     def __post_init__(self) -> None:
@@ -112,14 +118,27 @@ class RunConfig:
                 field="transport", rule="choice",
             )  # fmt: skip
         exps = (self.experiments,) if isinstance(self.experiments, str) else self.experiments
-        if not exps or any(e not in EXPERIMENTS for e in exps) or len(set(exps)) != len(exps):
+        known = (*EXPERIMENTS, LUC)
+        if not exps or any(e not in known for e in exps) or len(set(exps)) != len(exps):
             raise RunConfigError(
-                f"{self.experiments!r}: give distinct names among {', '.join(EXPERIMENTS)}",
+                f"{self.experiments!r}: give distinct names among {', '.join(known)}",
                 field="experiments", rule="choice",
             )  # fmt: skip
-        object.__setattr__(self, "experiments", tuple(exps))
+        exps = tuple(exps)
+        if not isinstance(self.land_use_change, bool):
+            raise RunConfigError(f"must be a bool, got {self.land_use_change!r}",
+                                 field="land_use_change", rule="type")  # fmt: skip
+        if self.land_use_change:
+            exps = (*(("dynamic",) if "dynamic" not in exps else ()), *exps)
+            exps = exps if LUC in exps else (*exps, LUC)
+        elif LUC in exps:
+            raise RunConfigError(
+                "the luc experiment needs land_use_change", field="experiments", rule="choice"
+            )
+        object.__setattr__(self, "experiments", exps)
         for name, low in (("members", 1), ("ranks", 1), ("spinup_years", 1), ("jobs", 1),
-                          ("standalone_years", 1), ("timestep", 1)):  # fmt: skip
+                          ("standalone_years", 1), ("timestep", 1),
+                          ("land_use_seed", 0)):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise RunConfigError(
