@@ -225,12 +225,16 @@ class LandUse:
         return Downscaled(unet, blocks)
 
     def cover(self, year: int) -> tuple[np.ndarray, Downscaled]:
-        """(land cell, 8) cover for ``year``: start cover + U-Net change since the start year,
-        clipped at 0 and renormalised; and that year's downscaling."""
+        """(land cell, 8) cover for ``year``: start cover + U-Net change since the start year
+        (cells where that goes below 0 clipped and renormalised); and that year's
+        downscaling. The start year gives the start cover bitwise."""
         d = self.downscale(year)
         out = self.cover0.copy()
-        out[self.cells] = (self.cover0[self.cells] + d.unet - self.first.unet).clip(0.0, None)
-        out /= out.sum(axis=1, keepdims=True)
+        new = self.cover0[self.cells] + (d.unet - self.first.unet)
+        clipped = (new < 0).any(axis=1)  # only these are renormalised (the rest sum to 1)
+        new[clipped] = new[clipped].clip(0.0, None)
+        new[clipped] /= new[clipped].sum(axis=1, keepdims=True)
+        out[self.cells] = new
         return out, d
 
 

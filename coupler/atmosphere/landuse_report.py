@@ -71,7 +71,10 @@ def land_use_markdown(lu: Mapping[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for region, c in lu["cover_change_pct_points"].items():
-        cols = " | ".join(f"{c[k]:+.2f}" for k in ("crop", "grass", "forest", "urban"))
+        cols = " | ".join(
+            f"{c[k]:+.2f}" if np.isfinite(c[k]) else "n/a"
+            for k in ("crop", "grass", "forest", "urban")
+        )
         lines.append(f"| {region} | {cols} |")
     return lines
 

@@ -30,7 +30,9 @@ leaf C      ``cleaf`` [kg C m-2]            LAI_max/SLA × veg.   fraction of th
 So water stays in the ground unless the growing tiles are full (the excess is released: it
 leaves the cell as runoff, the dynbal runoff of CLM); heat keeps the temperatures in the range
 of the pooled tiles (the rest, nonzero only when heat capacities differ, leaves as a heat flux);
-leaf carbon goes to growing vegetated tiles up to their LAI_max, the rest is the land-use
+heat released is negative (drawn in) when the growing tiles' larger heat capacity needs more
+than the pool to reach the pool's coldest temperature; leaf carbon goes to growing vegetated
+tiles up to their LAI_max, the rest is the land-use
 carbon release to the atmosphere (CMIP's ``fLuc`` integrated over the change). Heat content is
 stated relative to T_ref because with unequal heat capacities the heat moved by a change of area
 depends on the reference.
