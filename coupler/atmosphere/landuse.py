@@ -117,7 +117,8 @@ class Footprints:
 
 def footprints(grid: CellGrid, cells: np.ndarray) -> Footprints:
     """Features of the footprints of land cells ``cells`` (positions in ``grid.land_index``),
-    computed band by band (one latitude row of run cells at a time)."""
+    computed band by band (one latitude row of run cells at a time, over the columns the band's
+    cells need); a window gives the same values as the global field (``lulc.features``)."""
     if grid.resolution is None:
         raise LandUseError("a cell list has no footprints", field="resolution",
                            rule="whole_blocks")  # fmt: skip
@@ -129,16 +130,16 @@ def footprints(grid: CellGrid, cells: np.ndarray) -> Footprints:
     cols = np.rint(((lon - half + 180.0) % 360.0) * PX_PER_DEGREE).astype(int)
     feats = np.empty((cells.size, LF.N_FEATURES, n, n), np.float32)
     for row in np.unique(rows):
-        band = LF.compute(_window(int(row), n))
-        for i in np.flatnonzero(rows == row):
-            take = (np.arange(cols[i], cols[i] + n)) % N_COLS
+        here = np.flatnonzero(rows == row)
+        # the band's columns from the westernmost footprint on (the whole circle if they wrap)
+        first, span = int(cols[here].min()), int(cols[here].max()) + n - int(cols[here].min())
+        first, span = (first, span) if span < N_COLS else (0, N_COLS)
+        band = LF.compute(Window(min(max(int(row), 0), N_ROWS - n), first, n, span))
+        for i in here:
+            take = (np.arange(cols[i], cols[i] + n) - first) % N_COLS
             feats[i] = band[:, :, take]
     water = LF.water_fraction(feats.transpose(1, 0, 2, 3)).astype(np.float64)
     return Footprints(cells, feats, water)
-
-
-def _window(row: int, n: int) -> Window:
-    return Window(min(max(row, 0), N_ROWS - n), 0, n, N_COLS)
 
 
 @dataclass(frozen=True)

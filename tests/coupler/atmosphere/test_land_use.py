@@ -19,11 +19,18 @@ L = LandCover
 
 
 def small_grid() -> G.CellGrid:
-    """Ten 10° cells of tropical and southern Africa as a cell list (no map)."""
-    g = G.regular(10.0)
-    sel = np.flatnonzero((g.lat > -30) & (g.lat < 10) & (g.lon > 10) & (g.lon < 40))
-    return G.CellGrid(g.lat[sel], g.lon[sel], g.area[sel], g.land_fraction[sel],
-                      resolution=10.0)  # fmt: skip
+    """Twelve 10° cells of tropical and southern Africa (30° S – 10° N, 10–40° E) as a cell list
+    (no map): land, but for two southern cells of the first column made ocean so that the slab
+    ocean exists (the global mask takes seconds to aggregate; the U-Net's own features still
+    see the real coasts)."""
+    lat, lon = (
+        a.ravel()
+        for a in np.meshgrid(
+            np.arange(-25.0, 10.0, 10.0), np.arange(15.0, 40.0, 10.0), indexing="ij"
+        )
+    )
+    land = np.where((lon == 15.0) & (lat < -10.0), 0.0, 1.0)
+    return G.CellGrid(lat, lon, G.regular_area(lat, 10.0), land, resolution=10.0)
 
 
 def test_trajectory_keeps_fractions_and_is_seeded() -> None:
@@ -63,10 +70,19 @@ def test_refusals() -> None:
 
 def test_short_coupled_run_with_land_use_change(tmp_path: Path) -> None:
     cfg = RunConfig(
-        scenario="ssp370", years=(2015, 2016), spinup_years=1, standalone_years=1,
-        resolution=10.0, land_use_change=True, experiments=("dynamic",), ranks=2,
-        out=tmp_path, progress=False, jobs=1,
-    )  # fmt: skip
+        scenario="ssp370",
+        years=(2015, 2016),
+        spinup_years=1,
+        standalone_years=1,
+        resolution=10.0,
+        land_use_change=True,
+        experiments=("dynamic",),
+        ranks=2,
+        out=tmp_path,
+        progress=False,
+        jobs=1,
+        transport="inprocess",
+    )  # fmt: skip  (the update call over gRPC: tests/coupler/wire/test_land_cover.py)
     setup = experiment.prepare_setup(cfg, small_grid())
     results = {n: experiment.run_experiment(cfg, setup, n) for n in ("dynamic", "luc")}
     rows = results["luc"].land_use
