@@ -67,9 +67,9 @@ class Recorder(Protocol):
         ``batches`` and the units each stated), queued before step ``index``."""
         ...
 
-    def cover_change(self, index: int) -> None:
-        """Note that the session's land cover changed before step ``index`` (replay refuses
-        such records: the record does not hold the fractions)."""
+    def cover_change(self, index: int, fractions: np.ndarray) -> None:
+        """Queue the session's new (cell, 8) land-cover fractions from step ``index`` on
+        (replay applies them before that step)."""
         ...
 
     def check(self) -> None:
@@ -94,6 +94,7 @@ class _Step:
 @dataclass
 class _Cover:
     index: int
+    fractions: np.ndarray
 
 
 @dataclass
@@ -210,10 +211,10 @@ class ZarrRecorder:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
         self._put(recordobs.request(index, serial, batches, units))
 
-    def cover_change(self, index: int) -> None:
+    def cover_change(self, index: int, fractions: np.ndarray) -> None:
         if self._closed:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
-        self._put(_Cover(int(index)))
+        self._put(_Cover(int(index), np.array(fractions, dtype=np.float64)))
 
     def check(self) -> None:
         if self._error is not None:
@@ -282,8 +283,7 @@ class ZarrRecorder:
                 elif isinstance(item, recordobs.Request) and self._error is None:
                     self._table().add(item)
                 elif isinstance(item, _Cover) and self._error is None:
-                    changes: Any = self._group.attrs.get(RF.COVER_CHANGES) or []
-                    self._group.attrs.update({RF.COVER_CHANGES: [*changes, item.index]})
+                    RF.store_cover(self._group, item.index, item.fractions)
             except BaseException as exc:  # surfaced to the session by check()/flush()
                 self._error = exc
             finally:

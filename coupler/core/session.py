@@ -204,7 +204,7 @@ class Session:
         ``valid_range`` or ``sums_to_one``); the tile state is remapped with water, heat and
         leaf carbon conserved per cell (``emulators.landstep.cover``). A transaction: a refusal
         leaves the session unchanged. The new cover goes into the config (so checkpoints carry
-        it) and the change into the record."""
+        it) and into the record (replay applies it before the same step)."""
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise InvalidArgument(
                 f"index: must be an integer, got {index!r}", field="index", rule="type"
@@ -233,7 +233,7 @@ class Session:
             state, static, out = change(self._state, self._static, cover)
             result = CoverChange.of(out, old, static.cover)
             if self._recorder is not None:
-                self._recorder.cover_change(self.next_index)
+                self._recorder.cover_change(self.next_index, config.cover_fractions())
             # commit
             self.config = config
             self._state, self._static = state, static

@@ -1,7 +1,7 @@
 """UpdateLandCover over a real server on 127.0.0.1:0: the change conserves water, heat and leaf
 carbon (residuals in the reply), every malformed request is refused naming the field and rule
 with the session unchanged, the in-process client answers the same, a checkpoint carries the new
-cover, and a record with a cover change is refused by replay."""
+cover, and a record with cover changes replays bit for bit."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.client import CouplerClient, CouplerRpcError, InProcessClient
 from coupler.core.manager import SessionManager
-from coupler.errors import InvalidArgument
-from coupler.replay import RecordSource
+from coupler.replay import RankReplay, RecordSource
+from coupler.replay.engine import compare
 from coupler.wire import fields as F
 from emulators.parameters import N_CLASSES, LandCover
 
@@ -138,13 +138,25 @@ def test_inprocess_answers_as_grpc_and_checkpoint_carries_the_cover(
         assert all(same(x, y) for x, y in zip(a, c, strict=True))
 
 
-def test_replay_refuses_a_record_with_a_cover_change(client: CouplerClient, tmp_path) -> None:
+def test_replay_applies_the_recorded_cover_changes(client: CouplerClient, tmp_path) -> None:
+    """A record of a session whose cover changed twice (over gRPC) replays bit for bit: the
+    record holds the fractions and replay applies them before the same steps."""
     url = str(tmp_path / "rank0.zarr")
     with client.open_session(**kwargs(record_url=url)) as s:
         steps(s, 0, 2)
         s.update_land_cover(2, cover(0.1))
-        steps(s, 2, 3)
-    with pytest.raises(InvalidArgument) as info:
-        RecordSource(url)
-    assert (info.value.field, info.value.rule) == ("record", "land_cover_changes")
-    assert "before step(s) [2]" in str(info.value)
+        steps(s, 2, 4)
+        s.update_land_cover(4, cover(0.3))
+        steps(s, 4, 6)
+    src = RecordSource(url)
+    assert src.cover_changes == [2, 4]
+    np.testing.assert_array_equal(src.cover(4), cover(0.3))
+    rank = RankReplay(src)
+    results = list(rank.steps())
+    assert rank.mode == "bitwise" and rank.cover_changes_applied == 2
+    assert len(results) == 6
+    assert all(compare(r, src.keepbits, src.lat, src.lon) is None for r in results)
+    # the replay is not trivially equal: without the changes the steps after them differ
+    with client.open_session(**kwargs()) as fixed:
+        plain = steps(fixed, 0, 6)
+    assert not np.array_equal(plain[5]["lai"], results[5].recorded["lai"])
