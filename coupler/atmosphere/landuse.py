@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,7 +81,12 @@ class LandUseError(ValueError):
         self.field, self.rule = field, rule
 
 
-def check(scenario: str, grid: CellGrid) -> None:
+class _HasResolution(Protocol):
+    @property
+    def resolution(self) -> float | None: ...
+
+
+def check(scenario: str, grid: _HasResolution) -> None:
     """Refuse a scenario without a trajectory or a grid whose cells are not whole 40′ blocks of
     a regular grid."""
     if scenario not in RATES:

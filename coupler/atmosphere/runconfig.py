@@ -129,6 +129,12 @@ class RunConfig:
             raise RunConfigError(f"must be a bool, got {self.land_use_change!r}",
                                  field="land_use_change", rule="type")  # fmt: skip
         if self.land_use_change:
+            from coupler.atmosphere import landuse
+
+            try:  # a regular grid of this resolution, before any experiment runs
+                landuse.check(self.scenario, _Regular(float(self.resolution)))
+            except landuse.LandUseError as exc:
+                raise RunConfigError(str(exc), field=exc.field, rule=exc.rule) from None
             exps = (*(("dynamic",) if "dynamic" not in exps else ()), *exps)
             exps = exps if LUC in exps else (*exps, LUC)
         elif LUC in exps:
@@ -195,6 +201,13 @@ class RunConfig:
         base = parse_years(self.baseline) if self.baseline is not None else default[0]
         fut = parse_years(self.future) if self.future is not None else default[1]
         return base, fut
+
+
+@dataclass(frozen=True)
+class _Regular:
+    """What ``landuse.check`` reads of a grid."""
+
+    resolution: float
 
 
 def from_mapping(values: dict[str, Any]) -> RunConfig:

@@ -66,6 +66,12 @@ def test_refusals() -> None:
     with pytest.raises(RunConfigError) as err:
         RunConfig(experiments=("luc",))
     assert (err.value.field, err.value.rule) == ("experiments", "choice")
+    for kw, named in (({"resolution": 5.0}, ("resolution", "whole_blocks")),
+                      ({"scenario": "historical", "years": (2000, 2010)},
+                       ("scenario", "land_use_trajectory"))):  # fmt: skip
+        with pytest.raises(RunConfigError) as err:
+            RunConfig(land_use_change=True, **kw)  # type: ignore[arg-type]
+        assert (err.value.field, err.value.rule) == named
 
 
 def test_short_coupled_run_with_land_use_change(tmp_path: Path) -> None:
