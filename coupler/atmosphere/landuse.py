@@ -36,15 +36,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+import emulators
 from coupler.atmosphere import landcover
 from coupler.atmosphere.grid import CellGrid
 from emulators.lulc import features as LF
 from emulators.lulc.grid import N_COLS, N_ROWS, PX_PER_DEGREE, Window
+from emulators.manifest import Manifest
 from emulators.parameters import N_CLASSES, LandCover
 
 L = LandCover
 FACTOR = 8  # fine pixels per coarse block side (40′ / 5′)
-ARTIFACT = Path(__file__).resolve().parents[2] / "emulators/artifacts/lulc_unet/lulc_unet.onnx"
+#: the shipped U-Net (its manifest names the ONNX file and its sha256, checked on loading)
+ARTIFACTS = Path(emulators.__file__).resolve().parent / "artifacts" / "lulc_unet"
 #: per scenario: (source, target, share of the source's area converted per year [yr-1])
 RATES: dict[str, tuple[tuple[LandCover, LandCover, float], ...]] = {
     "ssp370": (
@@ -252,7 +255,8 @@ def _onnx_session() -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(ARTIFACT), opts, providers=["CPUExecutionProvider"])
+    path = Manifest.load(ARTIFACTS).artifact_path(ARTIFACTS, "onnx")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def regional_cover_change(
