@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
+.PHONY: venv run run-luc run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ $(STAMP): pyproject.toml constraints.txt
 RUN_FLAGS ?= --scenario ssp585 --years 2015:2044 --resolution 10 --backend torchscript
 run: $(STAMP)
 	$(VENV)/bin/landcoupler run $(RUN_FLAGS) --out $(OUT)/run
+
+## `make run` with land-use change: the "luc" experiment beside dynamic and frozen (docs/atmosphere.md).
+run-luc: $(STAMP)
+	$(VENV)/bin/landcoupler run $(RUN_FLAGS) --land-use-change --jobs 3 --out $(OUT)/run-luc
 
 ## The former `make run`: the reference land model alone over a real station year (seconds).
 run-reference: $(STAMP)

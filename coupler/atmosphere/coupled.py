@@ -12,10 +12,10 @@ from typing import Any
 
 import xarray as xr
 
-from coupler.atmosphere import experiment, plots, report
+from coupler.atmosphere import experiment, landuse_report, plots, report
 from coupler.atmosphere.driver import steps_between
 from coupler.atmosphere.experiment import ExperimentResult, Setup, jan1
-from coupler.atmosphere.runconfig import RunConfig
+from coupler.atmosphere.runconfig import LUC, RunConfig
 
 
 @dataclass
@@ -76,12 +76,22 @@ def execute(config: RunConfig, setup: Setup | None = None) -> RunOutputs:
     if config.assimilate is not None:
         summary["assimilation"] = assimilation_summary(config, setup, results)
     out = Path(config.out)
+    luc = next((r for r in results if r.name == LUC), None)
+    if luc is not None:
+        summary["land_use"] = land_use_summary(setup, datasets[LUC], luc.land_use)
     files = report.write_tables(out, datasets, summary)
     ar6 = report.AR6_WARMING.get(config.scenario) if "ar6" in summary else None
     files.append(plots.temperature_series(datasets, periods, out / "tas_global.png", ar6))
     files.append(plots.maps(datasets, periods, out / "maps_change.png", feedback=False))
     if "dynamic" in datasets and "frozen" in datasets:
         files.append(plots.maps(datasets, periods, out / "maps_land_feedback.png", feedback=True))
+    if luc is not None:
+        files.append(plots.maps(datasets, periods, out / "maps_land_use_feedback.png",
+                                feedback=True, pair=(LUC, "dynamic")))  # fmt: skip
+        files.append(landuse_report.write_csv(out / "land_use_changes.csv", luc.land_use))
+        if "land_cover_final" in datasets[LUC]:
+            files.append(landuse_report.plot_cover_change(
+                datasets[LUC], setup.cover, out / "land_use_cover_change.png"))  # fmt: skip
     files.append(plots.energy_budget(datasets, out / "energy_budget.png"))
     extra = {
         "throughput (simulated years per wall-clock hour)": ", ".join(
@@ -103,6 +113,18 @@ def execute(config: RunConfig, setup: Setup | None = None) -> RunOutputs:
     files.append(md)
     files += [r.path for r in results]
     return RunOutputs(summary, files, results, setup_seconds)
+
+
+def land_use_summary(setup: Setup, ds: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary's ``land_use`` entry: conservation, releases and the cover change per region
+    (start cover to the luc experiment's final cover)."""
+    from coupler.atmosphere.landuse import regional_cover_change
+
+    grid = setup.grid
+    weights = (grid.area * grid.land_fraction)[grid.land_index]
+    masks = report.region_masks(grid.lat[grid.land_index], setup.biome)
+    final = ds["land_cover_final"].values if "land_cover_final" in ds else setup.cover
+    return landuse_report.summarise(rows, regional_cover_change(setup.cover, final, weights, masks))
 
 
 def assimilation_summary(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from coupler.atmosphere.column import ColumnModel, ColumnState, Forcing, forcing
 from coupler.atmosphere.diagnostics import Accumulator
 from coupler.atmosphere.driver import OceanMode, StepHook, add_years, integrate, steps_between
 from coupler.atmosphere.ocean import QFlux
-from coupler.atmosphere.runconfig import RunConfig
+from coupler.atmosphere.runconfig import LUC, RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
 from coupler.atmosphere.surface import BucketLand, LandSurface
 from coupler.client import Client, local_client
@@ -65,6 +65,8 @@ class ExperimentResult:
     coupled_years: int
     land_steps: int
     record: str | None
+    #: the "luc" experiment: one row per cover change and rank (``landuse_rows``)
+    land_use: list[dict[str, Any]] = field(default_factory=list)
 
 
 def jan1(year: int) -> np.datetime64:
@@ -156,6 +158,7 @@ def run_experiment(
     grid, col = setup.grid, config.column
     backend = config.backend
     freeze = config.years[0] if name == "frozen" else None
+    luc = name == LUC
     control_start = jan1(config.years[0] - config.spinup_years)
     out_dir = Path(config.out) / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,21 +183,63 @@ def run_experiment(
             land_hook(counter[0], land)
         counter[0] += 1
 
+    rows: list[dict[str, Any]] = []
     with open_client(config.transport) as client:
         land = ServiceLand(client, grid, parts, setup.cover, options)
         try:
-            run_phases(config, setup, model, land, hook=hook, progress=progress)
+            new_year = landuse_hook(config, setup, land, rows) if luc else None
+            run_phases(config, setup, model, land, hook=hook, progress=progress,
+                       new_year=new_year)  # fmt: skip
         finally:
             land.close()
     ds = acc.dataset().assign_coords(biome=("land_cell", setup.biome))
+    if luc and rows:
+        ds["land_cover_final"] = (("land_cell", "land_cover_class"), rows[-1].pop("cover"))
+        for r in rows:
+            r.pop("cover", None)
     ds["biome"].attrs["names"] = ", ".join(landcover.BIOME_NAMES)
     ds.attrs.update(_attrs(config, setup, name, backend, freeze))
     path = out_dir / "diagnostics.zarr"
     ds.to_zarr(path, mode="w", consolidated=False)
     return ExperimentResult(
         name, path, time.perf_counter() - t0, config.spinup_years + config.n_years,
-        n_steps, record,
+        n_steps, record, rows,
     )  # fmt: skip
+
+
+def landuse_hook(
+    config: RunConfig, setup: Setup, land: ServiceLand, rows: list[dict[str, Any]]
+) -> Callable[[int, int], None]:
+    """What the "luc" experiment does on 1 January of every scenario year after the first:
+    the year's cover (``landuse.LandUse``) to every session; one row per rank and change
+    (``landuse_rows``) appended to ``rows``, the last one with the cover."""
+    from coupler.atmosphere.landuse import LandUse
+
+    grid = setup.grid
+    lu = LandUse(config.scenario, grid, setup.cover, setup.biome, config.years[0],
+                 seed=config.land_use_seed)  # fmt: skip
+    weights = (grid.area * grid.land_fraction)[grid.land_index]
+
+    def new_year(year: int, index: int) -> None:
+        if year <= config.years[0]:
+            return
+        t0 = time.perf_counter()
+        cover, d = lu.cover(year)
+        t1 = time.perf_counter()
+        answers = land.update_cover(index, cover)
+        for rank, (up, pos) in enumerate(zip(answers, land.positions, strict=True)):
+            w = weights[pos] / weights[pos].sum()
+            rows.append({
+                "year": year, "rank": rank, "step": index, "cells_changed": up.cells_changed,
+                "water_residual_kg_m-2": up.water_residual,
+                "energy_residual_J_m-2": up.energy_residual,
+                "carbon_residual_kgC_m-2": up.carbon_residual,
+                **{f"{k}_mean": float(w @ v) for k, v in up.released.items()},
+                "unet_minus_blocks": d.unet_minus_blocks, "downscale_s": t1 - t0,
+            })  # fmt: skip
+        rows[-1]["cover"] = cover
+
+    return new_year
 
 
 def run_phases(
@@ -205,9 +250,12 @@ def run_phases(
     *,
     hook: StepHook | None = None,
     progress: Callable[[int], None] | None = None,
+    new_year: Callable[[int, int], None] | None = None,
 ) -> ColumnState:
     """The control years (SST held, q-flux diagnosed in the last) then the scenario years with
-    the prognostic ocean; the land sees consecutive step indices from 0. Returns the end state."""
+    the prognostic ocean; the land sees consecutive step indices from 0. ``new_year(year,
+    index)`` is called before the first step of every scenario year (land-use change).
+    Returns the end state."""
     col, grid = model.config, model.grid
     scen = S.load(config.scenario)
     control_start = jan1(config.years[0] - config.spinup_years)
@@ -227,11 +275,24 @@ def run_phases(
     ).state  # fmt: skip
     state.sst = climatology.sst(grid.lat, 1.0) + setup.ocean_anomaly
     state.deep = np.full(grid.n_cells, setup.deep_anomaly)
-    return integrate(
-        model, state, land, steps_between(start, end, col.dt),
-        lambda t: forcing_at(scen, t, setup.reference_erf), OceanMode(qflux=q.table()),
-        land_index0=n_control, hook=hook, progress=progress,
-    ).state  # fmt: skip
+    ocean = OceanMode(qflux=q.table())
+
+    def scenario(t: np.datetime64) -> Forcing:
+        return forcing_at(scen, t, setup.reference_erf)
+
+    if new_year is None:
+        return integrate(
+            model, state, land, steps_between(start, end, col.dt), scenario, ocean,
+            land_index0=n_control, hook=hook, progress=progress,
+        ).state  # fmt: skip
+    index = n_control
+    for year in range(config.years[0], config.years[1] + 1):
+        new_year(year, index)
+        n = steps_between(jan1(year), jan1(year + 1), col.dt)
+        state = integrate(model, state, land, n, scenario, ocean, land_index0=index, hook=hook,
+                          progress=progress).state  # fmt: skip
+        index += n
+    return state
 
 
 def _attrs(

@@ -71,19 +71,21 @@ def maps(
     periods: tuple[tuple[int, int], tuple[int, int]],
     path: Path,
     feedback: bool,
+    pair: tuple[str, str] = ("dynamic", "frozen"),
 ) -> Path:
     """2×2 maps of the changes in the dynamic run (or the only run), or with ``feedback`` of the
-    dynamic-minus-frozen changes."""
+    changes in run ``pair[0]`` minus those in run ``pair[1]`` (default dynamic − frozen)."""
     fig = Figure(figsize=(12, 7))
     axes = fig.subplots(2, 2)
-    main = datasets.get("dynamic") or next(iter(datasets.values()))
+    main = datasets.get(pair[0]) if feedback else None
+    main = main or datasets.get("dynamic") or next(iter(datasets.values()))
     (b0, b1), (f0, f1) = periods
     for ax, (name, title, units, pct) in zip(axes.ravel(), MAP_FIELDS, strict=True):
         field = change_field(main, name, periods, pct)
         label = f"{title} {f0}-{f1} vs {b0}-{b1}"
         if feedback:
-            field = field - change_field(datasets["frozen"], name, periods, pct)
-            label = f"{title}: dynamic − frozen land"
+            field = field - change_field(datasets[pair[1]], name, periods, pct)
+            label = f"{title}: {pair[0]} − {pair[1]}"
             units = "K" if not pct else "percentage points"
         _map(ax, main, field, label, units)
     fig.tight_layout()

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from coupler.atmosphere import landcover
+from coupler.atmosphere.landuse_report import land_use_markdown
 
 #: |TOA − surface − atmospheric storage change| bound [W m-2] for every yearly (and step) value:
 #: the bookkeeping is exact, so only float64 round-off remains (measured ~1e-11 W m-2).
@@ -131,29 +132,36 @@ def summarise(
         summary["ar6"] = {"central_K": ar6[0], "very_likely_K": [ar6[1], ar6[2]]}
         for exp in summary["experiments"].values():
             exp["inside_ar6_very_likely"] = ar6[1] <= exp["warming_K"] <= ar6[2]
-    if "dynamic" in regions and "frozen" in regions:
-        fb: dict[str, Any] = {}
-        for r in REGIONS:
-            d, f = regions["dynamic"][r], regions["frozen"][r]
-            dt = d.tas - f.tas
-            fb[r] = {
-                "dT_K": dt,
-                "dLE_pct_points": d.hfls - f.hfls,
-                "dET_pct_points": d.evspsbl - f.evspsbl,
-                "dLAI_pct_points": d.lai - f.lai,
-                "dalbedo_pct_points": d.albedo - f.albedo,
-                "sign": "n/a"
-                if not np.isfinite(dt)
-                else "positive (amplifies)"
-                if dt > 0
-                else "negative (damps)",
+    for key, (a, b) in (("land_feedback", ("dynamic", "frozen")),
+                        ("land_use_feedback", ("luc", "dynamic"))):  # fmt: skip
+        if a in regions and b in regions:
+            summary[key] = {
+                "global_dT_K": summary["experiments"][a]["warming_K"]
+                - summary["experiments"][b]["warming_K"],
+                "regions": _feedback(regions[a], regions[b]),
             }
-        summary["land_feedback"] = {
-            "global_dT_K": summary["experiments"]["dynamic"]["warming_K"]
-            - summary["experiments"]["frozen"]["warming_K"],
-            "regions": fb,
-        }
     return summary
+
+
+def _feedback(a: dict[str, RegionChange], b: dict[str, RegionChange]) -> dict[str, dict[str, Any]]:
+    """Per region, the change in run ``a`` minus the change in run ``b``."""
+    fb: dict[str, dict[str, Any]] = {}
+    for r in REGIONS:
+        d, f = a[r], b[r]
+        dt = d.tas - f.tas
+        fb[r] = {
+            "dT_K": dt,
+            "dLE_pct_points": d.hfls - f.hfls,
+            "dET_pct_points": d.evspsbl - f.evspsbl,
+            "dLAI_pct_points": d.lai - f.lai,
+            "dalbedo_pct_points": d.albedo - f.albedo,
+            "sign": "n/a"
+            if not np.isfinite(dt)
+            else "positive (amplifies)"
+            if dt > 0
+            else "negative (damps)",
+        }
+    return fb
 
 
 def markdown(summary: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
@@ -189,11 +197,14 @@ def markdown(summary: dict[str, Any], extra: dict[str, Any] | None = None) -> st
                 _fmt(c[k], "+.1f") for k in ("hfls", "evspsbl", "lai", "albedo")
             ]
             lines.append(f"| {r} | {name} | " + " | ".join(cols) + " |")
-    if "land_feedback" in summary:
-        fb = summary["land_feedback"]
+    for key, title in (("land_feedback", "Land feedback (dynamic − frozen)"),
+                       ("land_use_feedback", "Land-use feedback (luc − dynamic)")):  # fmt: skip
+        if key not in summary:
+            continue
+        fb = summary[key]
         lines += [
             "",
-            f"## Land feedback (dynamic − frozen): global ΔT {fb['global_dT_K']:+.3f} K",
+            f"## {title}: global ΔT {fb['global_dT_K']:+.3f} K",
             "",
             "| region | ΔT (K) | ΔLE (pp) | ΔLAI (pp) | Δalbedo (pp) | sign |",
             "|---|---|---|---|---|---|",
@@ -204,6 +215,8 @@ def markdown(summary: dict[str, Any], extra: dict[str, Any] | None = None) -> st
                 for k in ("dLE_pct_points", "dLAI_pct_points", "dalbedo_pct_points")
             ]
             lines.append(f"| {r} | " + " | ".join(cols) + f" | {f['sign']} |")
+    if "land_use" in summary:
+        lines += land_use_markdown(summary["land_use"])
     for key, value in (extra or {}).items():
         lines += ["", f"{key}: {value}"]
     return "\n".join(lines) + "\n"

@@ -18,6 +18,8 @@ from coupler.spec import RecordOptions
 
 EXPERIMENTS = ("dynamic", "frozen")
 FORCING_DTYPES = ("float32", "float64")
+#: the experiment with land-use change (dynamic vegetation plus the scenario's land use)
+LUC = "luc"
 TRANSPORTS = ("grpc", "inprocess")
 AR6_BASELINE = (1995, 2014)
 AR6_FUTURE = (2081, 2100)
@@ -70,7 +72,9 @@ class RunConfig:
     forcing_dtype: the dtype of the forcing the atmosphere sends the land ("float32", as models
     commonly couple, or "float64"); the atmosphere's own state is float64 either way.
     baseline/future: periods compared (default: AR6's 1995-2014 and 2081-2100 when covered,
-    else the first and last ten years or halves)."""
+    else the first and last ten years or halves). land_use_change: add the experiment "luc"
+    (dynamic vegetation and the scenario's land use, ``landuse``; its land-use feedback is
+    luc − dynamic, so "dynamic" runs too); land_use_seed: the trajectory's seed."""
 
     scenario: str = "ssp585"
     years: tuple[int, int] = (2015, 2035)
@@ -95,6 +99,8 @@ class RunConfig:
     progress: bool = True
     assimilate: str | None = None
     forcing_dtype: str = "float32"
+    land_use_change: bool = False
+    land_use_seed: int = 0
     column: ColumnConfig = field(default_factory=ColumnConfig)
 
     def __post_init__(self) -> None:
@@ -121,14 +127,33 @@ class RunConfig:
                 field="forcing_dtype", rule="choice",
             )  # fmt: skip
         exps = (self.experiments,) if isinstance(self.experiments, str) else self.experiments
-        if not exps or any(e not in EXPERIMENTS for e in exps) or len(set(exps)) != len(exps):
+        known = (*EXPERIMENTS, LUC)
+        if not exps or any(e not in known for e in exps) or len(set(exps)) != len(exps):
             raise RunConfigError(
-                f"{self.experiments!r}: give distinct names among {', '.join(EXPERIMENTS)}",
+                f"{self.experiments!r}: give distinct names among {', '.join(known)}",
                 field="experiments", rule="choice",
             )  # fmt: skip
-        object.__setattr__(self, "experiments", tuple(exps))
+        exps = tuple(exps)
+        if not isinstance(self.land_use_change, bool):
+            raise RunConfigError(f"must be a bool, got {self.land_use_change!r}",
+                                 field="land_use_change", rule="type")  # fmt: skip
+        if self.land_use_change:
+            from coupler.atmosphere import landuse
+
+            try:  # a regular grid of this resolution, before any experiment runs
+                landuse.check(self.scenario, _Regular(float(self.resolution)))
+            except landuse.LandUseError as exc:
+                raise RunConfigError(str(exc), field=exc.field, rule=exc.rule) from None
+            exps = (*(("dynamic",) if "dynamic" not in exps else ()), *exps)
+            exps = exps if LUC in exps else (*exps, LUC)
+        elif LUC in exps:
+            raise RunConfigError(
+                "the luc experiment needs land_use_change", field="experiments", rule="choice"
+            )
+        object.__setattr__(self, "experiments", exps)
         for name, low in (("members", 1), ("ranks", 1), ("spinup_years", 1), ("jobs", 1),
-                          ("standalone_years", 1), ("timestep", 1)):  # fmt: skip
+                          ("standalone_years", 1), ("timestep", 1),
+                          ("land_use_seed", 0)):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise RunConfigError(
@@ -185,6 +210,13 @@ class RunConfig:
         base = parse_years(self.baseline) if self.baseline is not None else default[0]
         fut = parse_years(self.future) if self.future is not None else default[1]
         return base, fut
+
+
+@dataclass(frozen=True)
+class _Regular:
+    """What ``landuse.check`` reads of a grid."""
+
+    resolution: float
 
 
 def from_mapping(values: dict[str, Any]) -> RunConfig:

@@ -17,7 +17,7 @@ import numpy as np
 from coupler.atmosphere.grid import CellGrid
 from coupler.atmosphere.scenario import as_seconds
 from coupler.atmosphere.surface import LAND_FLUXES
-from coupler.client import Client, Session
+from coupler.client import Client, LandCoverUpdate, Session
 from coupler.spec import RecordOptions
 
 #: Land diagnostics requested besides the fluxes (maps of ΔLAI and the regional table).
@@ -117,6 +117,16 @@ class ServiceLand:
             for name in self.outputs:
                 out[name][pos] = reply[name]
         return out
+
+    def update_cover(self, index: int, cover: np.ndarray) -> list[LandCoverUpdate]:
+        """New (land cell, 8) land cover from step ``index`` on, sent to every rank's session
+        (``update_land_cover``); their answers (residuals, released amounts) in rank order."""
+        if cover.shape != (self.n_land, 8):
+            raise ValueError(f"cover: shape {cover.shape}, expected ({self.n_land}, 8)")
+        return [
+            session.update_land_cover(index, np.ascontiguousarray(cover[pos]))
+            for session, pos in zip(self.sessions, self.positions, strict=True)
+        ]
 
     def close(self) -> None:
         """Close every session (flushes the records)."""

@@ -54,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-land-feedback", action="store_true",
         help="only the dynamic-land experiment (default: dynamic and frozen, for the feedback)",
     )  # fmt: skip
+    p.add_argument(
+        "--land-use-change", action="store_true",
+        help="add the 'luc' experiment: the scenario's land use (a seeded stylised SSP "
+        "trajectory downscaled by the LULC U-Net each year) sent to the sessions as new land "
+        "cover; its feedback (luc - dynamic) is reported beside the vegetation feedback",
+    )  # fmt: skip
+    p.add_argument("--land-use-seed", type=int, help="seed of the land-use trajectory (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -69,6 +76,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "members": args.members, "ranks": args.ranks, "jobs": args.jobs, "out": args.out,
         "spinup_years": args.spinup_years, "assimilate": args.assimilate,
         "forcing_dtype": args.forcing_dtype,
+        "land_use_seed": args.land_use_seed,
     }  # fmt: skip
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.frozen_land:
@@ -77,6 +85,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         values["experiments"] = ["dynamic"]
     if args.no_progress:
         values["progress"] = False
+    if args.land_use_change:
+        values["land_use_change"] = True
     out = Path(values.get("out", R.RunConfig.out))
     record = args.record if args.record is not None else values.get("record", str(out / "record"))
     values["record"] = None if str(record).lower() == "none" else record

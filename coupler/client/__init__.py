@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from coupler.assimilation.settings import AssimilationConfig
+from coupler.client.common import LandCoverUpdate
 from coupler.client.local import local_client
 from coupler.client.protocol import Client, Session
 from coupler.client.remote import CouplerClient, RemoteSession
@@ -52,6 +53,7 @@ __all__ = [
     "GridSpec",
     "InProcessClient",
     "InProcessSession",
+    "LandCoverUpdate",
     "ObservationBatch",
     "RemoteSession",
     "Session",

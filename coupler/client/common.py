@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from coupler.errors import CouplerError
 from coupler.spec import SessionSpec
@@ -27,6 +30,21 @@ def spec_from_arguments(spec: SessionSpec | None, fields: Mapping[str, Any]) -> 
         return SessionSpec.of(**fields)
     except CouplerError as exc:
         raise CouplerRpcError.from_domain(exc) from None
+
+
+@dataclass(frozen=True)
+class LandCoverUpdate:
+    """The answer to ``Session.update_land_cover``: cells whose fractions changed; per cell
+    (ensemble mean) what left the cell, ``released["released_water"]`` [kg m-2],
+    ``["released_heat"]`` [J m-2] and ``["released_carbon"]`` [kg C m-2]; the conservation
+    residuals (max over members and cells of |stores after + released − stores before|):
+    water [kg m-2], energy (soil heat relative to 273.15 K) [J m-2], carbon [kg C m-2]."""
+
+    cells_changed: int
+    water_residual: float
+    energy_residual: float
+    carbon_residual: float
+    released: dict[str, np.ndarray]
 
 
 #: what ``describe`` reports of each variable

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from coupler.client.common import capabilities, spec_from_arguments
+from coupler.client.common import LandCoverUpdate, capabilities, spec_from_arguments
 from coupler.core.manager import SessionManager
 from coupler.core.session import Session
 from coupler.errors import CouplerError, InvalidArgument
@@ -122,6 +122,20 @@ class InProcessSession:
     def checkpoint(self, url: str | None = None) -> str:
         session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
         return _domain(lambda: session.checkpoint(url or None))
+
+    def update_land_cover(self, index: int, fractions: Any) -> LandCoverUpdate:
+        """As ``RemoteSession.update_land_cover``."""
+        arr = np.asarray(fractions)
+        _domain(partial(_wire_dtype, "land_cover", arr))
+        session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))
+        change = _domain(lambda: session.update_cover(index, arr))
+        return LandCoverUpdate(
+            cells_changed=change.cells_changed,
+            water_residual=change.residual_water,
+            energy_residual=change.residual_energy,
+            carbon_residual=change.residual_carbon,
+            released=dict(change.released),
+        )
 
     def assimilate(
         self, type: str, values: Any, errors: Any, lat: Any, lon: Any, times: Sequence[Any],

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from coupler.client.common import LandCoverUpdate
 from coupler.spec import ObservationBatch, SessionSpec
 
 
@@ -44,6 +45,11 @@ class Session(Protocol):
 
     def checkpoint(self, url: str | None = None) -> str:
         """Write a checkpoint; its URL."""
+        ...
+
+    def update_land_cover(self, index: int, fractions: Any) -> LandCoverUpdate:
+        """New (cell, 8) land-cover fractions from step ``index`` (the next) on; the tile state
+        is remapped conserving water, heat and leaf carbon."""
         ...
 
     def assimilate(

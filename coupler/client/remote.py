@@ -26,7 +26,7 @@ import numpy as np
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
-from coupler.client.common import spec_from_arguments
+from coupler.client.common import LandCoverUpdate, spec_from_arguments
 from coupler.client.exchange import Exchange
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
@@ -330,6 +330,22 @@ class RemoteSession:
         req = pb.CheckpointRequest(session_id=self.id, url=url or "")
         reply = self.client.call(self.client.stub.Checkpoint, req, retry=True)
         return reply.url
+
+    def update_land_cover(self, index: int, fractions: Any) -> LandCoverUpdate:
+        """New (cell, 8) land-cover fractions [1] from step ``index`` (the next step) on; the
+        server remaps the tile state conserving water, heat and leaf carbon. A refusal raises
+        INVALID_ARGUMENT (field ``land_cover``: shape, valid_range, sums_to_one) or
+        FAILED_PRECONDITION (``index``/``step_order``) and changes nothing."""
+        req = pb.UpdateLandCoverRequest(session_id=self.id, index=int(index))
+        F.encode_into(req.land_cover_fractions, "land_cover", np.asarray(fractions), "1")
+        reply = self.client.call(self.client.stub.UpdateLandCover, req)
+        return LandCoverUpdate(
+            cells_changed=int(reply.cells_changed),
+            water_residual=float(reply.water_residual),
+            energy_residual=float(reply.energy_residual),
+            carbon_residual=float(reply.carbon_residual),
+            released={f.name: F.decode(f) for f in reply.released},
+        )
 
     def assimilate(
         self,

@@ -16,6 +16,7 @@ backend stays stateless across sessions, as the ``LandBackend`` contract asks.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -54,6 +55,12 @@ class FrozenVegetation:
             )
         record = torch.full((*cleaf.shape, DAYS), float("nan"), dtype=cleaf.dtype)
         return LandState({**state.tensors, RECORD: record})
+
+    def change_cover(
+        self, state: LandState, static: LandStatic, cover: torch.Tensor
+    ) -> tuple[LandState, LandStatic, Any]:
+        """The inner backend's cover change (the recorded cycle is tile state like the rest)."""
+        return self.inner.change_cover(state, static, cover)  # type: ignore[attr-defined]
 
     def step(
         self,

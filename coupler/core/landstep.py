@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from coupler.errors import FailedPrecondition
 from coupler.spec import SessionSpec
+from emulators.landstep import Remapped
 from emulators.protocol import LandStatic, StepClock
 
 Tensor = torch.Tensor
@@ -107,3 +109,31 @@ def water_residual(
     except KeyError:
         return math.nan
     return float(((after - storage_before) - (pr - evap - runoff) * dt).abs().max())
+
+
+@dataclass(frozen=True)
+class CoverChange:
+    """What a land-cover change did: cells whose fractions changed; per cell (ensemble mean)
+    what left the cell, ``released_water`` [kg m-2], ``released_heat`` [J m-2] and
+    ``released_carbon`` [kg C m-2]; and the conservation residuals, max over members and cells
+    of |Σ f' x' + released − Σ f x|, in the same units (``emulators.landstep.cover``)."""
+
+    cells_changed: int
+    released: dict[str, np.ndarray]
+    residual_water: float
+    residual_energy: float
+    residual_carbon: float
+
+    @staticmethod
+    def of(out: Remapped, old: Tensor, new: Tensor) -> CoverChange:
+        released = {
+            f"released_{k}": _frozen(out.released[k].mean(dim=0))
+            for k in ("water", "heat", "carbon")
+        }
+        return CoverChange(
+            cells_changed=int((old != new).any(-1).sum()),
+            released=released,
+            residual_water=float(out.residual["water"].max()),
+            residual_energy=float(out.residual["heat"].max()),
+            residual_carbon=float(out.residual["carbon"].max()),
+        )

@@ -54,6 +54,12 @@ class _Step:
 
 
 @dataclass
+class _Cover:
+    index: int
+    fractions: np.ndarray
+
+
+@dataclass
 class _Flush:
     done: threading.Event = field(default_factory=threading.Event)
     final: bool = False
@@ -195,6 +201,11 @@ class ZarrRecorder:
             raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
         self._put(recordobs.request(index, serial, batches, units))
 
+    def cover_change(self, index: int, fractions: np.ndarray) -> None:
+        if self._closed:
+            raise FailedPrecondition("the recorder is closed", field="record_url", rule="open")
+        self._put(_Cover(int(index), np.array(fractions, dtype=np.float64)))
+
     def check(self) -> None:
         if self._error is not None:
             raise FailedPrecondition(
@@ -261,6 +272,8 @@ class ZarrRecorder:
                     self._add(item)
                 elif isinstance(item, recordobs.Request) and self._error is None:
                     self._table().add(item)
+                elif isinstance(item, _Cover) and self._error is None:
+                    RF.store_cover(self._group, item.index, item.fractions)
             except BaseException as exc:  # surfaced to the session by check()/flush()
                 self._error = exc
             finally:

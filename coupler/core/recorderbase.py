@@ -42,6 +42,11 @@ class Recorder(Protocol):
         ``batches`` and the units each stated), queued before step ``index``."""
         ...
 
+    def cover_change(self, index: int, fractions: np.ndarray) -> None:
+        """Queue the session's new (cell, 8) land-cover fractions from step ``index`` on
+        (replay applies them before that step)."""
+        ...
+
     def check(self) -> None:
         """Raise if the recorder has failed (so the session refuses the step, state intact)."""
         ...

@@ -40,6 +40,9 @@ One Zarr v3 group per session (rank), at any fsspec URL:
   ``lon`` float64 and ``time`` int64 seconds since 1970-01-01 (window start or overpass), exactly
   as the session checked them (``coupler.spec.observations.Parsed``). A reader uses the first
   ``observation_batches`` rows and the first sum(``count``) observations.
+- ``land_cover_changes/<index>`` (optional): the (cell, 8) float64 land-cover fractions a session
+  took before step ``index`` (``UpdateLandCover``), zstd; the group attribute
+  ``land_cover_changes`` lists the indices. Replay applies them before the same steps.
 
 A v1 record (written before this format) has the title but no ``record_format``.
 """
@@ -72,6 +75,10 @@ ANALYSIS_PREFIX = "assim_"
 #: the optional observation table (accepted Assimilate requests) and its arrays
 OBSERVATIONS = "observations"
 OBS_BATCHES = "observation_batches"
+#: the session's land-cover changes (``Session.update_cover``): the attribute lists the step
+#: indices before which the cover changed, the group holds the new (cell, 8) fractions
+#: ``land_cover_changes/<index>``
+COVER_CHANGES = "land_cover_changes"
 BATCH_ARRAYS: dict[str, str] = {"step": "i8", "request": "i8", "type": "i1", "units": "i1",
                                 "count": "i8"}  # fmt: skip
 OBS_ARRAYS: dict[str, str] = {"value": "f8", "error": "f8", "lat": "f8", "lon": "f8",
@@ -276,3 +283,18 @@ def store_start(group: zarr.Group, index: int, blob: bytes) -> None:
                     "format": "landcoupler-checkpoint (coupler.core.checkpoint)"},
     )  # fmt: skip
     arr[:] = data
+
+
+def store_cover(group: zarr.Group, index: int, fractions: np.ndarray) -> None:
+    """New land-cover fractions from step ``index`` on as ``land_cover_changes/<index>``
+    ((cell, 8) float64, zstd) and ``index`` in the attribute of the same name."""
+    node = group.require_group(COVER_CHANGES)
+    data = np.ascontiguousarray(fractions, dtype=np.float64)
+    arr = node.create_array(
+        str(index), shape=data.shape, chunks=data.shape, dtype="f8",
+        compressors=[ZstdCodec(level=3)], overwrite=True,
+        attributes={"long_name": f"land-cover fractions from step {index} on", "units": "1"},
+    )  # fmt: skip
+    arr[:] = data
+    indices: Any = group.attrs.get(COVER_CHANGES) or []
+    group.attrs.update({COVER_CHANGES: sorted({*indices, int(index)})})

@@ -9,6 +9,7 @@ input and send the same index again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ import torch
 
 from coupler.core import checkpoint, landstep, registry, validation
 from coupler.core.assimilate import SessionAssimilation, record_row
+from coupler.core.landstep import CoverChange
 from coupler.core.recorder import Recorder
 from coupler.core.telemetry import MetricsSink, NullMetrics
 from coupler.errors import (
@@ -197,6 +199,51 @@ class Session:
         for var, n in skipped.items():
             metrics.count_observations(self.id, var, "window", n)
         return dict(reply)
+
+    # ---- land-cover change -------------------------------------------------------------------
+    def update_cover(self, index: int, fractions: np.ndarray) -> CoverChange:
+        """New land-cover fractions (cell, class) [1] from step ``index`` on (``index`` must be
+        the next step index, else FailedPrecondition ``index``/``step_order``). Checked as
+        ``SessionSpec.land_cover`` (InvalidArgument ``land_cover`` with rule ``shape``,
+        ``valid_range`` or ``sums_to_one``); the tile state is remapped with water, heat and
+        leaf carbon conserved per cell (``emulators.landstep.cover``). A transaction: a refusal
+        leaves the session unchanged. The new cover goes into the config (so checkpoints carry
+        it) and into the record (replay applies it before the same step)."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise InvalidArgument(
+                f"index: must be an integer, got {index!r}", field="index", rule="type"
+            )
+        with self._lock:
+            self._check_open()
+            if int(index) != self.next_index:
+                raise FailedPrecondition(
+                    f"index: a land-cover change applies before the next step {self.next_index},"
+                    f" not {int(index)}",
+                    field="index",
+                    rule="step_order",
+                )
+            config = dataclasses.replace(self.config, land_cover=fractions)
+            change = getattr(self._backend, "change_cover", None)
+            if change is None:
+                raise FailedPrecondition(
+                    f"land_cover: the {self.config.backend!r} backend cannot change land cover",
+                    field="land_cover",
+                    rule="cover_change_supported",
+                )
+            if self._recorder is not None:
+                self._recorder.check()
+            cover = torch.from_numpy(config.cover_fractions())
+            old = self._static.cover
+            state, static, out = change(self._state, self._static, cover)
+            result = CoverChange.of(out, old, static.cover)
+            if self._recorder is not None:
+                self._recorder.cover_change(self.next_index, config.cover_fractions())
+            # commit
+            self.config = config
+            self._state, self._static = state, static
+            if self._storage is not None:  # the water that left is not in the next step's budget
+                self._storage = self._storage - out.released["water"]
+        return result
 
     # ---- observations ------------------------------------------------------------------------
     def assimilate(self, batches: Sequence[observations.ObservationBatch]) -> int:

@@ -9,7 +9,8 @@ land step and reply code as the service), with no server and no atmosphere.
   spec at step 0 and its replies are compared with the record as skill (``report``).
 
 In both modes the recorded Assimilate requests (``observations/``) are sent again, through the
-session's own ``assimilate``, right before the step they preceded when recorded.
+session's own ``assimilate``, right before the step they preceded when recorded, and so are the
+recorded land-cover changes (``land_cover_changes/``, through ``update_cover``).
 
 :class:`RankReplay` yields :class:`StepResult` per step (the Python API: debug a run step by step
 without the atmosphere); :func:`compare` checks one step's bits.
@@ -96,6 +97,7 @@ class RankReplay:
         self.requests_sent = 0  # recorded Assimilate requests re-sent
         self._requests_before = 0
         self.observations_sent = 0
+        self.cover_changes_applied = 0  # recorded land-cover changes applied again
 
     def _open(self, step: int) -> Session:
         """The session that will replay from the start state at or before ``step``."""
@@ -183,6 +185,9 @@ class RankReplay:
                 if r.serial >= self._requests_before
             ]
             for row, index in enumerate(range(block.start, block.stop)):
+                if index in src.cover_changes:  # before the step, as the session took it
+                    session.update_cover(index, src.cover(index))
+                    self.cover_changes_applied += 1
                 while pending and pending[0].step == index:
                     self._assimilate(session, pending.pop(0))
                 forcing = {

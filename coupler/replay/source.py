@@ -81,6 +81,12 @@ class RecordSource:
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(url, "attributes", f"a record attribute is missing or "
                               f"damaged: {exc!r}") from None  # fmt: skip
+        try:
+            #: steps before which the session's land cover changed (``cover``)
+            self.cover_changes = [int(i) for i in attrs.get(RF.COVER_CHANGES) or []]
+        except (TypeError, ValueError):
+            raise RecordError(url, "attributes", f"{RF.COVER_CHANGES} is not a list of step "
+                              "indices") from None  # fmt: skip
         present = {name for name, _ in group.arrays()}
         required = ["time", "lat", "lon", *listed]
         missing = [a for a in required if a not in present]
@@ -141,6 +147,22 @@ class RecordSource:
             return checkpoint.from_bytes(blob, source=f"{self.url} starts/{index}")
         except CouplerError as exc:
             raise RecordError(self.url, "corrupt", f"start state {index}: {exc}") from None
+
+    def cover(self, index: int) -> np.ndarray:
+        """The (cell, 8) land-cover fractions the session took before step ``index`` (one of
+        :attr:`cover_changes`)."""
+        name = f"{RF.COVER_CHANGES}/{index}"
+        try:
+            values = np.asarray(_array(self._group, name)[:], dtype=np.float64)
+        except KeyError:
+            raise RecordError(self.url, "missing_array", f"{name}: the land cover of a recorded "
+                              "change is gone") from None  # fmt: skip
+        except Exception as exc:
+            raise RecordError(self.url, "corrupt", f"{name} does not decode: {exc}") from None
+        if values.shape != (self.n_cells, 8):
+            raise RecordError(self.url, "corrupt", f"{name}: shape {values.shape}, expected "
+                              f"({self.n_cells}, 8)")  # fmt: skip
+        return values
 
     def start_for(self, step: int) -> int:
         """The last start state at or before ``step``."""

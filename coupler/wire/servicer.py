@@ -306,6 +306,32 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             )
         return pb.AssimilateReply(accepted=session.assimilate(batches), assimilated=True)
 
+    def UpdateLandCover(
+        self, request: pb.UpdateLandCoverRequest, context: grpc.ServicerContext
+    ) -> Any:
+        session = self._manager.get(request.session_id, self._auth.principal(context))
+        if not request.HasField("land_cover_fractions"):
+            raise InvalidArgument(
+                "land_cover: the new fractions are required", field="land_cover", rule="required"
+            )
+        msg = request.land_cover_fractions
+        if msg.units != "1":
+            raise InvalidArgument(
+                f"land_cover: units must be '1' (fractions), got {msg.units!r}",
+                field="land_cover",
+                rule="units",
+            )
+        change = session.update_cover(request.index, self._decode(msg, "land_cover"))
+        reply = pb.UpdateLandCoverReply(
+            cells_changed=change.cells_changed,
+            water_residual=change.residual_water,
+            energy_residual=change.residual_energy,
+            carbon_residual=change.residual_carbon,
+        )
+        for name, values in change.released.items():
+            F.encode_into(reply.released.add(), name, values, RELEASED_UNITS[name])
+        return reply
+
     def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.ServicerContext) -> Any:
         session = self._manager.get(request.session_id, self._auth.principal(context))
         url = session.checkpoint(request.url or None)
@@ -314,6 +340,11 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
     def CloseSession(self, request: pb.CloseSessionRequest, context: grpc.ServicerContext) -> Any:
         self._manager.close(request.session_id, self._auth.principal(context))
         return pb.CloseSessionReply()
+
+
+#: units of the released amounts of ``UpdateLandCoverReply``
+RELEASED_UNITS = {"released_water": "kg m-2", "released_heat": "J m-2",
+                  "released_carbon": "kg m-2"}  # fmt: skip
 
 
 def _raw(codec: F.CodecSpec) -> bool:

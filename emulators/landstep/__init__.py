@@ -41,6 +41,7 @@ import torch
 
 from emulators.landstep.budgets import ClosedTiles, Fluxes, close
 from emulators.landstep.cells import LINEAR_FIELDS, aggregate
+from emulators.landstep.cover import Remapped, remap
 from emulators.landstep.daily import Day, day_ends, leaf_carbon, reset
 from emulators.landstep.forcing import CheckedForcing, check_forcing
 from emulators.landstep.surface import (
@@ -66,6 +67,7 @@ __all__ = [
     "Day",
     "Fluxes",
     "Forcing",
+    "Remapped",
     "StepResult",
     "TileBackend",
     "TileConfig",
@@ -77,6 +79,7 @@ __all__ = [
     "day_ends",
     "initial_state",
     "leaf_carbon",
+    "remap",
     "reset",
     "surface",
 ]
@@ -153,6 +156,19 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         if self.config.validate_forcing:
             check_forcing(forcing)
         return self.advance(state, static, forcing, clock)
+
+    def change_cover(
+        self, state: LandState, static: LandStatic, cover: Tensor
+    ) -> tuple[LandState, LandStatic, Remapped]:
+        """The land cover of ``static`` becomes ``cover`` (cell, class) [1] (checked by the
+        caller): the tile state remapped with water, heat and leaf carbon conserved per cell
+        (``cover.remap``), and the static fields with the new cover (same parameters). Inputs
+        are not modified."""
+        const = class_constants(self.config.soil)
+        new_cover = cover.to(torch.float64)
+        out = remap(state.tensors, static.cover, new_cover, const, self.config.soil)
+        new_static = LandStatic(static.lat, static.lon, new_cover, static.params)
+        return LandState(out.state), new_static, out
 
     def check_clock(self, clock: StepClock) -> None:
         """Refuse a step this backend cannot take, before anything else (default: none)."""

@@ -111,6 +111,8 @@ class LandBackendContract(abc.ABC):
     dt = 3600.0
     start = "2001-06-30T18:00:00"  # crosses a day boundary within the first steps
     steps = 10
+    #: tile backends change land cover (``change_cover``); a record replays fixed cover
+    changes_cover = True
 
     @abc.abstractmethod
     def make_backend(self) -> LandBackend:
@@ -183,6 +185,38 @@ class LandBackendContract(abc.ABC):
             storage, clock = out["mrso"], clock.advance()
         assert worst_e <= ENERGY_TOL
         assert worst_w <= WATER_TOL
+
+    def test_cover_change_conserves_and_keeps_closure(self, backend: LandBackend) -> None:
+        """``change_cover`` (every tile backend): cell water, soil heat and leaf carbon
+        conserved to round-off with what was released, inputs untouched, and the steps after
+        the change close energy and water again (water against the storage after the change).
+        A backend that cannot change cover has no ``change_cover`` (the session then refuses
+        the update with ``land_cover``/``cover_change_supported``)."""
+        if not self.changes_cover:
+            assert not hasattr(backend, "change_cover")
+            return
+        static, clock = self.static(seed=5), self.clock()
+        state = backend.initial_state(static, clock)
+        state, clock, outs = self.run(backend, state, static, clock, 2)
+        g = torch.Generator().manual_seed(11)
+        cover = static.cover + 0.5 * torch.rand(
+            static.cover.shape, generator=g, dtype=torch.float64
+        )
+        cover /= cover.sum(-1, keepdim=True)
+        before = state.clone()
+        new_state, new_static, out = backend.change_cover(state, static, cover)  # type: ignore[attr-defined]
+        assert state.equal(before) and torch.equal(new_static.cover, cover)
+        assert float(out.residual["water"].max()) <= 1e-11
+        assert float(out.residual["heat"].max()) <= 1e-5
+        assert float(out.residual["carbon"].max()) <= 1e-14
+        storage = outs[-1]["mrso"] - out.released["water"]
+        for _ in range(3):
+            forcing = self.forcing(new_static, clock, 1)
+            new_state, o = backend.step(new_state, new_static, forcing, clock)
+            e = energy_residual(o["rns"], o["hfls"], o["hfss"], o["hfdsl"]).abs().max()
+            w = water_residual(storage, o["mrso"], forcing["pr"], o["evspsbl"], o["mrro"], clock.dt)
+            assert float(e) <= ENERGY_TOL and float(w.abs().max()) <= WATER_TOL
+            storage, clock = o["mrso"], clock.advance()
 
     def test_inputs_are_not_modified(self, backend: LandBackend) -> None:
         static, clock = self.static(), self.clock()

@@ -112,6 +112,26 @@ class ClientContract(abc.ABC):
             rs, rt = s.step(0, forcing(0)), t.step(0, forcing(0))
             assert all(np.array_equal(rs[k], rt[k]) for k in OUTPUTS)
 
+    def test_land_cover_update_conserves_and_bad_cover_changes_nothing(
+        self, client: Client
+    ) -> None:
+        crop = np.zeros((N, 8))  # the sessions start as grass (the spec's default)
+        crop[:, 2], crop[:, 3] = 0.4, 0.6
+        with client.open_session(**spec_kwargs()) as s, client.open_session(**spec_kwargs()) as t:
+            s.step(0, forcing(0))
+            t.step(0, forcing(0))
+            with pytest.raises(CouplerRpcError) as err:
+                s.update_land_cover(1, crop * 1.1)
+            assert err.value.code() is StatusCode.INVALID_ARGUMENT
+            assert (err.value.field, err.value.rule) == ("land_cover", "sums_to_one")
+            rs, rt = s.step(1, forcing(1)), t.step(1, forcing(1))
+            assert all(np.array_equal(rs[k], rt[k]) for k in OUTPUTS)
+            up = s.update_land_cover(2, crop)
+            assert up.cells_changed == N
+            assert max(up.water_residual, up.carbon_residual) <= 1e-12
+            assert up.energy_residual <= 1e-6
+            assert not np.array_equal(s.step(2, forcing(2))["hfls"], t.step(2, forcing(2))["hfls"])
+
     def test_checkpoint_and_resume_continue_bit_for_bit(self, client: Client) -> None:
         url = f"memory://client-contract/{type(self).__name__}/{id(client)}"
         with client.open_session(**spec_kwargs()) as s:

@@ -75,6 +75,7 @@ class TestRecordBackend(LandBackendContract):
     (static fields, clocks, the checks) is the contract's."""
 
     _recorded: RecordBackend
+    changes_cover = False
 
     def make_backend(self) -> LandBackend:
         n, steps = self.n_cells, self.steps + 2

@@ -362,6 +362,30 @@ class AssimilateReply(_message.Message):
     assimilated: bool
     def __init__(self, accepted: _Optional[int] = ..., assimilated: _Optional[bool] = ...) -> None: ...
 
+class UpdateLandCoverRequest(_message.Message):
+    __slots__ = ("session_id", "index", "land_cover_fractions")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAND_COVER_FRACTIONS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    index: int
+    land_cover_fractions: Field
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ...) -> None: ...
+
+class UpdateLandCoverReply(_message.Message):
+    __slots__ = ("cells_changed", "water_residual", "energy_residual", "carbon_residual", "released")
+    CELLS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    WATER_RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    CARBON_RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    cells_changed: int
+    water_residual: float
+    energy_residual: float
+    carbon_residual: float
+    released: _containers.RepeatedCompositeFieldContainer[Field]
+    def __init__(self, cells_changed: _Optional[int] = ..., water_residual: _Optional[float] = ..., energy_residual: _Optional[float] = ..., carbon_residual: _Optional[float] = ..., released: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
+
 class CheckpointRequest(_message.Message):
     __slots__ = ("session_id", "url")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class LandCouplerStub:
                 request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
                 response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
                 _registered_method=True)
+        self.UpdateLandCover = channel.unary_unary(
+                '/landcoupler.v1.LandCoupler/UpdateLandCover',
+                request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverRequest.SerializeToString,
+                response_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverReply.FromString,
+                _registered_method=True)
         self.Checkpoint = channel.unary_unary(
                 '/landcoupler.v1.LandCoupler/Checkpoint',
                 request_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.CheckpointRequest.SerializeToString,
@@ -118,6 +123,18 @@ class LandCouplerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateLandCover(self, request, context):
+        """New land-cover fractions from the next step on (land-use change). The fractions are checked
+        like OpenSessionRequest.land_cover_fractions (INVALID_ARGUMENT, field land_cover, rules
+        shape, valid_range, sums_to_one, units); `index` must be the session's next step index
+        (else FAILED_PRECONDITION, field index, rule step_order). The tile state is remapped with
+        water, heat and leaf carbon conserved per cell; what cannot stay in the cell is released
+        and returned, with the conservation residuals. A refusal leaves the session unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Checkpoint(self, request, context):
         """Write a checkpoint (state + next step index + config) to an fsspec URL.
         """
@@ -159,6 +176,11 @@ def add_LandCouplerServicer_to_server(servicer, server):
                     servicer.Assimilate,
                     request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.FromString,
                     response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.SerializeToString,
+            ),
+            'UpdateLandCover': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateLandCover,
+                    request_deserializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverRequest.FromString,
+                    response_serializer=coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverReply.SerializeToString,
             ),
             'Checkpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.Checkpoint,
@@ -306,6 +328,33 @@ class LandCoupler:
             '/landcoupler.v1.LandCoupler/Assimilate',
             coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateRequest.SerializeToString,
             coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.AssimilateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateLandCover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/landcoupler.v1.LandCoupler/UpdateLandCover',
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverRequest.SerializeToString,
+            coupler_dot___proto_dot_landcoupler_dot_v1_dot_landcoupler__pb2.UpdateLandCoverReply.FromString,
             options,
             channel_credentials,
             insecure,
