@@ -93,11 +93,16 @@ class _Batch:
     results: list[StepResult] | None = None  # None after run(): every member steps alone
 
     def run(self) -> None:
-        """The joined step, split into the members' results; on any failure (or a single
-        member) ``results`` stays None and each member steps alone."""
+        """The joined step, split into the members' results; on any failure ``results`` stays
+        None and each member steps alone (and gets its own error)."""
         try:
-            if len(self.entries) > 1:
-                self.results = _joined_step(self.backend, self.entries)
+            if len(self.entries) == 1:
+                e = self.entries[0]
+                self.results = [self.backend.step(e.state, e.static, e.forcing, e.clock)]
+            else:
+                domains = [(e.state, e.static, e.forcing) for e in self.entries]
+                # the batch key says the step reads nothing of the clock that differs
+                self.results = joined_step(self.backend, domains, self.entries[0].clock)
         except Exception:  # each member repeats its step alone and gets its own error
             self.results = None
         finally:
@@ -108,7 +113,11 @@ class StepBatcher:
     """Gathers batchable backend steps of concurrent sessions into joined steps.
 
     ``window``: seconds the first step of a batch waits for others (> 0); ``max_cells``: a
-    batch is closed when the next step would take it past this many cells."""
+    batch is closed when the next step would take it past this many cells. While a joined
+    step of a key runs, the next batch of that key keeps gathering (it starts when both its
+    window has passed and the running one is done, or when it is full): under load, batches
+    grow to what arrives during one joined step instead of what arrives in one window
+    (dynamic batching; one Python process computes one joined step at a time anyway)."""
 
     def __init__(
         self,
@@ -125,6 +134,7 @@ class StepBatcher:
         self._metrics = metrics if metrics is not None else NullMetrics()
         self._cond = threading.Condition()
         self._open: dict[Hashable, _Batch] = {}
+        self._running: dict[Hashable, int] = {}
 
     def step(
         self,
@@ -168,37 +178,49 @@ class StepBatcher:
     def _lead(self, key: Hashable, batch: _Batch) -> None:
         deadline = time.monotonic() + self.window
         with self._cond:
-            while self._open.get(key) is batch:
+            while self._open.get(key) is batch:  # else: closed full by another step
                 left = deadline - time.monotonic()
-                if left <= 0.0:
+                if left <= 0.0 and not self._running.get(key):
                     del self._open[key]
                     break
-                self._cond.wait(left)
-        batch.run()
+                self._cond.wait(left if left > 0.0 else None)  # woken when a batch ends
+            self._running[key] = self._running.get(key, 0) + 1
+        try:
+            batch.run()
+        finally:
+            with self._cond:
+                if self._running[key] == 1:
+                    del self._running[key]
+                else:
+                    self._running[key] -= 1
+                self._cond.notify_all()
         self._metrics.observe_batch(len(batch.entries), batch.cells)
 
 
-def _joined_step(backend: LandBackend, entries: Sequence[_Entry]) -> list[StepResult]:
-    """One backend step of the entries' domains joined on the cell axis (in order), split back
-    into each entry's (state, outputs) as contiguous copies (a slice would keep the whole
-    joined tensor alive, and a checkpoint would save all of it)."""
-    first = entries[0]
-    names = list(first.state.tensors)
-    state = LandState({k: torch.cat([e.state.tensors[k] for e in entries], 1) for k in names})
-    forcing = CheckedForcing(
-        {k: torch.cat([e.forcing[k] for e in entries], 1) for k in first.forcing}
-    )
-    static = LandStatic.join([e.static for e in entries])
-    # the batch key says the step reads nothing of the clock that differs between entries
-    new_state, outputs = backend.step(state, static, forcing, first.clock)
+Domain = tuple[LandState, LandStatic, Mapping[str, Tensor]]
+
+
+def joined_step(
+    backend: LandBackend, domains: Sequence[Domain], clock: StepClock
+) -> list[StepResult]:
+    """One backend step of the domains (state, static, forcing) joined on the cell axis (in
+    order), split back into each domain's (state, outputs) as contiguous copies (a slice would
+    keep the whole joined tensor alive, and a checkpoint would save all of it). The caller
+    guarantees what :func:`batch_key` checks (``clock`` stands for every domain's clock)."""
+    first_state, _, first_forcing = domains[0]
+    names = list(first_state.tensors)
+    state = LandState({k: torch.cat([d[0].tensors[k] for d in domains], 1) for k in names})
+    forcing = CheckedForcing({k: torch.cat([d[2][k] for d in domains], 1) for k in first_forcing})
+    static = LandStatic.join([d[1] for d in domains])
+    new_state, outputs = backend.step(state, static, forcing, clock)
     total = static.n_cells
     for t in (*new_state.tensors.values(), *outputs.values()):
         if t.dim() < 2 or t.shape[1] != total:
             raise ValueError("a joined step returned a tensor without the cell axis")
     results: list[StepResult] = []
     start = 0
-    for e in entries:
-        cells = slice(start, start + e.static.n_cells)
+    for _, part, _ in domains:
+        cells = slice(start, start + part.n_cells)
         start = cells.stop
         results.append(
             (
