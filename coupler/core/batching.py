@@ -39,6 +39,9 @@ Tensor = torch.Tensor
 StepResult = tuple[LandState, dict[str, Tensor]]
 #: the default ceiling on the cells of one joined step (the reference model's cell block)
 DEFAULT_MAX_CELLS = 8192
+#: seconds a domain counts as a peer of its key after its last step: a step whose key no other
+#: domain stepped under for this long is computed at once, without waiting for the window
+PEER_HORIZON = 1.0
 
 
 def batch_key(
@@ -117,7 +120,9 @@ class StepBatcher:
     step of a key runs, the next batch of that key keeps gathering (it starts when both its
     window has passed and the running one is done, or when it is full): under load, batches
     grow to what arrives during one joined step instead of what arrives in one window
-    (dynamic batching; one Python process computes one joined step at a time anyway)."""
+    (dynamic batching; one Python process computes one joined step at a time anyway). A step
+    that no other domain could join (none stepped under its key for :data:`PEER_HORIZON`
+    seconds) does not wait: a lone session pays no window."""
 
     def __init__(
         self,
@@ -135,6 +140,7 @@ class StepBatcher:
         self._cond = threading.Condition()
         self._open: dict[Hashable, _Batch] = {}
         self._running: dict[Hashable, int] = {}
+        self._seen: dict[Hashable, dict[int, float]] = {}
 
     def step(
         self,
@@ -150,23 +156,14 @@ class StepBatcher:
         if key is None:
             return backend.step(state, static, forcing, clock)
         entry = _Entry(state, static, forcing, clock)
-        n = static.n_cells
         with self._cond:
-            batch = self._open.get(key)
-            leader = batch is None or batch.cells + n > self.max_cells
-            if leader:
-                if batch is not None:  # full: run it now, start another
-                    del self._open[key]
-                    self._cond.notify_all()
-                batch = _Batch(backend)
-                self._open[key] = batch
-            assert batch is not None
-            position = len(batch.entries)
-            batch.entries.append(entry)
-            batch.cells += n
-            if batch.cells >= self.max_cells and self._open.get(key) is batch:
-                del self._open[key]
-                self._cond.notify_all()
+            alone = self._peers(key, id(static)) == 1
+            if not alone:
+                batch, leader, position = self._join(key, backend, entry)
+        if alone:  # nobody to wait for: no window
+            result = backend.step(state, static, forcing, clock)
+            self._metrics.observe_batch(1, static.n_cells)
+            return result
         if leader:
             self._lead(key, batch)
         else:
@@ -174,6 +171,39 @@ class StepBatcher:
         if batch.results is None:
             return backend.step(state, static, forcing, clock)
         return batch.results[position]
+
+    def _join(self, key: Hashable, backend: LandBackend, entry: _Entry) -> tuple[_Batch, bool, int]:
+        """Add ``entry`` to the open batch of ``key`` (a new one, led by this step, when there
+        is none or it is full): (the batch, whether this step leads it, its position). Under
+        the lock."""
+        n = entry.static.n_cells
+        batch = self._open.get(key)
+        leader = batch is None or batch.cells + n > self.max_cells
+        if leader:
+            if batch is not None:  # full: run it now, start another
+                del self._open[key]
+                self._cond.notify_all()
+            batch = _Batch(backend)
+            self._open[key] = batch
+        assert batch is not None
+        position = len(batch.entries)
+        batch.entries.append(entry)
+        batch.cells += n
+        if batch.cells >= self.max_cells and self._open.get(key) is batch:
+            del self._open[key]
+            self._cond.notify_all()
+        return batch, leader, position
+
+    def _peers(self, key: Hashable, domain: int) -> int:
+        """How many domains stepped under ``key`` in the last :data:`PEER_HORIZON` seconds,
+        this one (``domain``: its static fields' id) included. Under the lock."""
+        now = time.monotonic()
+        seen = self._seen.setdefault(key, {})
+        seen[domain] = now
+        if len(seen) > 1:
+            for other in [d for d, t in seen.items() if now - t > PEER_HORIZON]:
+                del seen[other]
+        return len(seen)
 
     def _lead(self, key: Hashable, batch: _Batch) -> None:
         deadline = time.monotonic() + self.window

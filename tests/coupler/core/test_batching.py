@@ -236,6 +236,8 @@ def test_a_failing_joined_step_is_repeated_alone_so_the_error_stays_with_its_ses
         except RuntimeError as exc:
             results[i] = exc
 
+    _threads([lambda i=i: step(i) for i in range(4)])  # the batcher meets the four domains
+    metrics.sizes.clear()
     _threads([lambda i=i: step(i) for i in range(4)])
     assert metrics.sizes == [4]
     assert isinstance(results[2], RuntimeError)
