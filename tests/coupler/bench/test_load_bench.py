@@ -29,3 +29,16 @@ def test_the_load_benchmark_checks_every_reply_and_writes_its_section(tmp_path) 
     text = md.read_text()
     assert "<!-- bench:load -->" in text and "| batched, `--torch-threads 1` | 8 | 48 |" in text
     assert json.loads(json.dumps(payload, default=str))["benchmark"] == "load"
+
+
+def test_bench_set_options_take_the_types_of_the_run_defaults() -> None:
+    import pytest
+
+    from coupler.cli.bench import _params
+
+    got = _params(load.run, ["sessions=20", "window_ms=0.5", "stream=true", "steps=100"])
+    assert got == {"sessions": 20, "window_ms": 0.5, "stream": True, "steps": 100}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        _params(load.run, ["session=20"])
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        _params(load.run, ["steps"])
