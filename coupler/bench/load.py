@@ -234,7 +234,8 @@ def run(
         want = reference(sessions, most, cells, banks)
         reference_s = time.perf_counter() - t0
         costs = step_costs(cells, threads, banks)
-        logs = Path(tempfile.mkdtemp(prefix="bench-load-"))
+        tmp = tempfile.TemporaryDirectory(prefix="bench-load-")
+        logs = Path(tmp.name)  # the servers' stderr (quoted when one fails to start)
         one = ["--torch-threads", "1"]
         plan = [
             ("today", ["--batch-window-ms", "0"], today_steps),
@@ -247,6 +248,7 @@ def run(
             if n > 0
         ]
         echo = load_server.echo_floor(threads, echo_calls, cells, len(OUTPUTS), logs)
+        tmp.cleanup()
     finally:
         torch.set_num_threads(previous)
     by = {r["name"]: r for r in runs}
