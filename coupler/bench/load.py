@@ -247,7 +247,7 @@ def run(
             for name, args, n in plan
             if n > 0
         ]
-        echo = load_server.echo_floor(threads, echo_calls, cells, len(OUTPUTS), logs)
+        echo = load_server.echo_floor(threads, echo_calls, cells, OUTPUTS, logs)
         tmp.cleanup()
     finally:
         torch.set_num_threads(previous)

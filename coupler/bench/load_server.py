@@ -117,25 +117,24 @@ def echo_main(reply_bytes: int) -> None:
     server.wait_for_termination()
 
 
-def step_sizes(cells: int, outputs: int) -> tuple[int, int]:
-    """Serialized bytes of a step request (7 float64 fields) and of its reply (``outputs``
-    float64 fields) for ``cells`` cells."""
+def step_sizes(cells: int, outputs: tuple[str, ...]) -> tuple[int, int]:
+    """Serialized bytes of a step request (the 7 required float64 forcing fields) and of its
+    reply (``outputs``, float64) for ``cells`` cells."""
     import numpy as np
 
-    from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
-    from coupler.wire import fields as F
+    from coupler.wire import phases
+    from emulators.variables import REQUIRED_FORCING
 
     values = np.zeros(cells)
-    request = pb.StepRequest(session_id="0" * 32, index=123)
-    for name in ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds"):
-        F.encode_into(request.fields.add(), name, values, "K")
-    reply = pb.StepReply(session_id="0" * 32, index=123, time_rfc3339="2001-06-01T00:00:00Z")
-    for k in range(outputs):
-        F.encode_into(reply.fields.add(), f"out{k}", values, "W m-2")
-    return request.ByteSize(), reply.ByteSize()
+    request, reply_bytes = phases.sizes(
+        {name: values for name in REQUIRED_FORCING}, {name: values for name in outputs}
+    )
+    return len(request), reply_bytes
 
 
-def echo_floor(threads: int, calls: int, cells: int, outputs: int, logs: Path) -> dict[str, float]:
+def echo_floor(
+    threads: int, calls: int, cells: int, outputs: tuple[str, ...], logs: Path
+) -> dict[str, float]:
     """Calls per second of ``threads`` threads of this process, each making ``calls`` unary
     calls of a step's request size to the echo server process answering a step's reply size:
     what Python gRPC alone allows on this machine (the floor of a step's per-call cost)."""
