@@ -69,6 +69,8 @@ def markdown(p: dict[str, Any]) -> str:
         f"| raw-bytes gRPC echo ({echo['request_bytes']:,} B in, {echo['reply_bytes']:,} B "
         f"out, {echo['threads']} threads, separate server process): per call "
         f"| {1e3 / echo['calls_per_s']:.3f} |",
+        f"| the same echo: server CPU per call | "
+        f"{echo.get('server_cpu_ms_per_call', float('nan')):.3f} |",
         "",
         f"The echo floor: {echo['calls_per_s']:.0f} calls/s with nothing but Python gRPC on "
         "both sides. In-process reference run of all sessions: "

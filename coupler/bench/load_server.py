@@ -36,9 +36,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the process (all threads) so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return _stat_cpu(Path(f"/proc/{self.proc.pid}/stat"))
 
     def metrics(self) -> dict[str, float]:
         """The exporter's samples, ``name{labels}`` -> value."""
@@ -50,6 +48,12 @@ class Server:
             if m and not line.startswith("#"):
                 out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         return out
+
+
+def _stat_cpu(stat: Path) -> float:
+    """User + system CPU seconds of a process from its ``/proc/PID/stat``."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_kib(pid: int, key: str) -> float:
@@ -170,15 +174,17 @@ def echo_floor(
             pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
             for th in pool:
                 th.start()
+            stat = Path(f"/proc/{proc.pid}/stat")
             start.wait()
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), _stat_cpu(stat)
             for th in pool:
                 th.join()
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, _stat_cpu(stat) - cpu0
             for ch in channels:
                 ch.close()
         finally:
             proc.kill()
             proc.wait(30)
     return {"calls_per_s": threads * calls / wall, "request_bytes": request_bytes,
+            "server_cpu_ms_per_call": 1e3 * cpu / (threads * calls),
             "reply_bytes": reply_bytes, "threads": threads, "calls": threads * calls}  # fmt: skip
