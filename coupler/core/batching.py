@@ -122,7 +122,8 @@ class StepBatcher:
     grow to what arrives during one joined step instead of what arrives in one window
     (dynamic batching; one Python process computes one joined step at a time anyway). A step
     that no other domain could join (none stepped under its key for :data:`PEER_HORIZON`
-    seconds) does not wait: a lone session pays no window."""
+    seconds) does not wait: a lone session pays no window; and a batch that every domain seen
+    under its key in that time has joined starts at once (ranks stepping in lockstep)."""
 
     def __init__(
         self,
@@ -174,8 +175,8 @@ class StepBatcher:
 
     def _join(self, key: Hashable, backend: LandBackend, entry: _Entry) -> tuple[_Batch, bool, int]:
         """Add ``entry`` to the open batch of ``key`` (a new one, led by this step, when there
-        is none or it is full): (the batch, whether this step leads it, its position). Under
-        the lock."""
+        is none or it is full): (the batch, whether this step leads it, its position). The
+        batch is closed when it is full or holds every recent peer. Under the lock."""
         n = entry.static.n_cells
         batch = self._open.get(key)
         leader = batch is None or batch.cells + n > self.max_cells
@@ -189,7 +190,8 @@ class StepBatcher:
         position = len(batch.entries)
         batch.entries.append(entry)
         batch.cells += n
-        if batch.cells >= self.max_cells and self._open.get(key) is batch:
+        everyone = len(batch.entries) >= len(self._seen.get(key, ()))  # all recent peers
+        if (batch.cells >= self.max_cells or everyone) and self._open.get(key) is batch:
             del self._open[key]
             self._cond.notify_all()
         return batch, leader, position
