@@ -151,9 +151,10 @@ def run_server(
     full = [*args, "--max-sessions", str(sessions), "--max-workers", str(workers)]
     with load_server.serve(full, logs / f"load-{name}.log") as server:
         rss_start = server.rss_mib()
-        cpu0 = server.cpu_seconds()
+        cpu0, sys0, ctx0 = server.cpu_seconds(), server.system_seconds(), server.context_switches()
         res = drive(server.address, sessions, steps, cells, threads, stream, banks)
         cpu = server.cpu_seconds() - cpu0
+        sys_s, ctx = server.system_seconds() - sys0, server.context_switches() - ctx0
         rss_end, peak = server.rss_mib(), server.peak_rss_mib()
         m = server.metrics()
     got = res.pop("digests")
@@ -173,6 +174,8 @@ def run_server(
         # retries other than the final resends (each answered from the stored reply)
         "server_retries": m.get("landcoupler_step_retries_total", 0.0) - res["resends"],
         "server_cpu_s": cpu, "server_cpu_ms_per_step": 1e3 * cpu / max(1, res["steps_done"]),
+        "server_sys_ms_per_step": 1e3 * sys_s / max(1, res["steps_done"]),
+        "server_switches_per_step": ctx / max(1, res["steps_done"]),
         "client_cpu_ms_per_step": 1e3 * res["client_cpu_s"] / max(1, res["steps_done"]),
         "rss_start_mib": rss_start, "rss_end_mib": rss_end, "rss_peak_mib": peak,
         "phase_ms": phases,

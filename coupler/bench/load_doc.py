@@ -26,9 +26,10 @@ def markdown(p: dict[str, Any]) -> str:
         f"Batch window {p['window_ms']:g} ms. Machine: {p.get('machine', '?')}.",
         "",
         "| server | steps / session | steps | steps/s | errors | replies ≠ in-process | "
-        "server steps | server RSS start → end (peak) [MiB] | server CPU / step [ms] | "
-        "client CPU / step [ms] | mean batch [sessions] |",
-        "|:---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "server steps | server RSS start → end (peak) [MiB] | server CPU / step [ms] "
+        "(of it kernel) | server context switches / step | client CPU / step [ms] | "
+        "mean batch [sessions] |",
+        "|:---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in runs:
         batch = r["mean_batch_sessions"]
@@ -36,7 +37,9 @@ def markdown(p: dict[str, Any]) -> str:
             f"| {LABELS.get(r['name'], r['name'])} | {r['steps']:,} | {r['steps_done']:,} | "
             f"{r['steps_per_s']:.1f} | {r['errors']} | {r['mismatched_replies']} | "
             f"{r['server_steps']:,.0f} | {r['rss_start_mib']:.0f} → {r['rss_end_mib']:.0f} "
-            f"({r['rss_peak_mib']:.0f}) | {r['server_cpu_ms_per_step']:.2f} | "
+            f"({r['rss_peak_mib']:.0f}) | {r['server_cpu_ms_per_step']:.2f} "
+            f"({r.get('server_sys_ms_per_step', float('nan')):.2f}) | "
+            f"{r.get('server_switches_per_step', float('nan')):.0f} | "
             f"{r['client_cpu_ms_per_step']:.2f} | {'—' if batch is None else f'{batch:.1f}'} |"
         )
     ratios = ", ".join(f"{k}: **{v:.1f}×**" for k, v in p["ratios"].items())

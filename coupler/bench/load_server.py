@@ -38,6 +38,25 @@ class Server:
         """User + system CPU time of the process (all threads) so far."""
         return _stat_cpu(Path(f"/proc/{self.proc.pid}/stat"))
 
+    def system_seconds(self) -> float:
+        """System (kernel) CPU time of the process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+    def context_switches(self) -> int:
+        """Voluntary context switches of all the process's threads so far (a thread that
+        blocks, e.g. on the GIL, switches voluntarily)."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                text = (task / "status").read_text()
+            except FileNotFoundError:  # the thread ended
+                continue
+            for line in text.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        return total
+
     def metrics(self) -> dict[str, float]:
         """The exporter's samples, ``name{labels}`` -> value."""
         with urllib.request.urlopen(self.metrics_url, timeout=30) as response:
