@@ -11,7 +11,11 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
+<<<<<<< HEAD
 .PHONY: venv run run-luc run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
+=======
+.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-load bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
+>>>>>>> batching
 
 venv: $(STAMP)
 
@@ -55,6 +59,13 @@ bench-service: $(STAMP)
 ## of the reference step as bench-service and bench-emulators set it up (one run)
 bench-wire: $(STAMP)
 	nice $(VENV)/bin/landcoupler bench wire --json $(OUT)/bench-wire.json --update-doc docs/benchmarks.md
+
+## many ranks at once: 100 sessions x 1000 hourly steps x 64 cells from 16 client threads against
+## one serve process, batched vs unbatched, every reply checked bitwise (LOAD_FLAGS: shorter runs,
+## e.g. LOAD_FLAGS="--set sessions=20 --set steps=100")
+LOAD_FLAGS ?=
+bench-load: $(STAMP)
+	nice $(VENV)/bin/landcoupler bench load $(LOAD_FLAGS) --json $(OUT)/bench-load.json --update-doc docs/benchmarks.md
 
 bench-emulators: $(STAMP)
 	$(VENV)/bin/landcoupler bench emulators --json $(OUT)/bench-emulators.json --update-doc docs/benchmarks.md

@@ -25,6 +25,9 @@ Families (all prefixed ``landcoupler_``):
 - ``recorder_queue_full_total``: counter of record writes that had to wait for a full queue
   (data is never dropped); ``recorder_blocked_seconds_total``: how long they waited.
 - ``checkpoints_total``: counter of checkpoints written.
+- ``batch_sessions``: histogram of the sessions whose steps one backend call computed, and
+  ``batch_cells_total`` their cells (micro-batching, ``coupler.core.batching``; only with a
+  batch window: mean batch = ``_sum / _count``).
 
 Assimilation (sessions with ``assimilation``; labels ``session`` = session id and ``obs_type``
 = observed registry variable; a session's series are removed when it closes):
@@ -78,6 +81,9 @@ RESIDUAL_BUCKETS: tuple[float, ...] = (
     10.0,
     100.0,
 )
+
+#: Sessions per batched backend call (``landcoupler serve --batch-window-ms``).
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
 
 PHASES: tuple[str, ...] = (
     "decode",
@@ -142,6 +148,15 @@ class ServiceMetrics:
             registry=r,
         )
         self._checkpoints = Counter("landcoupler_checkpoints", "Checkpoints written", registry=r)
+        self._batch = Histogram(
+            "landcoupler_batch_sessions",
+            "Sessions whose steps one backend call computed (micro-batching)",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self._batch_cells = Counter(
+            "landcoupler_batch_cells", "Cells of the batched backend calls", registry=r
+        )
         by_type = ["session", "obs_type"]
         self._analyses = Counter(
             "landcoupler_assimilation_analyses", "Analyses run", ["session"], registry=r
@@ -234,6 +249,11 @@ class ServiceMetrics:
 
     def count_checkpoint(self) -> None:
         self._checkpoints.inc()
+
+    def observe_batch(self, sessions: int, cells: int) -> None:
+        """One backend call for the steps of ``sessions`` sessions, ``cells`` cells in all."""
+        self._batch.observe(int(sessions))
+        self._batch_cells.inc(int(cells))
 
     # ---- assimilation ------------------------------------------------------------------------
     def observe_analysis(

@@ -9,7 +9,7 @@ state inside ``LandState.tensors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -99,6 +99,16 @@ class LandStatic:
         return part
 
     @staticmethod
+    def join(parts: Sequence[LandStatic]) -> LandStatic:
+        """The static fields of several domains joined on the cell axis, in order (copies).
+        Joined checked fields need no new check, so ``__post_init__`` is skipped; the parts must
+        have the same members (``params`` is joined on its cell axis, 1)."""
+        whole = object.__new__(LandStatic)
+        for name, axis in (("lat", 0), ("lon", 0), ("cover", 0), ("params", 1)):
+            object.__setattr__(whole, name, torch.cat([getattr(p, name) for p in parts], axis))
+        return whole
+
+    @staticmethod
     def from_cover(
         lat: torch.Tensor, lon: torch.Tensor, cover: torch.Tensor, members: int = 1
     ) -> LandStatic:
@@ -148,4 +158,20 @@ class LandBackend(Protocol):
         fields as (member, cell) float64 tensors; returns the new state (the input is not
         modified) and every TO_ATMOSPHERE and DIAGNOSTIC field as (member, cell) tensors, with
         energy and water closed by ``emulators.constraints``."""
+        ...
+
+
+@runtime_checkable
+class BatchableBackend(Protocol):
+    """A backend whose step may be computed for several domains at once (the service's
+    micro-batching, ``coupler.core.batching``): steps whose clocks have equal, non-None
+    ``batch_key`` may be computed as one step of the domains joined on the cell axis (states,
+    static fields and forcing concatenated in order, every domain a multiple of
+    ``batch_cells`` cells, the same members), and each domain's slice of the joined result is
+    *bitwise* its own step. A backend promises this only where it has been proven."""
+
+    batch_cells: int
+
+    def batch_key(self, clock: StepClock) -> Hashable | None:
+        """All that the step takes from ``clock`` (None: never batch this step)."""
         ...

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
+from typing import Any
 
 #: target name -> module in coupler.bench with ``run(**kw) -> dict`` and ``markdown(dict) -> str``
 TARGETS = {
@@ -16,6 +18,7 @@ TARGETS = {
     "triton": "coupler.bench.serving",
     "gpu": "coupler.bench.gpu",
     "wire": "coupler.bench.wire",
+    "load": "coupler.bench.load",
 }
 
 
@@ -29,7 +32,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MD",
         help="replace this benchmark's section of a Markdown file",
     )
+    p.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of the target's run() (its default's type), e.g. "
+        "--set sessions=20 --set steps=100 (bench load); repeatable",
+    )
     p.set_defaults(func=run)
+
+
+def _params(fn: Any, pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs as keyword arguments of ``fn``, converted to its defaults' types."""
+    defaults = {
+        n: p.default
+        for n, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(f"--set {pair!r}: expected NAME=VALUE, NAME one of {sorted(defaults)}")
+        default = defaults[name]
+        if isinstance(default, bool):
+            out[name] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int | float):
+            out[name] = type(default)(text)
+        elif isinstance(default, tuple):
+            out[name] = tuple(type(default[0])(v) for v in text.split(",")) if default else ()
+        else:
+            out[name] = text
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(TARGETS[args.target])
     load_before = os.getloadavg()[0]
-    payload = module.run()
+    payload = module.run(**_params(module.run, args.params))
     m = doc.machine()
     payload["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
     payload["machine"] = (

@@ -21,6 +21,9 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
+#: ``--batch-window-ms`` default, chosen with ``make bench-load`` (docs/benchmarks.md)
+DEFAULT_BATCH_WINDOW_MS = 2.0
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
@@ -61,6 +64,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="Triton gRPC endpoint of the triton backend (default: $LANDCOUPLER_TRITON_URL)",
     )  # fmt: skip
     p.add_argument(
+        "--batch-window-ms", type=float, default=DEFAULT_BATCH_WINDOW_MS, metavar="MS",
+        help="gather the steps of concurrent sessions that can share one backend call (same "
+        "backend and timestep, cells a multiple of 64, no assimilation; the reference model) "
+        "for up to MS ms into one call; results are bitwise those of single steps; 0 = off "
+        "(default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-max-cells", type=int, default=8192, metavar="N",
+        help="cells of one batched backend call (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--torch-threads", type=int, default=None, metavar="N",
+        help="torch intra-op threads of the land step (default: torch's, one per core); 1 is "
+        "faster for many small sessions on a loaded machine (docs/benchmarks.md, bench-load)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-tune-malloc", action="store_true",
         help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
     )  # fmt: skip
@@ -98,7 +117,15 @@ def run(args: argparse.Namespace) -> int:
         grace_period=args.grace,
         health_address=args.health_address,
         backend_options=options,
+        batch_window_ms=args.batch_window_ms,
+        batch_max_cells=args.batch_max_cells,
     )
+    if args.torch_threads is not None:
+        import torch
+
+        if args.torch_threads < 1:
+            raise ValueError(f"--torch-threads: must be >= 1, got {args.torch_threads}")
+        torch.set_num_threads(args.torch_threads)
     if not args.no_tune_malloc:
         tune_allocator()
     stop = threading.Event()

@@ -15,6 +15,7 @@ import torch
 
 from coupler.core import checkpoint, landstep, provenance, registry
 from coupler.core.assimilate import SessionAssimilation
+from coupler.core.batching import DEFAULT_MAX_CELLS, StepBatcher
 from coupler.core.config import Limits
 from coupler.core.frozen import FrozenVegetation
 from coupler.core.recorder import Recorder, ZarrRecorder
@@ -46,7 +47,11 @@ class SessionManager:
         record_chunk_steps: int | None = None,
         record_queue_size: int = 64,
         backend_options: registry.BackendOptions | None = None,
+        batch_window: float = 0.0,
+        batch_max_cells: int = DEFAULT_MAX_CELLS,
     ) -> None:
+        """``batch_window`` (s): gather the steps of concurrent sessions that can share one
+        backend call for this long (``coupler.core.batching``); 0 = every step alone."""
         self.limits = limits
         self.backend_options = backend_options or registry.BackendOptions()
         self.metrics = metrics if metrics is not None else NullMetrics()
@@ -57,6 +62,11 @@ class SessionManager:
         self._backends: dict[str, LandBackend] = {}
         self._lock = threading.Lock()
         self._shutting_down = False
+        if not batch_window >= 0.0:
+            raise ValueError(f"batch_window: must be >= 0 s, got {batch_window!r}")
+        self.batcher = (
+            StepBatcher(batch_window, batch_max_cells, self.metrics) if batch_window > 0 else None
+        )
 
     # ---- opening -----------------------------------------------------------------------------
     def open(self, config: SessionSpec, owner: str) -> Session:
@@ -168,7 +178,8 @@ class SessionManager:
             )  # fmt: skip
         return Session(
             session_id, owner, config, backend, static, state, next_index=next_index,
-            recorder=recorder, metrics=self.metrics, assimilation=da, **resumed,
+            recorder=recorder, metrics=self.metrics, assimilation=da, batcher=self.batcher,
+            **resumed,
         )  # fmt: skip
 
     # ---- lookup and closing ------------------------------------------------------------------

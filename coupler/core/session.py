@@ -20,6 +20,7 @@ import torch
 
 from coupler.core import checkpoint, landstep, registry, validation
 from coupler.core.assimilate import SessionAssimilation, record_row
+from coupler.core.batching import StepBatcher
 from coupler.core.landstep import CoverChange
 from coupler.core.recorder import Recorder
 from coupler.core.telemetry import MetricsSink, NullMetrics
@@ -52,6 +53,7 @@ class Session:
         recorder: Recorder | None = None,
         metrics: MetricsSink | None = None,
         assimilation: SessionAssimilation | None = None,
+        batcher: StepBatcher | None = None,
     ) -> None:
         self.id = session_id
         self.owner = owner
@@ -66,6 +68,7 @@ class Session:
         self._recorder = recorder
         self._metrics = metrics if metrics is not None else NullMetrics()
         self._da = assimilation
+        self._batcher = batcher
         self._lock = threading.Lock()
         self._closed = False
 
@@ -163,7 +166,10 @@ class Session:
             forcing = da.perturb(forcing, clock)
             metrics.observe_phase("assimilation", time.perf_counter() - t1)
             t1 = time.perf_counter()
-        new_state, outputs = self._backend.step(state, static, forcing, clock)
+        if self._batcher is not None:  # maybe one backend call with other sessions' steps
+            new_state, outputs = self._batcher.step(self._backend, state, static, forcing, clock)
+        else:
+            new_state, outputs = self._backend.step(state, static, forcing, clock)
         if da is not None:
             skipped = da.end(outputs, clock)
         reply = landstep.reply_fields(outputs, cfg.outputs, cfg.n_cells, cfg.output_spread)

@@ -71,6 +71,11 @@ class MetricsSink(Protocol):
         """A checkpoint was written."""
         ...
 
+    def observe_batch(self, sessions: int, cells: int) -> None:
+        """One backend call made for the steps of ``sessions`` sessions (≥ 1) of ``cells``
+        cells in all (``coupler.core.batching``; only with a batch window)."""
+        ...
+
     def count_recorder_block(self, seconds: float) -> None:
         """A record write waited ``seconds`` (s) for room in a full queue."""
         ...
@@ -118,6 +123,9 @@ class NullMetrics:
         pass
 
     def count_checkpoint(self) -> None:
+        pass
+
+    def observe_batch(self, sessions: int, cells: int) -> None:
         pass
 
     def count_recorder_block(self, seconds: float) -> None:

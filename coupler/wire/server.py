@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler.core.batching import DEFAULT_MAX_CELLS
 from coupler.core.config import Limits
 from coupler.core.manager import SessionManager
 from coupler.core.registry import BackendOptions
@@ -61,6 +62,8 @@ class ServerConfig:
     checkpoints). health_address: ``HOST:PORT`` of a second, plaintext listener serving only
     ``grpc.health.v1`` (Kubernetes gRPC probes cannot speak TLS); None = none.
     checkpoints). backend_options: the backends' device and Triton URL (``registry``).
+    batch_window_ms: gather the steps of concurrent sessions that can share one backend call
+    for this long (``coupler.core.batching``; 0 = off); batch_max_cells: cells of one such call.
     """
 
     max_message_bytes: int = 256 * MiB
@@ -78,9 +81,15 @@ class ServerConfig:
     grace_period: float = 10.0
     health_address: str | None = None
     backend_options: BackendOptions = field(default_factory=BackendOptions)
+    batch_window_ms: float = 0.0
+    batch_max_cells: int = DEFAULT_MAX_CELLS
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "max_field_bytes", "max_workers"):
+        if not 0.0 <= self.batch_window_ms <= 1000.0:
+            raise ValueError(
+                f"batch_window_ms: must be in [0, 1000] ms, got {self.batch_window_ms!r}"
+            )
+        for name in ("max_message_bytes", "max_field_bytes", "max_workers", "batch_max_cells"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
@@ -186,7 +195,11 @@ def start_service(
     config = config or ServerConfig()
     metrics = metrics or ServiceMetrics()
     manager = manager or SessionManager(
-        config.limits, metrics, backend_options=config.backend_options
+        config.limits,
+        metrics,
+        backend_options=config.backend_options,
+        batch_window=config.batch_window_ms / 1000.0,
+        batch_max_cells=config.batch_max_cells,
     )
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
     drain = Drain()

@@ -24,6 +24,7 @@ storage, separate canopy and ground temperatures, lateral flow, nitrogen, crop m
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import torch
@@ -109,6 +110,19 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
 
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
         return landstep.initial_state(static, self._const, accumulators=ACCUMULATORS)
+
+    #: ``BatchableBackend``: a joined domain is bitwise its parts when every part is a multiple
+    #: of ``CELL_BLOCK_MULTIPLE`` cells (the argument of ``ReferenceConfig.cell_block``: every
+    #: part starts and ends on the SIMD groups of the joined tensors, and the step is
+    #: elementwise per (member, cell, tile) with fixed iteration counts and no branch on data)
+    batch_cells = CELL_BLOCK_MULTIPLE
+
+    def batch_key(self, clock: StepClock) -> Hashable:
+        """``BatchableBackend.batch_key``: the step reads its clock only through ``dt`` (every
+        phase), whether the step ends a day (phenology) and, only then, the day of the year
+        (the spring half of the phenological year); not the index nor the hour."""
+        ends = landstep.day_ends(clock)
+        return (float(clock.dt), ends, clock.day_of_year if ends else None)
 
     def advance(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock

@@ -100,6 +100,8 @@ class MetricsSinkContract(abc.ABC):
         assert sink.count_checkpoint() is None
         assert sink.count_recorder_block(0.0) is None
         assert sink.count_recorder_block(1.5) is None
+        for sessions, cells in ((1, 64), (16, 1024), (128, 8192)):
+            assert sink.observe_batch(sessions, cells) is None
 
     def test_residuals_may_be_nan(self) -> None:
         sink = self.make_sink()
@@ -174,5 +176,7 @@ class MetricsSinkContract(abc.ABC):
         session.checkpoint()
         manager.close(session.id, "alice")
         manager.shutdown(checkpoint=False)
-        expected = PROTOCOL_METHODS - {"count_recorder_block"}  # only when the queue is full
+        # count_recorder_block only when the queue is full, observe_batch only with a batch
+        # window (tests/coupler/core/test_batching.py)
+        expected = PROTOCOL_METHODS - {"count_recorder_block", "observe_batch"}
         assert set(spy.calls) == expected

@@ -1,0 +1,44 @@
+"""``make bench-load`` on a tiny load: three real ``landcoupler serve`` processes (today's,
+unbatched with one torch thread, batched), every reply bitwise the in-process run, no step lost
+or doubled, and the section written."""
+
+from __future__ import annotations
+
+import json
+
+from coupler.bench import doc, load
+
+
+def test_the_load_benchmark_checks_every_reply_and_writes_its_section(tmp_path) -> None:
+    payload = load.run(sessions=6, steps=8, cells=64, threads=3, window_ms=5.0, today_steps=2,
+                       unbatched_steps=3, echo_calls=5)  # fmt: skip
+    assert [r["name"] for r in payload["runs"]] == ["today", "unbatched", "batched"]
+    for r in payload["runs"]:
+        assert r["errors"] == 0, r["error_messages"]
+        assert r["mismatched_replies"] == 0
+        assert r["steps_done"] == r["total_steps"] == 6 * r["steps"]
+        assert r["server_steps"] == r["total_steps"]  # none doubled (retries would not count)
+        assert r["server_retries"] == 0
+        assert r["resend_ok"] == 6  # every session ended at exactly its last index
+        assert r["rss_end_mib"] > 0 and r["server_cpu_s"] > 0
+    batched = payload["runs"][-1]
+    assert batched["mean_batch_sessions"] is not None and batched["mean_batch_sessions"] >= 1.0
+    assert "--batch-window-ms" in batched["args"] and payload["ratios"]
+    md = tmp_path / "benchmarks.md"
+    doc.update_section(md, "load", load.markdown(payload))
+    text = md.read_text()
+    assert "<!-- bench:load -->" in text and "| batched, `--torch-threads 1` | 8 | 48 |" in text
+    assert json.loads(json.dumps(payload, default=str))["benchmark"] == "load"
+
+
+def test_bench_set_options_take_the_types_of_the_run_defaults() -> None:
+    import pytest
+
+    from coupler.cli.bench import _params
+
+    got = _params(load.run, ["sessions=20", "window_ms=0.5", "stream=true", "steps=100"])
+    assert got == {"sessions": 20, "window_ms": 0.5, "stream": True, "steps": 100}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        _params(load.run, ["session=20"])
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        _params(load.run, ["steps"])
