@@ -11,11 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-<<<<<<< HEAD
-.PHONY: venv run run-luc run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
-=======
-.PHONY: venv run run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-load bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
->>>>>>> batching
+.PHONY: venv run run-luc run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-load bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
 
 venv: $(STAMP)
 
