@@ -136,7 +136,9 @@ def _load_checks(p: Payload) -> str:
 def _replay(key: str, part: str) -> Callable[[Payload], str]:
     def value(p: Payload) -> str:
         r = p[part]
-        return f"{_x(p[key])} ({r['workers']} worker(s), bitwise equal: {r['bitwise_equal']})"
+        n = r["workers"]
+        workers = f"{n} worker{'' if n == 1 else 's'}"
+        return f"{_x(p[key])} ({workers}, bitwise equal: {r['bitwise_equal']})"
 
     return value
 
@@ -226,7 +228,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("bench-load", "bench-load.json", (
         Figure("batched server steps/s ÷ the raw-bytes echo's calls/s (same threads, sizes)",
                "—", _load_vs_echo),
-        Figure("batched ÷ unbatched single-process server, steps/s (same run)", "stated",
+        Figure("batched ÷ unbatched single-process server, steps/s (same run)", "stated, no bound",
                _load_vs("unbatched")),
         Figure("batched ÷ today's server (no batching, default threads), steps/s", "—",
                _load_vs("today")),
@@ -316,11 +318,12 @@ def rows(directory: str | Path, shown_as: str | None = None) -> list[Row]:
 
 
 def markdown(table: list[Row], directory: str, generated: str) -> str:
+    shown = directory.rstrip("/") + "/"
     lines = [
         "## Against the floors (`make bench`, `landcoupler bench summary`)",
         "",
         "The headline ratios of the sections below, read from their JSON files in "
-        f"`{directory}` by `landcoupler bench summary --dir {directory}` ({generated}); it "
+        f"`{shown}` by `landcoupler bench summary --dir {directory}` ({generated}); it "
         "measures nothing. Each figure comes from the run named in its row (file and the "
         "timestamp it records): figures of different runs are not comparable to better than "
         "the machine's load allows (±30 % and more here). A row whose JSON file is absent says "

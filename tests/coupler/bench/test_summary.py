@@ -138,3 +138,40 @@ def test_cli_refuses_what_a_summary_cannot_do(tmp_path, capsys, extra, message) 
     assert main(["bench", "summary", "--update-doc", str(md), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not md.exists()  # nothing written
+
+
+def test_replay_and_run_ratios(tmp_path) -> None:
+    replay = {
+        "machine": "x, 2030-01-02 09:10 UTC",
+        "ratio": 2.0,
+        "parallel_ratio": 3.0,
+        "replay": {"workers": 1, "bitwise_equal": True},
+        "parallel": {"workers": 2, "bitwise_equal": False},
+    }
+    case = {"backend": "reference", "timestep_s": 86400, "resolution_deg": 10.0}
+    run = {
+        "machine": "x, 2030-01-02 11:12 UTC",
+        "cases": [
+            {**case, "transport": "grpc", "ms_per_step": 15.0},
+            {**case, "transport": "inprocess", "ms_per_step": 10.0},
+            {**case, "backend": "torchscript", "transport": "grpc", "ms_per_step": 99.0},
+        ],
+    }
+    (tmp_path / "bench-replay.json").write_text(json.dumps(replay))
+    (tmp_path / "bench-run.json").write_text(json.dumps(run))
+    got = {
+        r.what: r.value
+        for r in summary.rows(tmp_path)
+        if r.section in ("bench-replay", "bench-run")
+    }
+    assert got == {
+        "replay run steps/s ÷ the coupled run that recorded it, serial": (
+            "2.00× (1 worker, bitwise equal: True)"
+        ),
+        "replay run steps/s ÷ the coupled run, parallel workers": (
+            "3.00× (2 workers, bitwise equal: False)"
+        ),
+        "coupled run over gRPC ÷ in-process, ms per step, per resolution": (
+            "10°: 1.50× (reference, 86400 s steps)"
+        ),
+    }
