@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: venv run run-luc run-reference test lint proto proto-check bench-reference bench-emulators bench-service bench-wire bench-load bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
+.PHONY: venv run run-luc run-reference test lint proto proto-check bench bench-summary bench-reference bench-emulators bench-service bench-wire bench-load bench-assimilation bench-run bench-replay clean triton-venv test-triton bench-triton bench-gpu
 
 venv: $(STAMP)
 
@@ -44,6 +44,38 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check coupler emulators tests examples
 	$(VENV)/bin/ruff format --check coupler emulators tests examples
 	$(VENV)/bin/mypy coupler emulators
+
+## Every benchmark section in sequence, then the summary of ratios against the floors at the top
+## of docs/benchmarks.md (`landcoupler bench summary`). CPU sections always; bench-clients, bench-triton
+## and bench-gpu only when their prerequisites exist (a C client build, the Triton venv, CUDA), never
+## installing them. A failing section does not stop the others; the target fails at the end, naming
+## it. Long (the load test alone ~25 min on 2 cores); LOAD_FLAGS and the other variables pass through.
+BENCH_CPU := reference emulators service wire assimilation run replay load
+bench: $(STAMP)
+	@ran=""; failed=""; skipped=""; \
+	for t in $(BENCH_CPU); do \
+	  echo "==> make bench-$$t"; \
+	  if $(MAKE) --no-print-directory bench-$$t; then ran="$$ran $$t"; else failed="$$failed $$t"; fi; \
+	done; \
+	optional() { \
+	  if [ -n "$$2" ]; then skipped="$$skipped$${skipped:+;} $$1 ($$2)"; return; fi; \
+	  echo "==> make bench-$$1"; \
+	  if $(MAKE) --no-print-directory bench-$$1; then ran="$$ran $$1"; else failed="$$failed $$1"; fi; \
+	}; \
+	optional clients "$$([ -x $(CLIENT_BUILD)/bench_c ] && [ -x $(CLIENT_BUILD)/bench_echo ] || echo 'no C client build in $(CLIENT_BUILD): make clients')"; \
+	optional triton "$$([ -f $(TRITON_STAMP) ] || echo 'no Triton venv $(TRITON_VENV): make triton-venv')"; \
+	optional gpu "$$($(PY) -c 'import torch; print("" if torch.cuda.is_available() else "torch.cuda.is_available() is false")' 2>/dev/null || echo 'torch did not import')"; \
+	echo "==> make bench-summary"; \
+	$(MAKE) --no-print-directory bench-summary || failed="$$failed summary"; \
+	echo "bench: ran:$${ran:- none}"; \
+	echo "bench: skipped:$${skipped:- none}"; \
+	echo "bench: failed:$${failed:- none}"; \
+	[ -z "$$failed" ] || { echo "bench: FAILED:$$failed (see their output above)" >&2; exit 1; }
+
+## The summary table alone, from the JSON already in $(OUT) (measures nothing).
+bench-summary: $(STAMP)
+	@mkdir -p $(OUT)
+	$(VENV)/bin/landcoupler bench summary --dir $(OUT) --json $(OUT)/bench-summary.json --update-doc docs/benchmarks.md
 
 bench-reference: $(STAMP)
 	$(VENV)/bin/landcoupler bench reference --json $(OUT)/bench-reference.json --update-doc docs/benchmarks.md

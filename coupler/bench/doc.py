@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def machine() -> dict[str, Any]:
     import os
+
+    import torch
 
     return {
         "python": platform.python_version(),
@@ -30,9 +30,9 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def update_section(doc: str | Path, key: str, markdown: str) -> Path:
-    """Replace the text between ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->`` (appending
-    the section if absent)."""
+def update_section(doc: str | Path, key: str, markdown: str, first: bool = False) -> Path:
+    """Replace the text between ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->`` (if absent,
+    append the section, or with ``first`` insert it before the first ``<!--`` marked section)."""
     doc = Path(doc)
     begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
@@ -41,6 +41,9 @@ def update_section(doc: str | Path, key: str, markdown: str) -> Path:
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
         text = head + block + tail
+    elif first and "\n<!-- " in text:
+        head, tail = text.split("\n<!-- ", 1)
+        text = f"{head}\n{block}\n\n<!-- {tail}"
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)

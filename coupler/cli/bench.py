@@ -1,4 +1,5 @@
-"""``landcoupler bench TARGET``: run a benchmark, write JSON, update docs/benchmarks.md."""
+"""``landcoupler bench TARGET``: run a benchmark, write JSON, update docs/benchmarks.md;
+``landcoupler bench summary``: the ratios against the floors from those JSON files (no run)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ TARGETS = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a benchmark (writes JSON, updates docs/benchmarks.md)")
-    p.add_argument("target", choices=sorted(TARGETS))
+    p.add_argument(
+        "target",
+        choices=[*sorted(TARGETS), "summary"],
+        help="a benchmark to run, or 'summary': the ratios against the floors read from the "
+        "JSON files in --dir (measures nothing)",
+    )
+    p.add_argument(
+        "--dir",
+        default="out",
+        help="summary only: the folder of the bench-*.json files (default: out)",
+    )
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument(
         "--update-doc",
@@ -68,8 +79,32 @@ def _params(fn: Any, pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def summary(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from coupler.bench import doc
+    from coupler.bench import summary as s
+
+    if args.params:
+        raise ValueError(f"bench summary: --set {args.params[0]!r}: summary runs nothing")
+    if not os.path.isdir(args.dir):
+        raise FileNotFoundError(f"bench summary: --dir {args.dir!r} is not a folder")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    table = s.rows(args.dir)
+    md = s.markdown(table, args.dir, generated)
+    print(md)
+    if args.json:
+        print(f"json: {doc.write_json(args.json, s.to_json(table, args.dir, generated))}")
+    if args.update_doc:
+        print(f"updated: {doc.update_section(args.update_doc, 'summary', md, first=True)}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from coupler.bench import doc
+
+    if args.target == "summary":
+        return summary(args)
 
     module = importlib.import_module(TARGETS[args.target])
     load_before = os.getloadavg()[0]
