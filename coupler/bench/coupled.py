@@ -168,12 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}, 1-min load average "
         f"{load_before:.1f} before / {load_after:.1f} after (other processes; ≈0 when quiet)"
     )
-    md = markdown(payload)
-    print(md)
-    if args.json:
-        print(f"json: {doc.write_json(args.json, payload)}")
-    if args.update_doc:
-        print(f"updated: {doc.update_section(args.update_doc, 'run', md)}")
+    doc.publish(markdown(payload), payload, "run", args.json, args.update_doc)
     return 0
 
 

@@ -48,3 +48,20 @@ def update_section(doc: str | Path, key: str, markdown: str, first: bool = False
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)
     return doc
+
+
+def publish(
+    markdown: str,
+    payload: dict[str, Any],
+    key: str,
+    json_path: str | None,
+    doc: str | None,
+    first: bool = False,
+) -> None:
+    """Print a bench section's ``markdown``, write ``payload`` to ``json_path`` and replace
+    section ``key`` of the Markdown file ``doc`` (each when given), saying where."""
+    print(markdown)
+    if json_path:
+        print(f"json: {write_json(json_path, payload)}")
+    if doc:
+        print(f"updated: {update_section(doc, key, markdown, first=first)}")

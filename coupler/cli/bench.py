@@ -92,11 +92,8 @@ def summary(args: argparse.Namespace) -> int:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = s.rows(args.dir)
     md = s.markdown(table, args.dir, generated)
-    print(md)
-    if args.json:
-        print(f"json: {doc.write_json(args.json, s.to_json(table, args.dir, generated))}")
-    if args.update_doc:
-        print(f"updated: {doc.update_section(args.update_doc, 'summary', md, first=True)}")
+    payload = s.to_json(table, args.dir, generated)
+    doc.publish(md, payload, "summary", args.json, args.update_doc, first=True)
     return 0
 
 
@@ -116,10 +113,5 @@ def run(args: argparse.Namespace) -> int:
         f"{load_before:.1f} before / {payload['load_average']['after']:.1f} after "
         "(other processes; ≈0 on a quiet machine)"
     )
-    md = module.markdown(payload)
-    print(md)
-    if args.json:
-        print(f"json: {doc.write_json(args.json, payload)}")
-    if args.update_doc:
-        print(f"updated: {doc.update_section(args.update_doc, args.target, md)}")
+    doc.publish(module.markdown(payload), payload, args.target, args.json, args.update_doc)
     return 0

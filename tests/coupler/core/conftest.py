@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,22 @@ def manager() -> Iterator[SessionManager]:
     m = SessionManager(metrics=ServiceMetrics())  # Prometheus, as the server passes in
     yield m
     m.shutdown(checkpoint=False)
+
+
+def run_threads(work: Sequence[Callable[[], None]]) -> list[BaseException]:
+    """Run each callable in its own thread at once, join them all, and return what they raised
+    (in no particular order; empty when every one returned)."""
+    errors: list[BaseException] = []
+
+    def run(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

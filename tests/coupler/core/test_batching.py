@@ -26,7 +26,15 @@ from emulators import parameters as P
 from emulators.landstep import CheckedForcing
 from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
-from tests.coupler.core.conftest import START, assert_unchanged, config, forcing, grid, snapshot
+from tests.coupler.core.conftest import (
+    START,
+    assert_unchanged,
+    config,
+    forcing,
+    grid,
+    run_threads,
+    snapshot,
+)
 
 
 class Batches(NullMetrics):
@@ -97,19 +105,7 @@ def _run(manager: SessionManager, concurrent: bool) -> list[tuple[list[dict], La
 
 
 def _threads(work: Sequence[Callable[[], None]]) -> None:
-    errors: list[BaseException] = []
-
-    def run(fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in work]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_threads(work)
     if errors:
         raise errors[0]
 

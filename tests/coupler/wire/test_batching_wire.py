@@ -7,7 +7,7 @@ resume bit-identically."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from coupler.client import CouplerClient, CouplerRpcError, InProcessClient
 from coupler.core.manager import SessionManager
 from coupler.metrics import ServiceMetrics
 from coupler.wire.server import ServerConfig, Service, start_service
-from tests.coupler.core.conftest import forcing
+from tests.coupler.core.conftest import forcing, run_threads
 
 START = "2001-06-01T00:00:00"
 OUTPUTS = ["hfls", "hfss", "ts", "rns", "mrso"]
@@ -64,23 +64,6 @@ def _alone(steps: int = STEPS) -> list[list[dict[str, np.ndarray]]]:
     return runs
 
 
-def _threads(work: Sequence[Callable[[], None]]) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def run(fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except BaseException as exc:  # reported to the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in work]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
-
-
 def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -108,7 +91,7 @@ def test_concurrent_sessions_get_the_replies_they_get_alone(service: Service) ->
                 assert _same(s.step(k, forcing(k, n, seed)), reply)  # a resend: stored reply
             s.close()
 
-        assert _threads([lambda i=i: drive(i) for i in range(len(SESSIONS))]) == []
+        assert run_threads([lambda i=i: drive(i) for i in range(len(SESSIONS))]) == []
     for i in range(len(SESSIONS)):
         for k in range(STEPS):
             assert _same(got[i][k], want[i][k]), (i, k)
@@ -140,7 +123,7 @@ def test_a_bad_field_is_refused_in_its_session_only(service: Service) -> None:
                 f = forcing(1, n, seed)  # fixed and sent again: the same index
             assert _same(sessions[i].step(1, f), want[i][1])
 
-        assert _threads([lambda i=i: drive(i) for i in range(4)]) == []
+        assert run_threads([lambda i=i: drive(i) for i in range(4)]) == []
     err = refused[0]
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (err.field, err.rule) == ("rsds", "valid_range")
@@ -166,8 +149,8 @@ def test_checkpoint_and_resume_of_batched_sessions(service: Service, tmp_path: P
             for k in range(3, STEPS):
                 assert _same(s.step(k, forcing(k, n, seed)), want[i][k]), (i, k)
 
-        assert _threads([lambda i=i: first(i) for i in range(4)]) == []
-        assert _threads([lambda i=i: resumed(i) for i in range(4)]) == []
+        assert run_threads([lambda i=i: first(i) for i in range(4)]) == []
+        assert run_threads([lambda i=i: resumed(i) for i in range(4)]) == []
 
 
 def test_a_drain_with_batched_steps_in_flight_resumes_bit_identically(tmp_path: Path) -> None:
@@ -217,6 +200,6 @@ def test_a_drain_with_batched_steps_in_flight_resumes_bit_identically(tmp_path: 
                 for k in range(s.next_index, steps):
                     assert _same(s.step(k, forcing(k, n, seed)), want[i][k]), (i, k)
 
-            assert _threads([lambda i=i: finish(i) for i in range(4)]) == []
+            assert run_threads([lambda i=i: finish(i) for i in range(4)]) == []
     finally:
         fresh.stop(grace=1.0, checkpoint=False)
