@@ -10,6 +10,13 @@ and the emulator backends do). Columns exist only for tiles present in a cell (c
 - ``w`` per soil tile, bounds [residual water, capacity] (θ_r and porosity of the soil times the
   class's root depth);
 - ``ts`` per tile and ``tsoil`` per tile and layer, bounds [180, 360] K;
+- ``nleaf`` leaf nitrogen [kg N m-2], where the state has the pool (``emulators.landstep
+  .nitrogen``), follows ``lai``: it is not a filter column; the analysis adds the leaf-carbon
+  increment divided by the class's C:N, ΔN = ΔC / CN. That is what the filter itself would do to
+  a column perfectly correlated with leaf carbon (every increment of the EAKF, EnKF and LETKF is
+  linear in the column's ensemble anomalies, and N = C / CN member by member), so leaf C and N
+  are updated together (as DART's CLM-CN update) while the filter's columns, inflation and
+  diagnostics stay what they were without the pool;
 - augmented parameters (state augmentation) per vegetated tile, bounds = their priors' range;
   parameters with a log-uniform prior are carried as their natural logarithm (closer to
   Gaussian, and positive after the analysis).
@@ -30,9 +37,9 @@ from coupler.assimilation.state import Bounds
 from coupler.errors import InvalidArgument
 from emulators import constants as C
 from emulators import parameters as P
-from emulators.landstep import LAKE_CAPACITY
+from emulators.landstep import LAKE_CAPACITY, NITROGEN
 from emulators.protocol import LandState, LandStatic
-from emulators.reference.classes import class_table
+from emulators.reference.classes import class_table, leaf_cn
 from emulators.reference.soil import SoilConfig
 
 FIELDS = STATE_FIELDS
@@ -71,6 +78,7 @@ class LandLayout:
         soil = soil or SoilConfig()
         cls = class_table(torch.float64)
         self.sla = cls["sla"]
+        self.leaf_cn = leaf_cn(torch.float64)
         present = (cover > 0).numpy()
         veg = np.zeros(P.N_CLASSES, dtype=bool)
         veg[list(P.VEGETATED)] = True
@@ -164,7 +172,8 @@ class LandLayout:
         self, E: torch.Tensor, state: LandState, static: LandStatic
     ) -> tuple[LandState, LandStatic]:
         """New state and static with the analysed columns written back (inputs untouched):
-        leaf carbon = LAI / SLA per tile."""
+        leaf carbon = LAI / SLA per tile, and leaf nitrogen (where the state has it) plus the
+        leaf-carbon increment / C:N."""
         tensors = dict(state.tensors)
         changed: dict[str, torch.Tensor] = {}
         params = static.params
@@ -190,6 +199,9 @@ class LandLayout:
                 changed[key][:, c, k, torch.from_numpy(b.layer)] = x
             else:
                 changed[key][:, c, k] = x
+        if "cleaf" in changed and NITROGEN in tensors:
+            increment = (changed["cleaf"] - tensors["cleaf"]) / self.leaf_cn
+            changed[NITROGEN] = tensors[NITROGEN] + increment
         tensors.update(changed)
         new_static = (
             static if params is static.params else dataclasses.replace(static, params=params)

@@ -42,6 +42,7 @@ from coupler.assimilation.perturb import (
 )
 from coupler.assimilation.settings import KINDS, WINDOWS, AssimilationConfig
 from coupler.assimilation.state import Bounds
+from emulators.landstep.nitrogen import follow_carbon
 from emulators.protocol import LandState, LandStatic, StepClock
 
 
@@ -88,7 +89,7 @@ class EnsembleAssimilator:
         if sd == 0.0:
             return state
         cleaf = perturb_leaf_carbon(state.tensors["cleaf"], sd, self.generator)
-        return LandState({**state.tensors, "cleaf": cleaf})
+        return LandState(follow_carbon({**state.tensors, "cleaf": cleaf}))
 
     def perturb_state(self, state: LandState) -> LandState:
         """Daily model-error perturbation of the state (leaf carbon), a new object."""
@@ -96,7 +97,7 @@ class EnsembleAssimilator:
         if sd == 0.0:
             return state
         cleaf = perturb_leaf_carbon(state.tensors["cleaf"], sd, self.generator)
-        return LandState({**state.tensors, "cleaf": cleaf})
+        return LandState(follow_carbon({**state.tensors, "cleaf": cleaf}))
 
     # ---- observations ------------------------------------------------------------------------
     def record(self, outputs: Mapping[str, torch.Tensor], clock: StepClock) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from emulators.constants import DAYS_PER_LEAP_YEAR as DAYS
-from emulators.landstep import day_ends
+from emulators.landstep import day_ends, follow_carbon
 from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 VEGETATION = "cleaf"
@@ -86,5 +86,6 @@ class FrozenVegetation:
                 held = torch.where(torch.isnan(held), record[..., max(day - 1, 0)], held)
             if not torch.isnan(held).any():
                 tensors[VEGETATION] = held.clone()
+                tensors = follow_carbon(tensors)  # leaf nitrogen, where kept, with the carbon
         tensors[RECORD] = record
         return LandState(tensors), outputs

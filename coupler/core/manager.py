@@ -31,6 +31,7 @@ from coupler.errors import (
 )
 from coupler.spec import SessionSpec
 from emulators import variables as V
+from emulators.landstep.nitrogen import with_nitrogen
 from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ class SessionManager:
         def build(backend: LandBackend) -> Session:
             static = landstep.build_static(config)
             fresh = _initial_state(backend, static, landstep.clock_for(config, data.next_index))
-            _check_state(fresh, data.state, url)
+            # a checkpoint written before the leaf nitrogen pool: derived from leaf carbon
+            stored = with_nitrogen(data.state, fresh.tensors)
+            _check_state(fresh, stored, url)
             da = _assimilation(config, static)
             if da is not None:
                 if data.assimilation is None:
@@ -116,7 +119,7 @@ class SessionManager:
             with self._lock:
                 taken = data.session_id in self._sessions
             session_id = uuid.uuid4().hex if taken else data.session_id
-            state = LandState(dict(data.state))
+            state = LandState(stored)
             return self._session(
                 session_id, owner, config, backend, static, state, da,
                 next_index=data.next_index, last_reply=data.last_reply,

@@ -24,6 +24,8 @@ energy         Rn, G = Rn − LE − H exactly                 ``budgets.energy`
 soil heat      the soil column conducts G                  ``budgets.soil_heat``
 phenology      daily accumulators; at the end of a day,    ``daily.day_ends``, ``daily.leaf_carbon``
                leaf carbon advances                        (compiled: or the LAI emulator)
+nitrogen       leaf nitrogen = leaf carbon / C:N of the    ``nitrogen.follow_carbon`` (after
+               class, where the state has ``nleaf``        ``advance``, every backend)
 cells          cover-weighted cell fields                  ``cells.aggregate``
 =============  ==========================================  ======================================
 
@@ -44,6 +46,7 @@ from emulators.landstep.cells import LINEAR_FIELDS, aggregate
 from emulators.landstep.cover import Remapped, remap
 from emulators.landstep.daily import Day, day_ends, leaf_carbon, reset
 from emulators.landstep.forcing import CheckedForcing, check_forcing
+from emulators.landstep.nitrogen import NITROGEN, follow_carbon, leaf_nitrogen, with_nitrogen
 from emulators.landstep.surface import (
     LAKE_CAPACITY,
     TileSurface,
@@ -62,6 +65,7 @@ StepResult = tuple[LandState, dict[str, Tensor]]
 __all__ = [
     "LAKE_CAPACITY",
     "LINEAR_FIELDS",
+    "NITROGEN",
     "CheckedForcing",
     "ClosedTiles",
     "Day",
@@ -77,11 +81,14 @@ __all__ = [
     "class_constants",
     "close",
     "day_ends",
+    "follow_carbon",
     "initial_state",
     "leaf_carbon",
+    "leaf_nitrogen",
     "remap",
     "reset",
     "surface",
+    "with_nitrogen",
 ]
 
 
@@ -134,7 +141,7 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         for start in range(0, n, block):
             cells = slice(start, min(n, start + block))
             part = static.cells(cells)
-            new_state, tiles = self.advance(
+            new_state, tiles = self._advance(
                 LandState({k: v[:, cells] for k, v in state.tensors.items()}),
                 part,
                 {k: v[:, cells] for k, v in forcing.items()},
@@ -155,15 +162,26 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         self.check_clock(clock)
         if self.config.validate_forcing:
             check_forcing(forcing)
-        return self.advance(state, static, forcing, clock)
+        return self._advance(state, static, forcing, clock)
+
+    def _advance(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """:meth:`advance`, then the nitrogen phase: leaf nitrogen follows leaf carbon."""
+        new_state, tiles = self.advance(state, static, forcing, clock)
+        if NITROGEN in state.tensors:
+            tensors = dict(new_state.tensors)
+            tensors[NITROGEN] = leaf_nitrogen(tensors["cleaf"])
+            new_state = LandState(tensors)
+        return new_state, tiles
 
     def change_cover(
         self, state: LandState, static: LandStatic, cover: Tensor
     ) -> tuple[LandState, LandStatic, Remapped]:
         """The land cover of ``static`` becomes ``cover`` (cell, class) [1] (checked by the
         caller): the tile state remapped with water, heat and leaf carbon conserved per cell
-        (``cover.remap``), and the static fields with the new cover (same parameters). Inputs
-        are not modified."""
+        (``cover.remap``; leaf nitrogen moves with carbon), and the static fields with the new
+        cover (same parameters). Inputs are not modified."""
         const = class_constants(self.config.soil)
         new_cover = cover.to(torch.float64)
         out = remap(state.tensors, static.cover, new_cover, const, self.config.soil)

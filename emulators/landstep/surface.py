@@ -19,6 +19,7 @@ import torch
 from emulators import constants as C
 from emulators import parameters as P
 from emulators import physics
+from emulators.landstep.nitrogen import NITROGEN, leaf_nitrogen
 from emulators.protocol import LandState, LandStatic
 from emulators.reference import photosynthesis
 from emulators.reference.classes import class_table
@@ -57,7 +58,8 @@ def initial_state(
     """The state a session starts from, (member, cell, tile): soil water ``w`` at 3/4 of the
     capacity [kg m-2]; skin ``ts`` and soil ``tsoil`` (…, 3) temperatures from latitude,
     302 − 45 sin²φ [K]; leaf carbon ``cleaf`` for half of LAI_max [kg C m-2]; then the backend's
-    ``recurrent`` state as given and its daily ``accumulators`` at zero."""
+    ``recurrent`` state as given, its daily ``accumulators`` at zero, and last the leaf nitrogen
+    pool ``nleaf`` = cleaf / C:N [kg N m-2] (``nitrogen``)."""
     m, n, k = static.n_members, static.n_cells, P.N_CLASSES
     cap = const["capacity"].expand(m, n, k)
     lat = torch.deg2rad(static.lat).expand(m, n).unsqueeze(-1)
@@ -73,6 +75,7 @@ def initial_state(
     zeros = torch.zeros(m, n, k, dtype=torch.float64)
     for name in accumulators:
         tensors[name] = zeros.clone()
+    tensors[NITROGEN] = leaf_nitrogen(tensors["cleaf"])
     return LandState(tensors)
 
 

@@ -56,3 +56,26 @@ def class_table(dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
     """Column name -> (class,) tensor."""
     rows = torch.tensor([_TABLE[lc] for lc in LandCover], dtype=dtype)
     return {name: rows[:, i] for i, name in enumerate(COLUMNS)}
+
+
+#: leaf carbon to nitrogen mass ratio [kg C (kg N)-1] per class, fixed (no flexible
+#: stoichiometry): the CLM4-CN / CLM4.5 PFT ``leafcn`` values (Oleson et al. 2010, 2013,
+#: Table "PFT parameters", after Thornton & Zimmermann 2007) of the PFT each class stands for:
+#: broadleaf evergreen tropical tree 30, broadleaf deciduous temperate tree 25, C3 grass 25,
+#: crop 25, broadleaf deciduous temperate shrub 25. Leafless classes carry no leaf nitrogen
+#: (their leaf carbon is 0); their ratio is a placeholder of 25 that never multiplies a pool.
+LEAF_CN: dict[LandCover, float] = {
+    LandCover.EVERGREEN_BROADLEAF_FOREST: 30.0,
+    LandCover.DECIDUOUS_FOREST_WOODLAND: 25.0,
+    LandCover.GRASSLAND: 25.0,
+    LandCover.CROPLAND: 25.0,
+    LandCover.SHRUBLAND: 25.0,
+    LandCover.BARE: 25.0,
+    LandCover.URBAN: 25.0,
+    LandCover.WATER_ICE: 25.0,
+}
+
+
+def leaf_cn(dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(class,) leaf C:N mass ratios [1] (:data:`LEAF_CN`)."""
+    return torch.tensor([LEAF_CN[lc] for lc in LandCover], dtype=dtype)

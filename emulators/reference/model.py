@@ -13,12 +13,14 @@ per tile:
    share (``energy.turbulent_fluxes``);
 4. water: water-limited ET, runoff, exact water update (``landstep.budgets.water``);
 5. energy and soil heat: G = Rn − LE − H (exact energy closure); soil heat conduction with G;
-6. phenology at the end of each day (``landstep.daily``).
+6. phenology at the end of each day (``landstep.daily``); leaf nitrogen = leaf carbon / C:N of
+   the class after every step (``landstep.nitrogen``, in ``TileBackend.step``).
 Cell fields are cover-weighted tile sums (``landstep.aggregate``; linear, so closure carries
 over to cells).
 
 Left out (documented in docs/reference-model.md): snow and frozen soil, canopy interception
-storage, separate canopy and ground temperatures, lateral flow, nitrogen, crop management.
+storage, separate canopy and ground temperatures, lateral flow, nitrogen limitation, crop
+management.
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
+import torch
 
 from coupler.core import checkpoint
 from coupler.core.manager import SessionManager
 from coupler.errors import FailedPrecondition, InvalidArgument, NotFound
+from emulators.reference.classes import leaf_cn
 
 from .conftest import assert_replies_identical, assert_unchanged, config, forcing, snapshot
 
@@ -174,3 +176,23 @@ def test_checkpoint_written_by_another_process(tmp_path: Path) -> None:
         assert_replies_identical(resumed.step(i, forcing(i, N)), expected[i])
     fs, path = fsspec.core.url_to_fs(url)
     assert fs.exists(path)
+
+
+def test_checkpoint_without_leaf_nitrogen_resumes(tmp_path: Path) -> None:
+    """A checkpoint written before the leaf nitrogen pool existed (no ``nleaf``) resumes: the
+    pool is derived from leaf carbon, and the replies continue bit-identically."""
+    expected = _uninterrupted(10)
+    manager = SessionManager()
+    session = manager.open(config(N, members=2, output_spread=True), "alice")
+    for i in range(5):
+        session.step(i, forcing(i, N))
+    data = checkpoint.load(session.checkpoint(str(tmp_path / "s.ckpt")))
+    manager.shutdown(checkpoint=False)
+    assert "nleaf" in data.state
+    data.state = {k: v for k, v in data.state.items() if k != "nleaf"}
+    url = checkpoint.save(f"memory://{uuid.uuid4().hex}.ckpt", data)
+    resumed = SessionManager().resume(url, "alice")
+    state = resumed.state.tensors
+    assert torch.equal(state["nleaf"], state["cleaf"] / leaf_cn())
+    for i in range(5, 10):
+        assert_replies_identical(resumed.step(i, forcing(i, N)), expected[i])
