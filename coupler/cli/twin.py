@@ -36,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--truth-backend", default="reference", help="land backend of the truth (default reference)"
     )
+    p.add_argument(
+        "--estimate",
+        default="vmax0,psicr",
+        help="comma-separated parameters the ensemble estimates, the others held at the "
+        "truth's hidden values; 'none' for none (default vmax0,psicr)",
+    )
+    p.add_argument(
+        "--observe",
+        default="lai,flux,lst",
+        help="comma-separated observation types assimilated: lai, flux (tower LE/H), lst "
+        "(default lai,flux,lst)",
+    )
     p.add_argument("--out", default="out/twin", help="report directory (default out/twin)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary JSON only")
@@ -63,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             towers=towers,
             backend=args.backend,
             truth_backend=args.truth_backend,
+            estimate=_names(args.estimate),
+            observe=_names(args.observe),
         )
         result = run_twin(cfg, progress=not args.json)
     except InvalidArgument as exc:
@@ -76,3 +90,10 @@ def run(args: argparse.Namespace) -> int:
         for kind, path in paths.items():
             print(f"{kind}: {path}")
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")``; ``"none"`` -> ``()`` (validated by ``TwinConfig``)."""
+    if text.strip() == "none":
+        return ()
+    return tuple(x.strip() for x in text.split(","))

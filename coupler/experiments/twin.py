@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,10 @@ import torch
 
 from coupler.assimilation.online import EnsembleAssimilator
 from coupler.assimilation.operators import ObservationBuffer, ObservationSet
-from coupler.assimilation.perturb import perturb_leaf_carbon
-from coupler.assimilation.settings import ParameterPrior
-from coupler.experiments.twin_config import PRIORS, TwinConfig
-from coupler.experiments.twin_metrics import Stats, collect, result, series_day
+from coupler.assimilation.perturb import perturb_leaf_carbon, perturb_parameters
+from coupler.assimilation.settings import ParameterPerturbation, ParameterPrior
+from coupler.experiments.twin_config import TwinConfig
+from coupler.experiments.twin_metrics import Identifiability, Stats, collect, result, series_day
 from emulators import parameters as P
 from emulators.constants import SECONDS_PER_DAY
 from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
@@ -107,6 +108,33 @@ def make_backend(name: str) -> LandBackend:
     return backend
 
 
+def parameters(
+    cfg: TwinConfig,
+    lat: torch.Tensor,
+    lon: torch.Tensor,
+    cover: torch.Tensor,
+    ens_gen: torch.Generator,
+    truth_gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ensemble's (member, cell, class, 12) and the truth's (1, cell, class, 12) parameters:
+    every prior of ``cfg.assimilation`` is drawn from ``ens_gen`` (the same numbers whatever is
+    estimated), the hidden truth from ``truth_gen``; the parameters not in ``cfg.estimate`` are
+    then set to the truth's values in every member."""
+    base = LandStatic.from_cover(lat, lon, cover, members=cfg.members)
+    ens = perturb_parameters(base.params, cfg.assimilation.parameters, ens_gen)
+    truth = LandStatic.from_cover(lat, lon, cover, members=1).params.clone()
+    for prior in HIDDEN:
+        u = torch.rand(truth.shape[:-1], dtype=torch.float64, generator=truth_gen)
+        lo, hi = (
+            (math.log(prior.low), math.log(prior.high)) if prior.log else (prior.low, prior.high)
+        )
+        v = lo + (hi - lo) * u
+        truth[..., prior.index] = torch.exp(v) if prior.log else v
+        if prior.name not in cfg.estimate:
+            ens[..., prior.index] = truth[..., prior.index]
+    return ens, truth
+
+
 def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     """Run the experiment; returns metrics, settings and daily series for the report."""
     t_start = time.perf_counter()
@@ -116,22 +144,17 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
     forcing = _forcing(cfg, lat, lon)
     backend = make_backend(cfg.backend)
     truth_backend = backend if cfg.truth_backend == cfg.backend else make_backend(cfg.truth_backend)
-    da = EnsembleAssimilator(cfg.assimilation, cover, lat, lon)
+    # the filter estimates ``cfg.estimate`` only; every prior is still drawn (the same random
+    # numbers whatever is estimated), then the held parameters are set to the truth's values
+    acfg = replace(cfg.assimilation, parameters=ParameterPerturbation(cfg.priors))
+    da = EnsembleAssimilator(acfg, cover, lat, lon)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     lat_t, lon_t = torch.from_numpy(lat), torch.from_numpy(lon)
-    base = LandStatic.from_cover(lat_t, lon_t, cover, members=n)
-    ens_static = da.perturb_static(base)
-    truth_params = LandStatic.from_cover(lat_t, lon_t, cover, members=1).params.clone()
-    for prior in HIDDEN:
-        u = torch.rand(truth_params.shape[:-1], dtype=torch.float64, generator=gen)
-        lo, hi = (
-            (math.log(prior.low), math.log(prior.high)) if prior.log else (prior.low, prior.high)
-        )
-        v = lo + (hi - lo) * u
-        truth_params[..., prior.index] = torch.exp(v) if prior.log else v
+    ens_params, truth_params = parameters(cfg, lat_t, lon_t, cover, da.generator, gen)
+    ident = Identifiability(cfg.priors, cover)
     clock = StepClock(0, np.datetime64(cfg.start, "s"), float(cfg.timestep))
     truth_static = LandStatic(lat_t, lon_t, cover, truth_params)
-    static = LandStatic(lat_t, lon_t, cover, torch.cat([ens_static.params, ens_static.params]))
+    static = LandStatic(lat_t, lon_t, cover, torch.cat([ens_params, ens_params]))
     truth_state = truth_backend.initial_state(truth_static, clock)
     state = backend.initial_state(static, clock)
     # initial LAI uncertainty: members' leaf carbon scaled by a lognormal factor (sd 20 %)
@@ -186,7 +209,11 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
                 (d, int(c), float(v), float(s))
                 for c, v, s in zip(o.cell, o.value, o.error_sd, strict=True)
             ]
-        da.submit(obs)
+        ident.add(obs, free_buf, static.params[free], "free")
+        ident.add(obs, da.buffer, static.params[assim], "da")
+        assimilated = [o for o in obs if _type(o) in cfg.observe]
+        if assimilated:
+            da.submit(assimilated)
         sd = cfg.assimilation.leaf_carbon_sd
         if sd > 0:  # the same model-error draw for a free member and its assimilating twin
             factor = perturb_leaf_carbon(torch.ones(n, cfg.cells, 1), sd, da.generator)
@@ -196,8 +223,8 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
             state = LandState({**state.tensors, "cleaf": cleaf})
         sub = _slice(state, assim)
         sub_static = LandStatic(lat_t, lon_t, cover, static.params[assim])
-        sub, sub_static, _ = da.analyse(sub, sub_static)
-        n_analyses += 1
+        sub, sub_static, diag = da.analyse(sub, sub_static)
+        n_analyses += diag is not None
         state = _cat(_slice(state, free), sub)
         static = LandStatic(
             lat_t, lon_t, cover, torch.cat([static.params[free], sub_static.params])
@@ -205,7 +232,7 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
         if progress and d % 30 == 29:
             print(f"day {d + 1}/{cfg.days}: {time.perf_counter() - t_start:.0f} s", flush=True)
     return result(
-        PRIORS,
+        cfg.priors,
         cfg,
         stats,
         series,
@@ -216,7 +243,13 @@ def run_twin(cfg: TwinConfig, progress: bool = False) -> dict[str, Any]:
         towers,
         n_analyses,
         time.perf_counter() - t_start,
+        ident,
     )
+
+
+def _type(obs: ObservationSet) -> str:
+    """The observation type (``OBSERVATION_TYPES``) of a twin observation set."""
+    return {"lai": "lai", "hfls": "flux", "hfss": "flux", "ts": "lst"}[obs.variable[0]]
 
 
 def _noisy(value: torch.Tensor, sd: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

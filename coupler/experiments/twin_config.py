@@ -16,6 +16,8 @@ PRIORS = (
     ParameterPrior("vmax0", 1.5e-5, 1.0e-4, log=True),
     ParameterPrior("psicr", -400.0, -60.0),
 )
+#: the observation types the twin can assimilate: LAI composites, tower LE and H, LST
+OBSERVATION_TYPES = ("lai", "flux", "lst")
 
 
 def _default_assimilation() -> AssimilationConfig:
@@ -41,6 +43,16 @@ class TwinConfig:
     backend: str = "reference"  # the ensembles' land backend
     truth_backend: str = "reference"  # the truth's land backend
     assimilation: AssimilationConfig = field(default_factory=_default_assimilation)
+    #: the parameters of ``PRIORS`` the ensemble estimates; the others are held at the truth's
+    #: hidden values in every member (identifiability runs, docs/assimilation.md)
+    estimate: tuple[str, ...] = tuple(p.name for p in PRIORS)
+    #: the observation types assimilated (``OBSERVATION_TYPES``); all are still simulated
+    observe: tuple[str, ...] = OBSERVATION_TYPES
+
+    @property
+    def priors(self) -> tuple[ParameterPrior, ...]:
+        """The priors of the estimated parameters, in ``PRIORS`` order."""
+        return tuple(p for p in PRIORS if p.name in self.estimate)
 
     def __post_init__(self) -> None:
         checks = {
@@ -59,6 +71,24 @@ class TwinConfig:
                     field=name,
                     rule="known_backend",
                 )
+        for name, known, empty_ok in (
+            ("estimate", tuple(p.name for p in PRIORS), True),
+            ("observe", OBSERVATION_TYPES, False),
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, str)
+                or not isinstance(value, tuple)
+                or any(v not in known for v in value)
+                or len(set(value)) != len(value)
+                or not (value or empty_ok)
+            ):
+                raise InvalidArgument(
+                    f"{name}: {value!r} must be a tuple of distinct names from "
+                    f"{', '.join(known)}" + ("" if empty_ok else " (at least one)"),
+                    field=name,
+                    rule="known",
+                )
         for name, ok in checks.items():
             if not ok:
                 raise InvalidArgument(
@@ -66,4 +96,4 @@ class TwinConfig:
                 )
 
 
-__all__ = ["BACKENDS", "PRIORS", "TwinConfig"]
+__all__ = ["BACKENDS", "OBSERVATION_TYPES", "PRIORS", "TwinConfig"]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from coupler.assimilation.online import EnsembleAssimilator
-from coupler.assimilation.operators import ObservationBuffer
+from coupler.assimilation.operators import ObservationBuffer, ObservationSet
 from coupler.assimilation.settings import ParameterPrior
 from coupler.experiments.twin_config import TwinConfig
 from emulators.protocol import LandStatic
@@ -48,6 +48,49 @@ class Stats:
             "rbias": d["bias"] / d["truth"] if d["truth"] else math.nan,
             "spread": math.sqrt(d["var"] / d["n"]),
         }
+
+
+class Identifiability:
+    """How much of an observed quantity's ensemble variance each estimated parameter explains:
+    per observation, the squared correlation r² across members between the observed ensemble
+    hE and the parameter (as log for log priors) of the cell's main class, averaged per
+    (ensemble, parameter, observed variable). ``free``: the prior ensemble, never updated (the
+    identifiability of the parameter); ``da``: the assimilating ensemble before each analysis
+    (what the filter's regression sees)."""
+
+    def __init__(self, priors: Sequence[ParameterPrior], cover: torch.Tensor) -> None:
+        self.priors = tuple(priors)
+        self.main = cover.argmax(-1)  # (cell,)
+        self.sums: dict[str, list[float]] = {}
+
+    def add(
+        self,
+        obs: Sequence[ObservationSet],
+        buffer: ObservationBuffer,
+        params: torch.Tensor,
+        ensemble: str,
+    ) -> None:
+        """``params`` (member, cell, class, n_params) of the ensemble whose history is
+        ``buffer``."""
+        cells = torch.arange(self.main.shape[0])
+        for o in obs:
+            h = buffer.observed(o)  # (member, P)
+            h = h - h.mean(0)
+            for prior in self.priors:
+                x = params[:, cells, self.main, prior.index]  # (member, cell)
+                x = torch.log(x) if prior.log else x
+                x = x[:, torch.from_numpy(np.asarray(o.cell, dtype=np.int64))]
+                x = x - x.mean(0)
+                den = (x.pow(2).sum(0) * h.pow(2).sum(0)).sqrt()
+                ok = den > 0
+                r2 = ((x * h).sum(0)[ok] / den[ok]).pow(2)
+                acc = self.sums.setdefault(f"{ensemble}:{prior.name}:{o.variable[0]}", [0.0, 0])
+                acc[0] += float(r2.sum())
+                acc[1] += int(ok.sum())
+
+    def summary(self) -> dict[str, float]:
+        """Mean r² per ``ensemble:parameter:variable``."""
+        return {k: s / n for k, (s, n) in sorted(self.sums.items()) if n}
 
 
 def collect(
@@ -99,6 +142,7 @@ def result(
     towers: np.ndarray,
     n_analyses: int,
     seconds: float,
+    ident: Identifiability | None = None,
 ) -> dict[str, Any]:
     n = cfg.members
     table = {
@@ -115,6 +159,9 @@ def result(
             est = static.params[sl, ..., i].mean(0)[veg]
             err = (torch.log(est / true) if prior.log else est - true).pow(2).mean().sqrt()
             params[f"{prior.name}_{name}"] = float(err)
+            x = static.params[sl, ..., i]
+            x = torch.log(x) if prior.log else x
+            params[f"{prior.name}_{name}_spread"] = float(x.var(0)[veg].mean().sqrt())
     diag = da.history
     used = sum(x.n_used for x in diag)
     rejected = sum(x.n_rejected for x in diag)
@@ -134,6 +181,7 @@ def result(
             "estimated_parameters": [p.name for p in priors]
             if cfg.assimilation.estimate_parameters
             else [],
+            "observed": list(cfg.observe),
             "errors": {
                 "lai_sd": f"{cfg.lai_error[0]} + {cfg.lai_error[1]}*LAI",
                 "flux_sd_W_m-2": f"{cfg.flux_error[0]} + {cfg.flux_error[1]}*|flux|",
@@ -155,6 +203,7 @@ def result(
         "ts_rmse_analysis": table["ts_da"]["rmse"],
         "table": table,
         "parameter_rmse": params,
+        "identifiability_r2": ident.summary() if ident is not None else {},
         "analyses": n_analyses,
         "observations_used": used,
         "observations_rejected": rejected,
