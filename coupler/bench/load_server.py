@@ -120,22 +120,10 @@ ECHO = "import sys; from coupler.bench.load_server import echo_main; echo_main(i
 def echo_main(reply_bytes: int) -> None:
     """A raw-bytes unary echo server (no protobuf, no model) answering ``reply_bytes`` bytes;
     prints ``listening on 127.0.0.1:PORT`` and serves until killed."""
-    from concurrent import futures
-
-    import grpc
+    from coupler.bench.echo import echo_server
 
     reply = bytes(reply_bytes)
-
-    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-        return reply
-
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    server, port = echo_server(lambda _request: reply, workers=16)
     print(f"listening on 127.0.0.1:{port}", flush=True)
     server.wait_for_termination()
 
@@ -166,6 +154,8 @@ def echo_floor(
 
     import grpc
 
+    from coupler.bench.echo import METHOD
+
     request_bytes, reply_bytes = step_sizes(cells, outputs)
     root = str(Path(coupler.__file__).resolve().parent.parent)
     env = dict(os.environ)
@@ -179,7 +169,7 @@ def echo_floor(
             assert proc.stdout is not None
             address = proc.stdout.readline().split()[-1]
             channels = [grpc.insecure_channel(address) for _ in range(threads)]
-            stubs = [ch.unary_unary("/bench.Echo/Echo") for ch in channels]
+            stubs = [ch.unary_unary(METHOD) for ch in channels]
             payload = bytes(request_bytes)
             for stub in stubs:
                 stub(payload, timeout=60)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 import grpc
 import numpy as np
 import torch
 
+from coupler.bench.echo import METHOD, echo_server
 from coupler.client import CouplerClient, InProcessClient
 from coupler.wire.server import ServerConfig, create_server
 
@@ -37,20 +37,8 @@ def forcing(n: int, hour: int) -> dict[str, np.ndarray]:
 
 def _echo_server() -> tuple[grpc.Server, int]:
     """A raw-bytes unary echo: request bytes in, ``len(OUTPUTS)/7`` as many bytes back."""
-
-    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-        n = len(request) // (8 * 7)
-        return bytes(8 * n * len(OUTPUTS))
-
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-    )
-    opts = [("grpc.max_send_message_length", MAX), ("grpc.max_receive_message_length", MAX)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=opts)
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, port
+    return echo_server(lambda request: bytes(8 * (len(request) // (8 * 7)) * len(OUTPUTS)),
+                       max_message=MAX)  # fmt: skip
 
 
 def _timed(fn: Callable[[int], Any], steps: int) -> float:
@@ -99,7 +87,7 @@ def _run(cells: tuple[int, ...], steps: int, threads: int) -> dict[str, Any]:
                 ("grpc.max_receive_message_length", MAX),
             ],
         )
-        bare = channel.unary_unary("/bench.Echo/Echo")
+        bare = channel.unary_unary(METHOD)
         for n in cells:
             row: dict[str, Any] = {
                 "cells": n,

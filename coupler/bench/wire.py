@@ -25,7 +25,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from concurrent import futures
 from functools import partial
 from typing import Any
 
@@ -33,6 +32,7 @@ import grpc
 import numpy as np
 import torch
 
+from coupler.bench.echo import METHOD, echo_server
 from coupler.bench.service import OUTPUTS, _session_kwargs, forcing
 from coupler.client import CouplerClient, InProcessClient
 from coupler.core import landstep, validation
@@ -66,19 +66,7 @@ class PhaseLog(ServiceMetrics):
 
 def _echo_server(reply_bytes: int) -> tuple[grpc.Server, int]:
     reply = bytes(reply_bytes)
-
-    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-        return reply
-
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-    )
-    opts = [("grpc.max_send_message_length", MAX), ("grpc.max_receive_message_length", MAX)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=opts)
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, port
+    return echo_server(lambda _request: reply, max_message=MAX)
 
 
 def _median(fn: Callable[[], Any], repeats: int) -> float:
@@ -136,7 +124,7 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
         f"127.0.0.1:{echo_port}",
         options=[("grpc.max_send_message_length", MAX), ("grpc.max_receive_message_length", MAX)],
     )
-    echo = channel.unary_unary("/bench.Echo/Echo")
+    echo = channel.unary_unary(METHOD)
     sink = bytearray(len(request) + reply_size)
     wall: dict[str, list[float]] = {k: [] for k in (*sessions, "echo", "memcpy")}
     framework: dict[str, list[float]] = {k: [] for k in sessions}
