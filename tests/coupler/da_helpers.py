@@ -9,24 +9,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from tests.coupler.wire.conftest import forcing as wire_forcing
+
 #: integer codes of the observation types (the file's ``type`` flag_values)
 CODES = {"lai": 0, "hfls": 1, "hfss": 2, "ts": 3}
 
 
 def forcing(index: int, n: int = 3) -> dict[str, np.ndarray]:
-    """Smooth, physically valid hourly forcing (clear June days, a shower every few hours)."""
-    hour = index % 24
-    day = max(0.0, np.cos((hour - 12.0) / 12.0 * np.pi))
-    ramp = np.linspace(0.0, 1.0, n)
-    return {
-        "tas": 288.0 + 6.0 * day + 2.0 * ramp,
-        "huss": 0.006 + 0.002 * ramp,
-        "ps": np.full(n, 98_000.0) + 1_000.0 * ramp,
-        "sfcWind": 2.0 + ramp,
-        "pr": np.where(ramp > 0.4, 2e-5 * (index % 3), 0.0),
-        "rsds": 850.0 * day * (0.8 + 0.2 * ramp),
-        "rlds": 320.0 + 20.0 * ramp,
-    }
+    """Smooth, physically valid hourly forcing (clear June days, a shower every few hours on the
+    wetter 60 % of the cells)."""
+    return wire_forcing(index, n, wet_above=0.4)
 
 
 def write_observations(

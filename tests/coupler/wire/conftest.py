@@ -22,8 +22,11 @@ def grid(n: int = N_CELLS) -> dict[str, np.ndarray]:
     return {"lat": np.linspace(30.0, 55.0, n), "lon": np.linspace(-120.0, -70.0, n)}
 
 
-def forcing(index: int, n: int = N_CELLS, dt: float = 3600.0) -> dict[str, np.ndarray]:
-    """Smooth, physically valid hourly forcing for step ``index`` (a clear June day)."""
+def forcing(
+    index: int, n: int = N_CELLS, dt: float = 3600.0, wet_above: float = 0.8
+) -> dict[str, np.ndarray]:
+    """Smooth, physically valid hourly forcing for step ``index`` (a clear June day; a shower
+    every few steps on the cells past ``wet_above`` of the ramp)."""
     hour = (index * dt / 3600.0) % 24.0
     day = max(0.0, np.cos((hour - 12.0) / 12.0 * np.pi))
     ramp = np.linspace(0.0, 1.0, n)
@@ -32,7 +35,7 @@ def forcing(index: int, n: int = N_CELLS, dt: float = 3600.0) -> dict[str, np.nd
         "huss": 0.006 + 0.002 * ramp,
         "ps": np.full(n, 98_000.0) + 1_000.0 * ramp,
         "sfcWind": 2.0 + ramp,
-        "pr": np.where(ramp > 0.8, 2e-5 * (index % 3), 0.0),
+        "pr": np.where(ramp > wet_above, 2e-5 * (index % 3), 0.0),
         "rsds": 850.0 * day * (0.8 + 0.2 * ramp),
         "rlds": 320.0 + 20.0 * ramp,
     }
