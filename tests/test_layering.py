@@ -44,6 +44,7 @@ WIRE_SPEAKERS = (
     "coupler._proto",
     "coupler.client.remote",
     "coupler.client.exchange",
+    "coupler.client.shared",
 )
 
 

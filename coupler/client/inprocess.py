@@ -59,11 +59,12 @@ class InProcessClient:
         codec: Any = None,
         stream: bool = False,
         split_bytes: int = 0,
+        shared_memory: bool = False,
         **fields: Any,
     ) -> InProcessSession:
-        """As :meth:`coupler.client.CouplerClient.open_session` (``codec``, ``stream`` and
-        ``split_bytes`` are accepted and have no in-process meaning)."""
-        del codec, stream, split_bytes
+        """As :meth:`coupler.client.CouplerClient.open_session` (``codec``, ``stream``,
+        ``split_bytes`` and ``shared_memory`` are accepted and have no in-process meaning)."""
+        del codec, stream, split_bytes, shared_memory
         if resume_from:
             session = _domain(lambda: self.manager.resume(resume_from, self.owner))
         else:

@@ -9,14 +9,17 @@ imports neither torch nor the core).
 Refusals raise :class:`~coupler.wire.status.CouplerRpcError` (``.code()``, ``.field``, ``.rule``).
 Steps are retried on UNAVAILABLE with exponential backoff: safe, because a resent index returns
 the stored reply without advancing. ``stream=True`` sends steps over the Exchange stream, split
-into one frame per field when a step's payload is at least ``split_bytes``. Reply arrays are
-read-only views of the received bytes (copy them to write).
+into one frame per field when a step's payload is at least ``split_bytes``;
+``shared_memory=True`` (a server on this node) moves the arrays through a shared-memory segment
+and sends only control messages (``coupler.client.shared``). Reply arrays are read-only views of
+the received bytes (copy them to write), or read-only copies out of the segment.
 """
 
 from __future__ import annotations
 
 import random
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +31,7 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.client.common import LandCoverUpdate, spec_from_arguments
 from coupler.client.exchange import Exchange
+from coupler.client.shared import SharedChannel
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
 from coupler.wire import encoded as E
@@ -105,6 +109,8 @@ class CouplerClient:
         self.retries = retries
         self.backoff = backoff
         self.stub = pb_grpc.LandCouplerStub(self._channel)
+        #: sessions stepping through shared memory, whose segments ``close`` unlinks
+        self._shared: weakref.WeakSet[RemoteSession] = weakref.WeakSet()
         #: Step and Exchange taking requests serialized straight from the arrays (or messages)
         self.steps = _StepStub(self._channel)
 
@@ -166,6 +172,7 @@ class CouplerClient:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
+        shared_memory: bool = False,
         **fields: Any,
     ) -> RemoteSession:
         """Open a session of ``spec`` — a :class:`~coupler.spec.SessionSpec`, or its fields as
@@ -175,15 +182,30 @@ class CouplerClient:
         a bad one is refused (CouplerRpcError INVALID_ARGUMENT naming the field and rule)
         before anything is sent. Transport options: ``codec``, one spec for all fields (also
         used for replies) or a mapping field name -> spec; ``stream``, step over Exchange, one
-        frame per field for steps of at least ``split_bytes``."""
+        frame per field for steps of at least ``split_bytes``; ``shared_memory``, move the
+        arrays through a shared-memory segment on this node (the server must be on it: reached
+        through 127.0.0.1, ::1 or a ``unix:`` address; raw fields, unary steps)."""
+        if shared_memory and (stream or codec is not None):
+            raise ValueError(
+                "open_session: shared_memory steps are unary and raw (no stream/codec)"
+            )
         if resume_from:
             req = pb.OpenSessionRequest(resume_from=resume_from)
         else:
             req = spec_proto.to_request(spec_from_arguments(spec, fields))
         reply = self.call(self.stub.OpenSession, req)
-        return RemoteSession(self, reply, codec=codec, stream=stream, split_bytes=split_bytes)
+        session = RemoteSession(
+            self, reply, codec=codec, stream=stream, split_bytes=split_bytes,
+            shared_memory=shared_memory,
+        )  # fmt: skip
+        if shared_memory:
+            self._shared.add(session)
+        return session
 
     def close(self) -> None:
+        """Close the channel; unlink the shared-memory segments of the sessions still open."""
+        for session in list(self._shared):
+            session.release_shared()
         self._channel.close()
 
     def __enter__(self) -> CouplerClient:
@@ -212,6 +234,7 @@ class RemoteSession:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
+        shared_memory: bool = False,
     ) -> None:
         self.client = client
         self.id: str = opened.session_id
@@ -228,6 +251,7 @@ class RemoteSession:
         self.last_time: str | None = None
         self._reply_codec = _reply_codec(codec)
         self._exchange: Exchange | None = None
+        self._shared = SharedChannel(self.id, self.outputs, self.cells) if shared_memory else None
         self._closed = False
 
     def _spec(self, name: str) -> F.CodecSpec | str | None:
@@ -239,8 +263,7 @@ class RemoteSession:
     ) -> list[Any] | pb.StepRequest | E.Encoded:  # fmt: skip
         """A StepRequest with the fields inline, or (``split``) the Exchange frames: a header
         announcing ``trailing_fields`` then one frame per field, each encoded in place."""
-        given = units or {}
-        stated = {n: given[n] if n in given else _registry_units(n) for n in fields}
+        stated = _stated(fields, units)
         if all(_raw(self._spec(name)) for name in fields):
             return self._raw_request(index, fields, stated, split)
         head = pb.ExchangeRequest() if split else None
@@ -287,6 +310,12 @@ class RemoteSession:
         name. ``units`` (name -> UDUNITS string) default to the registry's, i.e. the caller
         promises registry units; the server checks what is stated. Resending the
         previous index returns the same reply without advancing."""
+        if self._shared is not None:  # the arrays go through shared memory
+            shared = self._shared.request(index, fields, _stated(fields, units))
+            reply = self.client.call(self.client.steps.Step, shared, retry=True, timeout=timeout)
+            self.last_time = reply.time_rfc3339
+            self.next_index = max(self.next_index, int(index) + 1)
+            return self._shared.outputs(reply)
         if self.stream:
             payload = sum(np.asarray(v).nbytes for v in fields.values())
             split = payload >= self.split_bytes and len(fields) > 1
@@ -385,8 +414,17 @@ class RemoteSession:
         if self._exchange is not None:
             self._exchange.close()
             self._exchange = None
-        self.client.call(self.client.stub.CloseSession, pb.CloseSessionRequest(session_id=self.id))
+        try:
+            req = pb.CloseSessionRequest(session_id=self.id)
+            self.client.call(self.client.stub.CloseSession, req)
+        finally:
+            self.release_shared()
         self._closed = True
+
+    def release_shared(self) -> None:
+        """Unlink this session's shared-memory segment (the next step makes a new one)."""
+        if self._shared is not None:
+            self._shared.close()
 
     def __enter__(self) -> RemoteSession:
         return self
@@ -417,6 +455,12 @@ def _raw(spec: F.CodecSpec | str | None) -> bool:
     """A field sent as raw bytes (no codec, no bit-rounding)."""
     parsed = F.CodecSpec.parse(spec)
     return parsed.id == "none" and not parsed.keepbits
+
+
+def _stated(fields: Mapping[str, Any], units: Mapping[str, str] | None) -> dict[str, str]:
+    """The units sent with each field: the caller's, else the registry's."""
+    given = units or {}
+    return {n: given[n] if n in given else _registry_units(n) for n in fields}
 
 
 def _registry_units(name: str) -> str:

@@ -29,7 +29,9 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.errors import InvalidArgument
 from coupler.spec.codecs import WIRE_CODECS, CodecSpec, bitround, numcodec
 
-__all__ = ["CODECS", "CodecSpec", "bitround", "decode", "encode", "encode_all", "encode_into"]
+__all__ = [
+    "CODECS", "CodecSpec", "bitround", "decode", "encode", "encode_all", "encode_into", "layout",
+]  # fmt: skip
 
 #: proto DType <-> explicit little-endian numpy dtype.
 DTYPES: Mapping[int, np.dtype] = {
@@ -160,32 +162,7 @@ def decode(
     than ``max_bytes`` bytes.
     """
     name = name or msg.name or "<unnamed>"
-    dtype = DTYPES.get(msg.dtype)
-    if dtype is None:
-        raise InvalidArgument(
-            f"field {name!r}: unknown dtype {msg.dtype}", field=name, rule="dtype"
-        )
-    shape = tuple(int(n) for n in msg.shape)
-    if len(shape) > MAX_RANK:
-        raise InvalidArgument(
-            f"field {name!r}: rank {len(shape)} > {MAX_RANK}", field=name, rule="shape"
-        )
-    # every extent counts, even beside a zero: numpy refuses shapes whose non-zero extents
-    # overflow its index type (e.g. (0, 2**30, 2**30) of uint64), so bound them here
-    nbytes = math.prod(shape) * dtype.itemsize
-    extent = math.prod(d for d in shape if d) * dtype.itemsize
-    if extent > max_bytes:
-        raise InvalidArgument(
-            f"field {name!r}: shape {shape} of {dtype} spans {extent} bytes > limit {max_bytes}",
-            field=name,
-            rule="max_bytes",
-        )
-    if nbytes > max_bytes:
-        raise InvalidArgument(
-            f"field {name!r}: shape {shape} of {dtype} is {nbytes} bytes > limit {max_bytes}",
-            field=name,
-            rule="max_bytes",
-        )
+    dtype, shape, nbytes = layout(name, msg.dtype, msg.shape, max_bytes)
     spec = codec_from_proto(msg.codec, name)
     data = msg.data
     if spec.id == "none":
@@ -214,6 +191,42 @@ def decode(
         ) from None
     out.flags.writeable = False
     return out
+
+
+def layout(
+    name: str, dtype_code: int, shape_given: Any, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, bytes) of an array a peer describes by a proto ``DType`` and a shape, the
+    checks of :func:`decode` before it looks at the bytes (also those of a field in shared
+    memory, ``coupler.wire.shared``): InvalidArgument(field=name) rule ``dtype``, ``shape`` or
+    ``max_bytes``."""
+    dtype = DTYPES.get(dtype_code)
+    if dtype is None:
+        raise InvalidArgument(
+            f"field {name!r}: unknown dtype {dtype_code}", field=name, rule="dtype"
+        )
+    shape = tuple(int(n) for n in shape_given)
+    if len(shape) > MAX_RANK:
+        raise InvalidArgument(
+            f"field {name!r}: rank {len(shape)} > {MAX_RANK}", field=name, rule="shape"
+        )
+    # every extent counts, even beside a zero: numpy refuses shapes whose non-zero extents
+    # overflow its index type (e.g. (0, 2**30, 2**30) of uint64), so bound them here
+    nbytes = math.prod(shape) * dtype.itemsize
+    extent = math.prod(d for d in shape if d) * dtype.itemsize
+    if extent > max_bytes:
+        raise InvalidArgument(
+            f"field {name!r}: shape {shape} of {dtype} spans {extent} bytes > limit {max_bytes}",
+            field=name,
+            rule="max_bytes",
+        )
+    if nbytes > max_bytes:
+        raise InvalidArgument(
+            f"field {name!r}: shape {shape} of {dtype} is {nbytes} bytes > limit {max_bytes}",
+            field=name,
+            rule="max_bytes",
+        )
+    return dtype, shape, nbytes
 
 
 def _declared_size(codec_id: str, data: bytes, name: str) -> int:

@@ -38,6 +38,7 @@ from coupler.wire import encoded as E
 from coupler.wire import fields as F
 from coupler.wire import spec_proto
 from coupler.wire.interceptors import Authenticator
+from coupler.wire.shared import SharedSegments
 from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
 
@@ -65,6 +66,8 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         self._auth = authenticator
         self._metrics = metrics
         self._max_field_bytes = max_field_bytes
+        #: the co-located fast path's mapped segments (coupler.wire.shared)
+        self.shared = SharedSegments(max_field_bytes)
         self._streams: dict[int, tuple[grpc.ServicerContext, threading.Event]] = {}
         self._streams_lock = threading.Lock()
         self._draining = threading.Event()
@@ -170,6 +173,8 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                 rule="unary",
             )
         session = self._manager.get(request.session_id, self._auth.principal(context))
+        if request.HasField("shared_memory"):
+            return self._shared_step(context, session, request, t0)
         codec = self._reply_codec(request)
         fields: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
@@ -186,6 +191,24 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         reply = pb.StepReply(session_id=request.session_id, index=request.index, time_rfc3339=when)
         for name, values in out.items():
             F.encode_into(reply.fields.add(), name, values, _units_of(name), codec)
+        self._phase("encode", t1)
+        return reply
+
+    def _shared_step(
+        self, context: grpc.ServicerContext, session: Session, request: pb.StepRequest, t0: float
+    ) -> pb.StepReply:
+        """A step whose arrays lie in shared memory (coupler.wire.shared): the inputs are
+        copied out of the segment and the outputs written into it; the reply is metadata."""
+        step = self.shared.inputs(session.id, request, context.peer())
+        self.shared.check_reply(step, session.config.reply_names(), session.config.n_cells)
+        self._phase("decode", t0)
+        out = self._run_step(context, session, request.index, step.fields, step.units)
+        t1 = time.perf_counter()
+        placed = self.shared.reply(session.id, step, out, _units_of)
+        reply = pb.StepReply(
+            session_id=request.session_id, index=request.index, shared_fields=placed,
+            time_rfc3339=format_time(session.config.step_time(request.index)),
+        )  # fmt: skip
         self._phase("encode", t1)
         return reply
 
@@ -224,6 +247,11 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                     field="frame", rule="frame_order",
                 )  # fmt: skip
             request = frame.step
+            if request.HasField("shared_memory"):
+                raise InvalidArgument(
+                    "shared_memory is only meaningful on the unary Step",
+                    field="shared_memory", rule="unary",
+                )  # fmt: skip
             n_trailing = int(request.trailing_fields)
             if n_trailing > MAX_FIELDS_PER_STEP:
                 raise InvalidArgument(
@@ -339,6 +367,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def CloseSession(self, request: pb.CloseSessionRequest, context: grpc.ServicerContext) -> Any:
         self._manager.close(request.session_id, self._auth.principal(context))
+        self.shared.release(request.session_id)  # unlinked: nothing left in /dev/shm
         return pb.CloseSessionReply()
 
 

@@ -285,32 +285,62 @@ class OpenSessionReply(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., next_index: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., cells: _Optional[int] = ..., members: _Optional[int] = ..., start_rfc3339: _Optional[str] = ..., timestep: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("session_id", "index", "fields", "trailing_fields", "reply_codec")
+    __slots__ = ("session_id", "index", "fields", "trailing_fields", "reply_codec", "shared_memory")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     TRAILING_FIELDS_FIELD_NUMBER: _ClassVar[int]
     REPLY_CODEC_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     index: int
     fields: _containers.RepeatedCompositeFieldContainer[Field]
     trailing_fields: int
     reply_codec: Codec
-    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., reply_codec: _Optional[_Union[Codec, _Mapping]] = ...) -> None: ...
+    shared_memory: SharedMemory
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., reply_codec: _Optional[_Union[Codec, _Mapping]] = ..., shared_memory: _Optional[_Union[SharedMemory, _Mapping]] = ...) -> None: ...
+
+class SharedMemory(_message.Message):
+    __slots__ = ("name", "size", "fields", "reply_offset")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REPLY_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    fields: _containers.RepeatedCompositeFieldContainer[SharedField]
+    reply_offset: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[SharedField, _Mapping]]] = ..., reply_offset: _Optional[int] = ...) -> None: ...
+
+class SharedField(_message.Message):
+    __slots__ = ("name", "units", "dtype", "shape", "offset")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    units: str
+    dtype: DType
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    offset: int
+    def __init__(self, name: _Optional[str] = ..., units: _Optional[str] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class StepReply(_message.Message):
-    __slots__ = ("session_id", "index", "fields", "trailing_fields", "time_rfc3339")
+    __slots__ = ("session_id", "index", "fields", "trailing_fields", "time_rfc3339", "shared_fields")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     TRAILING_FIELDS_FIELD_NUMBER: _ClassVar[int]
     TIME_RFC3339_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     index: int
     fields: _containers.RepeatedCompositeFieldContainer[Field]
     trailing_fields: int
     time_rfc3339: str
-    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., time_rfc3339: _Optional[str] = ...) -> None: ...
+    shared_fields: _containers.RepeatedCompositeFieldContainer[SharedField]
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., time_rfc3339: _Optional[str] = ..., shared_fields: _Optional[_Iterable[_Union[SharedField, _Mapping]]] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
     __slots__ = ("step", "field")
