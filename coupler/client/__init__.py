@@ -10,7 +10,8 @@
 ``CouplerClient`` talks gRPC (:mod:`coupler.client.remote`) and imports neither torch nor the
 service's core; ``InProcessClient(manager)`` (:mod:`coupler.client.inprocess`, imported on first
 use) implements the same :class:`Client` Protocol and calls a local ``SessionManager`` directly;
-``local_client("grpc" | "inprocess")`` starts a service of this process for either. Both raise
+``local_client("grpc" | "shm" | "inprocess")`` starts a service of this process for either
+(``shm``: the gRPC client with its arrays through shared memory). Both raise
 :class:`CouplerRpcError` (``.code()``, ``.details()``, ``.field``, ``.rule``) on refusals. A
 driver exchanging multi-MB steps should call :func:`tune_allocator` once at start-up.
 """

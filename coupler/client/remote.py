@@ -68,7 +68,8 @@ class CouplerClient:
     client's PEM key and certificate for mutual TLS. client_name: the ``x-landcoupler-client``
     owner on servers without auth. timeout: per-call deadline (s), None = none. retries /
     backoff: attempts and first delay (s) for UNAVAILABLE on steps. options: extra channel
-    options, e.g. ``[("grpc.ssl_target_name_override", "localhost")]``.
+    options, e.g. ``[("grpc.ssl_target_name_override", "localhost")]``. shared_memory: the
+    default of :meth:`open_session`'s option (a server on this node).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class CouplerClient:
         retries: int = 5,
         backoff: float = 0.05,
         options: Sequence[tuple[str, Any]] = (),
+        shared_memory: bool = False,
     ) -> None:
         opts = [
             ("grpc.max_send_message_length", max_message_bytes),
@@ -108,6 +110,7 @@ class CouplerClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.shared_memory = shared_memory
         self.stub = pb_grpc.LandCouplerStub(self._channel)
         #: sessions stepping through shared memory, whose segments ``close`` unlinks
         self._shared: weakref.WeakSet[RemoteSession] = weakref.WeakSet()
@@ -172,7 +175,7 @@ class CouplerClient:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
-        shared_memory: bool = False,
+        shared_memory: bool | None = None,
         **fields: Any,
     ) -> RemoteSession:
         """Open a session of ``spec`` — a :class:`~coupler.spec.SessionSpec`, or its fields as
@@ -184,7 +187,10 @@ class CouplerClient:
         used for replies) or a mapping field name -> spec; ``stream``, step over Exchange, one
         frame per field for steps of at least ``split_bytes``; ``shared_memory``, move the
         arrays through a shared-memory segment on this node (the server must be on it: reached
-        through 127.0.0.1, ::1 or a ``unix:`` address; raw fields, unary steps)."""
+        through 127.0.0.1, ::1 or a ``unix:`` address; raw fields, unary steps; None: the
+        client's default)."""
+        if shared_memory is None:
+            shared_memory = self.shared_memory and not stream and codec is None
         if shared_memory and (stream or codec is not None):
             raise ValueError(
                 "open_session: shared_memory steps are unary and raw (no stream/codec)"

@@ -38,6 +38,8 @@ class SharedChannel:
         self.session_id = session_id
         self.reply_bytes = len(outputs) * aligned(cells * F64.itemsize)
         self.segment: Segment | None = None
+        #: where the outputs of the last request go in the segment
+        self.reply_offset = 0
         self._finalizer: weakref.finalize | None = None
 
     def request(
@@ -54,6 +56,7 @@ class SharedChannel:
         req = pb.StepRequest(session_id=self.session_id, index=int(index))
         shm = req.shared_memory
         shm.name, shm.size, shm.reply_offset = segment.name, segment.size, offset
+        self.reply_offset = offset
         for name, arr in arrays.items():
             dtype = arr.dtype.newbyteorder("<")
             np.copyto(segment.view(offsets[name], dtype, arr.shape), arr, casting="equiv")
