@@ -3,8 +3,7 @@ gRPC echo, the in-process step), read from the JSON files the ``make bench-*`` t
 
 It measures nothing: every figure comes from one section's JSON file, named with the timestamp
 that file records. A missing file gives "not measured"; a file without a figure's fields (an
-older format) or one that is not JSON says so. The co-located path (issue 15 item 4) is not
-built, and its row says so.
+older format) or one that is not JSON says so.
 """
 
 from __future__ import annotations
@@ -198,10 +197,6 @@ def _clients(client: str, floor: str) -> Callable[[Payload], str]:
     return value
 
 
-def _none(text: str) -> Callable[[Payload], str]:
-    return lambda p: text
-
-
 ECHO = "raw-bytes gRPC echo of the same bytes"
 SECTIONS: tuple[Section, ...] = (
     Section("bench-wire", "bench-wire.json", (
@@ -214,16 +209,16 @@ SECTIONS: tuple[Section, ...] = (
         Figure("gRPC stream step − in-process step, ÷ memcpy of the same bytes", "—",
                _wire("grpc_stream", "memcpy")),
         Figure(f"{ECHO} ÷ memcpy of the same bytes", "—", _echo_over_memcpy),
+        Figure("co-located exchange (shared memory: shm step − in-process step) ÷ memcpy of "
+               "the same bytes", "≤ 3×", _wire("shm", "memcpy")),
+        Figure(f"gRPC unary step over a Unix socket − in-process step, ÷ {ECHO}", "—",
+               _wire("grpc_unix", "echo")),
     )),
     Section("bench-service", "bench-service.json", (
         Figure(f"gRPC unary step − in-process step, ÷ {ECHO}, per cells", "—",
                _service("unary")),
         Figure(f"gRPC stream step − in-process step, ÷ {ECHO}, per cells", "—",
                _service("stream")),
-    )),
-    Section("co-located path", "", (
-        Figure("co-located exchange ÷ memcpy of the same bytes", "≤ 3×",
-               _none("not built (issue 15 item 4)")),
     )),
     Section("bench-load", "bench-load.json", (
         Figure("batched server steps/s ÷ the raw-bytes echo's calls/s (same threads, sizes)",

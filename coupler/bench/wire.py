@@ -4,16 +4,20 @@ One domain of ``cells`` cells (reference backend, grass), 7 float32 forcing fiel
 float64 outputs out. Three measurements, one run:
 
 1. **End to end**, interleaved step by step so all columns see the same machine state: the
-   in-process step, the gRPC step (unary and stream), and the floor: a raw-bytes gRPC echo of
-   exactly the bytes the step sends and receives (serialized request in, reply's size back; no
-   protobuf, no model), plus a memcpy of those bytes. The acceptance ratio is
-   ``(gRPC step − in-process step) / echo``. Because a big step's land work is seconds and
-   moves by more than the whole wire cost, the gRPC overhead is also measured *paired*: the
-   gRPC step's wall time minus the validation and land time the server measured for that very
-   step, minus the same framework time of the in-process steps.
+   in-process step, the gRPC step (unary and stream over TCP loopback, unary over a Unix-domain
+   socket), the co-located path (arrays through shared memory, control over TCP loopback), and
+   the floors: a raw-bytes gRPC echo of exactly the bytes the step sends and receives
+   (serialized request in, reply's size back; no protobuf, no model), and a memcpy of those
+   bytes. The acceptance ratios are ``(gRPC step − in-process step) / echo`` and, for the
+   co-located path, its *exchange* ``(shm step − in-process step) / memcpy``. Because a big
+   step's land work is seconds and moves by more than the whole wire cost, both are also
+   measured *paired*: the step's wall time minus the validation and land time the server
+   measured for that very step, minus the same framework time of the in-process steps.
 2. **Phases** of that step, each timed alone on the same real data: client encode and
    serialize, server parse, wire decode, validation, dtype conversion, land step, reply
-   statistics, reply encode and serialize, client parse and decode.
+   statistics, reply encode and serialize, client parse and decode; and the co-located path's
+   copies (forcing into the segment, out of it on the server, outputs into it, out of it on
+   the client).
 3. **Per-cell cost** of the reference land step, timed the way ``bench-service`` times it
    (a session's grass cells, 1 member) and the way ``bench-emulators`` does (its mixed-cover
    static), each with the cell blocks (``ReferenceConfig.cell_block``) and without, at
@@ -35,12 +39,14 @@ import torch
 from coupler.bench.echo import METHOD, echo_server
 from coupler.bench.service import OUTPUTS, _session_kwargs, forcing
 from coupler.client import CouplerClient, InProcessClient
+from coupler.client.shared import SharedChannel
 from coupler.core import landstep, validation
 from coupler.core.manager import SessionManager
 from coupler.metrics import ServiceMetrics
 from coupler.spec import SessionSpec
 from coupler.wire import phases as W
 from coupler.wire.server import ServerConfig, create_server
+from coupler.wire.shared import SharedSegments
 
 MAX = 1 << 30
 CORE = ("validate", "land")
@@ -104,11 +110,16 @@ def run(
 
 
 def _end_to_end(n: int, steps: int) -> dict[str, Any]:
-    server_log, local_log = PhaseLog(), PhaseLog()
-    server, port = create_server(
-        "127.0.0.1:0", ServerConfig(max_message_bytes=MAX), metrics=server_log
-    )
+    import tempfile
+
+    server_log, unix_log, local_log = PhaseLog(), PhaseLog(), PhaseLog()
+    config = ServerConfig(max_message_bytes=MAX)
+    server, port = create_server("127.0.0.1:0", config, metrics=server_log)
+    scratch = tempfile.TemporaryDirectory(prefix="landcoupler-bench-")
+    unix = f"unix:{scratch.name}/landcoupler.sock"
+    unix_server, _ = create_server(unix, config, metrics=unix_log)
     client = CouplerClient(f"127.0.0.1:{port}", max_message_bytes=MAX)
+    unix_client = CouplerClient(unix, max_message_bytes=MAX)
     local = InProcessClient(SessionManager(metrics=local_log))
     kwargs = _session_kwargs(n)
     inputs = [_f32(n, 12 + k) for k in range(steps + 1)]
@@ -116,6 +127,8 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
         "inprocess": (local.open_session(**kwargs), local_log),
         "grpc_unary": (client.open_session(**kwargs), server_log),
         "grpc_stream": (client.open_session(**kwargs, stream=True), server_log),
+        "grpc_unix": (unix_client.open_session(**kwargs), unix_log),
+        "shm": (client.open_session(**kwargs, shared_memory=True), server_log),
     }
     zeros = {name: np.zeros(n) for name in OUTPUTS}
     request, reply_size = W.sizes(inputs[0], zeros)
@@ -149,8 +162,8 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
             if k:
                 wall["memcpy"].append(time.perf_counter() - t0)
         same = all(
-            np.array_equal(replies["inprocess"][name], replies[label][name])
-            for label in ("grpc_unary", "grpc_stream")
+            replies["inprocess"][name].tobytes() == replies[label][name].tobytes()
+            for label in sessions
             for name in OUTPUTS
         )
     finally:
@@ -158,19 +171,24 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
             session.close()
         channel.close()
         client.close()
+        unix_client.close()
         server.stop(None)
+        unix_server.stop(None)
         echo_server.stop(None)
+        scratch.cleanup()
     med = {k: statistics.median(v) for k, v in wall.items()}
     out: dict[str, Any] = {
         "request_bytes": len(request), "reply_bytes": reply_size, "bitwise_equal": same,
         "seconds": med, "samples": wall,
     }  # fmt: skip
-    for label in ("grpc_unary", "grpc_stream"):
+    for label in ("grpc_unary", "grpc_stream", "grpc_unix", "shm"):
         overhead = med[label] - med["inprocess"]
         paired = statistics.median(framework[label]) - statistics.median(framework["inprocess"])
         out[label] = {
             "overhead": overhead, "overhead_paired": paired,
             "ratio_to_echo": overhead / med["echo"], "paired_ratio_to_echo": paired / med["echo"],
+            "ratio_to_memcpy": overhead / med["memcpy"],
+            "paired_ratio_to_memcpy": paired / med["memcpy"],
         }  # fmt: skip
     return out
 
@@ -214,9 +232,39 @@ def _phases(n: int, repeats: int) -> list[tuple[str, str, float]]:
     ]
     phases = [*before, *core, *after]
     try:
-        return [(side, name, _median(fn, repeats)) for side, name, fn in phases]
+        timed = [(side, name, _median(fn, repeats)) for side, name, fn in phases]
+        return timed + _shared_phases(inputs, reply, repeats)
     finally:
         manager.close(session.id, "bench")
+
+
+def _shared_phases(
+    inputs: dict[str, np.ndarray], reply: dict[str, np.ndarray], repeats: int
+) -> list[tuple[str, str, float]]:
+    """The co-located path's copies, each timed alone on a real segment (coupler.wire.shared,
+    coupler.client.shared) with the step's forcing and outputs."""
+    units = {k: validation.V.REGISTRY[k].units for k in inputs}
+    n = len(next(iter(reply.values())))
+    channel = SharedChannel("bench", tuple(reply), n)
+    segments = SharedSegments()
+    try:
+        request = channel.request(1, inputs, units)
+        step = segments.inputs("bench", request, "unix:")
+        placed = segments.reply("bench", step, reply, lambda _: "")  # maps it for the session
+        answer = W.pb_step_reply(placed)
+        pieces: list[tuple[str, str, Callable[[], Any]]] = [
+            ("client", "shm: write forcing into the segment",
+             lambda: channel.request(1, inputs, units)),
+            ("server", "shm: copy forcing out of the segment (checked layout)",
+             lambda: segments.inputs("bench", request, "unix:")),
+            ("server", "shm: write outputs into the segment",
+             lambda: segments.reply("bench", step, reply, lambda _: "")),
+            ("client", "shm: copy outputs out of the segment", lambda: channel.outputs(answer)),
+        ]  # fmt: skip
+        return [(side, name, _median(fn, repeats)) for side, name, fn in pieces]
+    finally:
+        segments.release("bench", unlink=False)
+        channel.close()
 
 
 def _per_cell(n: int) -> dict[str, Any]:

@@ -15,15 +15,19 @@ def markdown(p: dict[str, Any]) -> str:
         f"{p['cells']:,} cells (reference backend, grass, 1 member), 7 float32 forcing fields "
         f"in ({mb_in:.1f} MB serialized) and {len(p['outputs'])} float64 outputs out "
         f"({mb_out:.1f} MB), loopback, torch threads = {p['threads']}, median of {p['steps']} "
-        "steps after one warm-up, the columns interleaved step by step. `echo` is a raw-bytes "
-        "grpcio unary call carrying exactly the step's serialized request and a reply of the "
-        "step's reply size (no protobuf, no model); `memcpy` copies the same bytes once. "
-        f"Machine: {p['machine']}.",
+        "steps after one warm-up, the columns interleaved step by step. gRPC over TCP loopback, "
+        "and unary over a Unix-domain socket (`unix`); `shm` is the co-located path (the "
+        "arrays through a shared-memory segment, gRPC over TCP loopback carrying only control "
+        "messages). `echo` is a raw-bytes grpcio unary call carrying exactly the step's "
+        "serialized request and a reply of the step's reply size (no protobuf, no model); "
+        f"`memcpy` copies the same bytes once. Machine: {p['machine']}.",
         "",
-        "| in-process | gRPC unary | gRPC stream | echo | memcpy | replies bitwise equal |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| in-process | gRPC unary | gRPC stream | gRPC unix | shm | echo | memcpy "
+        "| replies bitwise equal |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
         f"| {s['inprocess']:.0f} ms | {s['grpc_unary']:.0f} ms | {s['grpc_stream']:.0f} ms | "
-        f"{s['echo']:.1f} ms | {s['memcpy']:.1f} ms | {'yes' if e['bitwise_equal'] else 'NO'} |",
+        f"{_ms(s, 'grpc_unix')} | {_ms(s, 'shm')} | {s['echo']:.1f} ms | {s['memcpy']:.1f} ms | "
+        f"{'yes' if e['bitwise_equal'] else 'NO'} |",
         "",
         "Overhead of the wire over the in-process step, against the echo of the same bytes "
         "(target ≤ 1.3×). *Paired*: per step, the wall time minus the validation and land time "
@@ -32,13 +36,28 @@ def markdown(p: dict[str, Any]) -> str:
         "| transport | gRPC − in-process [ms] | / echo | paired [ms] | paired / echo |",
         "|:---|---:|---:|---:|---:|",
     ]
-    for label in ("grpc_unary", "grpc_stream"):
+    for label in ("grpc_unary", "grpc_stream", "grpc_unix"):
+        if label not in e:
+            continue
         r = e[label]
         lines.append(
             f"| {label.removeprefix('grpc_')} | {1e3 * r['overhead']:.1f} | "
             f"{r['ratio_to_echo']:.2f}× | {1e3 * r['overhead_paired']:.1f} | "
             f"{r['paired_ratio_to_echo']:.2f}× |"
         )
+    if "shm" in e:
+        r = e["shm"]
+        lines += [
+            "",
+            "The co-located path's *exchange* (moving the forcing in and the outputs back: the "
+            "step's wall time minus the in-process step, paired as above) against a memcpy of "
+            "the same bytes (target ≤ 3×):",
+            "",
+            "| path | shm − in-process [ms] | / memcpy | paired exchange [ms] | paired / memcpy |",
+            "|:---|---:|---:|---:|---:|",
+            f"| shared memory | {1e3 * r['overhead']:.1f} | {r['ratio_to_memcpy']:.2f}× | "
+            f"{1e3 * r['overhead_paired']:.1f} | {r['paired_ratio_to_memcpy']:.2f}× |",
+        ]
     lines += [
         "",
         "Phases of the same step, each timed alone on the same data (median of "
@@ -68,3 +87,7 @@ def markdown(p: dict[str, Any]) -> str:
                 f"{1e6 * blocks / r['tiles']:.2f} | {whole / blocks:.2f}× |"
             )
     return "\n".join(lines)
+
+
+def _ms(seconds_ms: dict[str, float], label: str) -> str:
+    return f"{seconds_ms[label]:.0f} ms" if label in seconds_ms else "—"

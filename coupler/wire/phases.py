@@ -90,3 +90,9 @@ def decoded(fields: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What the server's decode hands the session: read-only views of the parsed bytes."""
     parsed = pb.StepRequest.FromString(request(fields).SerializeToString())
     return {f.name: F.decode(f) for f in parsed.fields}
+
+
+def pb_step_reply(shared_fields: list[pb.SharedField]) -> pb.StepReply:
+    """The StepReply of a co-located step whose outputs were written at ``shared_fields``."""
+    return pb.StepReply(session_id=SESSION_ID, index=1, time_rfc3339=WHEN,
+                        shared_fields=shared_fields)  # fmt: skip

@@ -73,6 +73,12 @@ def test_the_ratios_are_read_from_the_json_with_their_source_and_timestamp(tmp_p
     memcpy = rows[("bench-wire", "gRPC stream step − in-process step, ÷ memcpy of the same bytes")]
     assert memcpy.value == "2.00× paired, 4.00× unpaired (1,000 cells)"  # 0.1 / 0.05, 0.2 / 0.05
     assert rows[("bench-wire", f"{echo} ÷ memcpy of the same bytes")].value.startswith("4.00×")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    e = {**WIRE["end_to_end"], "shm": {"overhead": 0.1, "overhead_paired": 0.075}}
+    (newer / "bench-wire.json").write_text(json.dumps({**WIRE, "end_to_end": e}))
+    (shm,) = [r for r in summary.rows(newer) if r.what.startswith("co-located exchange")]
+    assert (shm.value, shm.target) == ("1.50× paired, 2.00× unpaired (1,000 cells)", "≤ 3×")
 
     load = {what: r for (section, what), r in rows.items() if section == "bench-load"}
     assert load["batched ÷ unbatched single-process server, steps/s (same run)"].value == (
@@ -101,8 +107,8 @@ def test_missing_unreadable_and_older_json_never_give_a_number(tmp_path) -> None
     (run,) = [r for r in rows if r.section == "bench-run"]
     assert run.value.startswith("not measured: not in this JSON (KeyError")
     assert run.source == "`out/bench-run.json`, no timestamp in the JSON"
-    (colocated,) = [r for r in rows if r.section == "co-located path"]
-    assert colocated.value.startswith("not built")
+    (colocated,) = [r for r in rows if r.what.startswith("co-located exchange")]
+    assert colocated.value.startswith("not measured: not in this JSON (KeyError")  # older file
 
     empty = tmp_path / "empty"
     empty.mkdir()
