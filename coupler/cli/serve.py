@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the gRPC coupling service until SIGTERM/SIGINT (then checkpoint every "
         "open session that has a checkpoint_url and exit).",
     )
-    p.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT (port 0 = any free)")
+    p.add_argument(
+        "--address", default="127.0.0.1:50051",
+        help="HOST:PORT (port 0 = any free), or unix:PATH (a Unix-domain socket)",
+    )  # fmt: skip
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM); enables TLS")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     p.add_argument("--client-ca", type=Path, help="CA of client certificates: mutual TLS")
@@ -138,13 +141,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = start_service(args.address, config)
         host = args.address.rsplit(":", 1)[0]
-        print(f"listening on {host}:{service.port}", flush=True)
+        unix = args.address.startswith("unix")  # unix:PATH, unix-abstract:NAME: no port
+        bound = args.address if unix else f"{host}:{service.port}"
+        print(f"listening on {bound}", flush=True)
         if service.metrics_port is not None:
             print(f"metrics on {config.metrics_address}:{service.metrics_port}", flush=True)
         if service.health_port is not None:
             health_host = str(args.health_address).rsplit(":", 1)[0]
             print(f"health on {health_host}:{service.health_port}", flush=True)
-        log.warning("landcoupler serve: listening on %s:%d", host, service.port)
+        log.warning("landcoupler serve: listening on %s", bound)
         while not stop.wait(3600.0):
             pass
         urls = service.stop()

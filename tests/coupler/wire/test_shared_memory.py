@@ -34,7 +34,10 @@ N = N_CELLS
 
 
 def _segments() -> set[str]:
-    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith("landcoupler-")}
+    """The segments this process created (their names carry its pid; other processes on the
+    machine may have their own)."""
+    mine = f"landcoupler-{os.getpid()}-"
+    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(mine)}
 
 
 @pytest.fixture(autouse=True)
@@ -358,3 +361,26 @@ def test_a_shared_memory_session_records_what_a_network_session_records(
     a, b = shm.read(0, 5).fields, wire.read(0, 5).fields
     assert a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
     assert replay(urls["shm"]).bitwise_equal
+
+
+def test_a_serve_process_on_a_unix_socket_steps_a_client_process_through_shared_memory(
+    tmp_path: Path,
+) -> None:
+    from .test_serve import serve
+
+    socket = f"unix:{tmp_path}/serve.sock"
+    with serve(tmp_path, "unix", "--address", socket) as (proc, address):
+        assert address == socket
+        with (
+            CouplerClient(address, client_name="model") as client,
+            InProcessClient(owner="model") as local,
+        ):
+            shm = client.open_session(**open_kwargs(), shared_memory=True)
+            mem = local.open_session(**open_kwargs())
+            for k in range(4):
+                assert _same(shm.step(k, _f32(k)), mem.step(k, _f32(k)))
+            assert len(_segments()) == 1  # mapped by the server process, owned by this one
+            shm.close()
+            assert len(_segments()) == 0
+            proc.terminate()
+            assert proc.wait(30) == 0
