@@ -179,7 +179,7 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in wall.items()}
     out: dict[str, Any] = {
         "request_bytes": len(request), "reply_bytes": reply_size, "bitwise_equal": same,
-        "seconds": med, "samples": wall,
+        "seconds": med, "samples": wall, "framework_samples": framework,
     }  # fmt: skip
     for label in ("grpc_unary", "grpc_stream", "grpc_unix", "shm"):
         overhead = med[label] - med["inprocess"]

@@ -88,6 +88,14 @@ class SharedSegments:
             )  # fmt: skip
         shm = request.shared_memory
         segment = self._segment(session_id, shm.name, int(shm.size))
+        try:
+            return self._copy(segment, shm)
+        except BaseException:
+            if self._segments.get(session_id) is not segment:
+                segment.close()  # mapped for this request only
+            raise
+
+    def _copy(self, segment: Segment, shm: pb.SharedMemory) -> SharedStep:
         fields: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
         for msg in shm.fields:
@@ -173,9 +181,9 @@ class SharedSegments:
             if old is segment:
                 return
             self._segments[session_id] = segment
-            self._owners[segment.name] = session_id
             if old is not None:
                 self._owners.pop(old.name, None)
+            self._owners[segment.name] = session_id
         if old is not None:
             old.close()  # the client moved to a bigger segment; it unlinks its old one
 
