@@ -170,7 +170,7 @@ class Service:
         # what is left (replies being sent, health watches) gets the rest of the first half
         self.server.stop(max(0.0, deadline - time.monotonic())).wait()
         urls = self.manager.shutdown(checkpoint=checkpoint)
-        self.servicer.shared.close()  # unmapped; the clients unlink their segments
+        self.servicer.shared.close()  # the closed sessions' segments: unlinked, unmapped
         self.metrics.stop()
         if self.health_server is not None:  # answered NOT_SERVING until now
             self.health_server.stop(0).wait()

@@ -152,9 +152,10 @@ class SharedSegments:
             segment.close()
 
     def close(self) -> None:
-        """Unmap every segment (server shutdown; the clients own and unlink them)."""
+        """Server shutdown, after its sessions were closed: unlink and unmap every segment (a
+        session resumed elsewhere gets a new id and its client a new segment)."""
         for session_id in list(self._segments):
-            self.release(session_id, unlink=False)
+            self.release(session_id)
 
     def _segment(self, session_id: str, name: str, size: int) -> Segment:
         with self._lock:

@@ -382,5 +382,11 @@ def test_a_serve_process_on_a_unix_socket_steps_a_client_process_through_shared_
             assert len(_segments()) == 1  # mapped by the server process, owned by this one
             shm.close()
             assert len(_segments()) == 0
-            proc.terminate()
+            dying = client.open_session(**open_kwargs(), shared_memory=True)
+            dying.step(0, forcing(0))
+            dying._shared._finalizer.detach()  # as if this client were killed: no close
+            assert len(_segments()) == 1
+            proc.terminate()  # SIGTERM: the server closes its sessions, unlinks their segments
             assert proc.wait(30) == 0
+            assert len(_segments()) == 0
+            dying._shared.segment.close()
