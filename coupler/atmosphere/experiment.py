@@ -37,6 +37,7 @@ from coupler.atmosphere.runconfig import LUC, RunConfig
 from coupler.atmosphere.service_land import ServiceLand, SessionOptions
 from coupler.atmosphere.surface import BucketLand, LandSurface
 from coupler.client import Client, local_client
+from coupler.client.local import Transport
 
 
 @dataclass
@@ -140,8 +141,12 @@ def assimilation_options(config: RunConfig) -> dict[str, Any] | None:
 
 
 def open_client(transport: str) -> AbstractContextManager[Client]:
-    """A client of a fresh local service: gRPC on 127.0.0.1:0, or in-process."""
-    return local_client("inprocess" if transport == "inprocess" else "grpc", name="landcoupler-run")
+    """A client of a fresh local service: gRPC on 127.0.0.1:0 (``shm``: the step arrays through
+    shared memory, the co-located fast path), or in-process."""
+    chosen: Transport = (
+        "shm" if transport == "shm" else "inprocess" if transport == "inprocess" else "grpc"
+    )
+    return local_client(chosen, name="landcoupler-run")
 
 
 def run_experiment(

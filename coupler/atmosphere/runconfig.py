@@ -20,7 +20,7 @@ EXPERIMENTS = ("dynamic", "frozen")
 FORCING_DTYPES = ("float32", "float64")
 #: the experiment with land-use change (dynamic vegetation plus the scenario's land use)
 LUC = "luc"
-TRANSPORTS = ("grpc", "inprocess")
+TRANSPORTS = ("grpc", "shm", "inprocess")  # shm: gRPC, the arrays through shared memory
 AR6_BASELINE = (1995, 2014)
 AR6_FUTURE = (2081, 2100)
 

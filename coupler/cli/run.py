@@ -2,7 +2,8 @@
 
 The atmosphere (``coupler.atmosphere``) reaches the land only through the client API: by
 default it starts a local gRPC server on 127.0.0.1:0 and talks to it with ``CouplerClient``
-(``--transport inprocess`` uses the in-process transport instead). Writes, under ``--out``:
+(``--transport inprocess`` uses the in-process transport instead, ``--transport shm`` moves the
+step arrays through shared memory). Writes, under ``--out``:
 per-experiment diagnostics (Zarr), the Zarr record of the exchange (``--record``), summary
 tables (``summary.md``, ``summary.json``, CSVs) and PNG plots, and prints where they are.
 """
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--resolution", type=float, help="grid spacing, degrees (e.g. 10, 4, 2)")
     p.add_argument("--timestep", type=int, help="coupling step, s (divides a day; default 86400)")
     p.add_argument("--backend", help="land backend of the sessions (default reference)")
-    p.add_argument("--transport", choices=("grpc", "inprocess"))
+    p.add_argument("--transport", choices=("grpc", "shm", "inprocess"))
     p.add_argument("--members", type=int, help="land ensemble members per session")
     p.add_argument("--ranks", type=int, help="sessions (subdomains) per experiment")
     p.add_argument("--jobs", type=int, help="experiments run in parallel processes")

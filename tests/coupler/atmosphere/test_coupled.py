@@ -64,12 +64,14 @@ def test_grpc_and_in_process_give_bit_identical_land_outputs(
 ) -> None:
     grpc_replies, grpc_res, grpc_tas = _short_run(setup, "grpc", backend, timestep)
     local_replies, _local_res, local_tas = _short_run(setup, "inprocess", backend, timestep)
-    assert len(grpc_replies) == len(local_replies) == STEPS
-    for a, b in zip(grpc_replies, local_replies, strict=True):
-        assert a.keys() == b.keys()
+    shm_replies, _shm_res, shm_tas = _short_run(setup, "shm", backend, timestep)
+    assert len(grpc_replies) == len(local_replies) == len(shm_replies) == STEPS
+    for a, b, c in zip(grpc_replies, local_replies, shm_replies, strict=True):
+        assert a.keys() == b.keys() == c.keys()
         for name in a:
             assert np.array_equal(a[name], b[name]), name  # bit for bit
-    assert np.array_equal(grpc_tas, local_tas)
+            assert a[name].tobytes() == c[name].tobytes(), name
+    assert np.array_equal(grpc_tas, local_tas) and np.array_equal(grpc_tas, shm_tas)
     assert max(abs(r) for r in grpc_res) < ENERGY_RESIDUAL_BOUND
     assert np.isfinite(grpc_replies[-1]["hfls"]).all()
 
