@@ -69,7 +69,8 @@ class CouplerClient:
     owner on servers without auth. timeout: per-call deadline (s), None = none. retries /
     backoff: attempts and first delay (s) for UNAVAILABLE on steps. options: extra channel
     options, e.g. ``[("grpc.ssl_target_name_override", "localhost")]``. shared_memory: the
-    default of :meth:`open_session`'s option (a server on this node).
+    default of :meth:`open_session`'s option (a server on this node; sessions opened with
+    ``stream`` or ``codec`` step over the wire).
     """
 
     def __init__(
