@@ -318,11 +318,14 @@ class RemoteSession:
         promises registry units; the server checks what is stated. Resending the
         previous index returns the same reply without advancing."""
         if self._shared is not None:  # the arrays go through shared memory
-            shared = self._shared.request(index, fields, _stated(fields, units))
-            reply = self.client.call(self.client.steps.Step, shared, retry=True, timeout=timeout)
+            with self._shared.lock:
+                shared = self._shared.request(index, fields, _stated(fields, units))
+                call = self.client.steps.Step
+                reply = self.client.call(call, shared, retry=True, timeout=timeout)
+                out = self._shared.outputs(reply)
             self.last_time = reply.time_rfc3339
             self.next_index = max(self.next_index, int(index) + 1)
-            return self._shared.outputs(reply)
+            return out
         if self.stream:
             payload = sum(np.asarray(v).nbytes for v in fields.values())
             split = payload >= self.split_bytes and len(fields) > 1

@@ -11,6 +11,7 @@ when the session or the client closes, and, failing that, when the interpreter e
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,8 @@ class SharedChannel:
         self.segment: Segment | None = None
         #: where the outputs of the last request go in the segment
         self.reply_offset = 0
+        #: held from writing a step's forcing to copying its outputs (one step at a time)
+        self.lock = threading.RLock()
         self._finalizer: weakref.finalize | None = None
 
     def request(
@@ -93,8 +96,9 @@ class SharedChannel:
         return self.segment
 
     def close(self) -> None:
-        """Unlink and unmap the segment (idempotent)."""
-        if self._finalizer is not None:
-            self._finalizer()  # runs _drop once
-            self._finalizer = None
-        self.segment = None
+        """Unlink and unmap the segment (idempotent; waits for a step in flight)."""
+        with self.lock:
+            if self._finalizer is not None:
+                self._finalizer()  # runs _drop once
+                self._finalizer = None
+            self.segment = None
