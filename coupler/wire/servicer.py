@@ -36,7 +36,7 @@ from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import spec_proto
+from coupler.wire import route, spec_proto
 from coupler.wire.interceptors import Authenticator
 from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
@@ -153,11 +153,12 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> Any:
         owner = self._auth.principal(context)
+        elsewhere = route.elsewhere(context.invocation_metadata())
         if request.resume_from:
-            session = self._manager.resume(request.resume_from, owner)
+            session = self._manager.resume(request.resume_from, owner, elsewhere)
         else:
             session = self._manager.open(
-                spec_proto.from_request(request, self._max_field_bytes), owner
+                spec_proto.from_request(request, self._max_field_bytes), owner, elsewhere
             )
         return _opened(session)
 
