@@ -359,6 +359,7 @@ class _Stream:
                 with self._cond:
                     self._pending += 1
                 self.order.put((current, session))
+            self.close()  # the client half-closed: so do we, towards every worker
             self.order.put(_END)
         except grpc.RpcError:  # the client went away
             self.order.put(_END)
@@ -366,7 +367,10 @@ class _Stream:
             self.order.put(exc)
 
     def close(self) -> None:
+        """Half-close every worker stream (once)."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
             subs = list(self._subs.values())
             self._cond.notify_all()
