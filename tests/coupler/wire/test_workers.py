@@ -19,10 +19,10 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.client import CouplerClient, CouplerRpcError, InProcessClient
 from coupler.core.config import Limits
 from coupler.metrics import ServiceMetrics
+from coupler.spec import SessionSpec
 from coupler.wire import spec_proto
 from coupler.wire.front import Front, start_front
 from coupler.wire.server import ServerConfig, Service, start_service
-from coupler.spec import SessionSpec
 
 from .conftest import forcing, grid, open_kwargs
 from .test_server import MALFORMED, _exchange, _fields
@@ -106,37 +106,37 @@ def _refusal(call: Callable[[], Any]) -> tuple[Code, str | None, str | None, str
     return err.code(), err.field, err.rule, err.details()
 
 
+def _malformed(client: CouplerClient, stream: bool, reference: list[dict[str, bytes]]) -> list:
+    """Every malformed step of test_server's table, refused; the session unchanged after each."""
+    refusals = []
+    with client.open_session(**open_kwargs()) as s:
+        assert _bytes(s.step(0, forcing(0))) == reference[0]
+        for k, case in enumerate(sorted(MALFORMED)):
+            corrupt = MALFORMED[case][0]
+            step = pb.StepRequest(session_id=s.id, index=k + 1, fields=corrupt(_fields(k + 1)))
+            if stream:
+                head = pb.StepRequest(session_id=s.id, index=k + 1,
+                                      trailing_fields=len(step.fields))  # fmt: skip
+                frames = [pb.ExchangeRequest(step=head)]
+                frames += [pb.ExchangeRequest(field=f) for f in step.fields]
+                refusals.append(_refusal(lambda: _exchange(client, frames)))  # noqa: B023
+            else:
+                refusals.append(_refusal(lambda: client.call(client.stub.Step, step)))  # noqa: B023
+            # nothing changed: the retry of the last step, then the step itself
+            assert _bytes(s.step(k, forcing(k))) == reference[k]
+            assert _bytes(s.step(k + 1, forcing(k + 1))) == reference[k + 1]
+    return refusals
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 def test_malformed_steps_are_refused_as_by_one_process_and_change_nothing(
-    clients: tuple[CouplerClient, CouplerClient],
+    clients: tuple[CouplerClient, CouplerClient], stream: bool
 ) -> None:
     with InProcessClient() as local, local.open_session(**open_kwargs()) as s_local:
         reference = [_bytes(s_local.step(i, forcing(i))) for i in range(len(MALFORMED) + 1)]
-    for stream in (False, True):
-        got = []
-        for client in clients:
-            with client.open_session(**open_kwargs()) as s:
-                assert _bytes(s.step(0, forcing(0))) == reference[0]
-                refusals = []
-                for k, case in enumerate(sorted(MALFORMED)):
-                    corrupt, _field, _rule = MALFORMED[case]
-                    step = pb.StepRequest(session_id=s.id, index=k + 1,
-                                          fields=corrupt(_fields(k + 1)))  # fmt: skip
-                    if stream:
-                        head = pb.StepRequest(session_id=s.id, index=k + 1,
-                                              trailing_fields=len(step.fields))  # fmt: skip
-                        frames = [pb.ExchangeRequest(step=head)]
-                        frames += [pb.ExchangeRequest(field=f) for f in step.fields]
-                        refusals.append(_refusal(lambda fr=frames: _exchange(client, fr)))
-                    else:
-                        refusals.append(
-                            _refusal(lambda r=step: client.call(client.stub.Step, r))
-                        )
-                    # nothing changed: the retry of the last step, then the step itself
-                    assert _bytes(s.step(k, forcing(k))) == reference[k]
-                    assert _bytes(s.step(k + 1, forcing(k + 1))) == reference[k + 1]
-                got.append(refusals)
-        assert got[0] == got[1]
-        assert {r[0] for r in got[0]} == {Code.INVALID_ARGUMENT}
+    multi, one = (_malformed(client, stream, reference) for client in clients)
+    assert multi == one
+    assert {r[0] for r in multi} == {Code.INVALID_ARGUMENT}
 
 
 def _anonymous(refusal: Any, session_id: str) -> Any:
@@ -145,69 +145,77 @@ def _anonymous(refusal: Any, session_id: str) -> Any:
     return (*refusal[:3], refusal[3].replace(session_id, "<session>"))
 
 
+def _others(client: CouplerClient, port: int) -> list:
+    out: list[Any] = []
+    with _client(port, "bob") as bob, client.open_session(**open_kwargs()) as s:
+        s.step(0, forcing(0))
+        nobody = pb.StepRequest(session_id="no-such-session", index=0)
+        bad_open = spec_proto.to_request(SessionSpec.of(**open_kwargs()))
+        bad_open.timestep = 7
+        calls = [
+            lambda: s.step(3, forcing(3)),  # step_order
+            lambda: client.call(client.stub.Step, nobody),
+            lambda: bob.call(bob.stub.Checkpoint, pb.CheckpointRequest(session_id=s.id)),
+            lambda: bob.call(bob.stub.CloseSession, pb.CloseSessionRequest(session_id=s.id)),
+            lambda: client.call(client.stub.OpenSession, bad_open),
+            lambda: s.assimilate("lai", [1.0], [0.1], [40.0], [-100.0], ["2001-06-01T00:00:00Z"]),
+        ]
+        out += [_refusal(call) for call in calls]
+        with CouplerClient(f"127.0.0.1:{port}", token="wrong", retries=0) as stranger:
+            out.append(_refusal(stranger.describe))
+        # the session limit over the whole server (both workers)
+        extra = []
+        try:
+            while True:
+                extra.append(client.open_session(**open_kwargs()))
+        except CouplerRpcError as exc:
+            out.append((exc.code(), exc.field, exc.rule, exc.details()))
+        out.append(len(extra))
+        for e in extra:
+            e.close()
+        assert s.step(1, forcing(1)).keys() == set(open_kwargs()["outputs"])
+        return [_anonymous(r, s.id) for r in out]
+
+
 def test_other_refusals_are_the_single_servers(
     clients: tuple[CouplerClient, CouplerClient], front: Front, single: Service
 ) -> None:
-    results = []
-    for client, port in zip(clients, (front.port, single.port), strict=True):
-        out = []
-        with _client(port, "bob") as bob, client.open_session(**open_kwargs()) as s:
-            s.step(0, forcing(0))
-            out.append(_refusal(lambda: s.step(3, forcing(3))))  # step_order
-            out.append(_refusal(lambda: client.call(
-                client.stub.Step, pb.StepRequest(session_id="no-such-session", index=0))))  # fmt: skip
-            out.append(_refusal(lambda: bob.call(
-                bob.stub.Checkpoint, pb.CheckpointRequest(session_id=s.id))))  # fmt: skip
-            out.append(_refusal(lambda: bob.call(
-                bob.stub.CloseSession, pb.CloseSessionRequest(session_id=s.id))))  # fmt: skip
-            request = spec_proto.to_request(SessionSpec.of(**open_kwargs()))
-            request.timestep = 7
-            out.append(_refusal(lambda: client.call(client.stub.OpenSession, request)))
-            out.append(_refusal(lambda: s.assimilate("lai", [1.0], [0.1], [40.0], [-100.0],
-                                                    ["2001-06-01T00:00:00Z"])))  # fmt: skip
-            with CouplerClient(f"127.0.0.1:{port}", token="wrong", retries=0) as stranger:
-                out.append(_refusal(stranger.describe))
-            # the session limit over the whole server (both workers)
-            extra = []
-            try:
-                while True:
-                    extra.append(client.open_session(**open_kwargs()))
-            except CouplerRpcError as exc:
-                out.append((exc.code(), exc.field, exc.rule, exc.details()))
-            out.append(len(extra))  # type: ignore[arg-type]
-            for e in extra:
-                e.close()
-            assert s.step(1, forcing(1)).keys() == set(open_kwargs()["outputs"])
-        results.append([_anonymous(r, s.id) for r in out])
-    assert results[0] == results[1]
-    codes = [r[0] for r in results[0][:-1]]  # type: ignore[index]
-    assert codes == [Code.FAILED_PRECONDITION, Code.NOT_FOUND, Code.PERMISSION_DENIED,
-                     Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION,
-                     Code.UNAUTHENTICATED, Code.RESOURCE_EXHAUSTED]  # fmt: skip
-    assert results[0][-1] == MAX_SESSIONS - 1
+    multi, one = (
+        _others(client, port)
+        for client, port in zip(clients, (front.port, single.port), strict=True)
+    )
+    assert multi == one
+    assert [r[0] for r in multi[:-1]] == [
+        Code.FAILED_PRECONDITION, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.PERMISSION_DENIED,
+        Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNAUTHENTICATED,
+        Code.RESOURCE_EXHAUSTED,
+    ]  # fmt: skip
+    assert multi[-1] == MAX_SESSIONS - 1
+
+
+def _framing(client: CouplerClient) -> list:
+    with client.open_session(**open_kwargs()) as s:
+        fields = _fields(0)
+        streams = [
+            [pb.ExchangeRequest(field=fields[0])],
+            [pb.ExchangeRequest()],
+            [pb.ExchangeRequest(step=pb.StepRequest(session_id=s.id, index=0,
+                                                    trailing_fields=len(fields) + 1)),
+             *[pb.ExchangeRequest(field=f) for f in fields]],
+            [pb.ExchangeRequest(step=pb.StepRequest(session_id=s.id, trailing_fields=10**6))],
+            [pb.ExchangeRequest(step=pb.StepRequest(session_id="nope", index=0))],
+        ]  # fmt: skip
+        return [
+            _anonymous(_refusal(lambda: _exchange(client, frames)), s.id)  # noqa: B023
+            for frames in streams
+        ]
 
 
 def test_stream_framing_refusals_are_the_single_servers(
     clients: tuple[CouplerClient, CouplerClient],
 ) -> None:
-    got = []
-    for client in clients:
-        with client.open_session(**open_kwargs()) as s:
-            fields = _fields(0)
-            streams = [
-                [pb.ExchangeRequest(field=fields[0])],
-                [pb.ExchangeRequest()],
-                [pb.ExchangeRequest(step=pb.StepRequest(session_id=s.id, index=0,
-                                                        trailing_fields=len(fields) + 1)),
-                 *[pb.ExchangeRequest(field=f) for f in fields]],
-                [pb.ExchangeRequest(step=pb.StepRequest(session_id=s.id, trailing_fields=10**6))],
-                [pb.ExchangeRequest(step=pb.StepRequest(session_id="nope", index=0))],
-            ]  # fmt: skip
-            got.append([
-                _anonymous(_refusal(lambda f=frames: _exchange(client, f)), s.id)
-                for frames in streams
-            ])  # fmt: skip
-    assert got[0] == got[1]
+    multi, one = (_framing(client) for client in clients)
+    assert multi == one
 
 
 def test_one_stream_over_sessions_on_both_workers(front: Front, clients: Any) -> None:
