@@ -13,6 +13,7 @@ by themselves — no orphans.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+
+import coupler
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +103,17 @@ class WorkerPool:
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="landcoupler-workers-"))  # mode 0700
         self.workers: list[Worker] = []
+        # the workers run the front's own code (a source tree, or whatever is installed)
+        root = str(Path(coupler.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
         try:
             for i in range(n):
                 address = f"unix:{self._dir / f'w{i}.sock'}"
                 proc = subprocess.Popen(
                     [sys.executable, "-c", LAUNCH, "serve", "--address", address,
                      "--exit-with-stdin", *serve_args],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                     start_new_session=True,
                 )  # fmt: skip
                 self.workers.append(Worker(i, address, proc))
