@@ -174,7 +174,9 @@ class Forwarder:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         trailing = tuple(exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else ()
         from_worker = any(item[0] == status.REQUEST_ID_KEY for item in trailing)
-        if not from_worker:  # not the worker's own status: the connection (or the process) broke
+        broken = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
+                  grpc.StatusCode.INTERNAL)  # fmt: skip
+        if not from_worker and code in broken:  # the connection (or the process) broke
             how = worker.exit_description(wait=2.0)
             if how is not None:
                 raise lost(worker, how, session)
