@@ -162,11 +162,24 @@ def run(args: argparse.Namespace) -> int:
         for url in urls:
             print(f"checkpoint {url}", flush=True)
         log.warning("stopped; %d session checkpoint(s) written", len(urls))
+        if args.exit_with_stdin and args.address.startswith("unix:"):
+            _remove_socket_dir(args.address.removeprefix("unix:"))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     sys.stdout.flush()
     return 0
+
+
+def _remove_socket_dir(path: str) -> None:
+    """A worker whose front is gone: remove its socket and, once the last worker has, the
+    front's private socket folder (best effort; the front removes it when it ends cleanly)."""
+    socket_path = Path(path)
+    for remove in (socket_path.unlink, socket_path.parent.rmdir):
+        try:
+            remove()
+        except OSError:
+            pass
 
 
 def _bound(address: str, port: int) -> str:

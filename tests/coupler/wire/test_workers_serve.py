@@ -7,6 +7,7 @@ orphans: they see their stdin close, checkpoint and exit)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _socket(pid: int) -> Path:
+    """The Unix socket a worker listens on (from its command line)."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return Path(args[args.index(b"--address") + 1].decode().removeprefix("unix:"))
 
 
 def _all_gone(pids: list[int], timeout: float) -> bool:
@@ -87,10 +94,13 @@ def test_sigterm_checkpoints_every_workers_sessions(tmp_path: Path) -> None:
             for i in range(3):
                 for s, n, ref in zip(sessions, sizes, reference, strict=True):
                     assert s.step(i, forcing(i, n))["hfls"].tobytes() == ref[i]["hfls"].tobytes()
+            sockets = [_socket(pid) for pid in pids]
+            assert sockets[0].parent == sockets[1].parent and sockets[0].is_socket()
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
         assert _all_gone(pids, 30.0)
+        assert not sockets[0].parent.exists()  # the front removed its socket folder
     urls = sorted(line.split()[1] for line in out.splitlines() if line.startswith("checkpoint "))
     assert urls == sorted(f"{tmp_path / 'ckpt'}/{s.id}.ckpt" for s in sessions)
     with InProcessClient() as local:
@@ -113,6 +123,7 @@ def test_a_dead_worker_is_unavailable_and_a_dead_front_takes_its_workers(tmp_pat
             ]
             for s in sessions:
                 s.step(0, forcing(0))
+            sockets = [_socket(pid) for pid in pids]
             os.kill(pids[0], signal.SIGKILL)
             assert _all_gone(pids[:1], 30.0)
             lost, alive = [], []
@@ -136,6 +147,9 @@ def test_a_dead_worker_is_unavailable_and_a_dead_front_takes_its_workers(tmp_pat
         proc.kill()  # the front dies without a word: the worker ends by itself
         proc.wait(30)
         assert _all_gone(pids, 60.0), "a worker outlived its front"
+        # the surviving worker removed its socket; the killed one could not
+        assert not sockets[1].exists() and sockets[0].exists()
+        shutil.rmtree(sockets[0].parent)
     # it drained as on SIGTERM: its sessions with a checkpoint_url were checkpointed
     for s in alive:
         assert (tmp_path / f"{s.id}.ckpt").is_file()
