@@ -197,6 +197,10 @@ def _stop_at_eof(stop: threading.Event) -> None:
     except OSError:
         pass
     log.warning("stdin closed: the front process ended; shutting down")
+    # nobody reads our stdout any more: the checkpoint lines must not fail on a broken pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
     stop.set()
 
 

@@ -149,6 +149,7 @@ def test_a_dead_worker_is_unavailable_and_a_dead_front_takes_its_workers(tmp_pat
         assert _all_gone(pids, 60.0), "a worker outlived its front"
         # the surviving worker removed its socket; the killed one could not
         assert not sockets[1].exists() and sockets[0].exists()
+        assert "Traceback" not in (tmp_path / "serve.log").read_text()
         shutil.rmtree(sockets[0].parent)
     # it drained as on SIGTERM: its sessions with a checkpoint_url were checkpointed
     for s in alive:
