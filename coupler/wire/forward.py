@@ -99,6 +99,11 @@ class Router:
         with self._lock:
             return self._where.get(session_id)
 
+    def loads(self) -> list[int]:
+        """Sessions and opens in flight, per worker."""
+        with self._lock:
+            return list(self._load)
+
     def sessions(self) -> int:
         """Sessions on live workers."""
         with self._lock:
@@ -232,28 +237,22 @@ class Forwarder:
             reply = self._call(
                 worker, "OpenSession", request, context, "", (route.ELSEWHERE_KEY, str(elsewhere))
             )
-        except BaseException:
-            self._router.release(worker)
-            raise
-        session = route.session_id(reply)
-        holder = self._router.worker_of(session)
-        if holder is not None and holder is not worker and holder.alive:
-            # a resumed session whose id is open on another worker: a single server would have
-            # given it a fresh id, and so does that worker
-            close = pb.CloseSessionRequest(session_id=session).SerializeToString()
-            self._call(worker, "CloseSession", close, context)
-            self._router.release(worker)
-            worker = holder
-            self._router.reserve_on(worker)
-            try:
-                reply = self._call(worker, "OpenSession", request, context)
-            except BaseException:
-                self._router.release(worker)
-                raise
             session = route.session_id(reply)
-        self._router.release(worker)
-        self._router.opened(session, worker)
-        return reply
+            holder = self._router.worker_of(session)
+            if holder is not None and holder is not worker and holder.alive:
+                # a resumed session whose id is open on another worker: a single server would
+                # have given it a fresh id, and so does that worker
+                close = pb.CloseSessionRequest(session_id=session).SerializeToString()
+                self._call(worker, "CloseSession", close, context)
+                self._router.release(worker)
+                worker = holder
+                self._router.reserve_on(worker)
+                reply = self._call(worker, "OpenSession", request, context)
+                session = route.session_id(reply)
+            self._router.opened(session, worker)
+            return reply
+        finally:
+            self._router.release(worker)
 
     # ---- Exchange --------------------------------------------------------------------------
     def Exchange(

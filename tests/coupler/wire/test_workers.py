@@ -44,6 +44,8 @@ def front() -> Iterator[Front]:
     running = start_front("127.0.0.1:0", _config(workers=2))
     try:
         yield running
+        # every test closed its sessions: nothing is left counted on any worker
+        assert running.router.sessions() == 0 and running.router.loads() == [0, 0]
     finally:
         running.stop(5.0)
         # no orphans: every worker process has ended and been reaped
