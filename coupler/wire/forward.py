@@ -11,8 +11,8 @@ server knows about itself as a whole:
   fewest sessions; the reply's session id is mapped to that worker. A call naming an unknown
   id goes to any worker, which refuses it exactly as a single server does (NOT_FOUND).
 - **The caller**: the front authenticates (tokens, mutual TLS) and forwards the principal as
-  ``x-landcoupler-client`` (workers run without auth on a private socket), with the call's
-  ``x-request-id`` and deadline. Refusals come back with the worker's code, message and
+  ``x-landcoupler-client-bin`` (UTF-8; workers run without auth on a private socket), with
+  the call's ``x-request-id`` and deadline. Refusals come back with the worker's code, message and
   trailing metadata (field, rule, request id), unchanged.
 - **The session limit** over all workers: OpenSession carries how many sessions the other
   workers hold (``route.ELSEWHERE_KEY``), so the worker's manager refuses in its usual order.
@@ -155,8 +155,11 @@ class Forwarder:
     # ---- plumbing --------------------------------------------------------------------------
     def _metadata(
         self, context: grpc.ServicerContext, *extra: tuple[str, str]
-    ) -> tuple[tuple[str, str], ...]:
-        md = [(status.CLIENT_KEY, self._auth.principal(context)), *extra]
+    ) -> tuple[tuple[str, str | bytes], ...]:
+        md: list[tuple[str, str | bytes]] = [
+            (status.CLIENT_BIN_KEY, self._auth.principal(context).encode()),
+            *extra,
+        ]
         request_id = current_request_id()
         if request_id:
             md.append((status.REQUEST_ID_KEY, request_id))

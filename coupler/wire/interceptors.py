@@ -122,7 +122,8 @@ class Authenticator:
                     "no client certificate subject", field="client_certificate", rule="mtls"
                 )
             return "cn:" + cn[0].decode(errors="replace")
-        return _get(metadata, status.CLIENT_KEY) or "anonymous"
+        named = _get(metadata, status.CLIENT_BIN_KEY) or _get(metadata, status.CLIENT_KEY)
+        return named or "anonymous"
 
 
 def _get(metadata: Sequence[Any] | None, key: str) -> str | None:

@@ -28,6 +28,9 @@ RULE_KEY = "landcoupler-rule"
 REQUEST_ID_KEY = "x-request-id"
 #: metadata naming the caller on servers without authentication (the session owner)
 CLIENT_KEY = "x-landcoupler-client"
+#: the same, UTF-8 bytes (a front forwards its caller's principal so: a certificate subject
+#: need not be ASCII); read before CLIENT_KEY
+CLIENT_BIN_KEY = "x-landcoupler-client-bin"
 
 
 class DeadlineExceeded(errors.CouplerError):

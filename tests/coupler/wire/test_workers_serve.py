@@ -20,7 +20,10 @@ import grpc
 import numpy as np
 import pytest
 
+from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.client import CouplerClient, CouplerRpcError, InProcessClient
+from coupler.spec import SessionSpec
+from coupler.wire import spec_proto
 
 from .conftest import forcing, grid, open_kwargs
 
@@ -80,6 +83,19 @@ def serve_workers(tmp: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
         log.close()
 
 
+def _owner_in_utf8(client: CouplerClient) -> None:
+    """A caller named in UTF-8 (``x-landcoupler-client-bin``) owns its session through the
+    front; another name is refused."""
+    name = (("x-landcoupler-client-bin", "Jürgen Ø".encode()),)
+    request = spec_proto.to_request(SessionSpec.of(**open_kwargs()))
+    opened = client.stub.OpenSession(request, metadata=name, timeout=60)
+    close = pb.CloseSessionRequest(session_id=opened.session_id)
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.CloseSession(close, metadata=client.metadata, timeout=60)
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    client.stub.CloseSession(close, metadata=name, timeout=60)
+
+
 def test_sigterm_checkpoints_every_workers_sessions(tmp_path: Path) -> None:
     sizes = (5, 6, 7, 8)
     kws = [open_kwargs(**grid(n), checkpoint_url=str(tmp_path / "ckpt")) for n in sizes]
@@ -94,6 +110,7 @@ def test_sigterm_checkpoints_every_workers_sessions(tmp_path: Path) -> None:
             for i in range(3):
                 for s, n, ref in zip(sessions, sizes, reference, strict=True):
                     assert s.step(i, forcing(i, n))["hfls"].tobytes() == ref[i]["hfls"].tobytes()
+            _owner_in_utf8(client)
             sockets = [_socket(pid) for pid in pids]
             assert sockets[0].parent == sockets[1].parent and sockets[0].is_socket()
             proc.send_signal(signal.SIGTERM)
