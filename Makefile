@@ -132,8 +132,9 @@ clients:
 	cmake -S clients -B $(CLIENT_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(CLIENT_BUILD) -j 2
 
+## CLIENT_TEST_FLAGS="--workers 2": the same suite against `serve --workers 2` (front + workers).
 test-clients: clients $(STAMP)
-	$(PY) clients/test/run_tests.py --build $(CLIENT_BUILD)
+	$(PY) clients/test/run_tests.py --build $(CLIENT_BUILD) $(CLIENT_TEST_FLAGS)
 
 ## C client vs Python client vs a bare gRPC echo (grpc++ and grpcio) of the same bytes, 16 k and
 ## 311 k cells, float32/float64 (clients/bench/bench_clients.py); ratios, one run.

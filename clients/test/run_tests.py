@@ -58,13 +58,20 @@ def write_inputs(out: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lat, lon, forcing
 
 
+#: Environment variable: every server these tests start runs ``--workers N`` (the clients
+#: against a front and N worker processes); set by ``--workers``, read by every module's copy
+WORKERS_ENV = "LANDCOUPLER_CLIENT_TEST_WORKERS"
+
+
 def start_server(
     port: int, log: Path, extra: list[str] | None = None, env_extra: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
+    workers = os.environ.get(WORKERS_ENV, "1")
+    flags = ["--workers", workers] if workers != "1" else []
     cmd = [sys.executable, "-c",
            "import sys; from coupler.cli import main; sys.exit(main(sys.argv[1:]))",
-           "serve", "--address", f"127.0.0.1:{port}", *(extra or [])]  # fmt: skip
+           "serve", "--address", f"127.0.0.1:{port}", *flags, *(extra or [])]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -218,7 +225,14 @@ def read_errors(path: Path) -> dict[str, tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", type=Path, default=ROOT / "build/clients")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve every test server with --workers N (a front + N workers)",
+    )
     args = p.parse_args(argv)
+    os.environ[WORKERS_ENV] = str(args.workers)
     build = args.build.resolve()
     work = build / "test-run"
     shutil.rmtree(work, ignore_errors=True)

@@ -10,7 +10,9 @@ order, then resends the last index, which only a session at exactly N accepts; t
 
 - ``today``: ``landcoupler serve`` as it was (no batch window, torch's default threads);
 - ``unbatched``: the same with ``--torch-threads 1``;
-- ``batched``: ``--batch-window-ms W --torch-threads 1``.
+- ``batched``: ``--batch-window-ms W --torch-threads 1``;
+- ``workers``: the same with ``--workers N`` (a front process forwarding to N worker
+  processes; the server's CPU, memory and context switches are those of all N + 1).
 
 Plus the floor: a raw-bytes gRPC echo server process with the same threads and message sizes,
 and the per-step costs measured in-process (session step, backend alone and joined). The first
@@ -152,8 +154,10 @@ def run_server(
     with load_server.serve(full, logs / f"load-{name}.log") as server:
         rss_start = server.rss_mib()
         cpu0, sys0, ctx0 = server.cpu_seconds(), server.system_seconds(), server.context_switches()
+        front0 = server.cpu_seconds(front_only=True)
         res = drive(server.address, sessions, steps, cells, threads, stream, banks)
         cpu = server.cpu_seconds() - cpu0
+        front = server.cpu_seconds(front_only=True) - front0
         sys_s, ctx = server.system_seconds() - sys0, server.context_switches() - ctx0
         rss_end, peak = server.rss_mib(), server.peak_rss_mib()
         m = server.metrics()
@@ -174,6 +178,9 @@ def run_server(
         # retries other than the final resends (each answered from the stored reply)
         "server_retries": m.get("landcoupler_step_retries_total", 0.0) - res["resends"],
         "server_cpu_s": cpu, "server_cpu_ms_per_step": 1e3 * cpu / max(1, res["steps_done"]),
+        "processes": len(server.pids),
+        "front_cpu_ms_per_step": (1e3 * front / max(1, res["steps_done"])
+                                  if server.workers else None),
         "server_sys_ms_per_step": 1e3 * sys_s / max(1, res["steps_done"]),
         "server_switches_per_step": ctx / max(1, res["steps_done"]),
         "client_cpu_ms_per_step": 1e3 * res["client_cpu_s"] / max(1, res["steps_done"]),
@@ -225,7 +232,7 @@ def step_costs(cells: int, join: int, banks: list[Bank], repeat: int = 50) -> di
 def run(
     sessions: int = 100, steps: int = 1000, cells: int = 64, threads: int = 16,
     window_ms: float = 2.0, today_steps: int = 20, unbatched_steps: int = 100,
-    stream: bool = False, echo_calls: int = 200,
+    stream: bool = False, echo_calls: int = 200, workers: int = 2,
 ) -> dict[str, Any]:  # fmt: skip
     """See the module docstring."""
     previous = torch.get_num_threads()
@@ -245,6 +252,9 @@ def run(
             ("unbatched", ["--batch-window-ms", "0", *one], unbatched_steps),
             ("batched", ["--batch-window-ms", str(window_ms), *one], steps),
         ]
+        if workers > 1:
+            plan.append(("workers", ["--batch-window-ms", str(window_ms), *one,
+                                     "--workers", str(workers)], steps))  # fmt: skip
         runs = [
             run_server(name, args, sessions, n, cells, threads, stream, banks, want, logs)
             for name, args, n in plan
@@ -259,9 +269,11 @@ def run(
         f"batched/{base}": by["batched"]["steps_per_s"] / by[base]["steps_per_s"]
         for base in ("today", "unbatched") if base in by and "batched" in by
     }  # fmt: skip
+    if "workers" in by and "batched" in by:
+        ratios["workers/batched"] = by["workers"]["steps_per_s"] / by["batched"]["steps_per_s"]
     return {
         "benchmark": "load", "sessions": sessions, "cells": cells, "threads": threads,
-        "window_ms": window_ms, "transport": "stream" if stream else "unary",
+        "window_ms": window_ms, "transport": "stream" if stream else "unary", "workers": workers,
         "runs": runs, "ratios": ratios, "step_costs": costs, "echo": echo,
         "reference_s": reference_s, "issue_baseline_steps_per_s": 42.0,
     }  # fmt: skip

@@ -8,18 +8,28 @@ LABELS = {
     "today": "today: no batching, torch default threads",
     "unbatched": "no batching, `--torch-threads 1`",
     "batched": "batched, `--torch-threads 1`",
+    "workers": "batched, `--torch-threads 1`, `--workers {workers}` (front + {workers} worker "
+    "processes)",
 }
 
 
 def markdown(p: dict[str, Any]) -> str:
     runs, costs, echo = p["runs"], p["step_costs"], p["echo"]
+    full = p["sessions"] >= 100 and max(r["steps"] for r in runs) >= 1000
+    heading = (
+        "## Many ranks at once (`make bench-load`)"
+        if full
+        else f"### A short run: {p['sessions']} sessions, at most "
+        f"{max(r['steps'] for r in runs)} steps each (`make bench-load LOAD_FLAGS=...`)"
+    )
     lines = [
-        "## Many ranks at once (`make bench-load`)",
+        heading,
         "",
         f"{p['sessions']} sessions × {p['cells']} cells (reference backend, hourly steps, 7 "
         f"float64 forcing fields in, 8 outputs back) driven by {p['threads']} client threads "
         f"(Python client, {p['transport']} `Step`, one channel per thread) in the benchmark "
-        "process against one `landcoupler serve` process on loopback. Every reply is compared "
+        "process against a `landcoupler serve` process on loopback (the workers row: a front "
+        "process and its worker processes). Every reply is compared "
         "bitwise with an in-process run of the same session (no gRPC, no batching); lost or "
         "doubled steps are checked on both sides (each session's last index resent: accepted "
         "only at exactly N; the server's `landcoupler_steps_total` = sessions × steps). "
@@ -34,7 +44,8 @@ def markdown(p: dict[str, Any]) -> str:
     for r in runs:
         batch = r["mean_batch_sessions"]
         lines.append(
-            f"| {LABELS.get(r['name'], r['name'])} | {r['steps']:,} | {r['steps_done']:,} | "
+            f"| {LABELS.get(r['name'], r['name']).format(workers=p.get('workers', '?'))} | "
+            f"{r['steps']:,} | {r['steps_done']:,} | "
             f"{r['steps_per_s']:.1f} | {r['errors']} | {r['mismatched_replies']} | "
             f"{r['server_steps']:,.0f} | {r['rss_start_mib']:.0f} → {r['rss_end_mib']:.0f} "
             f"({r['rss_peak_mib']:.0f}) | {r['server_cpu_ms_per_step']:.2f} "
@@ -46,6 +57,13 @@ def markdown(p: dict[str, Any]) -> str:
     issue = p["issue_baseline_steps_per_s"]
     batched = next((r for r in runs if r["name"] == "batched"), None)
     lines += ["", f"Ratios in this run: {ratios}."]
+    multi = next((r for r in runs if r["name"] == "workers"), None)
+    if multi is not None and multi.get("front_cpu_ms_per_step") is not None:
+        lines[-1] += (
+            f" With workers, the server's CPU per step ({multi['server_cpu_ms_per_step']:.2f} ms, "
+            f"{multi['processes']} processes) includes the front's "
+            f"{multi['front_cpu_ms_per_step']:.2f} ms (forwarding the bytes)."
+        )
     if batched is not None:
         lines[-1] += (
             f" Against the issue's {issue:g} steps/s: {batched['steps_per_s'] / issue:.1f}× "
@@ -77,6 +95,7 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         f"The echo floor: {echo['calls_per_s']:.0f} calls/s with nothing but Python gRPC on "
         "both sides. In-process reference run of all sessions: "
-        f"{p['reference_s']:.0f} s. JSON: `out/bench-load.json`.",
+        f"{p['reference_s']:.0f} s. JSON: "
+        + ("`out/bench-load.json`." if full else "the run's `--json` file."),
     ]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The server side of ``make bench-load``: a ``landcoupler serve`` process (its own GIL) on a
-free loopback port, its resident memory and CPU time from ``/proc``, and its Prometheus
-counters (steps, retries, batches, phase times) scraped from its exporter."""
+free loopback port — with ``--workers N``, a front process and its N worker processes, all
+counted — its resident memory and CPU time from ``/proc``, and its Prometheus counters (steps,
+retries, batches, phase times) scraped from its exporter (the front's: the workers' merged)."""
 
 from __future__ import annotations
 
@@ -25,37 +26,38 @@ class Server:
     proc: subprocess.Popen[str]
     address: str
     metrics_url: str
+    workers: tuple[int, ...] = ()  # worker pids (``--workers N``)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The server's processes: the front (or the only one) first."""
+        return (self.proc.pid, *self.workers)
 
     def rss_mib(self) -> float:
-        """Resident set size now (MiB)."""
-        return _status_kib(self.proc.pid, "VmRSS") / 1024.0
+        """Resident set size now (MiB, all the server's processes)."""
+        return sum(_status_kib(pid, "VmRSS") for pid in self.pids) / 1024.0
 
     def peak_rss_mib(self) -> float:
-        """Peak resident set size so far (MiB)."""
-        return _status_kib(self.proc.pid, "VmHWM") / 1024.0
+        """Peak resident set size so far (MiB; the sum of each process's peak)."""
+        return sum(_status_kib(pid, "VmHWM") for pid in self.pids) / 1024.0
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all threads) so far."""
-        return _stat_cpu(Path(f"/proc/{self.proc.pid}/stat"))
+    def cpu_seconds(self, front_only: bool = False) -> float:
+        """User + system CPU time of the server's processes (all threads) so far."""
+        pids = self.pids[:1] if front_only else self.pids
+        return sum(_stat_cpu(Path(f"/proc/{pid}/stat")) for pid in pids)
 
     def system_seconds(self) -> float:
-        """System (kernel) CPU time of the process so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+        """System (kernel) CPU time of the server's processes so far."""
+        total = 0.0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[12]) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def context_switches(self) -> int:
-        """Voluntary context switches of all the process's threads so far (a thread that
+        """Voluntary context switches of all the server's threads so far (a thread that
         blocks, e.g. on the GIL, switches voluntarily)."""
-        total = 0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            try:
-                text = (task / "status").read_text()
-            except FileNotFoundError:  # the thread ended
-                continue
-            for line in text.splitlines():
-                if line.startswith("voluntary_ctxt_switches:"):
-                    total += int(line.split()[1])
-        return total
+        return sum(_switches(pid) for pid in self.pids)
 
     def metrics(self) -> dict[str, float]:
         """The exporter's samples, ``name{labels}`` -> value."""
@@ -67,6 +69,20 @@ class Server:
             if m and not line.startswith("#"):
                 out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         return out
+
+
+def _switches(pid: int) -> int:
+    """Voluntary context switches of all of ``pid``'s threads so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except FileNotFoundError:  # the thread ended
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
 
 
 def _stat_cpu(stat: Path) -> float:
@@ -103,7 +119,13 @@ def serve(args: Sequence[str], log: Path) -> Iterator[Server]:
             if not first.startswith("listening on ") or not second.startswith("metrics on "):
                 raise RuntimeError(f"serve did not start: {first!r} {second!r}: {log.read_text()}")
             metrics = second.split()[-1]
-            yield Server(proc, first.split()[-1], f"http://{metrics}/metrics")
+            workers: tuple[int, ...] = ()
+            if any(a.startswith("--workers") for a in args):
+                third = proc.stdout.readline()
+                if not third.startswith("workers "):
+                    raise RuntimeError(f"serve did not list its workers: {third!r}")
+                workers = tuple(int(pid) for pid in third.split()[1:])
+            yield Server(proc, first.split()[-1], f"http://{metrics}/metrics", workers)
         finally:
             if proc.poll() is None:
                 proc.terminate()

@@ -105,6 +105,11 @@ def _load_vs(name: str) -> Callable[[Payload], str]:
     return value
 
 
+def _load_workers(p: Payload) -> str:
+    w, b = _run(p, "workers")["steps_per_s"], _run(p, "batched")["steps_per_s"]
+    return f"{_x(w / b)} ({w:.1f} vs {b:.1f} steps/s, {p.get('workers', '?')} workers)"
+
+
 def _load_vs_echo(p: Payload) -> str:
     b, echo = _run(p, "batched")["steps_per_s"], p["echo"]["calls_per_s"]
     return f"{_x(b / echo)} ({b:.1f} steps/s vs {echo:.0f} calls/s)"
@@ -228,6 +233,8 @@ SECTIONS: tuple[Section, ...] = (
         Figure("batched ÷ today's server (no batching, default threads), steps/s", "—",
                _load_vs("today")),
         Figure("batched steps/s ÷ the issue's 42 steps/s", "≥ 20×", _load_vs_issue),
+        Figure("front + worker processes ÷ batched single process, steps/s (same run)",
+               "stated, no bound", _load_workers),
         Figure("errors / replies ≠ in-process / steps lost or doubled (all servers)",
                "0 / 0 / 0", _load_checks),
     )),

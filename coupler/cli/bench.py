@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replace this benchmark's section of a Markdown file",
     )
     p.add_argument(
+        "--section",
+        default=None,
+        metavar="KEY",
+        help="the marked section <!-- bench:KEY --> of --update-doc to replace (default: the "
+        "target's name), e.g. to keep a short run beside the full one",
+    )
+    p.add_argument(
         "--set",
         dest="params",
         action="append",
@@ -113,5 +120,6 @@ def run(args: argparse.Namespace) -> int:
         f"{load_before:.1f} before / {payload['load_average']['after']:.1f} after "
         "(other processes; ≈0 on a quiet machine)"
     )
-    doc.publish(module.markdown(payload), payload, args.target, args.json, args.update_doc)
+    section = args.section or args.target
+    doc.publish(module.markdown(payload), payload, section, args.json, args.update_doc)
     return 0

@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "faster for many small sessions on a loaded machine (docs/benchmarks.md, bench-load)",
     )  # fmt: skip
     p.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes: a front process forwards every call to the worker that owns "
+        "its session, so N cores step sessions at once (docs/architecture.md); 1 = this "
+        "process serves alone (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
         "--no-tune-malloc", action="store_true",
         help="keep glibc's default mmap/trim thresholds (see coupler/wire/allocator.py)",
     )  # fmt: skip
@@ -122,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
         backend_options=options,
         batch_window_ms=args.batch_window_ms,
         batch_max_cells=args.batch_max_cells,
+        workers=args.workers,
     )
+    if args.workers > 1:
+        return _run_front(args, config)
     if args.torch_threads is not None:
         import torch
 
@@ -138,21 +148,103 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if args.exit_with_stdin:  # a worker of a front: the front's end closes our stdin
+        threading.Thread(target=_stop_at_eof, args=(stop,), daemon=True).start()
     try:
         service = start_service(args.address, config)
-        host = args.address.rsplit(":", 1)[0]
-        unix = args.address.startswith("unix")  # unix:PATH, unix-abstract:NAME: no port
-        bound = args.address if unix else f"{host}:{service.port}"
-        print(f"listening on {bound}", flush=True)
+        print(f"listening on {_bound(args.address, service.port)}", flush=True)
         if service.metrics_port is not None:
             print(f"metrics on {config.metrics_address}:{service.metrics_port}", flush=True)
         if service.health_port is not None:
             health_host = str(args.health_address).rsplit(":", 1)[0]
             print(f"health on {health_host}:{service.health_port}", flush=True)
-        log.warning("landcoupler serve: listening on %s", bound)
+        log.warning("landcoupler serve: listening on %s", _bound(args.address, service.port))
         while not stop.wait(3600.0):
             pass
         urls = service.stop()
+        for url in urls:
+            print(f"checkpoint {url}", flush=True)
+        log.warning("stopped; %d session checkpoint(s) written", len(urls))
+        if args.exit_with_stdin and args.address.startswith("unix:"):
+            _remove_socket_dir(args.address.removeprefix("unix:"))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    sys.stdout.flush()
+    return 0
+
+
+def _remove_socket_dir(path: str) -> None:
+    """A worker whose front is gone: remove its socket and, once the last worker has, the
+    front's private socket folder (best effort; the front removes it when it ends cleanly)."""
+    socket_path = Path(path)
+    for remove in (socket_path.unlink, socket_path.parent.rmdir):
+        try:
+            remove()
+        except OSError:
+            pass
+
+
+def _bound(address: str, port: int) -> str:
+    """``HOST:PORT`` actually bound (a Unix-domain socket address as given)."""
+    if address.startswith("unix:"):
+        return address
+    return f"{address.rsplit(':', 1)[0]}:{port}"
+
+
+def _stop_at_eof(stop: threading.Event) -> None:
+    """Set ``stop`` when stdin reaches its end (the front that started us ended)."""
+    try:  # os.read, not sys.stdin: no buffer lock for the interpreter's exit to wait on
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+    log.warning("stdin closed: the front process ended; shutting down")
+    # nobody reads our stdout any more: the checkpoint lines must not fail on a broken pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    stop.set()
+
+
+def _run_front(args: argparse.Namespace, config: object) -> int:
+    """``--workers N``: the front and N worker processes until SIGTERM/SIGINT."""
+    from coupler.wire.front import start_front
+    from coupler.wire.server import ServerConfig
+
+    assert isinstance(config, ServerConfig)
+    extra: list[str] = []
+    if args.torch_threads is not None:
+        if args.torch_threads < 1:
+            raise ValueError(f"--torch-threads: must be >= 1, got {args.torch_threads}")
+        extra += ["--torch-threads", str(args.torch_threads)]
+    if args.no_tune_malloc:
+        extra.append("--no-tune-malloc")
+    else:  # the front moves every step's bytes too
+        from coupler.wire.allocator import tune_allocator
+
+        tune_allocator()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.warning("received %s: shutting down %d workers", signal.Signals(signum).name,
+                    args.workers)  # fmt: skip
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        front = start_front(args.address, config, extra)
+        print(f"listening on {_bound(args.address, front.port)}", flush=True)
+        if front.metrics_port is not None:
+            print(f"metrics on {config.metrics_address}:{front.metrics_port}", flush=True)
+        if front.health_port is not None:
+            health_host = str(args.health_address).rsplit(":", 1)[0]
+            print(f"health on {health_host}:{front.health_port}", flush=True)
+        pids = " ".join(str(w.proc.pid) for w in front.pool.workers)
+        print(f"workers {pids}", flush=True)
+        while not stop.wait(3600.0):
+            pass
+        urls = front.stop()
         for url in urls:
             print(f"checkpoint {url}", flush=True)
         log.warning("stopped; %d session checkpoint(s) written", len(urls))

@@ -70,8 +70,10 @@ class SessionManager:
         )
 
     # ---- opening -----------------------------------------------------------------------------
-    def open(self, config: SessionSpec, owner: str) -> Session:
-        """A new session of ``config`` owned by ``owner`` (at step index 0)."""
+    def open(self, config: SessionSpec, owner: str, elsewhere: int = 0) -> Session:
+        """A new session of ``config`` owned by ``owner`` (at step index 0). ``elsewhere``:
+        sessions the server holds outside this manager (the other worker processes of
+        ``landcoupler serve --workers``), counted against ``limits.max_sessions``."""
 
         def build(backend: LandBackend) -> Session:
             static = landstep.build_static(config)
@@ -83,20 +85,25 @@ class SessionManager:
                 state = da.perturb_initial(state)
             return self._session(uuid.uuid4().hex, owner, config, backend, static, state, da)
 
-        session = self._admit(config, owner, build)
+        session = self._admit(config, owner, build, elsewhere=elsewhere)
         log.info(
             "opened session %s for %s: %d cells, %d members, backend %s",
             session.id, owner, config.n_cells, config.members, config.backend,
         )  # fmt: skip
         return session
 
-    def resume(self, url: str, owner: str) -> Session:
+    def resume(self, url: str, owner: str, elsewhere: int = 0) -> Session:
         """A session continued from the checkpoint at ``url`` (written by any process); it keeps
-        its id unless that id is open here, and ``owner`` becomes its owner."""
-        return self.resume_from(checkpoint.load(url), owner, url)
+        its id unless that id is open here, and ``owner`` becomes its owner (``elsewhere``: as
+        in :meth:`open`)."""
+        return self.resume_from(checkpoint.load(url), owner, url, elsewhere=elsewhere)
 
     def resume_from(
-        self, data: checkpoint.CheckpointData, owner: str, url: str = "checkpoint"
+        self,
+        data: checkpoint.CheckpointData,
+        owner: str,
+        url: str = "checkpoint",
+        elsewhere: int = 0,
     ) -> Session:
         """A session continued from checkpoint ``data`` (read from ``url``, for messages)."""
         config = data.config
@@ -126,7 +133,9 @@ class SessionManager:
                 storage=data.extra.get("mrso"),
             )  # fmt: skip
 
-        session = self._admit(config, owner, build, stored_backend=data.backend)
+        session = self._admit(
+            config, owner, build, stored_backend=data.backend, elsewhere=elsewhere
+        )
         log.info(
             "resumed session %s for %s from %s at step %d", session.id, owner, url, data.next_index
         )
@@ -138,6 +147,7 @@ class SessionManager:
         owner: str,
         build: Callable[[LandBackend], Session],
         stored_backend: Mapping[str, Any] | None = None,
+        elsewhere: int = 0,
     ) -> Session:
         """Check the request and the limits, reserve a place, ``build`` the session with its
         backend and register it; on any failure the place is given back and nothing is kept."""
@@ -145,7 +155,7 @@ class SessionManager:
         backend = self._backend_for(config)
         if stored_backend is not None:
             checkpoint.check_backend(stored_backend, registry.identity(backend))
-        self._reserve()
+        self._reserve(elsewhere)
         try:
             session = build(backend)
         except BaseException:
@@ -295,13 +305,13 @@ class SessionManager:
                 rule="max_members",
             )
 
-    def _reserve(self) -> None:
+    def _reserve(self, elsewhere: int = 0) -> None:
         with self._lock:
             if self._shutting_down:
                 raise FailedPrecondition(
                     "the service is shutting down", field="session_id", rule="shutting_down"
                 )
-            if len(self._sessions) + self._pending >= self.limits.max_sessions:
+            if len(self._sessions) + self._pending + elsewhere >= self.limits.max_sessions:
                 raise ResourceExhausted(
                     f"sessions: this server already holds {self.limits.max_sessions} sessions",
                     field="session_id",

@@ -25,17 +25,29 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
 from coupler.errors import Unauthenticated
-from coupler.metrics import ServiceMetrics
 from coupler.wire import status
 
 SERVICE = "landcoupler.v1.LandCoupler"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+_current = threading.local()
+
+
+class RefusalCounter(Protocol):
+    """Where refusals are counted (``ServiceMetrics``, or a front's own counter)."""
+
+    def count_refusal(self, code: str) -> None: ...
+
+
+def current_request_id() -> str | None:
+    """The request id of the LandCoupler call this thread is handling (None outside one): a
+    front forwards it, so a worker's trailing metadata and logs carry the caller's id."""
+    return getattr(_current, "request_id", None)
 
 
 def parse_tokens(text: str, source: str = "tokens") -> dict[str, str]:
@@ -110,7 +122,8 @@ class Authenticator:
                     "no client certificate subject", field="client_certificate", rule="mtls"
                 )
             return "cn:" + cn[0].decode(errors="replace")
-        return _get(metadata, status.CLIENT_KEY) or "anonymous"
+        named = _get(metadata, status.CLIENT_BIN_KEY) or _get(metadata, status.CLIENT_KEY)
+        return named or "anonymous"
 
 
 def _get(metadata: Sequence[Any] | None, key: str) -> str | None:
@@ -192,7 +205,7 @@ class RequestInterceptor(grpc.ServerInterceptor):
     """Request ids, the error -> status mapping, refusal counting and the drain gate
     (outermost)."""
 
-    def __init__(self, metrics: ServiceMetrics | None = None, drain: Drain | None = None) -> None:
+    def __init__(self, metrics: RefusalCounter | None = None, drain: Drain | None = None) -> None:
         self._metrics = metrics
         self._drain = drain or Drain()
 
@@ -225,6 +238,7 @@ class RequestInterceptor(grpc.ServerInterceptor):
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                     entered = False
+                    _current.request_id = request_id
                     try:
                         self._drain.enter()
                         entered = True
@@ -240,6 +254,7 @@ class RequestInterceptor(grpc.ServerInterceptor):
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 entered = False
+                _current.request_id = request_id
                 try:
                     self._drain.enter()
                     entered = True

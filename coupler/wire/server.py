@@ -64,6 +64,8 @@ class ServerConfig:
     checkpoints). backend_options: the backends' device and Triton URL (``registry``).
     batch_window_ms: gather the steps of concurrent sessions that can share one backend call
     for this long (``coupler.core.batching``; 0 = off); batch_max_cells: cells of one such call.
+    workers: worker processes (``coupler.wire.front.start_front``; :func:`start_service` and
+    :func:`create_server` always run one process and ignore it).
     """
 
     max_message_bytes: int = 256 * MiB
@@ -83,13 +85,16 @@ class ServerConfig:
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     batch_window_ms: float = 0.0
     batch_max_cells: int = DEFAULT_MAX_CELLS
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.batch_window_ms <= 1000.0:
             raise ValueError(
                 f"batch_window_ms: must be in [0, 1000] ms, got {self.batch_window_ms!r}"
             )
-        for name in ("max_message_bytes", "max_field_bytes", "max_workers", "batch_max_cells"):
+        for name in (
+            "max_message_bytes", "max_field_bytes", "max_workers", "batch_max_cells", "workers"
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
@@ -220,26 +225,7 @@ def start_service(
          reflection.SERVICE_NAME),
         server,
     )  # fmt: skip
-    credentials = None
-    if config.tls:
-        assert config.tls_cert is not None and config.tls_key is not None
-        credentials = grpc.ssl_server_credentials(
-            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
-            root_certificates=config.client_ca.read_bytes() if config.client_ca else None,
-            require_client_auth=config.mtls,
-        )
-    try:
-        if config.tls:
-            port = server.add_secure_port(address, credentials)
-        else:
-            port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        port, reason = 0, f": {exc}"
-    else:
-        reason = ""
-    if port == 0:
-        server.stop(None)
-        raise ValueError(f"address: cannot bind {address!r}{reason}")
+    port = bind(server, address, config)
     health_server, health_port = None, None
     if config.health_address is not None:
         try:
@@ -260,6 +246,32 @@ def start_service(
         server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain,
         health_server, health_port,
     )  # fmt: skip
+
+
+def bind(server: grpc.Server, address: str, config: ServerConfig) -> int:
+    """Add the service port on ``address`` (TLS as configured); the bound port. A failure stops
+    ``server`` and raises ValueError naming the address."""
+    credentials = None
+    if config.tls:
+        assert config.tls_cert is not None and config.tls_key is not None
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+            root_certificates=config.client_ca.read_bytes() if config.client_ca else None,
+            require_client_auth=config.mtls,
+        )
+    try:
+        if config.tls:
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        port, reason = 0, f": {exc}"
+    else:
+        reason = ""
+    if port == 0:
+        server.stop(None)
+        raise ValueError(f"address: cannot bind {address!r}{reason}")
+    return port
 
 
 def _health_server(address: str, servicer: health.HealthServicer) -> tuple[grpc.Server, int]:

@@ -36,7 +36,7 @@ from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import spec_proto
+from coupler.wire import route, spec_proto, status
 from coupler.wire.interceptors import Authenticator
 from coupler.wire.shared import SharedSegments
 from coupler.wire.status import DeadlineExceeded
@@ -156,11 +156,12 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> Any:
         owner = self._auth.principal(context)
+        elsewhere = route.elsewhere(context.invocation_metadata())
         if request.resume_from:
-            session = self._manager.resume(request.resume_from, owner)
+            session = self._manager.resume(request.resume_from, owner, elsewhere)
         else:
             session = self._manager.open(
-                spec_proto.from_request(request, self._max_field_bytes), owner
+                spec_proto.from_request(request, self._max_field_bytes), owner, elsewhere
             )
         return _opened(session)
 
@@ -199,7 +200,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
     ) -> pb.StepReply:
         """A step whose arrays lie in shared memory (coupler.wire.shared): the inputs are
         copied out of the segment and the outputs written into it; the reply is metadata."""
-        step = self.shared.inputs(session.id, request, context.peer())
+        step = self.shared.inputs(session.id, request, status.caller_peer(context))
         self.shared.check_reply(step, session.config.reply_names(), session.config.n_cells)
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, step.fields, step.units)

@@ -28,6 +28,24 @@ RULE_KEY = "landcoupler-rule"
 REQUEST_ID_KEY = "x-request-id"
 #: metadata naming the caller on servers without authentication (the session owner)
 CLIENT_KEY = "x-landcoupler-client"
+#: the same, UTF-8 bytes (a front forwards its caller's principal so: a certificate subject
+#: need not be ASCII); read before CLIENT_KEY
+CLIENT_BIN_KEY = "x-landcoupler-client-bin"
+#: the caller's own gRPC peer string, forwarded by a front (``serve --workers``) to its workers,
+#: whose direct peer is the front's Unix socket; read only from a Unix-socket peer
+PEER_KEY = "x-landcoupler-peer"
+
+
+def caller_peer(context: object) -> str:
+    """The peer the co-located check judges: ``context.peer()``, or, when the direct peer is a
+    Unix socket (a front's worker connection), the peer the front forwarded in ``PEER_KEY`` —
+    a local caller can only make itself look remote that way, never the reverse."""
+    peer: str = context.peer()  # type: ignore[attr-defined]
+    if peer.startswith("unix"):
+        for key, value in context.invocation_metadata() or ():  # type: ignore[attr-defined]
+            if key == PEER_KEY:
+                return str(value)
+    return peer
 
 
 class DeadlineExceeded(errors.CouplerError):

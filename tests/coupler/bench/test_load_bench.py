@@ -1,6 +1,6 @@
-"""``make bench-load`` on a tiny load: three real ``landcoupler serve`` processes (today's,
-unbatched with one torch thread, batched), every reply bitwise the in-process run, no step lost
-or doubled, and the section written."""
+"""``make bench-load`` on a tiny load: four real ``landcoupler serve`` servers (today's,
+unbatched with one torch thread, batched, batched with two worker processes behind a front),
+every reply bitwise the in-process run, no step lost or doubled, and the section written."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from coupler.bench import doc, load
 def test_the_load_benchmark_checks_every_reply_and_writes_its_section(tmp_path) -> None:
     payload = load.run(sessions=6, steps=8, cells=64, threads=3, window_ms=5.0, today_steps=2,
                        unbatched_steps=3, echo_calls=5)  # fmt: skip
-    assert [r["name"] for r in payload["runs"]] == ["today", "unbatched", "batched"]
+    assert [r["name"] for r in payload["runs"]] == ["today", "unbatched", "batched", "workers"]
     for r in payload["runs"]:
         assert r["errors"] == 0, r["error_messages"]
         assert r["mismatched_replies"] == 0
@@ -21,13 +21,17 @@ def test_the_load_benchmark_checks_every_reply_and_writes_its_section(tmp_path) 
         assert r["server_retries"] == 0
         assert r["resend_ok"] == 6  # every session ended at exactly its last index
         assert r["rss_end_mib"] > 0 and r["server_cpu_s"] > 0
-    batched = payload["runs"][-1]
+    batched, workers = payload["runs"][-2:]
     assert batched["mean_batch_sessions"] is not None and batched["mean_batch_sessions"] >= 1.0
     assert "--batch-window-ms" in batched["args"] and payload["ratios"]
+    assert workers["processes"] == 3 and workers["front_cpu_ms_per_step"] > 0
+    assert batched["processes"] == 1 and batched["front_cpu_ms_per_step"] is None
+    assert set(payload["ratios"]) == {"batched/today", "batched/unbatched", "workers/batched"}
     md = tmp_path / "benchmarks.md"
     doc.update_section(md, "load", load.markdown(payload))
     text = md.read_text()
     assert "<!-- bench:load -->" in text and "| batched, `--torch-threads 1` | 8 | 48 |" in text
+    assert "`--workers 2` (front + 2 worker processes) | 8 | 48 |" in text
     assert json.loads(json.dumps(payload, default=str))["benchmark"] == "load"
 
 
