@@ -55,6 +55,26 @@ _REGISTRY: dict[str, tuple[str, str]] = {
         "(needs missing_pr='zero')",
         "typical_year:load_epw",
     ),
+    "tmy2-miami": (
+        "TMY2 typical year (1961-1990), Miami FL (25.8N, 80.27W, 2 m), hourly; rlds derived; no "
+        "precipitation in TMY2 (needs missing_pr='zero')",
+        "typical_year:load_tmy2",
+    ),
+    "pvgis-tmy-italy": (
+        "PVGIS typical year 2005-2023 at 45N 8E (Piedmont, 250 m), hourly UTC; satellite rsds, "
+        "ERA5 tas/RH/ps/wind/rlds; no precipitation (needs missing_pr='zero')",
+        "satellite_years:load_pvgis_tmy",
+    ),
+    "psm3-colorado": (
+        "NSRDB PSM3 2017 at 40.53N 108.54W (2168 m), half-hourly; satellite rsds, MERRA-2 "
+        "meteorology; rlds derived; no precipitation (needs missing_pr='zero')",
+        "satellite_years:load_psm3",
+    ),
+    "solaranywhere-burlington": (
+        "SolarAnywhere 2021 (TMY3 format), Burlington VT (44.47N, 73.2W, 41 m), hourly; ps and "
+        "rlds derived; no precipitation (needs missing_pr='zero')",
+        "satellite_years:load_solaranywhere",
+    ),
     "bsrn-payerne": (
         "BSRN Payerne (46.8N, 6.9E, 491 m), June 2016, 1-minute measured rsds/rlds/T/RH/p; "
         "wind constant, no precipitation (needs missing_pr='zero')",
@@ -69,6 +89,26 @@ _REGISTRY: dict[str, tuple[str, str]] = {
         "CGMS grid weather (PCSE demo database), daily, disaggregated; grid 31031 "
         "(1999-12..2001-11) or grid 1 (1965), option grids=(...)",
         "daily_sources:load_cgms_grid",
+    ),
+    "cgms-asturias": (
+        "CGMS daily station weather, Asturias ES (43.57N, 6.04W, 130 m), 2013-01..2014-04, "
+        "disaggregated; no precipitation (needs missing_pr='zero'); options start, end",
+        "cgms_stations:load_cgms_station",
+    ),
+    "cgms-sweden": (
+        "CGMS daily station weather, northern Sweden (64.48N, 21.58E, 37 m), 2013-01..2014-06, "
+        "disaggregated; no precipitation (needs missing_pr='zero'); options start, end",
+        "cgms_stations:load_cgms_station",
+    ),
+    "cgms-munich": (
+        "CGMS daily station weather, Munich airport DE (48.37N, 11.8E, 453 m), 2013-01..2014-06, "
+        "disaggregated; no precipitation (needs missing_pr='zero'); options start, end",
+        "cgms_stations:load_cgms_station",
+    ),
+    "cgms-ronda": (
+        "CGMS daily station weather, Ronda ES (36.75N, 5.17W, 740 m), 2013-14, 109 days missing "
+        "(default: longest gap-free run), disaggregated; no precipitation (missing_pr='zero')",
+        "cgms_stations:load_cgms_station",
     ),
     "synthetic": (
         "Stochastic weather generator for any cells: load('synthetic', lat=..., lon=..., "

@@ -83,6 +83,49 @@ def build(
     return ds
 
 
+def station_attrs(
+    source: str,
+    title: str,
+    station: tuple[str, str],
+    utc_offset_hours: float,
+    timestep_seconds: int = 3600,
+    height_wind_m: float = 10.0,
+    height_temperature_m: float = 2.0,
+) -> dict[str, Any]:
+    """The identity attrs of a station source; ``station`` = (name, id)."""
+    return {
+        "source": source,
+        "title": title,
+        "station_name": station[0],
+        "station_id": station[1],
+        "utc_offset_hours": float(utc_offset_hours),
+        "timestep_seconds": int(timestep_seconds),
+        "height_wind_m": float(height_wind_m),
+        "height_temperature_m": float(height_temperature_m),
+    }
+
+
+def single_cell(
+    time: ArrayLike,
+    location: Mapping[str, Any],
+    data: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any],
+    timestep: int,
+) -> xr.Dataset:
+    """A one-cell (station) dataset from (time,) arrays at ``location`` (``latitude``,
+    ``longitude`` and ``altitude`` or ``elevation``), aggregated to ``timestep``."""
+    z = location["altitude"] if "altitude" in location else location["elevation"]
+    ds = build(
+        time,
+        [location["latitude"]],
+        [location["longitude"]],
+        [z],
+        {k: np.asarray(v)[:, None] for k, v in data.items()},
+        attrs,
+    )
+    return aggregate(ds, timestep)
+
+
 def validate(ds: xr.Dataset) -> None:
     """Check ``ds`` against the layout contract; raises ``VariableError``/``ValueError`` naming
     the variable, coordinate or attribute and the rule."""
@@ -142,6 +185,28 @@ def check_timestep(timestep: Any, native: int, source: str) -> int:
             f"timestep: {ts} s must divide a day (86400 s) or be a multiple of a day",
         )
     return ts
+
+
+def check_missing_pr(missing_pr: Any, source: str, why: str) -> None:
+    """Validate the ``missing_pr`` option of a source without precipitation data: "error" (the
+    default) refuses to load, naming ``why`` the source has none; "zero" accepts pr = 0 (the
+    loader records it in attrs)."""
+    if missing_pr not in ("error", "zero"):
+        raise ForcingError(
+            "missing_pr", "choice", f"missing_pr: must be 'error' or 'zero', got {missing_pr!r}"
+        )
+    if missing_pr == "error":
+        raise ForcingError(
+            "missing_pr",
+            "no_precipitation_data",
+            f"{source}: {why}; pass missing_pr='zero' to accept pr = 0 (recorded in attrs), or "
+            "use another source",
+        )
+
+
+def zero_pr_attrs(why: str) -> dict[str, str]:
+    """The attrs that say pr is not observed (``pr_observed``, ``pr_synthesised``)."""
+    return {"pr_observed": "no", "pr_synthesised": f"pr = 0 everywhere: {why}"}
 
 
 def aggregate(ds: xr.Dataset, timestep: int) -> xr.Dataset:

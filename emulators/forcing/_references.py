@@ -25,6 +25,26 @@ REFERENCES: dict[str, str] = {
     "(pvlib 0.11.2 iotools readers and the data files shipped in pvlib/data).",
     "TMY3": "Wilcox, S., Marion, W. (2008) Users Manual for TMY3 Data Sets. NREL/TP-581-43156, "
     "National Renewable Energy Laboratory, Golden, CO.",
+    "TMY2": "Marion, W., Urban, K. (1995) User's Manual for TMY2s, Typical Meteorological Years "
+    "derived from the 1961-1990 National Solar Radiation Data Base. NREL/SP-463-7668, National "
+    "Renewable Energy Laboratory, Golden, CO (WBAN 12839 Miami as shipped with pvlib).",
+    "PVGIS": "Huld, T., Mueller, R., Gambardella, A. (2012) A new solar radiation database for "
+    "estimating PV performance in Europe and Africa. Solar Energy 86, 1803-1815; PVGIS 5 typical "
+    "meteorological year 2005-2023 at 45.0N 8.0E as shipped with pvlib (tmy_45.000_8.000_"
+    "2005_2023.csv; (c) European Union, 2001-2024, reuse authorised with acknowledgement). "
+    "Meteorological variables and IR(h) from the ERA5 reanalysis (Hersbach, H. et al. (2020) The "
+    "ERA5 global reanalysis. Q. J. R. Meteorol. Soc. 146, 1999-2049).",
+    "NSRDB": "Sengupta, M., Xie, Y., Lopez, A., Habte, A., Maclaurin, G., Shelby, J. (2018) The "
+    "National Solar Radiation Data Base (NSRDB). Renewable and Sustainable Energy Reviews 89, "
+    "51-60; PSM v3.2.2 half-hourly 2017, location 401182 (40.53N, 108.54W) as shipped with "
+    "pvlib (test_read_psm3.csv).",
+    "SOLARANYWHERE": "Clean Power Research, SolarAnywhere time series 2021 (data version 3.6) in "
+    "TMY3 format, Burlington VT (44.465N, 73.205W), as shipped with pvlib (copyright 2010-2022 "
+    "Clean Power Research, L.L.C.; read from the installed package, not redistributed).",
+    "CGMS_STATIONS": "Daily station weather 2013-2014 from the CGMS database (JRC MARS), shipped "
+    "with PCSE 6.0 as Penman-Monteith test data (pcse/tests/test_data/{8011_asturias, "
+    "2297_sweden, 8443_ronda, 10870_munchen_flughafen}.csv); station coordinates and elevations "
+    "from pcse/tests/test_penmanmonteith.py.",
     "IWEC": "ASHRAE (2001) International Weather for Energy Calculations (IWEC Weather Files) "
     "Users Manual and CD-ROM. ASHRAE, Atlanta; distributed in EnergyPlus Weather (EPW) format.",
     "CLARK_ALLEN1978": "Clark, G., Allen, C. (1978) The estimation of atmospheric radiation for "

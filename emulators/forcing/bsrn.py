@@ -27,7 +27,13 @@ import xarray as xr
 
 from emulators.constants import SECONDS_PER_DAY
 from emulators.forcing import _derive as D
-from emulators.forcing._layout import ForcingError, aggregate, build, check_timestep
+from emulators.forcing._layout import (
+    ForcingError,
+    check_missing_pr,
+    check_timestep,
+    single_cell,
+    zero_pr_attrs,
+)
 from emulators.forcing._references import cite
 
 FILENAME = "bsrn-pay0616.dat.gz"
@@ -54,17 +60,7 @@ def load_bsrn(
         raise ForcingError("wind", "number", f"wind: must be a number in m s-1, got {wind!r}")
     if not 0.0 < float(wind) <= 75.0:
         raise ForcingError("wind", "range", f"wind: must be in (0, 75] m s-1, got {wind}")
-    if missing_pr not in ("error", "zero"):
-        raise ForcingError(
-            "missing_pr", "choice", f"missing_pr: must be 'error' or 'zero', got {missing_pr!r}"
-        )
-    if missing_pr == "error":
-        raise ForcingError(
-            "missing_pr",
-            "no_precipitation_data",
-            f"{name}: BSRN basic measurements (LR0100) have no precipitation; pass "
-            "missing_pr='zero' to accept pr = 0 (recorded in attrs), or use another source",
-        )
+    check_missing_pr(missing_pr, name, "BSRN basic measurements (LR0100) have no precipitation")
     import pvlib
 
     path = os.path.join(os.path.dirname(pvlib.__file__), "data", FILENAME)
@@ -121,8 +117,7 @@ def load_bsrn(
         "derived": "none",
         "sfcWind_synthesised": f"constant {float(wind)} m s-1 at 2 m (BSRN LR0100 has no wind; "
         "FAO-56 recommends 2 m s-1 when wind data are missing)",
-        "pr_observed": "no",
-        "pr_synthesised": "pr = 0 everywhere: BSRN LR0100 has no precipitation",
+        **zero_pr_attrs("BSRN LR0100 has no precipitation"),
         **counts,
         "references": cite(["BSRN", "PVLIB", "FAO56"]),
         "history": f"read {FILENAME} (LR0100) with pvlib.iotools.read_bsrn (pvlib "
@@ -130,12 +125,4 @@ def load_bsrn(
         f"capped at 100 %; sfcWind constant {float(wind)} m s-1; pr set to 0 "
         "(missing_pr='zero')",
     }
-    ds = build(
-        idx.to_numpy(dtype="datetime64[ns]"),
-        [meta["latitude"]],
-        [meta["longitude"]],
-        [meta["altitude"]],
-        {k: v[:, None] for k, v in data.items()},
-        attrs,
-    )
-    return aggregate(ds, ts)
+    return single_cell(idx.to_numpy(dtype="datetime64[ns]"), meta, data, attrs, ts)

@@ -24,7 +24,14 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from emulators.forcing import _derive as D
-from emulators.forcing._layout import ForcingError, aggregate, build, check_timestep
+from emulators.forcing._layout import (
+    ForcingError,
+    check_missing_pr,
+    check_timestep,
+    single_cell,
+    station_attrs,
+    zero_pr_attrs,
+)
 from emulators.forcing._references import cite
 
 F64 = NDArray[np.float64]
@@ -85,6 +92,12 @@ def _trapezoid(x: F64) -> F64:
     return 0.5 * (np.roll(x, 1) + x)
 
 
+def _hour_means(t_k: F64, q: F64, p_pa: F64, wind: F64, rlds: F64) -> dict[str, F64]:
+    """Hour means (trapezoidal rule) of the fields a TMY file gives at the hour ends."""
+    fields = {"tas": t_k, "huss": q, "ps": p_pa, "sfcWind": wind, "rlds": rlds}
+    return {k: _trapezoid(v) for k, v in fields.items()}
+
+
 def _utc_starts(year: int, tz_hours: float) -> NDArray[np.datetime64]:
     local = np.datetime64(f"{year:04d}-01-01T00:00", "ns") + np.arange(HOURS) * np.timedelta64(
         3600, "s"
@@ -103,7 +116,7 @@ def _humidity(t_c: F64, tdew_c: F64, p_pa: F64) -> tuple[F64, F64, int]:
 
 
 def _col(df: pd.DataFrame, name: str) -> F64:
-    return df[name].to_numpy(dtype=np.float64)
+    return df[name].to_numpy(dtype=np.float64, copy=True)
 
 
 def load_tmy3(
@@ -165,15 +178,8 @@ def load_tmy3(
     used = ~missing & ~multi
     pr = np.where(used, depth * float(precip_scale), 0.0) / 3600.0
 
-    data = {
-        "tas": _trapezoid(t_k),
-        "huss": _trapezoid(q),
-        "ps": _trapezoid(p_pa),
-        "sfcWind": _trapezoid(_col(df, "wind_speed")),
-        "pr": pr,
-        "rsds": _col(df, "ghi"),
-        "rlds": _trapezoid(rlds_inst),
-    }
+    data = _hour_means(t_k, q, p_pa, _col(df, "wind_speed"), rlds_inst)
+    data |= {"pr": pr, "rsds": _col(df, "ghi")}
     station_name = str(meta["Name"]).strip().strip('"')
     attrs: dict[str, Any] = {
         "source": name,
@@ -204,15 +210,7 @@ def load_tmy3(
         f"-> UTC interval starts; instantaneous fields averaged over each hour by the "
         f"trapezoidal rule; Lprecip depth x {float(precip_scale)} mm",
     }
-    ds = build(
-        _utc_starts(y, float(meta["TZ"])),
-        [meta["latitude"]],
-        [meta["longitude"]],
-        [meta["altitude"]],
-        {k: v[:, None] for k, v in data.items()},
-        attrs,
-    )
-    return aggregate(ds, ts)
+    return single_cell(_utc_starts(y, float(meta["TZ"])), meta, data, attrs, ts)
 
 
 def load_epw(
@@ -234,10 +232,9 @@ def load_epw(
         raise ForcingError("name", "known_source", f"unknown EPW station {name!r}")
     y = _check_year(year)
     ts = check_timestep(timestep, 3600, name)
-    if missing_pr not in ("error", "zero"):
-        raise ForcingError(
-            "missing_pr", "choice", f"missing_pr: must be 'error' or 'zero', got {missing_pr!r}"
-        )
+    check_missing_pr(
+        missing_pr, name, "the IWEC file has no precipitation (all liquid_precipitation_depth = 0)"
+    )
     import pvlib
 
     station = EPW_STATIONS[name]
@@ -248,13 +245,6 @@ def load_epw(
     depth = _col(df, "liquid_precipitation_depth")
     if np.any(depth > 0):  # pragma: no cover - not the case for the shipped file
         raise ValueError(f"{station.filename}: unexpected precipitation data; not handled")
-    if missing_pr == "error":
-        raise ForcingError(
-            "missing_pr",
-            "no_precipitation_data",
-            f"{name}: the IWEC file has no precipitation (all liquid_precipitation_depth = 0); "
-            "pass missing_pr='zero' to accept pr = 0 (recorded in attrs), or use another source",
-        )
     t_c, tdew_c = _col(df, "temp_air"), _col(df, "temp_dew")
     p_pa = _col(df, "atmospheric_pressure")
     _e, q, capped = _humidity(t_c, tdew_c, p_pa)
@@ -278,21 +268,18 @@ def load_epw(
     }
     station_name = f"{meta['city']}, {meta['country']}"
     attrs: dict[str, Any] = {
-        "source": name,
-        "title": f"IWEC typical year (EPW), {station_name} (WMO {meta['WMO_code']}), hourly",
-        "station_name": station_name,
-        "station_id": f"WMO {meta['WMO_code']}",
-        "utc_offset_hours": float(meta["TZ"]),
-        "timestep_seconds": 3600,
-        "height_wind_m": 10.0,
-        "height_temperature_m": 2.0,
+        **station_attrs(
+            name,
+            f"IWEC typical year (EPW), {station_name} (WMO {meta['WMO_code']}), hourly",
+            (station_name, f"WMO {meta['WMO_code']}"),
+            float(meta["TZ"]),
+        ),
         "measured": "tas, huss (from dew point), ps, sfcWind; rsds is IWEC's modelled global "
         "radiation (from cloud/sunshine observations)",
         "derived": "rlds = the file's horizontal infrared radiation, computed by the EnergyPlus "
         f"Weather Converter (Clark & Allen 1978 / Walton 1983; max |file - formula| = "
         f"{ir_resid:.2f} W m-2); huss (FAO-56 eq. 14 from dew point)",
-        "pr_observed": "no",
-        "pr_synthesised": "pr = 0 everywhere: the IWEC file has no precipitation data",
+        **zero_pr_attrs("the IWEC file has no precipitation data"),
         "rlds_formula_max_abs_residual": ir_resid,
         "huss_supersaturated_samples_capped": capped,
         "references": cite(["IWEC", "PVLIB", "FAO56", "CLARK_ALLEN1978"]),
@@ -301,12 +288,57 @@ def load_epw(
         f"standard time) to nominal year {y}, UTC interval starts; instantaneous fields "
         "averaged over each hour by the trapezoidal rule; pr set to 0 (missing_pr='zero')",
     }
-    ds = build(
-        _utc_starts(y, float(meta["TZ"])),
-        [meta["latitude"]],
-        [meta["longitude"]],
-        [meta["altitude"]],
-        {k: v[:, None] for k, v in data.items()},
-        attrs,
+    return single_cell(_utc_starts(y, float(meta["TZ"])), meta, data, attrs, ts)
+
+
+TMY2_STATIONS = {"tmy2-miami": _Station("12839.tm2", "Miami FL (WBAN 12839)")}
+
+
+def load_tmy2(
+    name: str, *, timestep: int = 3600, year: int = 2001, missing_pr: str = "error"
+) -> xr.Dataset:
+    """TMY2 station ``name`` (``tmy2-miami``) as forcing, read with ``pvlib.iotools.read_tmy2``.
+
+    Same time convention and derivations as :func:`load_tmy3` (hour-ending local standard time,
+    re-timed to a nominal ``year``; ``huss`` from dew point, ``rlds`` from the opaque cloud
+    cover). pvlib returns TMY2's integer fields unscaled: dry bulb and dew point in 0.1 °C, wind
+    in 0.1 m s-1 (TMY2 manual, Marion & Urban 1995); they are scaled here. TMY2 has no
+    precipitation amounts: ``missing_pr`` as for :func:`load_epw`.
+    """
+    if name not in TMY2_STATIONS:
+        raise ForcingError("name", "known_source", f"unknown TMY2 station {name!r}")
+    y = _check_year(year)
+    ts = check_timestep(timestep, 3600, name)
+    check_missing_pr(missing_pr, name, "TMY2 files carry no precipitation amounts")
+    import pvlib
+
+    station = TMY2_STATIONS[name]
+    df, meta = pvlib.iotools.read_tmy2(_pvlib_data(station.filename))
+    _check_order(
+        df["month"].to_numpy(), df["day"].to_numpy(), df["hour"].to_numpy(), station.filename
     )
-    return aggregate(ds, ts)
+    t_c, tdew_c = _col(df, "DryBulb") / 10.0, _col(df, "DewPoint") / 10.0
+    p_pa = _col(df, "Pressure") * 100.0
+    e, q, capped = _humidity(t_c, tdew_c, p_pa)
+    t_k = D.celsius_to_kelvin(t_c)
+    rlds_inst = D.downwelling_longwave(t_k, e, _col(df, "OpqCld") / 10.0)
+    data = _hour_means(t_k, q, p_pa, _col(df, "Wspd") / 10.0, rlds_inst)
+    data |= {"pr": np.zeros(HOURS), "rsds": _col(df, "GHI")}
+    city = f"{str(meta['City']).strip().title()} {meta['State']}"
+    wban = f"WBAN {meta['WBAN']}"
+    title = f"TMY2 typical meteorological year, {city} ({wban}), hourly"
+    attrs = station_attrs(name, title, (city, wban), float(meta["TZ"])) | {
+        "measured": "tas, huss (from dew point), ps, sfcWind (TMY2 1961-1990 station data); rsds "
+        "(TMY2 GHI, mostly modelled by the NSRDB 1961-1990 METSTAT model)",
+        "derived": "rlds (Brutsaert 1975 + Crawford & Duchon 1999 with OpqCld cloud fraction); "
+        "huss (FAO-56 eq. 14 from dew point)",
+        **zero_pr_attrs("TMY2 files carry no precipitation amounts"),
+        "huss_supersaturated_samples_capped": capped,
+        "references": cite(["TMY2", "PVLIB", "FAO56", "BRUTSAERT1975", "CRAWFORD_DUCHON1999"]),
+        "history": f"read {station.filename} with pvlib.iotools.read_tmy2 (pvlib "
+        f"{pvlib.__version__}); DryBulb, DewPoint x 0.1 degC, Wspd x 0.1 m s-1; re-timed to "
+        f"nominal year {y}, hour-ending local standard time -> UTC interval starts; "
+        "instantaneous fields averaged over each hour by the trapezoidal rule; pr set to 0 "
+        "(missing_pr='zero')",
+    }
+    return single_cell(_utc_starts(y, float(meta["TZ"])), meta, data, attrs, ts)

@@ -30,12 +30,32 @@ from emulators.training.data import SourceSpec, simulate
 
 METRICS = ("nse", "kge", "rmse", "bias", "pearson_r", "std_ratio")
 
+_NO_PR = {"missing_pr": "zero"}
+_2013 = {"missing_pr": "zero", "start": "2013-01-01", "end": "2013-12-31"}
+#: every other real forcing source the packages ship (docs/forcing.md), used by no training:
+#: a year each (CGMS grid 31031: Dec 1999..Nov 2000; the CGMS stations: 2013), Ronda its longest
+#: gap-free run (93 days)
+NEW_REAL_HELD_OUT: tuple[SourceSpec, ...] = (
+    SourceSpec("cgms-grid", seed=71, replicas=8, options={"end": "2000-11-30"}),
+    SourceSpec("tmy2-miami", seed=72, replicas=8, options=dict(_NO_PR)),
+    SourceSpec("pvgis-tmy-italy", seed=73, replicas=8, options=dict(_NO_PR)),
+    SourceSpec("psm3-colorado", seed=74, replicas=8, options=dict(_NO_PR)),
+    SourceSpec("solaranywhere-burlington", seed=75, replicas=8, options=dict(_NO_PR)),
+    SourceSpec("cgms-asturias", seed=76, replicas=8, options=dict(_2013)),
+    SourceSpec("cgms-sweden", seed=77, replicas=8, options=dict(_2013)),
+    SourceSpec("cgms-munich", seed=78, replicas=8, options=dict(_2013)),
+    SourceSpec("cgms-ronda", seed=79, replicas=8, options=dict(_NO_PR)),
+)
+#: sources shorter than a year: flux held-out only (no phenological year for the LAI emulator)
+SHORT_RECORDS = ("bsrn-payerne", "cgms-ronda")
+
 FLUX_HELD_OUT: tuple[SourceSpec, ...] = (
     SourceSpec("synthetic", seed=31, cells=32),
     SourceSpec("tmy3-greensboro", seed=32, replicas=8),
     SourceSpec("tmy3-sandpoint", seed=33, replicas=8),
     SourceSpec("pcse-wageningen", seed=34, replicas=8, options={"years": (1995, 1995)}),
     SourceSpec("bsrn-payerne", seed=35, replicas=8, spinup_days=20, options={"missing_pr": "zero"}),
+    *NEW_REAL_HELD_OUT,
 )
 #: held out from ``flux-lstm-daily`` (86 400 s steps): another synthetic seed (64 random land
 #: cells, two years) and every real station year not in its training (Amsterdam included: the
@@ -47,6 +67,7 @@ FLUX_DAILY_HELD_OUT: tuple[SourceSpec, ...] = (
     SourceSpec("epw-amsterdam", seed=36, replicas=8, options={"missing_pr": "zero"}),
     SourceSpec("pcse-wageningen", seed=34, replicas=8, options={"years": (1995, 1995)}),
     SourceSpec("bsrn-payerne", seed=35, replicas=8, spinup_days=20, options={"missing_pr": "zero"}),
+    *NEW_REAL_HELD_OUT,
 )
 
 
@@ -57,9 +78,9 @@ def flux_held_out(timestep: float) -> tuple[SourceSpec, ...]:
 
 def lai_held_out(timestep: float) -> tuple[SourceSpec, ...]:
     """The held-out sources of the LAI emulator trained on land steps of ``timestep`` seconds:
-    the flux emulator's of the same step without BSRN Payerne (a single June month, no
-    phenological year)."""
-    return tuple(s for s in flux_held_out(timestep) if s.source != "bsrn-payerne")
+    the flux emulator's of the same step without the records shorter than a year
+    (``SHORT_RECORDS``: BSRN Payerne, a single June month; Ronda, 93 days)."""
+    return tuple(s for s in flux_held_out(timestep) if s.source not in SHORT_RECORDS)
 
 
 #: held out from ``lai`` (hourly land steps); ``lai_held_out(86400)`` for ``lai-daily``

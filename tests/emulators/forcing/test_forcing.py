@@ -22,6 +22,14 @@ LOADS: dict[str, dict[str, Any]] = {
     "tmy3-sandpoint": {},
     "epw-amsterdam": {"missing_pr": "zero"},
     "bsrn-payerne": {"missing_pr": "zero"},
+    "tmy2-miami": {"missing_pr": "zero"},
+    "pvgis-tmy-italy": {"missing_pr": "zero"},
+    "psm3-colorado": {"missing_pr": "zero"},
+    "solaranywhere-burlington": {"missing_pr": "zero"},
+    "cgms-asturias": {"missing_pr": "zero", "end": "2013-03-31"},
+    "cgms-sweden": {"missing_pr": "zero", "end": "2013-03-31"},
+    "cgms-munich": {"missing_pr": "zero", "end": "2013-03-31"},
+    "cgms-ronda": {"missing_pr": "zero"},
     "pcse-wageningen": {"years": (1987, 1987)},
     "cgms-grid": {"end": "2000-03-31"},
     "synthetic": {"lat": [51.97, -3.0, 70.0], "lon": [5.67, -60.0, 25.0], "days": 40},
@@ -70,9 +78,9 @@ def test_layout_units_and_ranges(name: str, loaded: dict[str, xr.Dataset]) -> No
 
 def test_unknown_source_names_the_known_ones() -> None:
     with pytest.raises(
-        ForcingError, match=r"unknown forcing source 'tmy2-miami'.*tmy3-greensboro"
+        ForcingError, match=r"unknown forcing source 'tmy4-nowhere'.*tmy3-greensboro"
     ) as e:
-        forcing.load("tmy2-miami")
+        forcing.load("tmy4-nowhere")
     assert (e.value.option, e.value.rule) == ("name", "known_source")
     assert isinstance(e.value, ValueError)
 
