@@ -32,7 +32,7 @@ from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import spec_proto
+from coupler.wire import reader, spec_proto
 from coupler.wire.status import CLIENT_KEY, REQUEST_ID_KEY, CouplerRpcError
 from emulators import variables as V
 
@@ -302,15 +302,15 @@ class RemoteSession:
         else:
             req = self._request(index, fields, units, False)
             reply = self.client.call(self.client.steps.Step, req, retry=True, timeout=timeout)
-            reply_fields, time_str = list(reply.fields), reply.time_rfc3339
-        out = {f.name: F.decode(f) for f in reply_fields}
+            reply_fields, time_str = list(reply.pairs), reply.message.time_rfc3339
+        out = {f.name: F.decode(f, data=data) for f, data in reply_fields}
         self.last_time = time_str
         self.next_index = max(self.next_index, int(index) + 1)
         return out
 
     def _stream_step(
         self, frames: list[Any], index: int, timeout: float | None
-    ) -> tuple[list[pb.Field], str]:
+    ) -> tuple[list[tuple[pb.Field, Any]], str]:
         attempt = 0
         while True:
             if self._exchange is None:
@@ -397,19 +397,21 @@ class RemoteSession:
 
 class _StepStub:
     """``Step`` and ``Exchange`` of the LandCoupler service with :func:`coupler.wire.encoded.
-    serialize` as the request serializer (a request may be an ``Encoded``)."""
+    serialize` as the request serializer (a request may be an ``Encoded``) and replies parsed by
+    :mod:`coupler.wire.reader` (``Received``: the fields' data are views of the received
+    bytes)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         service = "/landcoupler.v1.LandCoupler/"
         self.Step = channel.unary_unary(
             service + "Step",
             request_serializer=E.serialize,
-            response_deserializer=pb.StepReply.FromString,
+            response_deserializer=reader.deserializer(pb.StepReply),
         )
         self.Exchange = channel.stream_stream(
             service + "Exchange",
             request_serializer=E.serialize,
-            response_deserializer=pb.ExchangeReply.FromString,
+            response_deserializer=reader.deserializer(pb.ExchangeReply),
         )
 
 

@@ -151,9 +151,11 @@ def encode_into(
 
 
 def decode(
-    msg: pb.Field, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+    msg: pb.Field, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None, data: Any = None
 ) -> np.ndarray:
-    """The array of a Field message: zero-copy and read-only for raw fields.
+    """The array of a Field message: zero-copy and read-only for raw fields. ``data``: the
+    field's data when it was parsed apart from the message (``coupler.wire.reader``: a view of
+    the received bytes), else ``msg.data``.
 
     Raises InvalidArgument(field=name or msg.name, rule=...) for an unknown dtype, a bad shape, a
     size mismatch, an unknown or misconfigured codec, corrupt compressed data, or a field larger
@@ -187,7 +189,8 @@ def decode(
             rule="max_bytes",
         )
     spec = codec_from_proto(msg.codec, name)
-    data = msg.data
+    if data is None:
+        data = msg.data
     if spec.id == "none":
         if len(data) != nbytes:
             raise InvalidArgument(

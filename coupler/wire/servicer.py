@@ -36,7 +36,7 @@ from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import spec_proto
+from coupler.wire import reader, spec_proto
 from coupler.wire.interceptors import Authenticator
 from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
@@ -84,19 +84,20 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         if self._metrics is not None:
             self._metrics.observe_phase(phase, time.perf_counter() - since)
 
-    def _decode(self, msg: pb.Field, name: str | None = None) -> np.ndarray:
-        return F.decode(msg, self._max_field_bytes, name)
+    def _decode(self, msg: pb.Field, name: str | None = None, data: Any = None) -> np.ndarray:
+        return F.decode(msg, self._max_field_bytes, name, data)
 
-    def _add_field(
-        self, msg: pb.Field, fields: dict[str, np.ndarray], units: dict[str, str]
+    def _add_fields(
+        self, received: reader.Received, fields: dict[str, np.ndarray], units: dict[str, str]
     ) -> None:
-        name = msg.name
-        if not name:
-            raise InvalidArgument("a field without a name", field="name", rule="non_empty")
-        if name in fields:
-            raise InvalidArgument(f"{name!r} sent twice in one step", field=name, rule="unique")
-        fields[name] = self._decode(msg)
-        units[name] = msg.units  # always passed: an empty string is a units refusal in the core
+        for msg, data in received.pairs:
+            name = msg.name
+            if not name:
+                raise InvalidArgument("a field without a name", field="name", rule="non_empty")
+            if name in fields:
+                raise InvalidArgument(f"{name!r} sent twice in one step", field=name, rule="unique")
+            fields[name] = self._decode(msg, data=data)
+            units[name] = msg.units  # always passed: an empty string is a units refusal
 
     def _run_step(
         self,
@@ -161,8 +162,13 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             )
         return _opened(session)
 
-    def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> Any:
+    def Step(
+        self, received: reader.Received | reader.Malformed | pb.StepRequest,
+        context: grpc.ServicerContext,
+    ) -> Any:  # fmt: skip
         t0 = time.perf_counter()
+        parsed = _received(received, "request")
+        request: pb.StepRequest = parsed.message
         if request.trailing_fields:
             raise InvalidArgument(
                 "trailing_fields is only meaningful on Exchange",
@@ -173,8 +179,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         codec = self._reply_codec(request)
         fields: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
-        for msg in request.fields:
-            self._add_field(msg, fields, units)
+        self._add_fields(parsed, fields, units)
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
@@ -190,8 +195,9 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         return reply
 
     def Exchange(
-        self, request_iterator: Iterator[pb.ExchangeRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ExchangeReply | E.Encoded]:
+        self, request_iterator: Iterator[reader.Received | reader.Malformed | pb.ExchangeRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.ExchangeReply | E.Encoded]:  # fmt: skip
         waiting = threading.Event()
         key = id(context)
         with self._streams_lock:
@@ -205,18 +211,20 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def _exchange(
         self,
-        frames: Iterator[pb.ExchangeRequest],
+        frames: Iterator[reader.Received | reader.Malformed | pb.ExchangeRequest],
         context: grpc.ServicerContext,
         owner: str,
         waiting: threading.Event,
     ) -> Iterator[pb.ExchangeReply | E.Encoded]:
         while not self._draining.is_set():
             waiting.set()
-            frame = next(frames, None)
+            got = next(frames, None)
             waiting.clear()
-            if frame is None:
+            if got is None:
                 return
             t0 = time.perf_counter()
+            parsed = _received(got, "frame")
+            frame: pb.ExchangeRequest = parsed.message
             if frame.WhichOneof("frame") != "step":
                 raise InvalidArgument(
                     "expected a StepRequest frame to start a step, got "
@@ -234,18 +242,18 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             codec = self._reply_codec(request)
             fields: dict[str, np.ndarray] = {}
             units: dict[str, str] = {}
-            for msg in request.fields:
-                self._add_field(msg, fields, units)
+            self._add_fields(parsed, fields, units)
             for k in range(n_trailing):
-                nxt = next(frames, None)
-                if nxt is None or nxt.WhichOneof("frame") != "field":
-                    got = "the end of the stream" if nxt is None else "another frame"
+                raw = next(frames, None)
+                nxt = None if raw is None else _received(raw, "frame")
+                if nxt is None or nxt.message.WhichOneof("frame") != "field":
+                    what = "the end of the stream" if nxt is None else "another frame"
                     raise InvalidArgument(
                         f"step {request.index}: field frame {k + 1} of {n_trailing} expected, "
-                        f"got {got}",
+                        f"got {what}",
                         field="trailing_fields", rule="frame_count",
                     )  # fmt: skip
-                self._add_field(nxt.field, fields, units)
+                self._add_fields(nxt, fields, units)
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
@@ -345,6 +353,21 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 #: units of the released amounts of ``UpdateLandCoverReply``
 RELEASED_UNITS = {"released_water": "kg m-2", "released_heat": "J m-2",
                   "released_carbon": "kg m-2"}  # fmt: skip
+
+
+def _received(request: reader.Received | reader.Malformed | Any, field: str) -> reader.Received:
+    """A step request or Exchange frame as parsed by :mod:`coupler.wire.reader` (a generated
+    message, from a direct caller, is taken as is); a message protobuf could not parse is
+    refused here, naming ``field``."""
+    if isinstance(request, reader.Received):
+        return request
+    if isinstance(request, reader.Malformed):
+        raise InvalidArgument(
+            f"the {field} is not a valid {request.type_name} ({request.reason})",
+            field=field,
+            rule="protobuf",
+        )
+    return reader.of_message(request)
 
 
 def _raw(codec: F.CodecSpec) -> bool:
