@@ -28,6 +28,7 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.client.common import LandCoverUpdate, spec_from_arguments
 from coupler.client.exchange import Exchange
+from coupler.errors import InvalidArgument
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
 from coupler.wire import encoded as E
@@ -166,6 +167,7 @@ class CouplerClient:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
+        reply_dtype: Any = None,
         **fields: Any,
     ) -> RemoteSession:
         """Open a session of ``spec`` — a :class:`~coupler.spec.SessionSpec`, or its fields as
@@ -175,13 +177,22 @@ class CouplerClient:
         a bad one is refused (CouplerRpcError INVALID_ARGUMENT naming the field and rule)
         before anything is sent. Transport options: ``codec``, one spec for all fields (also
         used for replies) or a mapping field name -> spec; ``stream``, step over Exchange, one
-        frame per field for steps of at least ``split_bytes``."""
+        frame per field for steps of at least ``split_bytes``; ``reply_dtype``, ``"float32"``
+        to have the outputs sent as float32 (rounded to nearest; half the bytes), None or
+        ``"float64"`` for float64 (the default)."""
+        try:
+            dtype_code = F.reply_dtype_code(reply_dtype)
+        except InvalidArgument as exc:
+            raise CouplerRpcError.from_domain(exc) from None
         if resume_from:
             req = pb.OpenSessionRequest(resume_from=resume_from)
         else:
             req = spec_proto.to_request(spec_from_arguments(spec, fields))
         reply = self.call(self.stub.OpenSession, req)
-        return RemoteSession(self, reply, codec=codec, stream=stream, split_bytes=split_bytes)
+        return RemoteSession(
+            self, reply, codec=codec, stream=stream, split_bytes=split_bytes,
+            reply_dtype=dtype_code,
+        )  # fmt: skip
 
     def close(self) -> None:
         self._channel.close()
@@ -212,6 +223,7 @@ class RemoteSession:
         codec: CodecArg = None,
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
+        reply_dtype: int = 0,
     ) -> None:
         self.client = client
         self.id: str = opened.session_id
@@ -227,6 +239,8 @@ class RemoteSession:
         self.split_bytes = split_bytes
         self.last_time: str | None = None
         self._reply_codec = _reply_codec(codec)
+        #: the proto DType asked for the replies (0: unset, float64)
+        self.reply_dtype = int(reply_dtype)
         self._exchange: Exchange | None = None
         self._closed = False
 
@@ -249,6 +263,7 @@ class RemoteSession:
         req.index = int(index)
         if self._reply_codec is not None:
             req.reply_codec.CopyFrom(F.codec_to_proto(self._reply_codec))
+        req.reply_dtype = self.reply_dtype  # type: ignore[assignment]
         if head is None:
             for name, values in fields.items():
                 F.encode_into(req.fields.add(), name, values, stated[name], self._spec(name))
@@ -270,11 +285,12 @@ class RemoteSession:
         raw = [E.raw_field(name, values, units[name]) for name, values in fields.items()]
         codec = None if self._reply_codec is None else F.codec_to_proto(self._reply_codec)
         if not split:
-            return E.step_request(self.id, int(index), raw, codec)
+            return E.step_request(self.id, int(index), raw, codec, self.reply_dtype)
         head = pb.ExchangeRequest()
         head.step.session_id = self.id
         head.step.index = int(index)
         head.step.trailing_fields = len(raw)
+        head.step.reply_dtype = self.reply_dtype  # type: ignore[assignment]
         if codec is not None:
             head.step.reply_codec.CopyFrom(codec)
         return [head, *(E.exchange_field(field) for field in raw)]

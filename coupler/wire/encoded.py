@@ -119,10 +119,14 @@ def step_reply(
 
 
 def step_request(
-    session_id: str, index: int, fields: list[Encoded], reply_codec: pb.Codec | None = None
+    session_id: str,
+    index: int,
+    fields: list[Encoded],
+    reply_codec: pb.Codec | None = None,
+    reply_dtype: int = 0,
 ) -> Encoded:
     """A ``StepRequest`` with the raw ``fields`` inline (the client's side of a raw step)."""
-    tail = pb.StepRequest()
+    tail = pb.StepRequest(reply_dtype=reply_dtype)  # type: ignore[arg-type]
     if reply_codec is not None:
         tail.reply_codec.CopyFrom(reply_codec)
     return _with_fields(pb.StepRequest(session_id=session_id, index=index), fields, tail)

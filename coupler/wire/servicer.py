@@ -117,6 +117,9 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             )
         return session.step(index, fields, units or None)
 
+    def _reply_dtype(self, request: pb.StepRequest) -> np.dtype:
+        return F.reply_dtype(request.reply_dtype)
+
     def _reply_codec(self, request: pb.StepRequest) -> F.CodecSpec:
         if not request.HasField("reply_codec"):
             return F.CodecSpec()
@@ -176,13 +179,14 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                 rule="unary",
             )
         session = self._manager.get(request.session_id, self._auth.principal(context))
-        codec = self._reply_codec(request)
+        codec, dtype = self._reply_codec(request), self._reply_dtype(request)
         fields: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
         self._add_fields(parsed, fields, units)
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
+        out = F.as_reply_dtype(out, dtype)
         when = format_time(session.config.step_time(request.index))
         if _raw(codec):  # serialized straight from the arrays (coupler.wire.encoded)
             encoded = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
@@ -239,7 +243,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                     field="trailing_fields", rule="max_fields",
                 )  # fmt: skip
             session = self._manager.get(request.session_id, owner)
-            codec = self._reply_codec(request)
+            codec, dtype = self._reply_codec(request), self._reply_dtype(request)
             fields: dict[str, np.ndarray] = {}
             units: dict[str, str] = {}
             self._add_fields(parsed, fields, units)
@@ -257,6 +261,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
+            out = F.as_reply_dtype(out, dtype)
             if _raw(codec):
                 yield from self._exchange_raw(request, session, out, n_trailing)
                 self._phase("encode", t1)
