@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError, Message
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler.errors import InvalidArgument
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _FIELD_DATA = 5  # Field.data
@@ -228,3 +229,18 @@ def request_deserializer(kind: type[Message]) -> Callable[[bytes], Received | Ma
             return Malformed(kind.DESCRIPTOR.full_name, str(exc))
 
     return read
+
+
+def received(request: Received | Malformed | Message, field: str) -> Received:
+    """What the servicer steps on: a :class:`Received` as is, a generated message (from a
+    direct caller) wrapped, a :class:`Malformed` refused: InvalidArgument naming ``field``
+    (``request`` or ``frame``), rule ``protobuf``."""
+    if isinstance(request, Received):
+        return request
+    if isinstance(request, Malformed):
+        raise InvalidArgument(
+            f"the {field} is not a valid {request.type_name} ({request.reason})",
+            field=field,
+            rule="protobuf",
+        )
+    return of_message(request)

@@ -170,7 +170,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         context: grpc.ServicerContext,
     ) -> Any:  # fmt: skip
         t0 = time.perf_counter()
-        parsed = _received(received, "request")
+        parsed = reader.received(received, "request")
         request: pb.StepRequest = parsed.message
         if request.trailing_fields:
             raise InvalidArgument(
@@ -227,7 +227,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             if got is None:
                 return
             t0 = time.perf_counter()
-            parsed = _received(got, "frame")
+            parsed = reader.received(got, "frame")
             frame: pb.ExchangeRequest = parsed.message
             if frame.WhichOneof("frame") != "step":
                 raise InvalidArgument(
@@ -249,7 +249,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._add_fields(parsed, fields, units)
             for k in range(n_trailing):
                 raw = next(frames, None)
-                nxt = None if raw is None else _received(raw, "frame")
+                nxt = None if raw is None else reader.received(raw, "frame")
                 if nxt is None or nxt.message.WhichOneof("frame") != "field":
                     what = "the end of the stream" if nxt is None else "another frame"
                     raise InvalidArgument(
@@ -358,21 +358,6 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 #: units of the released amounts of ``UpdateLandCoverReply``
 RELEASED_UNITS = {"released_water": "kg m-2", "released_heat": "J m-2",
                   "released_carbon": "kg m-2"}  # fmt: skip
-
-
-def _received(request: reader.Received | reader.Malformed | Any, field: str) -> reader.Received:
-    """A step request or Exchange frame as parsed by :mod:`coupler.wire.reader` (a generated
-    message, from a direct caller, is taken as is); a message protobuf could not parse is
-    refused here, naming ``field``."""
-    if isinstance(request, reader.Received):
-        return request
-    if isinstance(request, reader.Malformed):
-        raise InvalidArgument(
-            f"the {field} is not a valid {request.type_name} ({request.reason})",
-            field=field,
-            rule="protobuf",
-        )
-    return reader.of_message(request)
 
 
 def _raw(codec: F.CodecSpec) -> bool:

@@ -14,8 +14,11 @@ def test_wire_benchmark_measures_every_phase_and_writes_its_section(tmp_path) ->
     assert e["request_bytes"] > 7 * 256 * 4 and e["reply_bytes"] > 8 * 256 * 8
     assert all(v > 0 for v in e["seconds"].values())
     assert {"overhead", "overhead_paired"} <= e["grpc_unary"].keys()
+    assert e["bitwise_equal_f32"] and e["reply_bytes_f32"] < e["reply_bytes"]
+    assert {"overhead", "paired_ratio_to_echo"} <= e["grpc_stream_f32"].keys()
     names = [name for _, name, _ in payload["phases"]]
     assert "land step (backend.step)" in names and "serialize reply (join: the one copy)" in names
+    assert "parse request (reader: data as views)" in names
     assert all(seconds > 0 for _, _, seconds in payload["phases"])
     row = payload["per_cell"][0]
     assert row["cells"] == 128 and all(row[k] > 0 for k in ("service_whole", "emulators_blocks"))
