@@ -253,3 +253,24 @@ def test_the_server_refuses_what_protobuf_cannot_parse_and_changes_nothing(
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert session.step(1, forcing(1)).keys() == first.keys()
     session.close()
+
+
+def _root(arr: np.ndarray) -> object:
+    base: object = arr
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return base.obj if isinstance(base, memoryview) else base
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["Step", "Exchange"])
+def test_a_clients_reply_arrays_are_views_of_the_received_message(
+    client: CouplerClient, stream: bool
+) -> None:
+    session = client.open_session(**open_kwargs(), stream=stream)
+    out = session.step(0, forcing(0))
+    roots = {id(_root(arr)) for arr in out.values()}
+    root = _root(next(iter(out.values())))
+    assert isinstance(root, bytes) and len(roots) == 1  # one message, no copy per field
+    assert len(root) > sum(arr.nbytes for arr in out.values())
+    assert not any(arr.flags.writeable for arr in out.values())
+    session.close()
