@@ -9,8 +9,9 @@ imports neither torch nor the core).
 Refusals raise :class:`~coupler.wire.status.CouplerRpcError` (``.code()``, ``.field``, ``.rule``).
 Steps are retried on UNAVAILABLE with exponential backoff: safe, because a resent index returns
 the stored reply without advancing. ``stream=True`` sends steps over the Exchange stream, split
-into one frame per field when a step's payload is at least ``split_bytes``. Reply arrays are
-read-only views of the received bytes (copy them to write).
+into one frame per field when a step's payload is at least ``split_bytes``;
+``reply_dtype="float32"`` has the outputs sent as float32. Reply arrays are read-only views of
+the received message (``coupler.wire.reader``), which they keep alive; copy them to write.
 """
 
 from __future__ import annotations
