@@ -185,7 +185,7 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "request_bytes": len(request), "reply_bytes": reply_size, "bitwise_equal": same,
         "reply_bytes_f32": reply_size_f32, "bitwise_equal_f32": same_f32,
-        "seconds": med, "samples": wall,
+        "seconds": med, "samples": wall, "framework_samples": framework,
     }  # fmt: skip
     for label in ("grpc_unary", "grpc_stream", *F32):
         floor = med["echo_f32" if label in F32 else "echo"]
