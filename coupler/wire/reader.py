@@ -120,7 +120,7 @@ def _strip_field(buf: memoryview, pos: int, end: int, out: bytearray) -> memoryv
     return data
 
 
-def _nested(out: bytearray, buf: memoryview, start: int, value: int, inner: bytearray) -> None:
+def _nested(out: bytearray, buf: memoryview, start: int, inner: bytearray) -> None:
     """Append a LEN entry: the original tag bytes, the new length, the stripped content."""
     tag_end = start
     while buf[tag_end] & 0x80:
@@ -136,7 +136,7 @@ def _strip_step(buf: memoryview, pos: int, end: int, out: bytearray, data: list[
         if number == _STEP_FIELDS and wire == _LEN:
             inner = bytearray()
             data.append(_strip_field(buf, value, stop, inner))
-            _nested(out, buf, start, value, inner)
+            _nested(out, buf, start, inner)
         else:
             out += buf[start:stop]
 
@@ -154,7 +154,7 @@ def _strip_frame(buf: memoryview, out: bytearray, data: list[Any]) -> None:
                 _strip_step(buf, value, stop, inner, data)
             else:
                 data.append(_strip_field(buf, value, stop, inner))
-            _nested(out, buf, start, value, inner)
+            _nested(out, buf, start, inner)
         else:
             out += buf[start:stop]
 
