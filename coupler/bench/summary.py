@@ -60,6 +60,8 @@ def _per(items: Iterable[tuple[str, float]]) -> str:
 def _wire(transport: str, floor: str) -> Callable[[Payload], str]:
     def value(p: Payload) -> str:
         e = p["end_to_end"]
+        if transport not in e:
+            return f"not measured (no {transport} in this bench-wire.json: a file from before it)"
         r, sec = e[transport], e["seconds"]
         if floor == "echo":
             paired, unpaired = r["paired_ratio_to_echo"], r["ratio_to_echo"]
@@ -209,6 +211,10 @@ SECTIONS: tuple[Section, ...] = (
                _wire("grpc_unary", "echo")),
         Figure(f"gRPC stream step − in-process step, ÷ {ECHO}", "≤ 1.3×",
                _wire("grpc_stream", "echo")),
+        Figure(f"float32 both ways: gRPC unary step − in-process step, ÷ {ECHO}", "≤ 1.3×",
+               _wire("grpc_unary_f32", "echo")),
+        Figure(f"float32 both ways: gRPC stream step − in-process step, ÷ {ECHO}", "≤ 1.3×",
+               _wire("grpc_stream_f32", "echo")),
         Figure("gRPC unary step − in-process step, ÷ memcpy of the same bytes", "—",
                _wire("grpc_unary", "memcpy")),
         Figure("gRPC stream step − in-process step, ÷ memcpy of the same bytes", "—",

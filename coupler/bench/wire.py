@@ -1,7 +1,8 @@
 """A big step at the wire floor, phase by phase (``make bench-wire``).
 
 One domain of ``cells`` cells (reference backend, grass), 7 float32 forcing fields in and 8
-float64 outputs out. Three measurements, one run:
+outputs out, float64 (the default) and float32 (``reply_dtype``: the issue's "float32 on the
+wire", each against an echo of its own size). Three measurements, one run:
 
 1. **End to end**, interleaved step by step so all columns see the same machine state: the
    in-process step, the gRPC step (unary and stream over TCP loopback, unary over a Unix-domain
@@ -50,6 +51,8 @@ from coupler.wire.shared import SharedSegments
 
 MAX = 1 << 30
 CORE = ("validate", "land")
+#: the gRPC sessions that ask for float32 replies (``reply_dtype``), against an echo of their size
+F32 = ("grpc_unary_f32", "grpc_stream_f32")
 
 
 class PhaseLog(ServiceMetrics):
@@ -130,16 +133,22 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
         "grpc_unix": (unix_client.open_session(**kwargs), unix_log),
         "shm": (client.open_session(**kwargs, shared_memory=True), server_log),
     }
+    for label in F32:  # the acceptance's "float32 on the wire" both ways (reply_dtype)
+        stream = "stream" in label
+        opened = client.open_session(**kwargs, stream=stream, reply_dtype="float32")
+        sessions[label] = (opened, server_log)
     zeros = {name: np.zeros(n) for name in OUTPUTS}
     request, reply_size = W.sizes(inputs[0], zeros)
+    _, reply_size_f32 = W.sizes(inputs[0], {k: v.astype(np.float32) for k, v in zeros.items()})
     echo_server, echo_port = _echo_server(reply_size)
-    channel = grpc.insecure_channel(
-        f"127.0.0.1:{echo_port}",
-        options=[("grpc.max_send_message_length", MAX), ("grpc.max_receive_message_length", MAX)],
-    )
+    echo_f32_server, echo_f32_port = _echo_server(reply_size_f32)
+    options = [("grpc.max_send_message_length", MAX), ("grpc.max_receive_message_length", MAX)]
+    channel = grpc.insecure_channel(f"127.0.0.1:{echo_port}", options=options)
+    channel_f32 = grpc.insecure_channel(f"127.0.0.1:{echo_f32_port}", options=options)
     echo = channel.unary_unary(METHOD)
+    echo_f32 = channel_f32.unary_unary(METHOD)
     sink = bytearray(len(request) + reply_size)
-    wall: dict[str, list[float]] = {k: [] for k in (*sessions, "echo", "memcpy")}
+    wall: dict[str, list[float]] = {k: [] for k in (*sessions, "echo", "echo_f32", "memcpy")}
     framework: dict[str, list[float]] = {k: [] for k in sessions}
     replies: dict[str, dict[str, np.ndarray]] = {}
     try:
@@ -157,6 +166,10 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
             if k:
                 wall["echo"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
+            echo_f32(request)
+            if k:
+                wall["echo_f32"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             sink[: len(request)] = request
             sink[len(request) :] = answer
             if k:
@@ -164,29 +177,40 @@ def _end_to_end(n: int, steps: int) -> dict[str, Any]:
         same = all(
             replies["inprocess"][name].tobytes() == replies[label][name].tobytes()
             for label in sessions
+            if label not in F32
+            for name in OUTPUTS
+        )
+        same_f32 = all(
+            replies[label][name].dtype == np.float32
+            and np.array_equal(replies["inprocess"][name].astype(np.float32), replies[label][name])
+            for label in F32
             for name in OUTPUTS
         )
     finally:
         for session, _ in sessions.values():
             session.close()
         channel.close()
+        channel_f32.close()
         client.close()
         unix_client.close()
         server.stop(None)
         unix_server.stop(None)
         echo_server.stop(None)
+        echo_f32_server.stop(None)
         scratch.cleanup()
     med = {k: statistics.median(v) for k, v in wall.items()}
     out: dict[str, Any] = {
         "request_bytes": len(request), "reply_bytes": reply_size, "bitwise_equal": same,
+        "reply_bytes_f32": reply_size_f32, "bitwise_equal_f32": same_f32,
         "seconds": med, "samples": wall, "framework_samples": framework,
     }  # fmt: skip
-    for label in ("grpc_unary", "grpc_stream", "grpc_unix", "shm"):
+    for label in ("grpc_unary", "grpc_stream", "grpc_unix", "shm", *F32):
+        floor = med["echo_f32" if label in F32 else "echo"]
         overhead = med[label] - med["inprocess"]
         paired = statistics.median(framework[label]) - statistics.median(framework["inprocess"])
         out[label] = {
             "overhead": overhead, "overhead_paired": paired,
-            "ratio_to_echo": overhead / med["echo"], "paired_ratio_to_echo": paired / med["echo"],
+            "ratio_to_echo": overhead / floor, "paired_ratio_to_echo": paired / floor,
             "ratio_to_memcpy": overhead / med["memcpy"],
             "paired_ratio_to_memcpy": paired / med["memcpy"],
         }  # fmt: skip

@@ -9,18 +9,22 @@ def markdown(p: dict[str, Any]) -> str:
     e = p["end_to_end"]
     s = {k: 1e3 * v for k, v in e["seconds"].items()}
     mb_in, mb_out = e["request_bytes"] / 1e6, e["reply_bytes"] / 1e6
+    mb_f32 = e.get("reply_bytes_f32", 0) / 1e6
     lines = [
         "## A big step at the wire floor (`make bench-wire`)",
         "",
         f"{p['cells']:,} cells (reference backend, grass, 1 member), 7 float32 forcing fields "
-        f"in ({mb_in:.1f} MB serialized) and {len(p['outputs'])} float64 outputs out "
-        f"({mb_out:.1f} MB), loopback, torch threads = {p['threads']}, median of {p['steps']} "
+        f"in ({mb_in:.1f} MB serialized) and {len(p['outputs'])} outputs out, float64 "
+        f'({mb_out:.1f} MB) or, asked with `reply_dtype="float32"`, float32 ({mb_f32:.1f} MB: '
+        "the acceptance's float32 on the wire both ways), loopback, "
+        f"torch threads = {p['threads']}, median of {p['steps']} "
         "steps after one warm-up, the columns interleaved step by step. gRPC over TCP loopback, "
         "and unary over a Unix-domain socket (`unix`); `shm` is the co-located path (the "
         "arrays through a shared-memory segment, gRPC over TCP loopback carrying only control "
         "messages). `echo` is a raw-bytes grpcio unary call carrying exactly the step's "
-        "serialized request and a reply of the step's reply size (no protobuf, no model); "
-        f"`memcpy` copies the same bytes once. Machine: {p['machine']}.",
+        "serialized request and a reply of the step's reply size (no protobuf, no model; "
+        "`echo f32`: the float32 reply's size); `memcpy` copies the float64 step's bytes once. "
+        f"Machine: {p['machine']}.",
         "",
         "| in-process | gRPC unary | gRPC stream | gRPC unix | shm | echo | memcpy "
         "| replies bitwise equal |",
@@ -29,6 +33,12 @@ def markdown(p: dict[str, Any]) -> str:
         f"{_ms(s, 'grpc_unix')} | {_ms(s, 'shm')} | {s['echo']:.1f} ms | {s['memcpy']:.1f} ms | "
         f"{'yes' if e['bitwise_equal'] else 'NO'} |",
         "",
+        "| float32 replies: gRPC unary | gRPC stream | echo f32 | bitwise the in-process "
+        "reply rounded to float32 |",
+        "|---:|---:|---:|---|",
+        f"| {s['grpc_unary_f32']:.0f} ms | {s['grpc_stream_f32']:.0f} ms | "
+        f"{s['echo_f32']:.1f} ms | {'yes' if e['bitwise_equal_f32'] else 'NO'} |",
+        "",
         "Overhead of the wire over the in-process step, against the echo of the same bytes "
         "(target ≤ 1.3×). *Paired*: per step, the wall time minus the validation and land time "
         "measured inside that same step, so the seconds of land work and their noise cancel:",
@@ -36,12 +46,18 @@ def markdown(p: dict[str, Any]) -> str:
         "| transport | gRPC − in-process [ms] | / echo | paired [ms] | paired / echo |",
         "|:---|---:|---:|---:|---:|",
     ]
-    for label in ("grpc_unary", "grpc_stream", "grpc_unix"):
+    names = {
+        "grpc_unary": "unary, float64 reply", "grpc_stream": "stream, float64 reply",
+        "grpc_unix": "unary over a Unix socket, float64 reply",
+        "grpc_unary_f32": "unary, float32 reply (vs echo f32)",
+        "grpc_stream_f32": "stream, float32 reply (vs echo f32)",
+    }  # fmt: skip
+    for label, name in names.items():
         if label not in e:
             continue
         r = e[label]
         lines.append(
-            f"| {label.removeprefix('grpc_')} | {1e3 * r['overhead']:.1f} | "
+            f"| {name} | {1e3 * r['overhead']:.1f} | "
             f"{r['ratio_to_echo']:.2f}× | {1e3 * r['overhead_paired']:.1f} | "
             f"{r['paired_ratio_to_echo']:.2f}× |"
         )

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
+from coupler.wire.reader import Received
 from coupler.wire.status import CouplerRpcError
 
 _END = object()
@@ -25,13 +26,13 @@ class Exchange:
     """One open Exchange stream: a request queue feeding the call, replies read in order."""
 
     def __init__(self, stub: Any, metadata: Sequence[tuple[str, str]]) -> None:
-        """``stub``: anything with the service's ``Exchange`` stream method (the generated stub,
-        or ``coupler.client.remote``'s, which also sends serialized-from-array frames)."""
+        """``stub``: ``coupler.client.remote``'s stub of the service's ``Exchange`` stream
+        (frames sent serialized from the arrays, replies parsed by ``coupler.wire.reader``)."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._call = stub.Exchange(iter(self._queue.get, _END), metadata=metadata)
-        self._replies: Iterator[pb.ExchangeReply] = iter(self._call)
+        self._replies: Iterator[Received] = iter(self._call)
 
-    def _next(self) -> pb.ExchangeReply:
+    def _next(self) -> Received:
         try:
             return next(self._replies)
         except grpc.RpcError as exc:
@@ -43,9 +44,9 @@ class Exchange:
 
     def step(
         self, frames: list[Any], index: int, timeout: float | None
-    ) -> tuple[list[pb.Field], str]:
+    ) -> tuple[list[tuple[pb.Field, Any]], str]:
         """Send step ``index``'s ``frames`` (messages or ``coupler.wire.encoded.Encoded``) and
-        read its reply."""
+        read its reply: each output ``Field`` with its data, and the reply's time."""
         timer = None
         expired = threading.Event()
         if timeout is not None:
@@ -79,17 +80,17 @@ class Exchange:
             if timer is not None:
                 timer.cancel()
 
-    def _receive(self) -> tuple[list[pb.Field], str]:
+    def _receive(self) -> tuple[list[tuple[pb.Field, Any]], str]:
         first = self._next()
-        if first.WhichOneof("frame") != "step":
+        if first.message.WhichOneof("frame") != "step":
             raise CouplerRpcError(grpc.StatusCode.INTERNAL, "Exchange: reply out of order")
-        head_reply = first.step
-        fields = list(head_reply.fields)
+        head_reply = first.message.step
+        fields = list(first.pairs)
         for _ in range(head_reply.trailing_fields):
             frame_in = self._next()
-            if frame_in.WhichOneof("frame") != "field":
+            if frame_in.message.WhichOneof("frame") != "field":
                 raise CouplerRpcError(grpc.StatusCode.INTERNAL, "Exchange: field frame expected")
-            fields.append(frame_in.field)
+            fields.extend(frame_in.pairs)
         return fields, head_reply.time_rfc3339
 
     def close(self, cancel: bool = False) -> None:

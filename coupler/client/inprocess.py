@@ -60,17 +60,20 @@ class InProcessClient:
         stream: bool = False,
         split_bytes: int = 0,
         shared_memory: bool = False,
+        reply_dtype: Any = None,
         **fields: Any,
     ) -> InProcessSession:
         """As :meth:`coupler.client.CouplerClient.open_session` (``codec``, ``stream``,
-        ``split_bytes`` and ``shared_memory`` are accepted and have no in-process meaning)."""
+        ``split_bytes`` and ``shared_memory`` are accepted and have no in-process meaning;
+        ``reply_dtype`` casts the outputs as the server does)."""
         del codec, stream, split_bytes, shared_memory
+        dtype = F.reply_dtype(_domain(lambda: F.reply_dtype_code(reply_dtype)))
         if resume_from:
             session = _domain(lambda: self.manager.resume(resume_from, self.owner))
         else:
             chosen = spec_from_arguments(spec, fields)
             session = _domain(lambda: self.manager.open(chosen, self.owner))
-        handle = InProcessSession(self, session)
+        handle = InProcessSession(self, session, dtype)
         self._sessions.append(handle)
         return handle
 
@@ -90,8 +93,11 @@ class InProcessClient:
 class InProcessSession:
     """A session on the local core, with the interface of ``RemoteSession``."""
 
-    def __init__(self, client: InProcessClient, session: Session) -> None:
+    def __init__(
+        self, client: InProcessClient, session: Session, reply_dtype: np.dtype | None = None
+    ) -> None:
         self.client = client
+        self._reply_dtype = np.dtype(np.float64) if reply_dtype is None else reply_dtype
         self._session = session
         cfg = session.config
         self.id: str = session.id
@@ -118,7 +124,7 @@ class InProcessSession:
         out = _domain(lambda: session.step(int(index), arrays, dict(units) if units else None))
         self.last_time = format_time(session.config.step_time(int(index)))
         self.next_index = session.next_index
-        return out
+        return F.as_reply_dtype(out, self._reply_dtype)
 
     def checkpoint(self, url: str | None = None) -> str:
         session = _domain(lambda: self.client.manager.get(self.id, self.client.owner))

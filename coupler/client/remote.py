@@ -11,8 +11,10 @@ Steps are retried on UNAVAILABLE with exponential backoff: safe, because a resen
 the stored reply without advancing. ``stream=True`` sends steps over the Exchange stream, split
 into one frame per field when a step's payload is at least ``split_bytes``;
 ``shared_memory=True`` (a server on this node) moves the arrays through a shared-memory segment
-and sends only control messages (``coupler.client.shared``). Reply arrays are read-only views of
-the received bytes (copy them to write), or read-only copies out of the segment.
+and sends only control messages (``coupler.client.shared``). ``reply_dtype="float32"`` has the
+outputs sent as float32. Reply arrays are read-only views of the received message
+(``coupler.wire.reader``), which they keep alive (copy them to write), or read-only copies out
+of the segment.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.client.common import LandCoverUpdate, spec_from_arguments
 from coupler.client.exchange import Exchange
 from coupler.client.shared import SharedChannel
+from coupler.errors import InvalidArgument
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import spec_proto
+from coupler.wire import reader, spec_proto
 from coupler.wire.status import CLIENT_KEY, REQUEST_ID_KEY, CouplerRpcError
 from emulators import variables as V
 
@@ -177,6 +180,7 @@ class CouplerClient:
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
         shared_memory: bool | None = None,
+        reply_dtype: Any = None,
         **fields: Any,
     ) -> RemoteSession:
         """Open a session of ``spec`` — a :class:`~coupler.spec.SessionSpec`, or its fields as
@@ -188,13 +192,21 @@ class CouplerClient:
         used for replies) or a mapping field name -> spec; ``stream``, step over Exchange, one
         frame per field for steps of at least ``split_bytes``; ``shared_memory``, move the
         arrays through a shared-memory segment on this node (the server must be on it: reached
-        through 127.0.0.1, ::1 or a ``unix:`` address; raw fields, unary steps; None: the
-        client's default)."""
+        through 127.0.0.1, ::1 or a ``unix:`` address; raw float64 fields, unary steps; None:
+        the client's default); ``reply_dtype``, ``"float32"`` to have the outputs sent as
+        float32 (rounded to nearest; half the bytes), None or ``"float64"`` for float64 (the
+        default)."""
+        try:
+            dtype_code = F.reply_dtype_code(reply_dtype)
+        except InvalidArgument as exc:
+            raise CouplerRpcError.from_domain(exc) from None
+        wire_only = stream or codec is not None or F.reply_dtype(dtype_code) != np.float64
         if shared_memory is None:
-            shared_memory = self.shared_memory and not stream and codec is None
-        if shared_memory and (stream or codec is not None):
+            shared_memory = self.shared_memory and not wire_only
+        if shared_memory and wire_only:
             raise ValueError(
-                "open_session: shared_memory steps are unary and raw (no stream/codec)"
+                "open_session: shared_memory steps are unary, raw and float64 "
+                "(no stream/codec/reply_dtype)"
             )
         if resume_from:
             req = pb.OpenSessionRequest(resume_from=resume_from)
@@ -203,7 +215,7 @@ class CouplerClient:
         reply = self.call(self.stub.OpenSession, req)
         session = RemoteSession(
             self, reply, codec=codec, stream=stream, split_bytes=split_bytes,
-            shared_memory=shared_memory,
+            shared_memory=shared_memory, reply_dtype=dtype_code,
         )  # fmt: skip
         if shared_memory:
             self._shared.add(session)
@@ -242,6 +254,7 @@ class RemoteSession:
         stream: bool = False,
         split_bytes: int = DEFAULT_SPLIT_BYTES,
         shared_memory: bool = False,
+        reply_dtype: int = 0,
     ) -> None:
         self.client = client
         self.id: str = opened.session_id
@@ -257,6 +270,8 @@ class RemoteSession:
         self.split_bytes = split_bytes
         self.last_time: str | None = None
         self._reply_codec = _reply_codec(codec)
+        #: the proto DType asked for the replies (0: unset, float64)
+        self.reply_dtype = int(reply_dtype)
         self._exchange: Exchange | None = None
         self._shared = SharedChannel(self.id, self.outputs, self.cells) if shared_memory else None
         self._closed = False
@@ -279,6 +294,7 @@ class RemoteSession:
         req.index = int(index)
         if self._reply_codec is not None:
             req.reply_codec.CopyFrom(F.codec_to_proto(self._reply_codec))
+        req.reply_dtype = self.reply_dtype  # type: ignore[assignment]
         if head is None:
             for name, values in fields.items():
                 F.encode_into(req.fields.add(), name, values, stated[name], self._spec(name))
@@ -300,11 +316,12 @@ class RemoteSession:
         raw = [E.raw_field(name, values, units[name]) for name, values in fields.items()]
         codec = None if self._reply_codec is None else F.codec_to_proto(self._reply_codec)
         if not split:
-            return E.step_request(self.id, int(index), raw, codec)
+            return E.step_request(self.id, int(index), raw, codec, self.reply_dtype)
         head = pb.ExchangeRequest()
         head.step.session_id = self.id
         head.step.index = int(index)
         head.step.trailing_fields = len(raw)
+        head.step.reply_dtype = self.reply_dtype  # type: ignore[assignment]
         if codec is not None:
             head.step.reply_codec.CopyFrom(codec)
         return [head, *(E.exchange_field(field) for field in raw)]
@@ -321,7 +338,7 @@ class RemoteSession:
             with self._shared.lock:
                 shared = self._shared.request(index, fields, _stated(fields, units))
                 call = self.client.steps.Step
-                reply = self.client.call(call, shared, retry=True, timeout=timeout)
+                reply = self.client.call(call, shared, retry=True, timeout=timeout).message
                 out = self._shared.outputs(reply)
             self.last_time = reply.time_rfc3339
             self.next_index = max(self.next_index, int(index) + 1)
@@ -341,15 +358,15 @@ class RemoteSession:
         else:
             req = self._request(index, fields, units, False)
             reply = self.client.call(self.client.steps.Step, req, retry=True, timeout=timeout)
-            reply_fields, time_str = list(reply.fields), reply.time_rfc3339
-        out = {f.name: F.decode(f) for f in reply_fields}
+            reply_fields, time_str = list(reply.pairs), reply.message.time_rfc3339
+        out = {f.name: F.decode(f, data=data) for f, data in reply_fields}
         self.last_time = time_str
         self.next_index = max(self.next_index, int(index) + 1)
         return out
 
     def _stream_step(
         self, frames: list[Any], index: int, timeout: float | None
-    ) -> tuple[list[pb.Field], str]:
+    ) -> tuple[list[tuple[pb.Field, Any]], str]:
         attempt = 0
         while True:
             if self._exchange is None:
@@ -445,19 +462,21 @@ class RemoteSession:
 
 class _StepStub:
     """``Step`` and ``Exchange`` of the LandCoupler service with :func:`coupler.wire.encoded.
-    serialize` as the request serializer (a request may be an ``Encoded``)."""
+    serialize` as the request serializer (a request may be an ``Encoded``) and replies parsed by
+    :mod:`coupler.wire.reader` (``Received``: the fields' data are views of the received
+    bytes)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         service = "/landcoupler.v1.LandCoupler/"
         self.Step = channel.unary_unary(
             service + "Step",
             request_serializer=E.serialize,
-            response_deserializer=pb.StepReply.FromString,
+            response_deserializer=reader.deserializer(pb.StepReply),
         )
         self.Exchange = channel.stream_stream(
             service + "Exchange",
             request_serializer=E.serialize,
-            response_deserializer=pb.ExchangeReply.FromString,
+            response_deserializer=reader.deserializer(pb.ExchangeReply),
         )
 
 

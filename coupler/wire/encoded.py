@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.wire import fields as F
+from coupler.wire import reader
 
 SERVICE = "landcoupler.v1.LandCoupler"
 _WIRE_LEN = 2  # protobuf wire type "length-delimited"
@@ -118,10 +119,14 @@ def step_reply(
 
 
 def step_request(
-    session_id: str, index: int, fields: list[Encoded], reply_codec: pb.Codec | None = None
+    session_id: str,
+    index: int,
+    fields: list[Encoded],
+    reply_codec: pb.Codec | None = None,
+    reply_dtype: int = 0,
 ) -> Encoded:
     """A ``StepRequest`` with the raw ``fields`` inline (the client's side of a raw step)."""
-    tail = pb.StepRequest()
+    tail = pb.StepRequest(reply_dtype=reply_dtype)  # type: ignore[arg-type]
     if reply_codec is not None:
         tail.reply_codec.CopyFrom(reply_codec)
     return _with_fields(pb.StepRequest(session_id=session_id, index=index), fields, tail)
@@ -145,7 +150,9 @@ def exchange_field(field: Encoded) -> Encoded:
 def add_servicer(servicer: Any, server: grpc.Server) -> None:
     """Register ``servicer``'s LandCoupler methods on ``server`` as the generated
     ``add_LandCouplerServicer_to_server`` does, with :func:`serialize` as every response
-    serializer (so a method may answer an :class:`Encoded`)."""
+    serializer (so a method may answer an :class:`Encoded`) and ``Step``'s and ``Exchange``'s
+    requests parsed by :mod:`coupler.wire.reader` (the fields' data not copied)."""
+
     service = pb.DESCRIPTOR.services_by_name["LandCoupler"]
     kinds: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler]] = {
         (False, False): grpc.unary_unary_rpc_method_handler,
@@ -157,9 +164,12 @@ def add_servicer(servicer: Any, server: grpc.Server) -> None:
     for method in service.methods:
         request = getattr(pb, method.input_type.name)
         make = kinds[(method.client_streaming, method.server_streaming)]
+        read = request.FromString
+        if method.name in ("Step", "Exchange"):
+            read = reader.request_deserializer(request)
         handlers[method.name] = make(
             getattr(servicer, method.name),
-            request_deserializer=request.FromString,
+            request_deserializer=read,
             response_serializer=serialize,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -30,7 +30,8 @@ from coupler.errors import InvalidArgument
 from coupler.spec.codecs import WIRE_CODECS, CodecSpec, bitround, numcodec
 
 __all__ = [
-    "CODECS", "CodecSpec", "bitround", "decode", "encode", "encode_all", "encode_into", "layout",
+    "CODECS", "CodecSpec", "as_reply_dtype", "bitround", "decode", "encode", "encode_all",
+    "encode_into", "layout", "reply_dtype", "reply_dtype_code",
 ]  # fmt: skip
 
 #: proto DType <-> explicit little-endian numpy dtype.
@@ -58,6 +59,59 @@ MAX_RANK = 8
 
 _ZSTD_MAGIC = 0xFD2FB528
 _BLOSC_HEADER = 16
+
+
+#: The dtypes a step's reply may travel in (``StepRequest.reply_dtype``; unset = float64).
+REPLY_DTYPES: Mapping[int, np.dtype] = {
+    pb.DTYPE_UNSPECIFIED: np.dtype("<f8"),
+    pb.DTYPE_FLOAT64: np.dtype("<f8"),
+    pb.DTYPE_FLOAT32: np.dtype("<f4"),
+}
+
+
+def reply_dtype(code: int) -> np.dtype:
+    """The numpy dtype of a ``StepRequest.reply_dtype``; anything but float32/float64 (or
+    unset) is InvalidArgument(field ``reply_dtype``, rule ``dtype``)."""
+    dtype = REPLY_DTYPES.get(code)
+    if dtype is None:
+        name = pb.DType.Name(code) if code in pb.DType.values() else str(code)
+        raise InvalidArgument(
+            f"reply_dtype: {name} is not a reply dtype; use DTYPE_FLOAT32 or DTYPE_FLOAT64",
+            field="reply_dtype",
+            rule="dtype",
+        )
+    return dtype
+
+
+def reply_dtype_code(value: Any) -> int:
+    """A client's ``reply_dtype`` option (None, ``"float32"``, ``"float64"`` or a numpy dtype)
+    as the proto DType it sends; None and float64 send nothing (``DTYPE_UNSPECIFIED``)."""
+    if value is None:
+        return pb.DTYPE_UNSPECIFIED
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is not None and dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return pb.DTYPE_FLOAT32 if dtype.itemsize == 4 else pb.DTYPE_UNSPECIFIED
+    raise InvalidArgument(
+        f"reply_dtype: {value!r} is not a reply dtype; use 'float32' or 'float64'",
+        field="reply_dtype",
+        rule="dtype",
+    )
+
+
+def as_reply_dtype(out: Mapping[str, np.ndarray], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """A step's outputs in ``dtype`` (float64 ones unchanged; otherwise rounded to nearest,
+    read-only), the same on every transport."""
+    if dtype == np.float64:
+        return dict(out)
+    cast = {}
+    for name, values in out.items():
+        arr = np.asarray(values).astype(dtype)
+        arr.flags.writeable = False
+        cast[name] = arr
+    return cast
 
 
 def codec_to_proto(spec: CodecSpec) -> pb.Codec:
@@ -153,9 +207,11 @@ def encode_into(
 
 
 def decode(
-    msg: pb.Field, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+    msg: pb.Field, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None, data: Any = None
 ) -> np.ndarray:
-    """The array of a Field message: zero-copy and read-only for raw fields.
+    """The array of a Field message: zero-copy and read-only for raw fields. ``data``: the
+    field's data when it was parsed apart from the message (``coupler.wire.reader``: a view of
+    the received bytes), else ``msg.data``.
 
     Raises InvalidArgument(field=name or msg.name, rule=...) for an unknown dtype, a bad shape, a
     size mismatch, an unknown or misconfigured codec, corrupt compressed data, or a field larger
@@ -164,7 +220,8 @@ def decode(
     name = name or msg.name or "<unnamed>"
     dtype, shape, nbytes = layout(name, msg.dtype, msg.shape, max_bytes)
     spec = codec_from_proto(msg.codec, name)
-    data = msg.data
+    if data is None:
+        data = msg.data
     if spec.id == "none":
         if len(data) != nbytes:
             raise InvalidArgument(

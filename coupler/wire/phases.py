@@ -12,6 +12,7 @@ import numpy as np
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
+from coupler.wire import reader
 from emulators import variables as V
 
 SESSION_ID = "x" * 32  # a session id's length
@@ -57,9 +58,15 @@ def pieces(
     """(the pieces before the session step, the pieces after it) as (side, phase, fn)."""
     wire = request(fields).SerializeToString()
     parsed = pb.StepRequest.FromString(wire)
+    received = reader.parse(pb.StepRequest, wire)
     encoded = reply_encoded(out)
     reply_wire = E.serialize(encoded)
     reply_msg = pb.StepReply.FromString(reply_wire)
+    got = reader.parse(pb.StepReply, reply_wire)
+    out32_dtype = np.dtype("<f4")
+    out32 = F.as_reply_dtype(out, out32_dtype)
+    encoded32 = reply_encoded(out32)
+    reply32 = E.serialize(encoded32)
     raw_request = request_encoded(fields)
     before: list[tuple[str, str, Callable[[], Any]]] = [
         ("client", "encode request (chunks: views of the arrays)", lambda: request_encoded(fields)),
@@ -69,8 +76,14 @@ def pieces(
             "before: encode + serialize request as messages",
             lambda: request(fields).SerializeToString(),
         ),
-        ("server", "parse request", lambda: pb.StepRequest.FromString(wire)),
-        ("server", "wire decode (np.frombuffer)", lambda: [F.decode(f) for f in parsed.fields]),
+        ("server", "parse request (reader: data as views)", lambda: _parse(pb.StepRequest, wire)),
+        ("server", "wire decode (np.frombuffer of the views)", lambda: _decode(received)),
+        ("server", "before: parse request (protobuf)", lambda: pb.StepRequest.FromString(wire)),
+        (
+            "server",
+            "before: wire decode (protobuf's copy of each data)",
+            lambda: [F.decode(f) for f in parsed.fields],
+        ),
     ]
     after: list[tuple[str, str, Callable[[], Any]]] = [
         ("server", "encode reply (chunks: views of the arrays)", lambda: reply_encoded(out)),
@@ -80,16 +93,37 @@ def pieces(
             "before: encode + serialize reply as messages",
             lambda: reply_message(out).SerializeToString(),
         ),
-        ("client", "parse reply", lambda: pb.StepReply.FromString(reply_wire)),
-        ("client", "wire decode reply", lambda: [F.decode(f) for f in reply_msg.fields]),
+        ("client", "parse reply (reader)", lambda: _parse(pb.StepReply, reply_wire)),
+        ("client", "wire decode reply (views)", lambda: _decode(got)),
+        ("client", "before: parse reply (protobuf)", lambda: pb.StepReply.FromString(reply_wire)),
+        (
+            "client",
+            "before: wire decode reply (protobuf's copies)",
+            lambda: [F.decode(f) for f in reply_msg.fields],
+        ),
+        ("server", "float32 reply: round to float32", lambda: F.as_reply_dtype(out, out32_dtype)),
+        ("server", "float32 reply: encode + serialize", lambda: E.serialize(reply_encoded(out32))),
+        (
+            "client",
+            "float32 reply: parse (reader) + decode",
+            lambda: _decode(_parse(pb.StepReply, reply32)),
+        ),
     ]
     return before, after
 
 
+def _parse(kind: Any, wire: bytes) -> reader.Received:
+    return reader.parse(kind, wire)
+
+
+def _decode(received: reader.Received) -> list[np.ndarray]:
+    return [F.decode(f, data=data) for f, data in received.pairs]
+
+
 def decoded(fields: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What the server's decode hands the session: read-only views of the parsed bytes."""
-    parsed = pb.StepRequest.FromString(request(fields).SerializeToString())
-    return {f.name: F.decode(f) for f in parsed.fields}
+    """What the server's decode hands the session: read-only views of the received bytes."""
+    received = reader.parse(pb.StepRequest, request(fields).SerializeToString())
+    return {f.name: F.decode(f, data=data) for f, data in received.pairs}
 
 
 def pb_step_reply(shared_fields: list[pb.SharedField]) -> pb.StepReply:

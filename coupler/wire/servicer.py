@@ -36,7 +36,7 @@ from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import route, spec_proto, status
+from coupler.wire import reader, route, spec_proto, status
 from coupler.wire.interceptors import Authenticator
 from coupler.wire.shared import SharedSegments
 from coupler.wire.status import DeadlineExceeded
@@ -87,19 +87,20 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         if self._metrics is not None:
             self._metrics.observe_phase(phase, time.perf_counter() - since)
 
-    def _decode(self, msg: pb.Field, name: str | None = None) -> np.ndarray:
-        return F.decode(msg, self._max_field_bytes, name)
+    def _decode(self, msg: pb.Field, name: str | None = None, data: Any = None) -> np.ndarray:
+        return F.decode(msg, self._max_field_bytes, name, data)
 
-    def _add_field(
-        self, msg: pb.Field, fields: dict[str, np.ndarray], units: dict[str, str]
+    def _add_fields(
+        self, received: reader.Received, fields: dict[str, np.ndarray], units: dict[str, str]
     ) -> None:
-        name = msg.name
-        if not name:
-            raise InvalidArgument("a field without a name", field="name", rule="non_empty")
-        if name in fields:
-            raise InvalidArgument(f"{name!r} sent twice in one step", field=name, rule="unique")
-        fields[name] = self._decode(msg)
-        units[name] = msg.units  # always passed: an empty string is a units refusal in the core
+        for msg, data in received.pairs:
+            name = msg.name
+            if not name:
+                raise InvalidArgument("a field without a name", field="name", rule="non_empty")
+            if name in fields:
+                raise InvalidArgument(f"{name!r} sent twice in one step", field=name, rule="unique")
+            fields[name] = self._decode(msg, data=data)
+            units[name] = msg.units  # always passed: an empty string is a units refusal
 
     def _run_step(
         self,
@@ -118,6 +119,9 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                 rule="time_remaining",
             )
         return session.step(index, fields, units or None)
+
+    def _reply_dtype(self, request: pb.StepRequest) -> np.dtype:
+        return F.reply_dtype(request.reply_dtype)
 
     def _reply_codec(self, request: pb.StepRequest) -> F.CodecSpec:
         if not request.HasField("reply_codec"):
@@ -165,8 +169,13 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             )
         return _opened(session)
 
-    def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> Any:
+    def Step(
+        self, received: reader.Received | reader.Malformed | pb.StepRequest,
+        context: grpc.ServicerContext,
+    ) -> Any:  # fmt: skip
         t0 = time.perf_counter()
+        parsed = reader.received(received, "request")
+        request: pb.StepRequest = parsed.message
         if request.trailing_fields:
             raise InvalidArgument(
                 "trailing_fields is only meaningful on Exchange",
@@ -176,14 +185,14 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         session = self._manager.get(request.session_id, self._auth.principal(context))
         if request.HasField("shared_memory"):
             return self._shared_step(context, session, request, t0)
-        codec = self._reply_codec(request)
+        codec, dtype = self._reply_codec(request), self._reply_dtype(request)
         fields: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
-        for msg in request.fields:
-            self._add_field(msg, fields, units)
+        self._add_fields(parsed, fields, units)
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
+        out = F.as_reply_dtype(out, dtype)
         when = format_time(session.config.step_time(request.index))
         if _raw(codec):  # serialized straight from the arrays (coupler.wire.encoded)
             encoded = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
@@ -214,8 +223,9 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         return reply
 
     def Exchange(
-        self, request_iterator: Iterator[pb.ExchangeRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ExchangeReply | E.Encoded]:
+        self, request_iterator: Iterator[reader.Received | reader.Malformed | pb.ExchangeRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.ExchangeReply | E.Encoded]:  # fmt: skip
         waiting = threading.Event()
         key = id(context)
         with self._streams_lock:
@@ -229,18 +239,20 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def _exchange(
         self,
-        frames: Iterator[pb.ExchangeRequest],
+        frames: Iterator[reader.Received | reader.Malformed | pb.ExchangeRequest],
         context: grpc.ServicerContext,
         owner: str,
         waiting: threading.Event,
     ) -> Iterator[pb.ExchangeReply | E.Encoded]:
         while not self._draining.is_set():
             waiting.set()
-            frame = next(frames, None)
+            got = next(frames, None)
             waiting.clear()
-            if frame is None:
+            if got is None:
                 return
             t0 = time.perf_counter()
+            parsed = reader.received(got, "frame")
+            frame: pb.ExchangeRequest = parsed.message
             if frame.WhichOneof("frame") != "step":
                 raise InvalidArgument(
                     "expected a StepRequest frame to start a step, got "
@@ -260,24 +272,25 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                     field="trailing_fields", rule="max_fields",
                 )  # fmt: skip
             session = self._manager.get(request.session_id, owner)
-            codec = self._reply_codec(request)
+            codec, dtype = self._reply_codec(request), self._reply_dtype(request)
             fields: dict[str, np.ndarray] = {}
             units: dict[str, str] = {}
-            for msg in request.fields:
-                self._add_field(msg, fields, units)
+            self._add_fields(parsed, fields, units)
             for k in range(n_trailing):
-                nxt = next(frames, None)
-                if nxt is None or nxt.WhichOneof("frame") != "field":
-                    got = "the end of the stream" if nxt is None else "another frame"
+                raw = next(frames, None)
+                nxt = None if raw is None else reader.received(raw, "frame")
+                if nxt is None or nxt.message.WhichOneof("frame") != "field":
+                    what = "the end of the stream" if nxt is None else "another frame"
                     raise InvalidArgument(
                         f"step {request.index}: field frame {k + 1} of {n_trailing} expected, "
-                        f"got {got}",
+                        f"got {what}",
                         field="trailing_fields", rule="frame_count",
                     )  # fmt: skip
-                self._add_field(nxt.field, fields, units)
+                self._add_fields(nxt, fields, units)
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
+            out = F.as_reply_dtype(out, dtype)
             if _raw(codec):
                 yield from self._exchange_raw(request, session, out, n_trailing)
                 self._phase("encode", t1)

@@ -86,6 +86,12 @@ class SharedSegments:
                 "replies in shared memory are raw float64 (no codec)",
                 field="reply_codec", rule="shared_memory",
             )  # fmt: skip
+        if F.reply_dtype(request.reply_dtype) != F64:
+            raise InvalidArgument(
+                "replies in shared memory are float64 (no reply_dtype): the outputs are "
+                "written into the segment as the session computed them",
+                field="reply_dtype", rule="shared_memory",
+            )  # fmt: skip
         shm = request.shared_memory
         segment = self._segment(session_id, shm.name, int(shm.size))
         try:

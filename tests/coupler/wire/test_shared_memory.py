@@ -202,6 +202,10 @@ REFUSALS: dict[str, tuple[Any, grpc.StatusCode, str, str]] = {
                    grpc.StatusCode.INVALID_ARGUMENT, "shared_memory", "exclusive"),
     "reply codec": (lambda r: setattr(r.reply_codec, "id", "zstd"),
                     grpc.StatusCode.INVALID_ARGUMENT, "reply_codec", "shared_memory"),
+    "reply float32": (lambda r: setattr(r, "reply_dtype", pb.DTYPE_FLOAT32),
+                      grpc.StatusCode.INVALID_ARGUMENT, "reply_dtype", "shared_memory"),
+    "reply dtype unknown": (lambda r: setattr(r, "reply_dtype", pb.DTYPE_INT32),
+                            grpc.StatusCode.INVALID_ARGUMENT, "reply_dtype", "dtype"),
 }  # fmt: skip
 
 
@@ -390,3 +394,15 @@ def test_a_serve_process_on_a_unix_socket_steps_a_client_process_through_shared_
             assert proc.wait(30) == 0
             assert len(_segments()) == 0
             dying._shared.segment.close()
+
+
+def test_client_refuses_shared_memory_with_float32_replies(service: Service) -> None:
+    with CouplerClient(f"127.0.0.1:{service.port}") as client:
+        with pytest.raises(ValueError, match="shared_memory steps are unary, raw and float64"):
+            client.open_session(**open_kwargs(), shared_memory=True, reply_dtype="float32")
+    with CouplerClient(f"127.0.0.1:{service.port}", shared_memory=True) as client:
+        # the client-wide default leaves a float32-reply session on the wire
+        session = client.open_session(**open_kwargs(), reply_dtype="float32")
+        out = session.step(0, forcing(0))
+        assert all(v.dtype == np.float32 for v in out.values())
+        session.close()

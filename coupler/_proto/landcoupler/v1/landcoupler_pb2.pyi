@@ -285,20 +285,22 @@ class OpenSessionReply(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., next_index: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., cells: _Optional[int] = ..., members: _Optional[int] = ..., start_rfc3339: _Optional[str] = ..., timestep: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("session_id", "index", "fields", "trailing_fields", "reply_codec", "shared_memory")
+    __slots__ = ("session_id", "index", "fields", "trailing_fields", "reply_codec", "shared_memory", "reply_dtype")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     TRAILING_FIELDS_FIELD_NUMBER: _ClassVar[int]
     REPLY_CODEC_FIELD_NUMBER: _ClassVar[int]
     SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    REPLY_DTYPE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     index: int
     fields: _containers.RepeatedCompositeFieldContainer[Field]
     trailing_fields: int
     reply_codec: Codec
     shared_memory: SharedMemory
-    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., reply_codec: _Optional[_Union[Codec, _Mapping]] = ..., shared_memory: _Optional[_Union[SharedMemory, _Mapping]] = ...) -> None: ...
+    reply_dtype: DType
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., trailing_fields: _Optional[int] = ..., reply_codec: _Optional[_Union[Codec, _Mapping]] = ..., shared_memory: _Optional[_Union[SharedMemory, _Mapping]] = ..., reply_dtype: _Optional[_Union[DType, str]] = ...) -> None: ...
 
 class SharedMemory(_message.Message):
     __slots__ = ("name", "size", "fields", "reply_offset")
