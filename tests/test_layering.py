@@ -45,6 +45,7 @@ WIRE_SPEAKERS = (
     "coupler.client.remote",
     "coupler.client.exchange",
     "coupler.client.shared",
+    "coupler.client.stepmsgs",
 )
 
 

@@ -34,19 +34,18 @@ from coupler._proto.landcoupler.v1 import landcoupler_pb2_grpc as pb_grpc
 from coupler.client.common import LandCoverUpdate, spec_from_arguments
 from coupler.client.exchange import Exchange
 from coupler.client.shared import SharedChannel
+from coupler.client.stepmsgs import CodecArg, StepMessages, StepStub, stated_units
 from coupler.errors import InvalidArgument
 from coupler.spec import ObservationBatch, SessionSpec
 from coupler.spec.times import rfc3339
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
-from coupler.wire import reader, spec_proto
+from coupler.wire import spec_proto
 from coupler.wire.status import CLIENT_KEY, REQUEST_ID_KEY, CouplerRpcError
-from emulators import variables as V
 
 MiB = 1 << 20
 #: Steps with at least this many payload bytes go on Exchange as one frame per field.
 DEFAULT_SPLIT_BYTES = 4 * MiB
-CodecArg = F.CodecSpec | str | Mapping[str, F.CodecSpec | str | None] | None
 T = TypeVar("T")
 
 
@@ -54,13 +53,6 @@ def _bytes(value: bytes | str | Path | None) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     return Path(value).read_bytes()
-
-
-def _reply_codec(codec: CodecArg) -> F.CodecSpec | None:
-    """The codec asked for replies: the session-wide spec (a per-field mapping is for requests)."""
-    if codec is None or isinstance(codec, Mapping):
-        return None
-    return F.wire_codec(codec, "reply_codec")
 
 
 class CouplerClient:
@@ -119,7 +111,7 @@ class CouplerClient:
         #: sessions stepping through shared memory, whose segments ``close`` unlinks
         self._shared: weakref.WeakSet[RemoteSession] = weakref.WeakSet()
         #: Step and Exchange taking requests serialized straight from the arrays (or messages)
-        self.steps = _StepStub(self._channel)
+        self.steps = StepStub(self._channel)
 
     # ---- plumbing --------------------------------------------------------------------------
     def call(
@@ -269,62 +261,12 @@ class RemoteSession:
         self.stream = stream
         self.split_bytes = split_bytes
         self.last_time: str | None = None
-        self._reply_codec = _reply_codec(codec)
         #: the proto DType asked for the replies (0: unset, float64)
         self.reply_dtype = int(reply_dtype)
+        self._messages = StepMessages(self.id, codec, self.reply_dtype)
         self._exchange: Exchange | None = None
         self._shared = SharedChannel(self.id, self.outputs, self.cells) if shared_memory else None
         self._closed = False
-
-    def _spec(self, name: str) -> F.CodecSpec | str | None:
-        return self.codec.get(name) if isinstance(self.codec, Mapping) else self.codec
-
-    def _request(
-        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None,
-        split: bool,
-    ) -> list[Any] | pb.StepRequest | E.Encoded:  # fmt: skip
-        """A StepRequest with the fields inline, or (``split``) the Exchange frames: a header
-        announcing ``trailing_fields`` then one frame per field, each encoded in place."""
-        stated = _stated(fields, units)
-        if all(_raw(self._spec(name)) for name in fields):
-            return self._raw_request(index, fields, stated, split)
-        head = pb.ExchangeRequest() if split else None
-        req = head.step if head is not None else pb.StepRequest()
-        req.session_id = self.id
-        req.index = int(index)
-        if self._reply_codec is not None:
-            req.reply_codec.CopyFrom(F.codec_to_proto(self._reply_codec))
-        req.reply_dtype = self.reply_dtype  # type: ignore[assignment]
-        if head is None:
-            for name, values in fields.items():
-                F.encode_into(req.fields.add(), name, values, stated[name], self._spec(name))
-            return req
-        req.trailing_fields = len(fields)
-        frames = [head]
-        for name, values in fields.items():
-            frame = pb.ExchangeRequest()
-            F.encode_into(frame.field, name, values, stated[name], self._spec(name))
-            frames.append(frame)
-        return frames
-
-    def _raw_request(
-        self, index: int, fields: Mapping[str, Any], units: Mapping[str, str], split: bool
-    ) -> list[Any] | E.Encoded:
-        """:meth:`_request` for raw fields, serialized straight from the arrays when sent
-        (``coupler.wire.encoded``; the arrays are read, never written, until the step
-        returns)."""
-        raw = [E.raw_field(name, values, units[name]) for name, values in fields.items()]
-        codec = None if self._reply_codec is None else F.codec_to_proto(self._reply_codec)
-        if not split:
-            return E.step_request(self.id, int(index), raw, codec, self.reply_dtype)
-        head = pb.ExchangeRequest()
-        head.step.session_id = self.id
-        head.step.index = int(index)
-        head.step.trailing_fields = len(raw)
-        head.step.reply_dtype = self.reply_dtype  # type: ignore[assignment]
-        if codec is not None:
-            head.step.reply_codec.CopyFrom(codec)
-        return [head, *(E.exchange_field(field) for field in raw)]
 
     def step(
         self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
@@ -336,7 +278,7 @@ class RemoteSession:
         previous index returns the same reply without advancing."""
         if self._shared is not None:  # the arrays go through shared memory
             with self._shared.lock:
-                shared = self._shared.request(index, fields, _stated(fields, units))
+                shared = self._shared.request(index, fields, stated_units(fields, units))
                 call = self.client.steps.Step
                 reply = self.client.call(call, shared, retry=True, timeout=timeout).message
                 out = self._shared.outputs(reply)
@@ -346,7 +288,7 @@ class RemoteSession:
         if self.stream:
             payload = sum(np.asarray(v).nbytes for v in fields.values())
             split = payload >= self.split_bytes and len(fields) > 1
-            request = self._request(index, fields, units, split)
+            request = self._messages.request(index, fields, units, split)
             frames: list[Any]
             if isinstance(request, list):
                 frames = request
@@ -356,7 +298,7 @@ class RemoteSession:
                 frames = [pb.ExchangeRequest(step=request)]
             reply_fields, time_str = self._stream_step(frames, int(index), timeout)
         else:
-            req = self._request(index, fields, units, False)
+            req = self._messages.request(index, fields, units, False)
             reply = self.client.call(self.client.steps.Step, req, retry=True, timeout=timeout)
             reply_fields, time_str = list(reply.pairs), reply.message.time_rfc3339
         out = {f.name: F.decode(f, data=data) for f, data in reply_fields}
@@ -458,44 +400,6 @@ class RemoteSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _StepStub:
-    """``Step`` and ``Exchange`` of the LandCoupler service with :func:`coupler.wire.encoded.
-    serialize` as the request serializer (a request may be an ``Encoded``) and replies parsed by
-    :mod:`coupler.wire.reader` (``Received``: the fields' data are views of the received
-    bytes)."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        service = "/landcoupler.v1.LandCoupler/"
-        self.Step = channel.unary_unary(
-            service + "Step",
-            request_serializer=E.serialize,
-            response_deserializer=reader.deserializer(pb.StepReply),
-        )
-        self.Exchange = channel.stream_stream(
-            service + "Exchange",
-            request_serializer=E.serialize,
-            response_deserializer=reader.deserializer(pb.ExchangeReply),
-        )
-
-
-def _raw(spec: F.CodecSpec | str | None) -> bool:
-    """A field sent as raw bytes (no codec, no bit-rounding)."""
-    parsed = F.CodecSpec.parse(spec)
-    return parsed.id == "none" and not parsed.keepbits
-
-
-def _stated(fields: Mapping[str, Any], units: Mapping[str, str] | None) -> dict[str, str]:
-    """The units sent with each field: the caller's, else the registry's."""
-    given = units or {}
-    return {n: given[n] if n in given else _registry_units(n) for n in fields}
-
-
-def _registry_units(name: str) -> str:
-    """The registry's units of ``name`` ("" for unknown names: the server names the field)."""
-    var = V.REGISTRY.get(name)
-    return var.units if var is not None else ""
 
 
 __all__ = ["REQUEST_ID_KEY", "CouplerClient", "CouplerRpcError", "RemoteSession"]
