@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             cache=args.work / "data",
             progress=progress,
         )
-    summary = [r for r in manifest.skill if r.get("source") == "all held-out"]
+    summary = [r for r in manifest.skill if r.get("source") == "all held-out" and "start" not in r]
     for r in summary:
         print(
             f"{args.name} {r['variable']}: NSE {r['nse']:.4f}, KGE {r['kge']:.4f}, "
@@ -98,11 +98,26 @@ def run(args: argparse.Namespace) -> int:
                 f"{r['accuracy']:.4f}, MAE {r['mae']:.4f}, mean IoU {r['mean_iou']:.4f}, "
                 f"max aggregation error {r['max_aggregation_error']:.1e}"
             )
+    starts = _starts_table(manifest.skill)
+    if starts:
+        print(
+            "LE (hfls) and H (hfss) NSE / KGE: continuous record; fresh and resumed starts, "
+            "first 48 h vs the rest"
+        )
+        print(starts)
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0
+
+
+def _starts_table(records: list[dict[str, object]]) -> str:
+    if not any("start" in r for r in records):
+        return ""
+    from emulators.training.coldstart import summary
+
+    return summary(records)
 
 
 def _export_triton(args: argparse.Namespace, artifacts: Path) -> int:
