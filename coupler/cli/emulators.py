@@ -105,11 +105,30 @@ def run(args: argparse.Namespace) -> int:
             "first 48 h vs the rest"
         )
         print(starts)
+    if args.action == "evaluate" and recipe.name == "flux-lstm":
+        print(_session_week(Path(artifacts)))
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0
+
+
+def _session_week(artifacts: Path) -> str:
+    """Issue 14's cold-start week: a fresh emulator session beside the reference (32 cells, CGMS
+    grid 31031, July 2000, hourly), LE and H per day, first 48 h, the rest."""
+    from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+    from emulators.reference.model import ReferenceBackend
+    from emulators.training import session_week
+
+    config = session_week.WeekConfig()
+    emulator = EmulatorBackend(EmulatorConfig(artifacts=artifacts))
+    rows = session_week.table(session_week.run(config, emulator, ReferenceBackend()))
+    return (
+        f"fresh session, {config.source} from {config.start}, {config.cells} cells, "
+        f"{config.days} days (torchscript vs reference, cell LE and H):\n"
+        + session_week.markdown(rows)
+    )
 
 
 def _starts_table(records: list[dict[str, object]]) -> str:

@@ -78,7 +78,7 @@ class FluxLSTMRecipe(_FluxRecipe):
     def config(self) -> Any:
         from emulators.training import flux
 
-        base = flux.daily_config() if self.timestep == DAY else flux.coldstart_config()
+        base = flux.daily_config() if self.timestep == DAY else flux.FluxTrainConfig()
         return matching(self, self.configured(base))
 
     def fit(self, config: Any, work: Path, progress: bool) -> TrainResult:

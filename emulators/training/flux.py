@@ -162,24 +162,10 @@ def daily_config() -> FluxTrainConfig:
     return config
 
 
-#: the shipped ``flux-lstm`` before cold-start training (2026-11-23, spun-up windows only):
-#: what the cold-start recipe fine-tunes (``coldstart_config``)
-PARENT = "flux_lstm/init/flux_lstm-2026-11-23.ts"
-PARENT_SHA256 = "ac076d53b94e5f79"
-
-
 def coldstart_config() -> FluxTrainConfig:
-    """The training configuration of ``flux-lstm``: the shipped spun-up network (:data:`PARENT`)
-    fine-tuned with fresh-start windows and zero-state restarts (``flux_cold``)."""
-    return FluxTrainConfig(
-        epochs=8,
-        lr=1e-3,
-        lr_final=1e-4,
-        cold_weight=1.0,
-        reset_fraction=0.1,
-        init=PARENT,
-        init_sha256=PARENT_SHA256,
-    )
+    """``flux-lstm``'s training config with ``flux_cold.COLDSTART_OPTIONS``: the spun-up network
+    (``flux_cold.PARENT``) fine-tuned with fresh-start windows and zero-state restarts."""
+    return dataclasses.replace(FluxTrainConfig(), **flux_cold.COLDSTART_OPTIONS)
 
 
 def data_hash(specs: tuple[SourceSpec, ...], timestep: int = 3600) -> str:
@@ -371,7 +357,8 @@ def train(
     cold = flux_cold.cold_batch(config, cache, progress)
     cold_val = None
     if cold is not None:
-        specs = flux_cold.cold_specs(config.validation, 4, 2 + config.cold_window // 24, dt)
+        days = 2 + flux_cold.window_days(config)
+        specs = flux_cold.cold_specs(config.validation, 4, days, dt)
         cold_val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in specs])
     checkpoints = None
     if checkpoint_dir is not None:

@@ -34,6 +34,43 @@ from emulators.training.data import SourceSpec, simulate
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
+#: the shipped ``flux-lstm-daily`` before cold-start training (2026-11-23)
+DAILY_PARENT = "flux_lstm_daily/init/flux_lstm_daily-2026-11-23.ts"
+DAILY_PARENT_SHA256 = "f1c35348db5776e4"
+#: the cold-start fine-tuning of ``flux-lstm-daily``: ``get("flux-lstm-daily",
+#: **DAILY_COLDSTART_OPTIONS)`` (14-day fresh windows). Not shipped: see ``COLDSTART_OPTIONS``.
+DAILY_COLDSTART_OPTIONS: dict[str, Any] = {
+    "epochs": 6,
+    "lr": 1e-3,
+    "lr_final": 1e-4,
+    "cold_weight": 1.0,
+    "cold_window": 14,
+    "reset_fraction": 0.1,
+    "init": DAILY_PARENT,
+    "init_sha256": DAILY_PARENT_SHA256,
+}
+
+
+#: the shipped ``flux-lstm`` before cold-start training (2026-11-23, spun-up windows only):
+#: what :data:`COLDSTART_OPTIONS` fine-tune
+PARENT = "flux_lstm/init/flux_lstm-2026-11-23.ts"
+PARENT_SHA256 = "ac076d53b94e5f79"
+
+
+#: the cold-start fine-tuning of ``flux-lstm`` (``flux_cold``): options of ``get("flux-lstm",
+#: **COLDSTART_OPTIONS)``. Not the shipped recipe: the candidate it trains is better in the first
+#: 48 h of fresh and resumed starts but worse over the continuous Wageningen 1995 record
+#: (docs/emulators.md, "Skill from step 0"), so ``flux-lstm`` still ships the spun-up training.
+COLDSTART_OPTIONS: dict[str, Any] = {
+    "epochs": 8,
+    "lr": 1e-3,
+    "lr_final": 1e-4,
+    "cold_weight": 1.0,
+    "reset_fraction": 0.1,
+    "init": PARENT,
+    "init_sha256": PARENT_SHA256,
+}
+
 
 def cold_specs(
     sources: tuple[SourceSpec, ...], starts: int, days: int, timestep: int
@@ -46,11 +83,16 @@ def cold_specs(
     return tuple(out)
 
 
+def window_days(config: Any) -> int:
+    """Days that a fresh-start window of ``config`` covers (rounded up)."""
+    return int(-(-config.cold_window * config.timestep // 86_400))
+
+
 def cold_batch(config: Any, cache: Path | None, progress: bool) -> Batch | None:
     """The fresh-start batch of a flux training config (None when ``cold_weight`` is 0)."""
     if config.cold_weight <= 0:
         return None
-    days = -(-config.cold_window * config.timestep // 86_400)  # ceil
+    days = window_days(config)
     specs = cold_specs(config.train, config.cold_starts, days, config.timestep)
     trajs = [simulate(s, config.timestep, progress=progress, cache=cache) for s in specs]
     return Batch.of(trajs, torch.float32)

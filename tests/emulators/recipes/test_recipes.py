@@ -126,7 +126,7 @@ GOLDEN = {
         "27bb22b08c468eea", 2, 1,  # early stopping after epoch 2
     ),
     "flux-lstm-daily": (
-        DAILY | {"epochs": 3, "window": 10, "windows_per_epoch": 2, "patience": 1}
+        DAILY | SPUN_UP | {"epochs": 3, "window": 10, "windows_per_epoch": 2, "patience": 1}
         | {"validation_days": 30},
         "15715a2df2f1293a", 3, 3,
     ),

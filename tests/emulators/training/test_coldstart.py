@@ -21,7 +21,13 @@ from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.evaluate import evaluate_flux
 from emulators.training.flux import FluxTrainConfig, coldstart_config
-from emulators.training.flux_cold import cold_specs, init_path
+from emulators.recipes import get
+from emulators.training.flux_cold import (
+    COLDSTART_OPTIONS,
+    DAILY_COLDSTART_OPTIONS,
+    cold_specs,
+    init_path,
+)
 
 ARTIFACTS = Path(__file__).parents[3] / "emulators" / "artifacts"
 
@@ -116,7 +122,11 @@ def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
 
 def test_cold_start_training_options() -> None:
     cfg = coldstart_config()
-    assert cfg.cold_weight > 0 and cfg.reset_fraction > 0 and init_path(cfg.init).exists()
+    assert cfg.cold_weight > 0 and cfg.init_sha256 and init_path(cfg.init).exists()
+    assert get("flux-lstm", **COLDSTART_OPTIONS).config() == cfg
+    daily = get("flux-lstm-daily", **DAILY_COLDSTART_OPTIONS).config()
+    assert (daily.timestep, daily.cold_window) == (86_400, 14) and init_path(daily.init).exists()
+    assert get("flux-lstm").config().cold_weight == 0.0  # the shipped recipe: spun-up training
     specs = cold_specs((SourceSpec("synthetic", seed=1, cells=1, days=30),), 3, 2, 3600)
     assert [(s.spinup_days, s.offset_days, s.record_days) for s in specs] == [
         (0, 0, 2),
