@@ -15,13 +15,13 @@ import torch
 from emulators import landstep
 from emulators import parameters as P
 from emulators.protocol import LandStatic
+from emulators.recipes import get
 from emulators.reference.soil import SoilConfig
 from emulators.training import coldstart
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.evaluate import evaluate_flux
 from emulators.training.flux import FluxTrainConfig, coldstart_config
-from emulators.recipes import get
 from emulators.training.flux_cold import (
     COLDSTART_OPTIONS,
     DAILY_COLDSTART_OPTIONS,
