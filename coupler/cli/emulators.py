@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             cache=args.work / "data",
             progress=progress,
         )
-    summary = [r for r in manifest.skill if r.get("source") == "all held-out"]
+    summary = [r for r in manifest.skill if r.get("source") == "all held-out" and "start" not in r]
     for r in summary:
         print(
             f"{args.name} {r['variable']}: NSE {r['nse']:.4f}, KGE {r['kge']:.4f}, "
@@ -98,11 +98,45 @@ def run(args: argparse.Namespace) -> int:
                 f"{r['accuracy']:.4f}, MAE {r['mae']:.4f}, mean IoU {r['mean_iou']:.4f}, "
                 f"max aggregation error {r['max_aggregation_error']:.1e}"
             )
+    starts = _starts_table(manifest.skill)
+    if starts:
+        print(
+            "LE (hfls) and H (hfss) NSE / KGE: continuous record; fresh and resumed starts, "
+            "first 48 h vs the rest"
+        )
+        print(starts)
+    if args.action == "evaluate" and recipe.name == "flux-lstm":
+        print(_session_week(Path(artifacts)))
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0
+
+
+def _session_week(artifacts: Path) -> str:
+    """Issue 14's cold-start week: a fresh emulator session beside the reference (32 cells, CGMS
+    grid 31031, July 2000, hourly), LE and H per day, first 48 h, the rest."""
+    from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+    from emulators.reference.model import ReferenceBackend
+    from emulators.training import session_week
+
+    config = session_week.WeekConfig()
+    emulator = EmulatorBackend(EmulatorConfig(artifacts=artifacts))
+    rows = session_week.table(session_week.run(config, emulator, ReferenceBackend()))
+    return (
+        f"fresh session, {config.source} from {config.start}, {config.cells} cells, "
+        f"{config.days} days (torchscript vs reference, cell LE and H):\n"
+        + session_week.markdown(rows)
+    )
+
+
+def _starts_table(records: list[dict[str, object]]) -> str:
+    if not any("start" in r for r in records):
+        return ""
+    from emulators.training.coldstart import summary
+
+    return summary(records)
 
 
 def _export_triton(args: argparse.Namespace, artifacts: Path) -> int:

@@ -78,7 +78,8 @@ def skill_drift(
             a, b = before[key(r)].get(m), r.get(m)
             if a is None or b is None:
                 continue
-            label = "/".join([*map(str, key(r)), m]) if drift.labelled else m
+            parts = [str(v) for v in key(r) if v is not None]  # fields a row lacks are left out
+            label = "/".join([*parts, m]) if drift.labelled else m
             out[label] = round(abs(b - a) / max(abs(a), 1e-12), 5)
     return out
 

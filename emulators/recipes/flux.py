@@ -22,7 +22,12 @@ if TYPE_CHECKING:
     from emulators.training.trainer import TrainResult
 
 #: after a retraining, the relative change of NSE, KGE and RMSE of LE and H per held-out source
-FLUX_DRIFT = Drift(("source", "variable"), {"variable": ("hfls", "hfss")}, ("nse", "kge", "rmse"))
+#: (and per start and window of the cold-start rows, ``training.coldstart``)
+FLUX_DRIFT = Drift(
+    ("source", "start", "window", "variable"),
+    {"variable": ("hfls", "hfss")},
+    ("nse", "kge", "rmse"),
+)
 
 
 def matching(recipe: Recipe, config: Any) -> Any:

@@ -48,6 +48,10 @@ class SourceSpec:
     perturbation: float = 0.5
     spinup_days: int = 60
     options: dict[str, Any] = field(default_factory=dict)
+    #: a cold start (``spinup_days=0``) or a slice of the record: the first ``offset_days`` of
+    #: the forcing are skipped and ``record_days`` recorded (0: to the end)
+    offset_days: int = 0
+    record_days: int = 0
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -58,16 +62,29 @@ class SourceSpec:
             raise ValueError(f"{self.source}: perturbation must be in [0, 1]")
         if self.spinup_days < 0:
             raise ValueError(f"{self.source}: spinup_days must be >= 0")
+        if self.offset_days < 0 or self.record_days < 0:
+            raise ValueError(f"{self.source}: offset_days and record_days must be >= 0")
 
     @property
     def label(self) -> str:
         if self.source == "synthetic":
-            return f"synthetic-seed{self.seed}"
-        years = self.options.get("years")
-        return f"{self.source}-{years[0]}" if years else self.source
+            base = f"synthetic-seed{self.seed}"
+        else:
+            years = self.options.get("years")
+            base = f"{self.source}-{years[0]}" if years else self.source
+        return base + (f"-cold{self.offset_days}" if self.cold else "")
+
+    @property
+    def cold(self) -> bool:
+        """A fresh start: recorded from the backends' initial state (no spin-up)."""
+        return self.spinup_days == 0
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        fields = asdict(self)
+        for name in ("offset_days", "record_days"):  # keys of earlier caches stay valid
+            if not fields[name]:
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -191,6 +208,16 @@ def simulate(
     if path is not None and path.exists():
         return Trajectory.load(path)
     ds = load_forcing(spec, timestep)
+    per_day = max(1, 86_400 // timestep)
+    if spec.offset_days or spec.record_days:
+        first = spec.offset_days * per_day
+        end = first + spec.record_days * per_day if spec.record_days else ds.sizes["time"]
+        if end > ds.sizes["time"]:
+            raise ValueError(
+                f"{spec.label}: offset_days + record_days exceed the record "
+                f"({ds.sizes['time']} steps of {timestep} s)"
+            )
+        ds = ds.isel(time=slice(first, end))
     n_cells, k = ds.sizes["cell"], P.N_CLASSES
     n = n_cells * spec.replicas
     cell_of = np.repeat(np.arange(n_cells), spec.replicas)

@@ -24,6 +24,7 @@ from emulators import metrics
 from emulators.compiled.lai_step import lai_timestep
 from emulators.export import load_torchscript
 from emulators.manifest import Manifest
+from emulators.training import coldstart
 from emulators.training import lai as lai_training
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
@@ -119,10 +120,14 @@ def report(
     title: str,
     taylor_variables: Sequence[str],
     preamble: str = "",
+    fields: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Write ``skill.json``, ``skill.md`` and ``skill.png`` to ``out_dir``; returns the records.
     ``tables``: source label -> skill table; ``series``: panel title -> (time, emulator,
-    reference) for the time-series panels."""
+    reference) for the time-series panels; ``fields``: table label -> the record fields of its
+    rows (default ``{"source": label}``; e.g. the start and window of a cold-start table, whose
+    rows stay out of the Taylor diagram)."""
+    fields = fields or {}
     from matplotlib.figure import Figure
 
     from emulators import plots
@@ -132,11 +137,12 @@ def report(
     md = [f"# {title}", "", preamble, ""] if preamble else [f"# {title}", ""]
     points: dict[str, tuple[float, float]] = {}
     for label, table in tables.items():
+        own = fields.get(label, {"source": label})
         for rec in metrics.table_to_records(table):
-            records.append({"source": label, **rec})
+            records.append({**own, **rec})
         md += [f"## {label}", "", metrics.table_to_markdown(table)]
         for rec in metrics.table_to_records(table):
-            if rec["variable"] in taylor_variables:
+            if rec["variable"] in taylor_variables and label not in fields:
                 points[f"{label}/{rec['variable']}"] = (rec["std_ratio"], rec["pearson_r"])
     (out_dir / "skill.json").write_text(
         __import__("json").dumps({"title": title, "skill": records}, indent=2) + "\n"
@@ -182,9 +188,13 @@ def evaluate_flux(
     out_dir: Path,
     cache: Path | None = Path("out/emulators/data"),
     progress: bool = True,
+    specs: Sequence[SourceSpec] | None = None,
+    save: bool = True,
 ) -> Manifest:
     """Held-out skill of a shipped TorchScript flux emulator at the manifest's timestep (held-out
-    sources: :func:`flux_held_out`); updates the manifest's skill."""
+    sources: :func:`flux_held_out`, or ``specs``): free-running over each whole record, and from
+    fresh and resumed starts, first 48 h vs the rest (``coldstart``); updates the manifest's skill
+    (when ``save``)."""
     manifest = Manifest.load(directory)
     dt = manifest.timestep_seconds
     daily = dt >= 86_400
@@ -195,7 +205,10 @@ def evaluate_flux(
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     pooled_sim: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
     pooled_ref: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
-    for spec in flux_held_out(dt):
+    start_tables: dict[str, pd.DataFrame] = {}
+    start_fields: dict[str, dict[str, str]] = {}
+    pooled_starts: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+    for spec in specs if specs is not None else flux_held_out(dt):
         traj = simulate(spec, int(dt), progress=progress, cache=cache)
         batch = Batch.of([traj], torch.float64)
         with torch.no_grad():
@@ -203,6 +216,18 @@ def evaluate_flux(
         sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
         ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
         tables[spec.label] = skill(sim, ref, FLUX_VARIABLES)
+        found = coldstart.starts(
+            net, hidden, c_width, spec, int(dt), FLUX_VARIABLES, cache, progress, batch
+        )
+        for (case, window), (s_, r_) in found.items():
+            name = f"{spec.label} ({case} start, {window})"
+            start_tables[name] = skill(
+                {k: v[:, None] for k, v in s_.items()},
+                {k: v[:, None] for k, v in r_.items()},
+                FLUX_VARIABLES,
+            )
+            start_fields[name] = {"source": spec.label, "start": case, "window": window}
+            pooled_starts.setdefault((case, window), []).append((s_, r_))
         for k in FLUX_VARIABLES:
             pooled_sim[k].append(sim[k].reshape(-1))
             pooled_ref[k].append(ref[k].reshape(-1))
@@ -223,18 +248,29 @@ def evaluate_flux(
         {k: np.concatenate(v)[:, None] for k, v in pooled_ref.items()},
         FLUX_VARIABLES,
     )
+    for (case, window), found_pairs in pooled_starts.items():
+        name = f"all held-out ({case} start, {window})"
+        start_tables[name] = skill(
+            {k: np.concatenate([p[0][k] for p in found_pairs])[:, None] for k in FLUX_VARIABLES},
+            {k: np.concatenate([p[1][k] for p in found_pairs])[:, None] for k in FLUX_VARIABLES},
+            FLUX_VARIABLES,
+        )
+        start_fields[name] = {"source": "all held-out", "start": case, "window": window}
     result = report(
-        tables,
+        {**tables, **start_tables},
         series,
         out_dir,
         f"{manifest.name} vs reference model (held-out, free-running)",
         ("hfls", "hfss"),
         preamble=f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
         "source; the emulator runs closed-loop on its own soil water and temperatures from the "
-        f"first step ({dt:g} s steps).",
+        f"first step ({dt:g} s steps). Tables named '(fresh start, …)' and '(resumed start, …)' "
+        "are the cold starts of `emulators.training.coldstart` (first 48 h vs the rest).",
+        fields=start_fields,
     )
     manifest.skill = result["records"]
-    manifest.save(directory)
+    if save:
+        manifest.save(directory)
     return manifest
 
 

@@ -27,7 +27,7 @@ from emulators.metrics import nse
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
-from emulators.training import trainer
+from emulators.training import flux_cold, trainer
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.trainer import Round, TrainResult, require_positive
@@ -82,6 +82,15 @@ class FluxTrainConfig:
     seed: int = 0
     threads: int = 1  # see docs/emulators.md: 2 OpenMP threads stall on a shared 2-core box
     validation_days: int = 120
+    # cold starts (``flux_cold``): fresh windows from the initial state, zero-state restarts,
+    # fine-tuning from a TorchScript artifact; all off by default
+    cold_weight: float = 0.0
+    cold_starts: int = 12
+    cold_window: int = 48
+    cold_rows: int = 768
+    reset_fraction: float = 0.0
+    init: str = ""
+    init_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":
@@ -97,6 +106,11 @@ class FluxTrainConfig:
             )
         if not 0 < self.lr_final <= self.lr:
             raise ValueError("learning rates must satisfy 0 < lr_final <= lr")
+        require_positive(self, "cold_starts", "cold_window", "cold_rows")
+        if self.cold_weight < 0:
+            raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
+        if not 0.0 <= self.reset_fraction <= 1.0:
+            raise ValueError(f"reset_fraction must be in [0, 1], got {self.reset_fraction}")
 
     def loop(self) -> trainer.Loop:
         """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
@@ -146,6 +160,12 @@ def daily_config() -> FluxTrainConfig:
         validation_days=730,
     )
     return config
+
+
+def coldstart_config() -> FluxTrainConfig:
+    """``flux-lstm``'s training config with ``flux_cold.COLDSTART_OPTIONS``: the spun-up network
+    (``flux_cold.PARENT``) fine-tuned with fresh-start windows and zero-state restarts."""
+    return dataclasses.replace(FluxTrainConfig(), **flux_cold.COLDSTART_OPTIONS)
 
 
 def data_hash(specs: tuple[SourceSpec, ...], timestep: int = 3600) -> str:
@@ -231,14 +251,23 @@ class _Windows:
     the LSTM state to the next window."""
 
     def __init__(
-        self, model: flux_nets.FluxLSTM, batch: Batch, val: Batch, config: FluxTrainConfig
+        self,
+        model: flux_nets.FluxLSTM,
+        batch: Batch,
+        val: Batch,
+        config: FluxTrainConfig,
+        cold: Batch | None = None,
+        cold_val: Batch | None = None,
     ) -> None:
         self.model, self.batch, self.val, self.config = model, batch, val, config
+        self.cold, self.cold_val = cold, cold_val
         self.soil = SoilConfig()
         stats = normalisation(batch, self.soil, seed=config.seed)
-        model.inputs.set(stats["x_mean"], stats["x_std"])
-        model.outputs.set(stats["y_mean"], stats["y_std"])
+        if not config.init:  # fine-tuning keeps the normalisation it was trained with
+            model.inputs.set(stats["x_mean"], stats["x_std"])
+            model.outputs.set(stats["y_mean"], stats["y_std"])
         self.scale = stats["y_std"].float()
+        self.gen = torch.Generator().manual_seed(config.seed + 1)  # cold rows and restarts
         chunks = batch.steps // config.window
         self.period = chunks * config.window
         gen = torch.Generator().manual_seed(config.seed)
@@ -254,6 +283,34 @@ class _Windows:
         ts = batch.state["ts"][t_start, r]
         tsoil = batch.state["tsoil"][t_start, r]
         h, c = self.h, self.c
+        if self.config.reset_fraction > 0:
+            keep = torch.rand(batch.rows, generator=self.gen) >= self.config.reset_fraction
+            h, c = h * keep[:, None], c * keep[:, None]
+        loss = self._run(batch, t_start, wv, ts, tsoil, h, c, w, keep_state=True)
+        if self.cold is not None:
+            n = min(self.config.cold_rows, self.cold.rows)
+            sub = flux_cold.rows(self.cold, torch.randperm(self.cold.rows, generator=self.gen)[:n])
+            zero = torch.zeros(n, self.model.hidden)
+            t0 = torch.zeros(n, dtype=torch.long)
+            s = sub.state
+            cold = self._run(sub, t0, s["w"][0], s["ts"][0], s["tsoil"][0], zero, zero, None)
+            loss = loss + self.config.cold_weight * cold
+        return loss
+
+    def _run(
+        self,
+        batch: Batch,
+        t_start: Tensor,
+        wv: Tensor,
+        ts: Tensor,
+        tsoil: Tensor,
+        h: Tensor,
+        c: Tensor,
+        window: int | None,
+        keep_state: bool = False,
+    ) -> Tensor:
+        """Mean loss of a closed-loop window of ``window`` steps (default ``cold_window``)."""
+        w = self.config.cold_window if window is None else window
         loss = torch.zeros(())
         for j in range(w):
             t = t_start + j
@@ -261,7 +318,8 @@ class _Windows:
             closed, y, h, c = flux_step.step(self.model, inp, h, c, self.soil, batch.dt)
             loss = loss + _loss(closed, y, _targets(batch, t), self.scale)
             wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
-        self.h, self.c = h.detach(), c.detach()
+        if keep_state:
+            self.h, self.c = h.detach(), c.detach()
         return loss / w
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
@@ -270,7 +328,13 @@ class _Windows:
         for value in done.losses[1:]:
             running = 0.9 * running + 0.1 * value
         record = {"epoch": done.epoch, "train_loss": running, **scores}
-        return 0.5 * (scores["nse_hfls"] + scores["nse_hfss"]), record
+        score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
+        if self.cold_val is not None:  # fresh starts of the validation source, first window
+            first = _truncate(self.cold_val, self.config.cold_window)
+            cold = {f"cold_{k}": v for k, v in validate(self.model, first, self.soil).items()}
+            record |= cold
+            score = 0.5 * score + 0.25 * (cold["cold_nse_hfls"] + cold["cold_nse_hfss"])
+        return score, record
 
 
 def train(
@@ -288,10 +352,18 @@ def train(
     model = registry.build(config.architecture, config.options)
     if not isinstance(model, flux_nets.FluxLSTM):
         raise TypeError("flux training needs a FluxLSTM")
+    if config.init:
+        flux_cold.load_init(model, config.init, config.init_sha256)
+    cold = flux_cold.cold_batch(config, cache, progress)
+    cold_val = None
+    if cold is not None:
+        days = 2 + flux_cold.window_days(config)
+        specs = flux_cold.cold_specs(config.validation, 4, days, dt)
+        cold_val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in specs])
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = trainer.Checkpoints(checkpoint_dir / f"{config.artifact}-last.pt")
-    problem = _Windows(model, batch, val, config)
+    problem = _Windows(model, batch, val, config, cold, cold_val)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
     result.data_hash = data_hash(config.train, config.timestep)
     return result

@@ -1,0 +1,133 @@
+"""Cold starts in the flux LSTM's training (issue 14, item 1: skill from step 0).
+
+The spun-up windows of ``training.flux`` never show the network what a session starts from: the
+backends' initial state (``landstep.initial_state``: soil water at 3/4 of capacity, skin and soil
+temperatures from latitude alone) with its recurrent state at zero, and the reference model's
+transient away from it. Here:
+
+* **fresh windows** — reference trajectories of the training sources *without spin-up*
+  (``SourceSpec(spinup_days=0)``), started at ``cold_starts`` dates spread over each record
+  (``coldstart.start_days``); every optimiser step runs ``cold_window`` steps from step 0 of
+  ``cold_rows`` random rows of them, from the initial state with h = c = 0, closed-loop through
+  the constraint layer; their loss (the same as the spun-up windows') is added with weight
+  ``cold_weight``;
+* **zero-state restarts** — at each spun-up window start, a fraction ``reset_fraction`` of the
+  rows restarts its recurrent state from zero (a session resumed from a state without this
+  emulator's h, c);
+* **fine-tuning** — ``init``: a TorchScript flux artifact whose weights and normalisation start
+  the training (checked against ``init_sha256``), so a recipe can continue a shipped network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emulators.training.batch import Batch
+from emulators.training.coldstart import fresh_specs, record_days, start_days
+from emulators.training.data import SourceSpec, simulate
+
+Tensor = torch.Tensor
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+#: the shipped ``flux-lstm-daily`` before cold-start training (2026-11-23)
+DAILY_PARENT = "flux_lstm_daily/init/flux_lstm_daily-2026-11-23.ts"
+DAILY_PARENT_SHA256 = "f1c35348db5776e4"
+#: the cold-start fine-tuning of ``flux-lstm-daily``: ``get("flux-lstm-daily",
+#: **DAILY_COLDSTART_OPTIONS)`` (14-day fresh windows). Not shipped: see ``COLDSTART_OPTIONS``.
+DAILY_COLDSTART_OPTIONS: dict[str, Any] = {
+    "epochs": 6,
+    "lr": 1e-3,
+    "lr_final": 1e-4,
+    "cold_weight": 1.0,
+    "cold_window": 14,
+    "reset_fraction": 0.1,
+    "init": DAILY_PARENT,
+    "init_sha256": DAILY_PARENT_SHA256,
+}
+
+
+#: the shipped ``flux-lstm`` before cold-start training (2026-11-23, spun-up windows only):
+#: what :data:`COLDSTART_OPTIONS` fine-tune
+PARENT = "flux_lstm/init/flux_lstm-2026-11-23.ts"
+PARENT_SHA256 = "ac076d53b94e5f79"
+
+
+#: the cold-start fine-tuning of ``flux-lstm`` (``flux_cold``): options of ``get("flux-lstm",
+#: **COLDSTART_OPTIONS)``. Not the shipped recipe: the candidate it trains is better in the first
+#: 48 h of fresh and resumed starts but worse over the continuous Wageningen 1995 record
+#: (docs/emulators.md, "Skill from step 0"), so ``flux-lstm`` still ships the spun-up training.
+COLDSTART_OPTIONS: dict[str, Any] = {
+    "epochs": 8,
+    "lr": 1e-3,
+    "lr_final": 1e-4,
+    "cold_weight": 1.0,
+    "reset_fraction": 0.1,
+    "init": PARENT,
+    "init_sha256": PARENT_SHA256,
+}
+
+
+def cold_specs(
+    sources: tuple[SourceSpec, ...], starts: int, days: int, timestep: int
+) -> tuple[SourceSpec, ...]:
+    """Fresh-start specs of ``sources``: ``starts`` dates each, ``days`` days recorded."""
+    out: list[SourceSpec] = []
+    for spec in sources:
+        offsets = start_days(record_days(spec, timestep), starts, days)
+        out.extend(fresh_specs(spec, offsets, days))
+    return tuple(out)
+
+
+def window_days(config: Any) -> int:
+    """Days that a fresh-start window of ``config`` covers (rounded up)."""
+    return int(-(-config.cold_window * config.timestep // 86_400))
+
+
+def cold_batch(config: Any, cache: Path | None, progress: bool) -> Batch | None:
+    """The fresh-start batch of a flux training config (None when ``cold_weight`` is 0)."""
+    if config.cold_weight <= 0:
+        return None
+    days = window_days(config)
+    specs = cold_specs(config.train, config.cold_starts, days, config.timestep)
+    trajs = [simulate(s, config.timestep, progress=progress, cache=cache) for s in specs]
+    return Batch.of(trajs, torch.float32)
+
+
+def rows(batch: Batch, index: Tensor) -> Batch:
+    """The rows ``index`` of ``batch``."""
+    return dataclasses.replace(
+        batch,
+        forcing={k: v[:, index] for k, v in batch.forcing.items()},
+        state={k: v[:, index] for k, v in batch.state.items()},
+        outputs={k: v[:, index] for k, v in batch.outputs.items()},
+        params=batch.params[index],
+        tile=batch.tile[index],
+        lon=batch.lon[index],
+        doy=batch.doy[:, index],
+        sod=batch.sod[:, index],
+        const={k: v[index] for k, v in batch.const.items()},
+        row_source=batch.row_source[index],
+    )
+
+
+def init_path(init: str) -> Path:
+    """``init`` as a path: absolute, or relative to the package's ``emulators/artifacts``."""
+    path = Path(init)
+    return path if path.is_absolute() else ARTIFACTS / path
+
+
+def load_init(model: torch.nn.Module, init: str, sha256: str) -> None:
+    """Load the weights and normalisation of the TorchScript file ``init`` into ``model``; its
+    SHA-256 must start with ``sha256`` (when given)."""
+    path = init_path(init)
+    if not path.exists():
+        raise FileNotFoundError(f"init: {path} does not exist")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 and not digest.startswith(sha256):
+        raise ValueError(f"init: {path} has SHA-256 {digest[:16]}, the config wants {sha256}")
+    model.load_state_dict(torch.jit.load(str(path), map_location="cpu").state_dict())
