@@ -32,6 +32,10 @@ def _static(n: int, seed: int) -> LandStatic:
     return LandStatic.from_cover(lat, lat * 2, cover)
 
 
+#: rows per block of the backend's blocked variant (``EmulatorConfig.row_block``)
+BLOCKS = 16_384
+
+
 def _time(backend: LandBackend, static: LandStatic, steps: int) -> float:
     forcing = _forcing(static.n_cells)
     clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
@@ -73,7 +77,8 @@ def _network(backends: dict[str, Any], static: LandStatic, batches: tuple[int, .
              steps: int) -> dict[str, Any]:  # fmt: skip
     """The flux network alone on the rows of a real step (captured from the TorchScript
     backend's network calls after one warm-up step), per loader and rows per call, each timing
-    right after its own measurement of the matmul peak (the machine's load moves both)."""
+    right after its own measurement of the matmul peak (the machine's load moves both); and the
+    network's matrix products alone at the backend's rows per call."""
     ts = backends["torchscript"]
     forcing = _forcing(static.n_cells)
     clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
@@ -87,6 +92,9 @@ def _network(backends: dict[str, Any], static: LandStatic, batches: tuple[int, .
             seconds = roofline.time_network(net, rows, batch, steps)
             call = {"loader": loader, "batch": batch, "seconds": seconds}
             out["calls"].append({**call, "peak_gflops": peak["gflops"]})
+    peak = roofline.peak_matmul()
+    seconds = roofline.time_matmuls(ts.flux_manifest.config, rows, batches[-1], steps)
+    out["matmuls"] = {"batch": batches[-1], "seconds": seconds, "peak_gflops": peak["gflops"]}
     return out
 
 
@@ -94,7 +102,6 @@ def run(
     cells: tuple[int, ...] = (10_000, 50_000), steps: int = 10, threads: int = 2
 ) -> dict[str, Any]:
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
-    from emulators.compiled.row_step import ROW_BLOCK
     from emulators.reference import ReferenceBackend
 
     previous = torch.get_num_threads()
@@ -108,10 +115,10 @@ def run(
             "copy": roofline.copy_bandwidth(),
             "flops_per_row": roofline.flux_lstm_flops(manifest.config),
             "flops_counted": roofline.counted_flops(manifest),
-            "row_block": ROW_BLOCK,
-            "chunk_rows": first.config.chunk_rows,
+            "row_block": BLOCKS,
+            "backend_batch": first.config.chunk_rows,
         }
-        batch = min(ROW_BLOCK, first.config.chunk_rows)
+        batch = first.config.chunk_rows  # rows per network call of the default backend
         for n in cells:
             static = _static(n, seed=n)
             active = int((static.cover > 0).sum())
@@ -125,8 +132,8 @@ def run(
                     row[f"speedup_{key}"] = row["reference"] / row[key]
             ts = EmulatorBackend(EmulatorConfig(device="cpu"), loader="torchscript")
             row["phases"] = _phases(ts, static, steps)
-            whole = EmulatorBackend(EmulatorConfig(device="cpu", row_block=0), "torchscript")
-            row["phases_unblocked"] = _phases(whole, static, steps)
+            blocks = EmulatorBackend(EmulatorConfig(device="cpu", row_block=BLOCKS), "torchscript")
+            row["phases_blocks"] = _phases(blocks, static, steps)
             loaders = {name: EmulatorBackend(EmulatorConfig(device="cpu"), loader=name)
                        for name in ("torchscript", "aoti", "onnx")}  # fmt: skip
             row["network"] = _network(loaders, static, (256, 1024, 4096, batch), steps)

@@ -23,7 +23,7 @@ def network_calls(payload: Payload, row: Payload) -> list[Payload]:
 
 def backend_call(payload: Payload, row: Payload) -> Payload:
     """The network-alone timing at the rows per call the backend uses (TorchScript)."""
-    batch = min(payload["roofline"]["row_block"], payload["roofline"]["chunk_rows"])
+    batch = payload["roofline"]["backend_batch"]
     calls = network_calls(payload, row)
     return next(c for c in calls if c["loader"] == "torchscript" and c["batch"] == batch)
 
@@ -85,22 +85,62 @@ def _roofline(payload: Payload) -> list[str]:
     return lines
 
 
+def _why(payload: Payload) -> list[str]:
+    """The explanation paragraph: how much of the network call is its matrix products."""
+    f = payload["roofline"]["flops_per_row"]
+    parts = []
+    for r in payload["results"]:
+        mm = r["network"]["matmuls"]
+        call = backend_call(payload, r)
+        gflops = f["gemm"] * r["network"]["rows"] / mm["seconds"] / 1e9
+        parts.append(
+            f"at {r['cells']:,} cells the matrix products alone take {1e3 * mm['seconds']:.2f} "
+            f"ms ({gflops:.0f} GFLOP/s, {gflops / mm['peak_gflops']:.2f} of the paired peak), "
+            f"{mm['seconds'] / call['seconds']:.0%} of the network call"
+        )
+    return [
+        "",
+        "Why the network is far from the roofline: its matrix products are skinny (42 → 288, "
+        "32 → 128, five 32 → 16 heads) but run well; "
+        + "; ".join(parts)
+        + ". The rest of the call is elementwise: sigmoid and tanh over the 288 gate values of "
+        "each row, the cell update, the gating of the heads and their layout copies, about 20 "
+        "kernels per call, each one pass over (rows × 32…288) float32 values at ≤ 0.25 "
+        "FLOP/byte, i.e. bound by memory and per-kernel latency, not by FLOPs. Whole-network "
+        "arithmetic intensity (≥ 54 FLOP/byte) would allow the peak only if one fused kernel "
+        "kept a row's gates in registers; TorchScript has no CPU fuser in this torch build "
+        "(NNC needs LLVM); the AOTInductor and ONNX Runtime builds, which do fuse elementwise "
+        f"work, reach {_others(payload)} the TorchScript call's GFLOP/s (table).",
+    ]
+
+
+def _others(payload: Payload) -> str:
+    """'a–b× (aoti), c–d× (onnx)' over the cells: other formats' speed ÷ TorchScript's."""
+    by: dict[str, list[float]] = {}
+    for r in payload["results"]:
+        ts = backend_call(payload, r)
+        for c in network_calls(payload, r):
+            if c["loader"] != "torchscript" and c["batch"] == ts["batch"]:
+                by.setdefault(c["loader"], []).append(c["gflops"] / ts["gflops"])
+    return ", ".join(f"{min(v):.2f}–{max(v):.2f}× ({k})" for k, v in by.items())
+
+
 def _phases(payload: Payload) -> list[str]:
     lines = [
         "",
         "**Where a step's time goes** (TorchScript, active tiles, ms per step, phases timed "
         "inside the backend's step: `emulators.compiled.phases`; *cells*: the rest of "
-        "`step`, i.e. forcing check, cover-weighted cell fields, leaf nitrogen). Blocks: rows "
-        f"stepped {payload['roofline']['row_block']:,} at a time (the default) or all at once "
-        "(the backend before blocks):",
+        "`step`, i.e. forcing check, cover-weighted cell fields, leaf nitrogen). Rows per "
+        "block: all at once (the default) or gathered, stepped and scattered "
+        f"{payload['roofline']['row_block']:,} at a time (`EmulatorConfig(row_block=...)`):",
         "",
         "| cells | rows per block | " + " | ".join(PHASES) + " | cells | total | "
         "outside the network ÷ network |",
         "|---:|:---|" + "---:|" * (len(PHASES) + 3),
     ]
     for r in payload["results"]:
-        for key, label in (("phases", f"{payload['roofline']['row_block']:,}"),
-                           ("phases_unblocked", "all")):  # fmt: skip
+        for key, label in (("phases", "all"),
+                           ("phases_blocks", f"{payload['roofline']['row_block']:,}")):  # fmt: skip
             p = r[key]
             cells = " | ".join(f"{1e3 * p[name]:.1f}" for name in (*PHASES, "cells", "total"))
             lines.append(f"| {r['cells']:,} | {label} | {cells} | {outside_share(p):.2f}× |")
@@ -143,6 +183,7 @@ def markdown(payload: Payload) -> str:
         "",
         *_speedups(payload),
         *_roofline(payload),
+        *_why(payload),
         *_phases(payload),
         *_like_for_like(payload),
     ]

@@ -92,9 +92,10 @@ def capture_rows(backend: Any, step: Callable[[], object]) -> tuple[Tensor, Tens
 
 def time_network(net: Callable[..., Any], rows: tuple[Tensor, Tensor, Tensor], batch: int,
                  repeats: int) -> float:  # fmt: skip
-    """Seconds per call of ``net`` over all ``rows`` in calls of ``batch`` rows (mean of
-    ``repeats`` passes after three untimed ones: TorchScript's profiling executor optimises over
-    its first calls). The state is not fed back: every pass sees the same inputs."""
+    """Seconds of the fastest of ``repeats`` passes of ``net`` over all ``rows`` in calls of
+    ``batch`` rows, after three untimed passes (TorchScript's profiling executor optimises over
+    its first calls): the best the machine gave, as the matmul peak is. The state is not fed
+    back: every pass sees the same inputs."""
     x, h, c = rows
     starts = range(0, x.shape[0], batch)
 
@@ -102,9 +103,33 @@ def time_network(net: Callable[..., Any], rows: tuple[Tensor, Tensor, Tensor], b
         for s in starts:
             net(x[s : s + batch], h[s : s + batch], c[s : s + batch])
 
-    for _ in range(3):
+    for _ in range(2):
         one_pass()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
+    return _best(one_pass, repeats)
+
+
+def time_matmuls(config: dict[str, Any], rows: tuple[Tensor, Tensor, Tensor], batch: int,
+                 repeats: int) -> float:  # fmt: skip
+    """Seconds of the fastest pass of ``flux_lstm``'s matrix products alone (x·W, h·U and the
+    heads' batched product, weights of the network's shapes) over ``rows`` in calls of
+    ``batch`` rows: the part of the network that can run near the matmul peak."""
+    f, h = int(config["n_features"]), int(config["hidden"])
+    t, k = int(config["n_outputs"]), int(config["head_hidden"])
+    g = torch.Generator().manual_seed(0)
+    wx, bx = torch.randn(4 * h + t * h, f, generator=g), torch.zeros(4 * h + t * h)
+    wh = torch.randn(4 * h, h, generator=g)
+    w1 = torch.randn(t, h, k, generator=g)
+    x, state, _ = rows
+    shared = torch.randn(t, batch, h, generator=g)
+    starts = range(0, x.shape[0], batch)
+
+    def one_pass() -> None:
+        for s in starts:
+            xb, hb = x[s : s + batch], state[s : s + batch]
+            torch.nn.functional.linear(xb, wx, bx)
+            torch.nn.functional.linear(hb, wh)
+            torch.bmm(shared[:, : xb.shape[0]], w1)
+
+    for _ in range(2):
         one_pass()
-    return (time.perf_counter() - t0) / repeats
+    return _best(one_pass, repeats)

@@ -84,9 +84,9 @@ class EmulatorConfig:
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
     chunk_rows: int = 16_384
     #: rows per block of a step (0: all at once; else a multiple of
-    #: ``row_step.ROW_BLOCK_MULTIPLE``; None: ``row_step.ROW_BLOCK`` on CPU, 0 with a CUDA
-    #: device, whose network calls want every row at once): see ``row_step``
-    row_block: int | None = None
+    #: ``row_step.ROW_BLOCK_MULTIPLE``): see ``row_step``. Off by default: blocks of 16 384 rows
+    #: were not measurably faster on this 2-core machine (docs/emulators.md, "Speed")
+    row_block: int = 0
     all_tiles: bool = False
     validate_forcing: bool = True
     soil: SoilConfig = field(default_factory=SoilConfig)
@@ -98,9 +98,7 @@ class EmulatorConfig:
             )
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
-        if self.row_block is not None and (
-            self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE
-        ):
+        if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:
             raise ValueError(
                 f"row_block: must be 0 (no blocks) or a positive multiple of "
                 f"{row_step.ROW_BLOCK_MULTIPLE}, got {self.row_block}"
@@ -139,14 +137,6 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 f"device: {device!r} requested but torch.cuda.is_available() is false"
             )
         self.device = torch.device(device)
-        #: rows per block of a step (``EmulatorConfig.row_block`` resolved for the device)
-        self.row_block: int = (
-            cfg.row_block
-            if cfg.row_block is not None
-            else 0
-            if self.device.type == "cuda"
-            else row_step.ROW_BLOCK
-        )
 
         def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:
             if load is not None:
@@ -315,29 +305,38 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             m, n, k = rows.shape
             t = {key: v.reshape(m * n * k, *v.shape[3:]) for key, v in state.tensors.items()}
             params = static.params.reshape(m * n * k, -1)
-            f64 = {key: forcing[key].to(torch.float64) for key in REQUIRED_FORCING}
+            # forcing (member, cell) flattened; a row's entry is at member·n + cell = flat // k
+            f64 = {
+                key: forcing[key].to(torch.float64).expand(m, n).reshape(m * n)
+                for key in REQUIRED_FORCING
+            }
         with phase("scatter"):
             out = {key: v.clone() for key, v in t.items()}
         dense: dict[str, Tensor] = {}
-        for s in row_step.row_blocks(rows.n, self.row_block):
+        for s in row_step.row_blocks(rows.n, cfg.row_block):
             with phase("gather"):
+                # index_select: the same values as advanced indexing, several times faster
                 idx, cell = rows.flat[s], rows.cell[s]
-                member = rows.member[s]
+                mc = torch.div(idx, k, rounding_mode="floor")
+
+                def g(x: Tensor, i: Tensor = idx) -> Tensor:
+                    return x.index_select(0, i)
+
                 inp = flux_step.RowInputs(
-                    {key: v[member, cell] for key, v in f64.items()},
-                    t["w"][idx],
-                    t["ts"][idx],
-                    t["tsoil"][idx],
-                    t["cleaf"][idx],
-                    params[idx],
+                    {key: g(v, mc) for key, v in f64.items()},
+                    g(t["w"]),
+                    g(t["ts"]),
+                    g(t["tsoil"]),
+                    g(t["cleaf"]),
+                    g(params),
                     rows.tile[s],
                     {key: v[s] for key, v in const.items()},
                     torch.full((idx.shape[0],), float(clock.day_of_year), dtype=torch.float64),
-                    step_local_hour(clock.seconds_of_day, static.lon[cell], clock.dt),
+                    step_local_hour(clock.seconds_of_day, g(static.lon, cell), clock.dt),
                 )
-                h, c = t["lstm_h"][idx], t["lstm_c"][idx]
-                acc = {key: t[key][idx] for key in LAI_ACCUMULATORS}
-                acc_gpp = t["acc_gpp"][idx]
+                h, c = g(t["lstm_h"]), g(t["lstm_c"])
+                acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
+                acc_gpp = g(t["acc_gpp"])
             # features, network, water, energy, soil heat
             closed, _, h, c = flux_step.step(run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase)
             with phase("phenology"):
@@ -347,19 +346,19 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     closed=closed,
                     acc=acc,
                     acc_gpp=acc_gpp,
-                    lat=static.lat[cell],
+                    lat=static.lat.index_select(0, cell),
                     soil=cfg.soil,
                     clock=clock,
                 )
             with phase("scatter"):
                 new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)
                 for key, v in new.items():
-                    out[key][idx] = v.to(out[key].dtype)
+                    out[key].index_copy_(0, idx, v.to(out[key].dtype))
                 for key, v in closed.fields.items():
                     if key not in dense:
                         fill = 1.0 if key == "z0" else 0.0
                         dense[key] = torch.full((m * n * k,), fill, dtype=v.dtype)
-                    dense[key][idx] = v
+                    dense[key].index_copy_(0, idx, v)
         shapes = state.tensors
         return (
             LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()}),

@@ -27,10 +27,6 @@ Tensor = torch.Tensor
 #: row blocks start at multiples of this (2 × the 8 float64 lanes of AVX-512, with room to
 #: spare; as ``reference.model.CELL_BLOCK_MULTIPLE``)
 ROW_BLOCK_MULTIPLE = 64
-#: rows per block on CPU: 16 384 rows make 128 KiB per (row,) float64 temporary, the network's
-#: largest temporary (row, 288) float32 18 MiB → one chunk per block (measured in
-#: docs/benchmarks.md, "Emulator backend vs reference model")
-ROW_BLOCK = 16_384
 
 
 def row_blocks(n: int, block: int) -> list[slice]:

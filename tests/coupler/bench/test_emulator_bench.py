@@ -28,7 +28,7 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     assert row["network"]["rows"] == row["active_tiles"]  # the rows of a real step
     loaders = {c["loader"] for c in row["network"]["calls"]}
     assert loaders == {"torchscript", "aoti", "onnx"}
-    for key in ("phases", "phases_unblocked"):
+    for key in ("phases", "phases_blocks"):
         phases = row[key]
         assert set(phases) == {*PHASES, "cells", "total"}
         assert abs(sum(phases[p] for p in (*PHASES, "cells")) - phases["total"]) < 1e-9

@@ -186,7 +186,7 @@ def test_emulator_roofline_outside_share_and_like_for_like(tmp_path) -> None:
     ]
     payload = {
         "machine": "x, 2030-01-02 13:14 UTC",
-        "roofline": {"flops_per_row": {"gemm": 20_000}, "row_block": 4096, "chunk_rows": 16384},
+        "roofline": {"flops_per_row": {"gemm": 20_000}, "row_block": 16384, "backend_batch": 4096},
         "results": [{
             "cells": 1000, "speedup_torchscript_active": 2.0, "speedup_torchscript_all": 0.5,
             "speedup_bound": 4.0, "phases": phases,
