@@ -52,7 +52,7 @@ def _roofline(payload: Payload) -> list[str]:
     roof = payload["roofline"]
     f = roof["flops_per_row"]
     peak = max(roof["matmul_before"]["gflops"], roof["matmul_after"]["gflops"])
-    bw = roof["copy"]["gb_per_s"]
+    bw = max(roof["copy_before"]["gb_per_s"], roof["copy_after"]["gb_per_s"])
     lines = [
         "",
         "**The flux network under the roofline.** Peak: float32 `torch.mm` of two "
@@ -60,8 +60,9 @@ def _roofline(payload: Payload) -> list[str]:
         f"{roof['matmul_before']['gflops']:.0f} GFLOP/s at the start of the run and "
         f"{roof['matmul_after']['gflops']:.0f} at its end; each network timing below is paired "
         "with a peak measured just before it (the machine's load moves both). Memory: a "
-        f"{roof['copy']['mib']} MiB float32 copy moves {bw:.1f} GB/s (read + write), so the "
-        f"ridge point is ≈ {peak / bw:.0f} FLOP/byte. FLOPs per row and step of `flux_lstm` "
+        f"{roof['copy_before']['mib']} MiB float32 copy moves {bw:.1f} GB/s at best (read + "
+        f"write; start and end of the run), so the ridge point is ≈ {peak / bw:.0f} FLOP/byte. "
+        "FLOPs per row and step of `flux_lstm` "
         f"from its config: input projection and task gates {f['input']:,}, recurrent "
         f"projection {f['recurrent']:,}, task heads {f['heads']:,}: **{f['gemm']:,}** in matrix "
         f"products (torch's `FlopCounterMode` on the eager module counts "
@@ -176,7 +177,8 @@ def markdown(payload: Payload) -> str:
         "## Emulator backend vs reference model (`make bench-emulators`)",
         "",
         f"One run, same cells, forcing and {payload['steps']} timed hourly steps after one "
-        f"warm-up, {payload['threads']} threads, CPU; cells hold 1-3 land-cover classes "
+        f"warm-up (ms/step: the median step), {payload['threads']} threads, CPU; cells hold "
+        "1-3 land-cover classes "
         "(mean 2). The reference computes all 8 tiles per cell (float64); the emulators "
         "(float32 networks, float64 constraint layer, flux + daily LAI) compute the active "
         f"tiles, or all 8 for the identical-work ratio. Machine: {payload['machine']}.",

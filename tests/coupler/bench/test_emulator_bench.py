@@ -23,7 +23,7 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     assert row["network_only"] > 0
     assert row["speedup_bound"] == row["reference"] / row["network_only"]
     roof = payload["roofline"]
-    assert roof["matmul_before"]["gflops"] > 0 and roof["copy"]["gb_per_s"] > 0
+    assert roof["matmul_before"]["gflops"] > 0 and roof["copy_after"]["gb_per_s"] > 0
     assert roof["flops_counted"] == roof["flops_per_row"]["gemm"]  # analytic == torch's counter
     assert row["network"]["rows"] == row["active_tiles"]  # the rows of a real step
     loaders = {c["loader"] for c in row["network"]["calls"]}
