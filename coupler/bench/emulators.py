@@ -112,9 +112,9 @@ def run(
             "flops_per_row": roofline.flux_lstm_flops(manifest.config),
             "flops_counted": roofline.counted_flops(manifest),
             "row_block": BLOCKS,
-            "backend_batch": first.config.chunk_rows,
+            "backend_batch": first.chunk_rows,
         }
-        batch = first.config.chunk_rows  # rows per network call of the default backend
+        batch = first.chunk_rows  # rows per network call of the default backend
         for n in cells:
             static = _static(n, seed=n)
             active = int((static.cover > 0).sum())
@@ -132,7 +132,8 @@ def run(
             row["phases_blocks"] = _phases(blocks, static, steps)
             loaders = {name: EmulatorBackend(EmulatorConfig(device="cpu"), loader=name)
                        for name in ("torchscript", "aoti", "onnx")}  # fmt: skip
-            row["network"] = _network(loaders, static, (256, 1024, 4096, batch), steps)
+            batches = (*sorted({256, 1024, 4096, 16_384} - {batch}), batch)  # the backend's last
+            row["network"] = _network(loaders, static, batches, steps)
             row["network_only"] = next(
                 c["seconds"] for c in row["network"]["calls"]
                 if c["loader"] == "torchscript" and c["batch"] == batch

@@ -13,7 +13,7 @@ the phases below); only the prediction of the fluxes differs from the reference 
 3. surface: exact, cheap diagnostics per row (albedo, roughness, LAI, water stress:
    ``landstep.surface``, the reference equations);
 4. predict: the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE
-   demand, transpiration share and GPP — float32, in chunks of ``chunk_rows`` rows;
+   demand, transpiration share and GPP — float32, in calls of ``chunk_rows`` rows;
 5. water, energy, soil heat: the land step's constraint layer (``closure.close`` →
    ``landstep.close``, float64) closes energy and water exactly and conducts G into the soil;
 6. phenology: at the end of each day (``landstep.day_ends``), leaf carbon advances: with the LAI
@@ -21,7 +21,8 @@ the phases below); only the prediction of the fluxes differs from the reference 
    fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
 7. rows are scattered back and cell fields are the cover-weighted tile sums
    (``landstep.aggregate``), so closure carries over to cells.
-
+Steps 2-7 run on all rows or blocks of ``row_block`` rows (``row_step``); ``self.phases``
+(``phases.PhaseTimes``) times a step's parts for ``make bench-emulators``.
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
 temperature, ``tsoil`` (…, 3) soil temperatures, ``cleaf`` leaf carbon, daily accumulators
 ``acc_*``, and the LSTM state ``lstm_h``/``lstm_c`` (…, hidden) float32.
@@ -82,7 +83,9 @@ class EmulatorConfig:
     lai: tuple[str, ...] = ("lai", "lai_daily")
     phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
-    chunk_rows: int = 16_384
+    #: rows per network call; None: flux 4096 for an in-process network on CPU (temporaries stay
+    #: in cache: 0.20 of the matmul peak vs 0.15 at 16 384, docs/benchmarks.md), else 16 384
+    chunk_rows: int | None = None
     #: rows per block of a step (0: all at once; else a multiple of
     #: ``row_step.ROW_BLOCK_MULTIPLE``): see ``row_step``. Off by default: blocks of 16 384 rows
     #: were not measurably faster on this 2-core machine (docs/emulators.md, "Speed")
@@ -96,7 +99,7 @@ class EmulatorConfig:
             raise ValueError(
                 f"phenology: must be 'emulator' or 'reference', got {self.phenology!r}"
             )
-        if self.chunk_rows < 1:
+        if self.chunk_rows is not None and self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
         if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:
             raise ValueError(
@@ -137,6 +140,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 f"device: {device!r} requested but torch.cuda.is_available() is false"
             )
         self.device = torch.device(device)
+        in_process_cpu = self.device.type == "cpu" and load is None
+        self.chunk_rows: int = cfg.chunk_rows or (4096 if in_process_cpu else 16_384)
+        self.lai_chunk_rows: int = cfg.chunk_rows or 16_384  # once a day: no need to cut it
 
         def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:
             if load is not None:
@@ -200,7 +206,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         # (cover tensor, members, rows): the cover is held, so a new static can never be
         # mistaken for a freed one whose id() it reuses
         self._rows_cache: tuple[Tensor, int, tiles.Rows, dict[str, Tensor]] | None = None
-        #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` to measure them)
+        #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
         self.phases: Phase = no_phases
 
     # ------------------------------------------------------------------------------------------
@@ -251,7 +257,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``net`` (default: the shortest-step flux emulator) over ``x`` in chunks of rows."""
         net = net or self._fluxes[self.timesteps[0]].net
-        step = self.config.chunk_rows
+        step = self.chunk_rows
         ys, hs, cs = [], [], []
         dev = self.device
         for s in range(0, x.shape[0], step):
@@ -269,7 +275,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         return torch.cat(ys), torch.cat(hs), torch.cat(cs)
 
     def _run_lai(self, x: Tensor, net: Callable[[Tensor], Tensor]) -> Tensor:
-        step = self.config.chunk_rows
+        step = self.lai_chunk_rows
         outs = [net(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)]
         return torch.cat(outs) if outs else torch.zeros(0, 1)
 
@@ -315,7 +321,6 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         dense: dict[str, Tensor] = {}
         for s in row_step.row_blocks(rows.n, cfg.row_block):
             with phase("gather"):
-                # index_select: the same values as advanced indexing, several times faster
                 idx, cell = rows.flat[s], rows.cell[s]
                 mc = torch.div(idx, k, rounding_mode="floor")
 
@@ -337,7 +342,6 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 h, c = g(t["lstm_h"]), g(t["lstm_c"])
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
                 acc_gpp = g(t["acc_gpp"])
-            # features, network, water, energy, soil heat
             closed, _, h, c = flux_step.step(run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase)
             with phase("phenology"):
                 new = row_step.phenology_phase(
