@@ -94,6 +94,12 @@ def _why(payload: Payload) -> list[str]:
         mm = r["network"]["matmuls"]
         call = backend_call(payload, r)
         gflops = f["gemm"] * r["network"]["rows"] / mm["seconds"] / 1e9
+        if mm["seconds"] >= call["seconds"]:  # a burst of other processes' work hit it
+            parts.append(
+                f"at {r['cells']:,} cells the matrix-products-only timing was disturbed by other "
+                f"processes ({1e3 * mm['seconds']:.2f} ms, more than the whole call)"
+            )
+            continue
         parts.append(
             f"at {r['cells']:,} cells the matrix products alone take {1e3 * mm['seconds']:.2f} "
             f"ms ({gflops:.0f} GFLOP/s, {gflops / mm['peak_gflops']:.2f} of the paired peak), "
