@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from coupler.bench import roofline
 from coupler.bench.reference import _forcing
 from emulators import parameters as P
 from emulators.protocol import LandBackend, LandStatic, StepClock
@@ -31,33 +32,66 @@ def _static(n: int, seed: int) -> LandStatic:
     return LandStatic.from_cover(lat, lat * 2, cover)
 
 
+#: rows per block of the backend's blocked variant (``EmulatorConfig.row_block``)
+BLOCKS = 16_384
+
+
 def _time(backend: LandBackend, static: LandStatic, steps: int) -> float:
+    """Seconds per step: the median of ``steps`` timed steps after one warm-up (on a shared
+    machine a mean follows the other processes' bursts; the median is the typical step)."""
+    return _phases(backend, static, steps, timer=False)["total"]
+
+
+def _phases(backend: Any, static: LandStatic, steps: int, timer: bool = True) -> dict[str, float]:
+    """Seconds of the step with the median time of ``steps`` timed steps: ``total``, and with
+    ``timer`` each phase of the emulator backend's step (``emulators.compiled.phases``) and
+    ``cells`` (the rest: forcing check, cover-weighted cell fields, leaf nitrogen)."""
+    from emulators.compiled.phases import PHASES, PhaseTimes
+
     forcing = _forcing(static.n_cells)
     clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
     state = backend.initial_state(static, clock)
     state, _ = backend.step(state, static, forcing, clock)  # warm-up
     clock = clock.advance()
-    t0 = time.perf_counter()
+    runs: list[dict[str, float]] = []
     for _ in range(steps):
+        times = PhaseTimes()
+        if timer:
+            backend.phases = times
+        t0 = time.perf_counter()
         state, _ = backend.step(state, static, forcing, clock)
+        total = time.perf_counter() - t0
         clock = clock.advance()
-    return (time.perf_counter() - t0) / steps
+        out = {name: times.seconds.get(name, 0.0) for name in PHASES} if timer else {}
+        if timer:
+            out["cells"] = total - sum(out.values())
+        runs.append({**out, "total": total})
+    return sorted(runs, key=lambda r: r["total"])[len(runs) // 2]
 
 
-def _time_network(backend: Any, rows: int, steps: int) -> float:
-    """The flux network alone (TorchScript, float32) on ``rows`` rows: the floor of any backend
-    that runs this network once per active tile and step (no features, closure or scatter)."""
-    g = torch.Generator().manual_seed(0)
-    n_features = int(backend.flux_manifest.inputs[0].shape[-1])
-    x = torch.randn(rows, n_features, generator=g)
-    h = torch.zeros(rows, backend.hidden)
-    c = torch.zeros(rows, backend.c_width)
-    for _ in range(3):  # TorchScript's profiling executor optimises over the first calls
-        backend._run_flux(x, h, c)
-    t0 = time.perf_counter()
-    for _ in range(steps):  # the state is not fed back: random inputs would drive it to denormals
-        backend._run_flux(x, h, c)
-    return (time.perf_counter() - t0) / steps
+def _network(backends: dict[str, Any], static: LandStatic, batches: tuple[int, ...],
+             steps: int) -> dict[str, Any]:  # fmt: skip
+    """The flux network alone on the rows of a real step (captured from the TorchScript
+    backend's network calls after one warm-up step), per loader and rows per call, each timing
+    right after its own measurement of the matmul peak (the machine's load moves both); and the
+    network's matrix products alone at the backend's rows per call."""
+    ts = backends["torchscript"]
+    forcing = _forcing(static.n_cells)
+    clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
+    state, _ = ts.step(ts.initial_state(static, clock), static, forcing, clock)
+    rows = roofline.capture_rows(ts, lambda: ts.step(state, static, forcing, clock.advance()))
+    out: dict[str, Any] = {"rows": int(rows[0].shape[0]), "calls": []}
+    for loader, backend in backends.items():
+        net = backend.flux_for(3600.0).net
+        for batch in batches if loader == "torchscript" else batches[-1:]:
+            peak = roofline.peak_matmul()
+            seconds = roofline.time_network(net, rows, batch, steps)
+            call = {"loader": loader, "batch": batch, "seconds": seconds}
+            out["calls"].append({**call, "peak_gflops": peak["gflops"]})
+    peak = roofline.peak_matmul()
+    seconds = roofline.time_matmuls(ts.flux_manifest.config, rows, batches[-1], steps)
+    out["matmuls"] = {"batch": batches[-1], "seconds": seconds, "peak_gflops": peak["gflops"]}
+    return out
 
 
 def run(
@@ -70,6 +104,17 @@ def run(
     torch.set_num_threads(threads)
     results = []
     try:
+        first = EmulatorBackend(EmulatorConfig(device="cpu"), loader="torchscript")
+        manifest = first.flux_manifest
+        machine = {
+            "matmul_before": roofline.peak_matmul(),
+            "copy_before": roofline.copy_bandwidth(),
+            "flops_per_row": roofline.flux_lstm_flops(manifest.config),
+            "flops_counted": roofline.counted_flops(manifest),
+            "row_block": BLOCKS,
+            "backend_batch": first.chunk_rows,
+        }
+        batch = first.chunk_rows  # rows per network call of the default backend
         for n in cells:
             static = _static(n, seed=n)
             active = int((static.cover > 0).sum())
@@ -82,45 +127,33 @@ def run(
                     row[key] = _time(EmulatorBackend(cfg, loader=loader), static, steps)
                     row[f"speedup_{key}"] = row["reference"] / row[key]
             ts = EmulatorBackend(EmulatorConfig(device="cpu"), loader="torchscript")
-            row["network_only"] = _time_network(ts, active, steps)
+            row["phases"] = _phases(ts, static, steps)
+            blocks = EmulatorBackend(EmulatorConfig(device="cpu", row_block=BLOCKS), "torchscript")
+            row["phases_blocks"] = _phases(blocks, static, steps)
+            loaders = {name: EmulatorBackend(EmulatorConfig(device="cpu"), loader=name)
+                       for name in ("torchscript", "aoti", "onnx")}  # fmt: skip
+            batches = (*sorted({256, 1024, 4096, 16_384} - {batch}), batch)  # the backend's last
+            row["network"] = _network(loaders, static, batches, steps)
+            row["network_only"] = next(
+                c["seconds"] for c in row["network"]["calls"]
+                if c["loader"] == "torchscript" and c["batch"] == batch
+            )  # fmt: skip
             row["speedup_bound"] = row["reference"] / row["network_only"]
             results.append(row)
+        machine["matmul_after"] = roofline.peak_matmul()
+        machine["copy_after"] = roofline.copy_bandwidth()
     finally:
         torch.set_num_threads(previous)
-    return {"benchmark": "emulators", "steps": steps, "threads": threads, "results": results}
+    return {
+        "benchmark": "emulators",
+        "steps": steps,
+        "threads": threads,
+        "roofline": machine,
+        "results": results,
+    }
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    lines = [
-        "## Emulator backend vs reference model (`make bench-emulators`)",
-        "",
-        f"One run, same cells, forcing and {payload['steps']} timed hourly steps after one "
-        f"warm-up, {payload['threads']} threads, CPU; cells hold 1-3 land-cover classes "
-        "(mean 2). The reference computes all 8 tiles per cell (float64); the emulators "
-        "(float32 networks, float64 constraint layer, flux + daily LAI) compute the active "
-        f"tiles, or all 8 for the identical-work ratio. Machine: {payload['machine']}.",
-        "",
-        "| cells | active tiles | reference ms/step | backend | tiles | ms/step | speed-up |",
-        "|---:|---:|---:|:---|:---|---:|---:|",
-    ]
-    for r in payload["results"]:
-        for key in ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all"):
-            loader, tiles = key.split("_")
-            lines.append(
-                f"| {r['cells']:,} | {r['active_tiles']:,} | {1e3 * r['reference']:.1f} | "
-                f"{loader} | {tiles} | {1e3 * r[key]:.2f} | {r['speedup_' + key]:.1f}× |"
-            )
-    lines += [
-        "",
-        "The flux network alone (TorchScript, float32, the active rows, no features, closure or "
-        "scatter) bounds the speed-up of any backend built on it:",
-        "",
-        "| cells | active tiles | reference ms/step | network only ms/step | bound on speed-up |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for r in payload["results"]:
-        lines.append(
-            f"| {r['cells']:,} | {r['active_tiles']:,} | {1e3 * r['reference']:.1f} | "
-            f"{1e3 * r['network_only']:.2f} | {r['speedup_bound']:.1f}× |"
-        )
-    return "\n".join(lines)
+    from coupler.bench.emulators_doc import markdown as section
+
+    return section(payload)

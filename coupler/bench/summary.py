@@ -184,6 +184,25 @@ def _emulator_of_bound(p: Payload) -> str:
     )
 
 
+def _network_roofline(p: Payload) -> str:
+    from coupler.bench.emulators_doc import backend_call
+
+    parts = []
+    for r in p["results"]:
+        call = backend_call(p, r)
+        parts.append(
+            f"{r['cells']:,}: {call['fraction']:.2f} ({call['gflops']:.0f} of "
+            f"{call['peak_gflops']:.0f} GFLOP/s, {call['batch']:,} rows per call)"
+        )
+    return "; ".join(parts)
+
+
+def _outside_share(p: Payload) -> str:
+    from coupler.bench.emulators_doc import outside_share
+
+    return _per((f"{r['cells']:,}", outside_share(r["phases"])) for r in p["results"])
+
+
 def _triton(name: str) -> Callable[[Payload], str]:
     def value(p: Payload) -> str:
         return _per((f"{r['cells']:,}", r[name] / r["torchscript"]) for r in p["results"])
@@ -259,6 +278,14 @@ SECTIONS: tuple[Section, ...] = (
                _emulator("speedup_torchscript_active")),
         Figure("that speed-up ÷ its bound, the flux network alone, per cells", "—",
                _emulator_of_bound),
+        Figure("flux network alone (TorchScript, the backend's rows per call) GFLOP/s ÷ "
+               "float32 matmul peak of the same run, per cells", "≥ 0.5 (within 2×)",
+               _network_roofline),
+        Figure("emulator step outside the flux network ÷ the network's own time (TorchScript, "
+               "active tiles), per cells", "≤ 1×", _outside_share),
+        Figure("like for like: reference step ÷ emulator step, both all 8 tiles, same cells, "
+               "forcing, threads (TorchScript), per cells", "reported",
+               _emulator("speedup_torchscript_all")),
     )),
     Section("bench-triton", "bench-triton.json", (
         Figure("Triton step (shared memory) ÷ in-process TorchScript step, per cells", "—",
@@ -336,11 +363,13 @@ def markdown(table: list[Row], directory: str, generated: str) -> str:
         "timestamp it records): figures of different runs are not comparable to better than "
         "the machine's load allows (±30 % and more here). A row whose JSON file is absent says "
         '"not measured", even where the section below still shows figures of a run whose '
-        "JSON was not kept. Targets are issue 15's (replay: issue 11's); \"—\": none set. "
+        "JSON was not kept. Targets are issue 15's (replay: issue 11's; the emulator's "
+        'roofline fraction and outside-network share: issue 14\'s); "—": none set. '
         "Sections without a floor to compare with (`bench-reference`, `bench-assimilation`, "
         "`bench-gpu`) are not summarised here; no bench measures a network link's peak "
-        "bandwidth, so there is no network roofline fraction (the echo ÷ memcpy row is the "
-        "nearest figure).",
+        "bandwidth, so there is no wire roofline fraction (the echo ÷ memcpy row is the "
+        "nearest figure); the flux network's fraction of the CPU's float32 roofline is "
+        "`bench-emulators`'.",
         "",
         "| bench | ratio | value | target | source |",
         "|:---|:---|:---|:---|:---|",

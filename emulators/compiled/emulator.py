@@ -13,7 +13,7 @@ the phases below); only the prediction of the fluxes differs from the reference 
 3. surface: exact, cheap diagnostics per row (albedo, roughness, LAI, water stress:
    ``landstep.surface``, the reference equations);
 4. predict: the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE
-   demand, transpiration share and GPP — float32, in chunks of ``chunk_rows`` rows;
+   demand, transpiration share and GPP — float32, in calls of ``chunk_rows`` rows;
 5. water, energy, soil heat: the land step's constraint layer (``closure.close`` →
    ``landstep.close``, float64) closes energy and water exactly and conducts G into the soil;
 6. phenology: at the end of each day (``landstep.day_ends``), leaf carbon advances: with the LAI
@@ -21,7 +21,8 @@ the phases below); only the prediction of the fluxes differs from the reference 
    fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
 7. rows are scattered back and cell fields are the cover-weighted tile sums
    (``landstep.aggregate``), so closure carries over to cells.
-
+Steps 2-7 run on all rows or blocks of ``row_block`` rows (``row_step``); ``self.phases``
+(``phases.PhaseTimes``) times a step's parts for ``make bench-emulators``.
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
 temperature, ``tsoil`` (…, 3) soil temperatures, ``cleaf`` leaf carbon, daily accumulators
 ``acc_*``, and the LSTM state ``lstm_h``/``lstm_c`` (…, hidden) float32.
@@ -49,7 +50,7 @@ import torch
 
 from emulators import landstep
 from emulators import parameters as P
-from emulators.compiled import closure, flux_step, tiles
+from emulators.compiled import closure, flux_step, row_step, tiles
 from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
@@ -59,16 +60,11 @@ from emulators.compiled.artifacts import (
     load_artifact,
 )
 from emulators.compiled.features import step_local_hour
-from emulators.compiled.lai_step import (
-    LAI_ACCUMULATORS,
-    accumulate,
-    advance_leaf_carbon,
-    lai_timestep,
-)
+from emulators.compiled.lai_step import LAI_ACCUMULATORS, lai_timestep
+from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
 from emulators.protocol import LandState, LandStatic, StepClock
-from emulators.reference import phenology
 from emulators.reference.soil import SoilConfig
 from emulators.variables import REQUIRED_FORCING
 
@@ -87,7 +83,13 @@ class EmulatorConfig:
     lai: tuple[str, ...] = ("lai", "lai_daily")
     phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
-    chunk_rows: int = 16_384
+    #: rows per network call; None: flux 4096 for an in-process network on CPU (temporaries stay
+    #: in cache: 0.20 of the matmul peak vs 0.15 at 16 384, docs/benchmarks.md), else 16 384
+    chunk_rows: int | None = None
+    #: rows per block of a step (0: all at once; else a multiple of
+    #: ``row_step.ROW_BLOCK_MULTIPLE``): see ``row_step``. Off by default: blocks of 16 384 rows
+    #: were not measurably faster on this 2-core machine (docs/emulators.md, "Speed")
+    row_block: int = 0
     all_tiles: bool = False
     validate_forcing: bool = True
     soil: SoilConfig = field(default_factory=SoilConfig)
@@ -97,8 +99,13 @@ class EmulatorConfig:
             raise ValueError(
                 f"phenology: must be 'emulator' or 'reference', got {self.phenology!r}"
             )
-        if self.chunk_rows < 1:
+        if self.chunk_rows is not None and self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
+        if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:
+            raise ValueError(
+                f"row_block: must be 0 (no blocks) or a positive multiple of "
+                f"{row_step.ROW_BLOCK_MULTIPLE}, got {self.row_block}"
+            )
         if isinstance(self.flux, str):
             object.__setattr__(self, "flux", (self.flux,))
         if not self.flux:
@@ -133,6 +140,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 f"device: {device!r} requested but torch.cuda.is_available() is false"
             )
         self.device = torch.device(device)
+        in_process_cpu = self.device.type == "cpu" and load is None
+        self.chunk_rows: int = cfg.chunk_rows or (4096 if in_process_cpu else 16_384)
+        self.lai_chunk_rows: int = cfg.chunk_rows or 16_384  # once a day: no need to cut it
 
         def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:
             if load is not None:
@@ -195,7 +205,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self._const = landstep.class_constants(cfg.soil, torch.float64)
         # (cover tensor, members, rows): the cover is held, so a new static can never be
         # mistaken for a freed one whose id() it reuses
-        self._rows_cache: tuple[Tensor, int, tiles.Rows] | None = None
+        self._rows_cache: tuple[Tensor, int, tiles.Rows, dict[str, Tensor]] | None = None
+        #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
+        self.phases: Phase = no_phases
 
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
@@ -230,20 +242,22 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         )
 
     # ------------------------------------------------------------------------------------------
-    def _rows(self, static: LandStatic) -> tiles.Rows:
+    def _rows(self, static: LandStatic) -> tuple[tiles.Rows, dict[str, Tensor]]:
+        """The rows of ``static`` and the class constants gathered per row (cached per cover)."""
         cached = self._rows_cache
         if cached is None or cached[0] is not static.cover or cached[1] != static.n_members:
             rows = tiles.Rows.active(static.cover, static.n_members, self.config.all_tiles)
-            self._rows_cache = (static.cover, static.n_members, rows)
-            return rows
-        return cached[2]
+            const = {k: v[rows.tile] for k, v in self._const.items()}
+            self._rows_cache = (static.cover, static.n_members, rows, const)
+            return rows, const
+        return cached[2], cached[3]
 
     def _run_flux(
         self, x: Tensor, h: Tensor, c: Tensor, net: Callable[..., Any] | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``net`` (default: the shortest-step flux emulator) over ``x`` in chunks of rows."""
         net = net or self._fluxes[self.timesteps[0]].net
-        step = self.config.chunk_rows
+        step = self.chunk_rows
         ys, hs, cs = [], [], []
         dev = self.device
         for s in range(0, x.shape[0], step):
@@ -256,10 +270,12 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         if not ys:
             empty = torch.zeros(0, len(closure.FLUX_OUTPUTS))
             return empty, h, c
+        if len(ys) == 1:
+            return ys[0], hs[0], cs[0]
         return torch.cat(ys), torch.cat(hs), torch.cat(cs)
 
     def _run_lai(self, x: Tensor, net: Callable[[Tensor], Tensor]) -> Tensor:
-        step = self.config.chunk_rows
+        step = self.lai_chunk_rows
         outs = [net(x[s : s + step].to(self.device)).cpu() for s in range(0, x.shape[0], step)]
         return torch.cat(outs) if outs else torch.zeros(0, 1)
 
@@ -274,86 +290,84 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
         """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
-        (z0: 1 m) and keep their state."""
-        cfg = self.config
+        (z0: 1 m) and keep their state. Rows are gathered, stepped and scattered in blocks of
+        ``row_block`` rows (``row_step``); ``self.phases`` times the parts."""
+        cfg, phase = self.config, self.phases
         flux = self.flux_for(clock.dt)
         lai = self.lai_for(clock.dt)
-        rows = self._rows(static)
-        const = {k: v[rows.tile] for k, v in self._const.items()}
-        f = {k: forcing[k].to(torch.float64)[rows.member, rows.cell] for k in REQUIRED_FORCING}
-        g = rows.gather
-        t = state.tensors
-        w, ts_prev, tsoil, cleaf = g(t["w"]), g(t["ts"]), g(t["tsoil"]), g(t["cleaf"])
-        params = g(static.params)
-        doy = torch.full((rows.n,), float(clock.day_of_year), dtype=torch.float64)
-        hour = step_local_hour(clock.seconds_of_day, static.lon[rows.cell], clock.dt)
-        inp = flux_step.RowInputs(f, w, ts_prev, tsoil, cleaf, params, rows.tile, const, doy, hour)
 
         def run_flux(x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             return self._run_flux(x, h, c, flux.net)
 
-        # surface, predict (features + network), water, energy, soil heat
-        closed, _, h, c = flux_step.step(
-            run_flux, inp, g(t["lstm_h"]), g(t["lstm_c"]), cfg.soil, clock.dt
-        )
-        fields = closed.fields
-        # phenology ---------------------------------------------------------------------------
-        acc = accumulate({k: g(t[k]) for k in LAI_ACCUMULATORS}, inp, closed, cfg.soil, clock.dt)
-        acc_gpp = g(t["acc_gpp"]) + self._gpp_vegetated(fields["gpp"], params, const) * clock.dt
-        cleaf_new = cleaf
-        if landstep.day_ends(clock):
-            if lai is not None:
-                lai_net = lai.net
+        run_lai: Callable[[Tensor], Tensor] | None = None
+        if lai is not None:
+            lai_net = lai.net
 
-                def run_lai(x: Tensor) -> Tensor:
-                    return self._run_lai(x, lai_net)
+            def run_lai(x: Tensor) -> Tensor:
+                return self._run_lai(x, lai_net)
 
-                cleaf_new = advance_leaf_carbon(
-                    run_lai,
-                    acc,
-                    cleaf,
-                    closed.w,
-                    params,
-                    rows.tile,
-                    static.lat[rows.cell],
-                    const,
-                    clock,
+        with phase("gather"):
+            rows, const = self._rows(static)
+            m, n, k = rows.shape
+            t = {key: v.reshape(m * n * k, *v.shape[3:]) for key, v in state.tensors.items()}
+            params = static.params.reshape(m * n * k, -1)
+            # forcing (member, cell) flattened; a row's entry is at member·n + cell = flat // k
+            f64 = {
+                key: forcing[key].to(torch.float64).expand(m, n).reshape(m * n)
+                for key in REQUIRED_FORCING
+            }
+        with phase("scatter"):
+            out = {key: v.clone() for key, v in t.items()}
+        dense: dict[str, Tensor] = {}
+        for s in row_step.row_blocks(rows.n, cfg.row_block):
+            with phase("gather"):
+                idx, cell = rows.flat[s], rows.cell[s]
+                mc = torch.div(idx, k, rounding_mode="floor")
+
+                def g(x: Tensor, i: Tensor = idx) -> Tensor:
+                    return x.index_select(0, i)
+
+                inp = flux_step.RowInputs(
+                    {key: g(v, mc) for key, v in f64.items()},
+                    g(t["w"]),
+                    g(t["ts"]),
+                    g(t["tsoil"]),
+                    g(t["cleaf"]),
+                    g(params),
+                    rows.tile[s],
+                    {key: v[s] for key, v in const.items()},
+                    torch.full((idx.shape[0],), float(clock.day_of_year), dtype=torch.float64),
+                    step_local_hour(clock.seconds_of_day, g(static.lon, cell), clock.dt),
                 )
-            else:
-                period = acc["acc_time"].clamp_min(1.0)
-                day = landstep.Day(
-                    gpp=acc_gpp,
-                    t_mean=acc["acc_tas"] / period,
-                    fw_mean=acc["acc_fw"] / period,
-                    days=1.0,
-                    in_spring=phenology.spring(static.lat[rows.cell], clock.day_of_year),
+                h, c = g(t["lstm_h"]), g(t["lstm_c"])
+                acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
+                acc_gpp = g(t["acc_gpp"])
+            closed, _, h, c = flux_step.step(run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase)
+            with phase("phenology"):
+                new = row_step.phenology_phase(
+                    run_lai=run_lai,
+                    inp=inp,
+                    closed=closed,
+                    acc=acc,
+                    acc_gpp=acc_gpp,
+                    lat=static.lat.index_select(0, cell),
+                    soil=cfg.soil,
+                    clock=clock,
                 )
-                cleaf_new = landstep.leaf_carbon(cleaf, day, const)
-            acc = landstep.reset(acc)
-            acc_gpp = torch.zeros_like(acc_gpp)
-        new = {
-            "w": closed.w,
-            "ts": closed.ts,
-            "tsoil": closed.tsoil,
-            "cleaf": cleaf_new,
-            "lstm_h": h,
-            "lstm_c": c,
-            "acc_gpp": acc_gpp,
-            **acc,
-        }
-        new_state = LandState(
-            {k: rows.scatter(v, new[k]) if k in new else v.clone() for k, v in t.items()}
+            with phase("scatter"):
+                new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)
+                for key, v in new.items():
+                    out[key].index_copy_(0, idx, v.to(out[key].dtype))
+                for key, v in closed.fields.items():
+                    if key not in dense:
+                        fill = 1.0 if key == "z0" else 0.0
+                        dense[key] = torch.full((m * n * k,), fill, dtype=v.dtype)
+                    dense[key].index_copy_(0, idx, v)
+        shapes = state.tensors
+        return (
+            LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()}),
+            {key: v.reshape(m, n, k) for key, v in dense.items()},
         )
-        dense = {k: rows.expand(v) for k, v in fields.items() if k != "z0"}
-        dense["z0"] = rows.expand(fields["z0"], fill=1.0)
-        return new_state, dense
-
-    # ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _gpp_vegetated(gpp: Tensor, params: Tensor, const: dict[str, Tensor]) -> Tensor:
-        """GPP per vegetated area [kg C m-2 s-1] from the tile GPP (the reference's pool)."""
-        vg = params[:, 4] * const["vegetated"]
-        return torch.where(vg > 0, gpp / vg.clamp_min(1e-6), torch.zeros_like(gpp))
 
 
 class TorchScriptBackend(EmulatorBackend):

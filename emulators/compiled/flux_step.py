@@ -11,6 +11,7 @@ import torch
 from emulators import landstep
 from emulators.compiled import closure
 from emulators.compiled.features import flux_features
+from emulators.compiled.phases import Phase, no_phases
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
@@ -61,18 +62,24 @@ def step(
     soil: SoilConfig,
     dt: float,
     net_dtype: torch.dtype = torch.float32,
+    phase: Phase = no_phases,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
-    """(closed fields, raw predictions (row, 5), h, c) of one step."""
-    x, surf = features(inp, soil)
-    y, h, c = net(x.to(net_dtype), h, c)
-    closed = closure.close(
-        y,
-        forcing=inp.forcing,
-        w=inp.w,
-        tsoil=inp.tsoil,
-        surf=surf,
-        const=inp.const,
-        soil=soil,
-        dt=dt,
-    )
+    """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
+    ("features", "network", "closure"; ``emulators.compiled.phases``)."""
+    with phase("features"):
+        x, surf = features(inp, soil)
+        x = x.to(net_dtype)
+    with phase("network"):
+        y, h, c = net(x, h, c)
+    with phase("closure"):
+        closed = closure.close(
+            y,
+            forcing=inp.forcing,
+            w=inp.w,
+            tsoil=inp.tsoil,
+            surf=surf,
+            const=inp.const,
+            soil=soil,
+            dt=dt,
+        )
     return closed, y, h, c

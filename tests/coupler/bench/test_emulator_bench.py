@@ -1,13 +1,19 @@
-"""``make bench-emulators`` runs both backends on the same cells and reports both ratios."""
+"""``make bench-emulators`` runs both backends on the same cells and reports the speed-ups, the
+flux network under the CPU's float32 roofline, the phases of a step and the like-for-like
+ratios."""
 
 from __future__ import annotations
 
 import torch
 
 from coupler.bench import emulators as bench
+from coupler.bench import roofline
+from coupler.bench.emulators_doc import backend_call, outside_share
+from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+from emulators.compiled.phases import PHASES
 
 
-def test_bench_runs_and_reports_active_and_identical_work() -> None:
+def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     payload = bench.run(cells=(40,), steps=1, threads=1)
     (row,) = payload["results"]
     assert row["cells"] == 40 and row["all_tiles"] == 320
@@ -16,9 +22,51 @@ def test_bench_runs_and_reports_active_and_identical_work() -> None:
         assert row[key] > 0 and row[f"speedup_{key}"] == row["reference"] / row[key]
     assert row["network_only"] > 0
     assert row["speedup_bound"] == row["reference"] / row["network_only"]
+    roof = payload["roofline"]
+    assert roof["matmul_before"]["gflops"] > 0 and roof["copy_after"]["gb_per_s"] > 0
+    assert roof["flops_counted"] == roof["flops_per_row"]["gemm"]  # analytic == torch's counter
+    assert row["network"]["rows"] == row["active_tiles"]  # the rows of a real step
+    loaders = {c["loader"] for c in row["network"]["calls"]}
+    assert loaders == {"torchscript", "aoti", "onnx"}
+    for key in ("phases", "phases_blocks"):
+        phases = row[key]
+        assert set(phases) == {*PHASES, "cells", "total"}
+        assert abs(sum(phases[p] for p in (*PHASES, "cells")) - phases["total"]) < 1e-9
+        assert outside_share(phases) > 0
+    call = backend_call(payload, row)
+    assert call["loader"] == "torchscript" and 0 < call["fraction"]
     payload["machine"] = "test"
     md = bench.markdown(payload)
-    assert md.count("| 40 |") == 5 and "identical-work" in md and "bound on speed-up" in md
+    assert md.count("| 40 |") == 4 + 6 + 2 + 2  # speed-ups, network calls, phases, like-for-like
+    for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
+                 "Like for like", "FlopCounterMode"):  # fmt: skip
+        assert text in md, text
+
+
+def test_flux_flops_follow_the_config() -> None:
+    f = roofline.flux_lstm_flops({"n_features": 42, "hidden": 32, "n_outputs": 5,
+                                  "head_hidden": 16})  # fmt: skip
+    assert (f["input"], f["recurrent"], f["heads"]) == (2 * 42 * 288, 2 * 32 * 128, 2 * 5 * 32 * 16)
+    assert f["gemm"] == 37_504
+
+
+def test_captured_rows_are_what_the_network_receives() -> None:
+    import numpy as np
+
+    from coupler.bench.emulators import _static
+    from coupler.bench.reference import _forcing
+    from emulators.protocol import StepClock
+
+    backend = EmulatorBackend(EmulatorConfig(device="cpu", row_block=64))
+    static = _static(100, seed=3)
+    clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
+    state = backend.initial_state(static, clock)
+    x, h, c = roofline.capture_rows(
+        backend, lambda: backend.step(state, static, _forcing(100), clock)
+    )
+    assert x.shape == (int((static.cover > 0).sum()), 42) and x.dtype == torch.float32
+    assert h.shape == c.shape == (x.shape[0], backend.hidden)
+    assert "_run_flux" not in vars(backend)  # the recorder is removed
 
 
 def test_bench_cover_has_one_to_three_classes() -> None:

@@ -181,3 +181,30 @@ def test_replay_and_run_ratios(tmp_path) -> None:
             "10°: 1.50× (reference, 86400 s steps)"
         ),
     }
+
+
+def test_emulator_roofline_outside_share_and_like_for_like(tmp_path) -> None:
+    phases = {"gather": 1.0, "features": 2.0, "network": 4.0, "closure": 1.0, "phenology": 0.5,
+              "scatter": 0.5, "cells": 1.0, "total": 10.0}  # fmt: skip
+    calls = [
+        {"loader": "torchscript", "batch": 1024, "seconds": 1.0, "peak_gflops": 100.0},
+        {"loader": "torchscript", "batch": 4096, "seconds": 0.5, "peak_gflops": 80.0},
+    ]
+    payload = {
+        "machine": "x, 2030-01-02 13:14 UTC",
+        "roofline": {"flops_per_row": {"gemm": 20_000}, "row_block": 16384, "backend_batch": 4096},
+        "results": [{
+            "cells": 1000, "speedup_torchscript_active": 2.0, "speedup_torchscript_all": 0.5,
+            "speedup_bound": 4.0, "phases": phases,
+            "network": {"rows": 1_000_000, "calls": calls},
+        }],
+    }  # fmt: skip
+    (tmp_path / "bench-emulators.json").write_text(json.dumps(payload))
+    got = {r.what: r.value for r in summary.rows(tmp_path) if r.section == "bench-emulators"}
+    roof = next(v for w, v in got.items() if w.startswith("flux network alone"))
+    # 20 000 FLOPs × 10⁶ rows in 0.5 s = 40 GFLOP/s of a paired 80 GFLOP/s peak
+    assert roof == "1,000: 0.50 (40 of 80 GFLOP/s, 4,096 rows per call)"
+    share = next(v for w, v in got.items() if w.startswith("emulator step outside"))
+    assert share == "1,000: 1.50×"  # (10 − 4) / 4
+    like = next(v for w, v in got.items() if w.startswith("like for like"))
+    assert like == "1,000: 0.50×"

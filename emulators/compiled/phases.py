@@ -1,0 +1,48 @@
+"""Wall time per phase of the emulator backend's step, for ``make bench-emulators``.
+
+The backend calls ``phase(name)`` around each part of its step (``EmulatorBackend.phases``): by
+default :func:`no_phases` (a shared ``nullcontext``, nothing measured); the benchmark sets a
+:class:`PhaseTimes`, which adds each part's wall time to ``seconds[name]``. Torch's CPU kernels
+return when their work is done, so the wall time of a block of code is its cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+#: ``phase(name)``: a context manager around the part of the step called ``name``
+Phase = Callable[[str], AbstractContextManager[None]]
+
+#: the phases of a step, in order: gather the active tiles' state, forcing and class constants
+#: into rows; input features (surface diagnostics included); the flux network; the constraint
+#: layer (water, energy, soil heat, float64); daily accumulators and, at the end of a day, the
+#: LAI step (LAI network included); scatter rows back into the dense state and fields
+PHASES = ("gather", "features", "network", "closure", "phenology", "scatter")
+
+_NULL: AbstractContextManager[None] = nullcontext()
+
+
+def no_phases(name: str) -> AbstractContextManager[None]:
+    """The default ``phase``: measures nothing."""
+    del name
+    return _NULL
+
+
+class PhaseTimes:
+    """A ``phase`` that adds the wall time of every part to ``seconds[name]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def reset(self) -> None:
+        self.seconds.clear()

@@ -1,0 +1,83 @@
+"""The emulator backend's step on blocks of tile rows, and its phenology phase.
+
+The backend gathers the active tiles of a block of rows from the dense (member, cell, tile)
+state, steps them (features → network → constraint layer → phenology) and scatters them back
+before the next block: every float64 temporary of the constraint layer is then one block long,
+so it stays in the core's cache instead of streaming through memory (the same reason the
+reference model steps blocks of cells: ``landstep.TileBackend.cell_block``). Blocks start at
+multiples of :data:`ROW_BLOCK_MULTIPLE` rows, so torch's vectorised loops group the rows of a
+block exactly as they group the whole domain's, and every row's arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from emulators import landstep
+from emulators.compiled.closure import Closed
+from emulators.compiled.flux_step import RowInputs
+from emulators.compiled.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
+from emulators.protocol import StepClock
+from emulators.reference import phenology
+from emulators.reference.soil import SoilConfig
+
+Tensor = torch.Tensor
+#: row blocks start at multiples of this (2 × the 8 float64 lanes of AVX-512, with room to
+#: spare; as ``reference.model.CELL_BLOCK_MULTIPLE``)
+ROW_BLOCK_MULTIPLE = 64
+
+
+def row_blocks(n: int, block: int) -> list[slice]:
+    """Slices of ``block`` rows covering ``n`` rows (one slice when ``block`` is 0 or ≥ ``n``;
+    a domain without rows is one empty slice, so a step still runs and returns empty fields)."""
+    if block <= 0 or n <= block:
+        return [slice(0, n)]
+    return [slice(s, min(n, s + block)) for s in range(0, n, block)]
+
+
+def gpp_vegetated(gpp: Tensor, params: Tensor, const: dict[str, Tensor]) -> Tensor:
+    """GPP per vegetated area [kg C m-2 s-1] from the tile GPP (the reference's pool)."""
+    vg = params[:, 4] * const["vegetated"]
+    return torch.where(vg > 0, gpp / vg.clamp_min(1e-6), torch.zeros_like(gpp))
+
+
+def phenology_phase(
+    *,
+    run_lai: Callable[[Tensor], Tensor] | None,
+    inp: RowInputs,
+    closed: Closed,
+    acc: dict[str, Tensor],
+    acc_gpp: Tensor,
+    lat: Tensor,
+    soil: SoilConfig,
+    clock: StepClock,
+) -> dict[str, Tensor]:
+    """The phenology phase of rows: the daily accumulators after this step and, at the end of a
+    day, the new leaf carbon (the LAI emulator ``run_lai``, or with None the reference phenology
+    fed by the emulated GPP) and the accumulators reset. Returns ``cleaf``, ``acc_gpp`` and the
+    ``LAI_ACCUMULATORS``. ``acc`` holds the accumulators before the step, ``lat`` (row,)
+    degrees north."""
+    dt = clock.dt
+    acc = accumulate({k: acc[k] for k in LAI_ACCUMULATORS}, inp, closed, soil, dt)
+    acc_gpp = acc_gpp + gpp_vegetated(closed.fields["gpp"], inp.params, inp.const) * dt
+    cleaf = inp.cleaf
+    if landstep.day_ends(clock):
+        if run_lai is not None:
+            cleaf = advance_leaf_carbon(
+                run_lai, acc, cleaf, closed.w, inp.params, inp.tile, lat, inp.const, clock
+            )
+        else:
+            period = acc["acc_time"].clamp_min(1.0)
+            day = landstep.Day(
+                gpp=acc_gpp,
+                t_mean=acc["acc_tas"] / period,
+                fw_mean=acc["acc_fw"] / period,
+                days=1.0,
+                in_spring=phenology.spring(lat, clock.day_of_year),
+            )
+            cleaf = landstep.leaf_carbon(cleaf, day, inp.const)
+        acc = landstep.reset(acc)
+        acc_gpp = torch.zeros_like(acc_gpp)
+    return {"cleaf": cleaf, "acc_gpp": acc_gpp, **acc}
