@@ -32,7 +32,12 @@ import grpc
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.wire import route, status
-from coupler.wire.interceptors import SERVICE, Authenticator, current_request_id
+from coupler.wire.interceptors import (
+    SERVICE,
+    Authenticator,
+    cancel_idle_streams,
+    current_request_id,
+)
 from coupler.wire.servicer import MAX_FIELDS_PER_STEP
 from coupler.wire.workers import Worker
 
@@ -146,11 +151,7 @@ class Forwarder:
         """As ``LandCouplerServicer.drain``: streams end after their current step; idle ones
         are cancelled now."""
         self._draining.set()
-        with self._streams_lock:
-            idle = [ctx for ctx, waiting in self._streams.values() if waiting.is_set()]
-        for ctx in idle:
-            ctx.cancel()
-        return len(idle)
+        return cancel_idle_streams(self._streams, self._streams_lock)
 
     # ---- plumbing --------------------------------------------------------------------------
     def _metadata(

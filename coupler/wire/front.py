@@ -21,28 +21,22 @@ from __future__ import annotations
 import logging
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.wire.forward import Forwarder, Router
 from coupler.wire.interceptors import (
-    SERVICE,
     Authenticator,
-    AuthInterceptor,
     Drain,
-    RequestInterceptor,
 )
-from coupler.wire.server import ServerConfig, _health_server, _options, bind
+from coupler.wire.server import ServerConfig, listen, new_server
 from coupler.wire.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -206,34 +200,12 @@ def _front(address: str, config: ServerConfig, pool: WorkerPool) -> Front:
         lambda: [w.metrics_port for w in router.live() if w.metrics_port is not None]
     )
     drain = Drain()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="front"),
-        interceptors=[RequestInterceptor(metrics, drain), AuthInterceptor(authenticator)],
-        options=_options(config),
-    )
+    server = new_server(config, metrics, drain, authenticator, "front")
     forwarder = Forwarder(router, authenticator)
     server.add_generic_rpc_handlers((forwarder.handler(),))
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (pb.DESCRIPTOR.services_by_name["LandCoupler"].full_name, health.SERVICE_NAME,
-         reflection.SERVICE_NAME),
-        server,
-    )  # fmt: skip
-    port = bind(server, address, config)
-    health_server, health_port = None, None
-    if config.health_address is not None:
-        try:
-            health_server, health_port = _health_server(config.health_address, health_servicer)
-        except ValueError:
-            server.stop(None)
-            raise
-    metrics_port = None
-    if config.metrics_port is not None:
-        metrics_port = metrics.serve(config.metrics_port, config.metrics_address)
-    server.start()
+    health_servicer, port, health_server, health_port, metrics_port = listen(
+        server, address, config, metrics
+    )
     log.info("serving landcoupler.v1 on %s (port %d) with %d worker processes", address, port,
              config.workers)  # fmt: skip
     return Front(

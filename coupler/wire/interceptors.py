@@ -161,6 +161,18 @@ def _rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[..., Any]) -> grpc.Rp
     )  # fmt: skip
 
 
+def cancel_idle_streams(
+    streams: dict[int, tuple[grpc.ServicerContext, threading.Event]], lock: threading.Lock
+) -> int:
+    """Cancel the Exchange streams whose event says they wait between steps (nothing of theirs
+    in flight) and return how many: the servicer's and the front's drain."""
+    with lock:
+        idle = [ctx for ctx, waiting in streams.values() if waiting.is_set()]
+    for ctx in idle:
+        ctx.cancel()
+    return len(idle)
+
+
 class Drain:
     """Calls in flight on the LandCoupler service, and the gate that closes at shutdown."""
 

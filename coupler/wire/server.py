@@ -209,13 +209,43 @@ def start_service(
     )
     authenticator = Authenticator(config.tokens, mtls=config.mtls)
     drain = Drain()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
+    server = new_server(config, metrics, drain, authenticator, "grpc")
+    servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
+    add_servicer(servicer, server)  # replies may be serialized straight from the arrays
+    health_servicer, port, health_server, health_port, metrics_port = listen(
+        server, address, config, metrics
+    )
+    log.info(
+        "serving landcoupler.v1 on %s (port %d, %s%s)", address, port,
+        "mTLS" if config.mtls else "TLS" if config.tls else "plaintext",
+        ", bearer tokens" if config.tokens else "",
+    )  # fmt: skip
+    return Service(
+        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain,
+        health_server, health_port,
+    )  # fmt: skip
+
+
+def new_server(
+    config: ServerConfig, metrics: Any, drain: Drain, authenticator: Authenticator, name: str
+) -> grpc.Server:
+    """A grpc server with the service's interceptors (request ids and the status mapping, the
+    drain gate, bearer tokens), ``config.max_workers`` threads named ``name`` and the message
+    size options; nothing registered or bound yet."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=name),
         interceptors=[RequestInterceptor(metrics, drain), AuthInterceptor(authenticator)],
         options=_options(config),
     )
-    servicer = LandCouplerServicer(manager, authenticator, metrics, config.max_field_bytes)
-    add_servicer(servicer, server)  # replies may be serialized straight from the arrays
+
+
+def listen(
+    server: grpc.Server, address: str, config: ServerConfig, metrics: Any
+) -> tuple[health.HealthServicer, int, grpc.Server | None, int | None, int | None]:
+    """Add gRPC health (SERVING) and reflection to ``server`` (its LandCoupler handlers already
+    added), bind ``address``, start the separate health server and the Prometheus exporter when
+    configured (``metrics.serve``), and start ``server``: (health servicer, port, health server,
+    health port, metrics port). A failure stops ``server`` and raises ValueError."""
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE):
@@ -237,15 +267,7 @@ def start_service(
     if config.metrics_port is not None:
         metrics_port = metrics.serve(config.metrics_port, config.metrics_address)
     server.start()
-    log.info(
-        "serving landcoupler.v1 on %s (port %d, %s%s)", address, port,
-        "mTLS" if config.mtls else "TLS" if config.tls else "plaintext",
-        ", bearer tokens" if config.tokens else "",
-    )  # fmt: skip
-    return Service(
-        server, port, manager, metrics, health_servicer, config, servicer, metrics_port, drain,
-        health_server, health_port,
-    )  # fmt: skip
+    return health_servicer, port, health_server, health_port, metrics_port
 
 
 def bind(server: grpc.Server, address: str, config: ServerConfig) -> int:

@@ -37,7 +37,7 @@ from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
 from coupler.wire import reader, route, spec_proto, status
-from coupler.wire.interceptors import Authenticator
+from coupler.wire.interceptors import Authenticator, cancel_idle_streams
 from coupler.wire.shared import SharedSegments
 from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
@@ -76,11 +76,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         """Shutdown: Exchange streams end after their current step, and streams idle between
         steps are cancelled now (nothing of theirs is in flight). Returns how many were idle."""
         self._draining.set()
-        with self._streams_lock:
-            idle = [ctx for ctx, waiting in self._streams.values() if waiting.is_set()]
-        for ctx in idle:
-            ctx.cancel()
-        return len(idle)
+        return cancel_idle_streams(self._streams, self._streams_lock)
 
     # ---- helpers ---------------------------------------------------------------------------
     def _phase(self, phase: str, since: float) -> None:
