@@ -18,6 +18,10 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coupler.wire.server import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +156,7 @@ def run(args: argparse.Namespace) -> int:
         threading.Thread(target=_stop_at_eof, args=(stop,), daemon=True).start()
     try:
         service = start_service(args.address, config)
-        print(f"listening on {_bound(args.address, service.port)}", flush=True)
-        if service.metrics_port is not None:
-            print(f"metrics on {config.metrics_address}:{service.metrics_port}", flush=True)
-        if service.health_port is not None:
-            health_host = str(args.health_address).rsplit(":", 1)[0]
-            print(f"health on {health_host}:{service.health_port}", flush=True)
+        _print_listening(args, config, service.port, service.metrics_port, service.health_port)
         log.warning("landcoupler serve: listening on %s", _bound(args.address, service.port))
         while not stop.wait(3600.0):
             pass
@@ -183,6 +182,22 @@ def _remove_socket_dir(path: str) -> None:
             remove()
         except OSError:
             pass
+
+
+def _print_listening(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    port: int,
+    metrics_port: int | None,
+    health_port: int | None,
+) -> None:
+    """The addresses actually bound, on stdout (scripts and the front's workers read them)."""
+    print(f"listening on {_bound(args.address, port)}", flush=True)
+    if metrics_port is not None:
+        print(f"metrics on {config.metrics_address}:{metrics_port}", flush=True)
+    if health_port is not None:
+        health_host = str(args.health_address).rsplit(":", 1)[0]
+        print(f"health on {health_host}:{health_port}", flush=True)
 
 
 def _bound(address: str, port: int) -> str:
@@ -234,12 +249,7 @@ def _run_front(args: argparse.Namespace, config: object) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         front = start_front(args.address, config, extra)
-        print(f"listening on {_bound(args.address, front.port)}", flush=True)
-        if front.metrics_port is not None:
-            print(f"metrics on {config.metrics_address}:{front.metrics_port}", flush=True)
-        if front.health_port is not None:
-            health_host = str(args.health_address).rsplit(":", 1)[0]
-            print(f"health on {health_host}:{front.health_port}", flush=True)
+        _print_listening(args, config, front.port, front.metrics_port, front.health_port)
         pids = " ".join(str(w.proc.pid) for w in front.pool.workers)
         print(f"workers {pids}", flush=True)
         while not stop.wait(3600.0):
