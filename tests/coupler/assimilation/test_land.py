@@ -218,27 +218,34 @@ def test_parameter_perturbation_within_prior() -> None:
         ParameterPrior("leafiness", 0.0, 1.0)
 
 
-def _ensemble_day(da: EnsembleAssimilator, members: int = 8) -> tuple[LandState, LandStatic]:
-    """One perturbed day of the reference model over the two cells of ``_static``."""
-    static = da.perturb_static(_static(members))
+FORCING = {"tas": 295.0, "huss": 0.01, "ps": 98_000.0, "sfcWind": 3.0, "pr": 1e-5,
+           "rsds": 500.0, "rlds": 350.0}  # fmt: skip
+
+
+def run_reference_days(
+    da: EnsembleAssimilator, static: LandStatic, days: int, perturb_initial: bool = False
+) -> LandState:
+    """``days`` days of the reference model under constant summer forcing, perturbed by ``da``
+    and recorded for its analyses, from the initial state (perturbed too with
+    ``perturb_initial``)."""
     backend = ReferenceBackend()
     clock = StepClock(0, T0, 3600.0)
     state = backend.initial_state(static, clock)
-    forcing = {
-        "tas": 295.0,
-        "huss": 0.01,
-        "ps": 98_000.0,
-        "sfcWind": 3.0,
-        "pr": 1e-5,
-        "rsds": 500.0,
-        "rlds": 350.0,
-    }
-    for _ in range(24):
-        f = {k: torch.full((members, 2), v, dtype=torch.float64) for k, v in forcing.items()}
+    if perturb_initial:
+        state = da.perturb_initial(state)
+    members = static.params.shape[0]
+    for _ in range(24 * days):
+        f = {k: torch.full((members, 2), v, dtype=torch.float64) for k, v in FORCING.items()}
         state, out = backend.step(state, static, da.perturb(f, clock, members), clock)
         da.record(out, clock)
         clock = clock.advance()
-    return state, static
+    return state
+
+
+def _ensemble_day(da: EnsembleAssimilator, members: int = 8) -> tuple[LandState, LandStatic]:
+    """One perturbed day of the reference model over the two cells of ``_static``."""
+    static = da.perturb_static(_static(members))
+    return run_reference_days(da, static, 1), static
 
 
 def test_online_analysis_moves_towards_observations_within_bounds() -> None:

@@ -15,21 +15,13 @@ from coupler.assimilation.operators import ObservationSet
 from coupler.assimilation.settings import AssimilationConfig
 from emulators import parameters as P
 from emulators.landstep import NITROGEN
-from emulators.protocol import LandState, LandStatic, StepClock
-from emulators.reference import ReferenceBackend
+from emulators.protocol import LandState, LandStatic
 from emulators.reference.classes import leaf_cn
+
+from .test_land import run_reference_days
 
 T0 = np.datetime64("2001-06-01T00:00:00", "s")
 LAT, LON = np.array([45.0, 50.0]), np.array([5.0, 10.0])
-FORCING = {
-    "tas": 295.0,
-    "huss": 0.01,
-    "ps": 98_000.0,
-    "sfcWind": 3.0,
-    "pr": 1e-5,
-    "rsds": 500.0,
-    "rlds": 350.0,
-}
 
 
 def _static(members: int) -> LandStatic:
@@ -43,15 +35,7 @@ def _static(members: int) -> LandStatic:
 def _days(da: EnsembleAssimilator, members: int, days: int) -> tuple[LandState, LandStatic]:
     """``days`` days of the reference model from a leaf-carbon-perturbed initial ensemble."""
     static = da.perturb_static(_static(members))
-    backend = ReferenceBackend()
-    clock = StepClock(0, T0, 3600.0)
-    state = da.perturb_initial(backend.initial_state(static, clock))
-    for _ in range(24 * days):
-        f = {k: torch.full((members, 2), v, dtype=torch.float64) for k, v in FORCING.items()}
-        state, out = backend.step(state, static, da.perturb(f, clock, members), clock)
-        da.record(out, clock)
-        clock = clock.advance()
-    return state, static
+    return run_reference_days(da, static, days, perturb_initial=True), static
 
 
 def test_lai_analysis_moves_leaf_nitrogen_with_carbon() -> None:
