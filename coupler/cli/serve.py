@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -158,12 +159,7 @@ def run(args: argparse.Namespace) -> int:
         service = start_service(args.address, config)
         _print_listening(args, config, service.port, service.metrics_port, service.health_port)
         log.warning("landcoupler serve: listening on %s", _bound(args.address, service.port))
-        while not stop.wait(3600.0):
-            pass
-        urls = service.stop()
-        for url in urls:
-            print(f"checkpoint {url}", flush=True)
-        log.warning("stopped; %d session checkpoint(s) written", len(urls))
+        _serve_until(stop, service.stop)
         if args.exit_with_stdin and args.address.startswith("unix:"):
             _remove_socket_dir(args.address.removeprefix("unix:"))
     finally:
@@ -182,6 +178,17 @@ def _remove_socket_dir(path: str) -> None:
             remove()
         except OSError:
             pass
+
+
+def _serve_until(stop: threading.Event, shutdown: Callable[[], list[str]]) -> None:
+    """Wait for ``stop`` (SIGTERM/SIGINT), then ``shutdown`` (drain and checkpoint) and print
+    each checkpoint URL."""
+    while not stop.wait(3600.0):
+        pass
+    urls = shutdown()
+    for url in urls:
+        print(f"checkpoint {url}", flush=True)
+    log.warning("stopped; %d session checkpoint(s) written", len(urls))
 
 
 def _print_listening(
@@ -252,12 +259,7 @@ def _run_front(args: argparse.Namespace, config: object) -> int:
         _print_listening(args, config, front.port, front.metrics_port, front.health_port)
         pids = " ".join(str(w.proc.pid) for w in front.pool.workers)
         print(f"workers {pids}", flush=True)
-        while not stop.wait(3600.0):
-            pass
-        urls = front.stop()
-        for url in urls:
-            print(f"checkpoint {url}", flush=True)
-        log.warning("stopped; %d session checkpoint(s) written", len(urls))
+        _serve_until(stop, front.stop)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
