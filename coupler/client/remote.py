@@ -257,16 +257,23 @@ class RemoteSession:
         self.start: str = opened.start_rfc3339
         self.timestep: int = int(opened.timestep)
         self.backend: str = opened.backend
-        self.codec = codec
         self.stream = stream
         self.split_bytes = split_bytes
         self.last_time: str | None = None
-        #: the proto DType asked for the replies (0: unset, float64)
-        self.reply_dtype = int(reply_dtype)
-        self._messages = StepMessages(self.id, codec, self.reply_dtype)
+        self._messages = StepMessages(self.id, codec, reply_dtype)
         self._exchange: Exchange | None = None
         self._shared = SharedChannel(self.id, self.outputs, self.cells) if shared_memory else None
         self._closed = False
+
+    @property
+    def codec(self) -> CodecArg:
+        """The request codec: one spec, or one per field."""
+        return self._messages.codec
+
+    @property
+    def reply_dtype(self) -> int:
+        """The proto DType asked for the replies (0: unset, float64)."""
+        return self._messages.reply_dtype
 
     def step(
         self, index: int, fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
