@@ -29,6 +29,7 @@ import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from coupler.core.telemetry import MetricsSink, NullMetrics
@@ -37,6 +38,8 @@ from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
 
 Tensor = torch.Tensor
 StepResult = tuple[LandState, dict[str, Tensor]]
+#: output name -> the ensemble mean over members of a joined step's part (:func:`member_means`)
+Means = dict[str, np.ndarray]
 #: the default ceiling on the cells of one joined step (the reference model's cell block)
 DEFAULT_MAX_CELLS = 8192
 #: seconds a domain counts as a peer of its key after its last step: a step whose key no other
@@ -83,6 +86,7 @@ class _Entry:
     static: LandStatic
     forcing: Mapping[str, Tensor]
     clock: StepClock
+    means_of: tuple[str, ...] = ()
 
 
 @dataclass
@@ -94,10 +98,12 @@ class _Batch:
     cells: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     results: list[StepResult] | None = None  # None after run(): every member steps alone
+    means: list[Means] = field(default_factory=list)  # per member; [] when not joined
 
     def run(self) -> None:
-        """The joined step, split into the members' results; on any failure ``results`` stays
-        None and each member steps alone (and gets its own error)."""
+        """The joined step, split into the members' results (and the member means they asked
+        for); on any failure ``results`` stays None and each member steps alone (and gets its
+        own error)."""
         try:
             if len(self.entries) == 1:
                 e = self.entries[0]
@@ -105,7 +111,13 @@ class _Batch:
             else:
                 domains = [(e.state, e.static, e.forcing) for e in self.entries]
                 # the batch key says the step reads nothing of the clock that differs
-                self.results = joined_step(self.backend, domains, self.entries[0].clock)
+                state, outputs = _joined(self.backend, domains, self.entries[0].clock)
+                bounds = _bounds(domains)
+                names = sorted({name for e in self.entries for name in e.means_of})
+                means = member_means(outputs, names, bounds)
+                self.results = _split(state, outputs, bounds)
+                self.means = [{k: m[k] for k in e.means_of if k in m}
+                              for e, m in zip(self.entries, means, strict=True)]  # fmt: skip
         except Exception:  # each member repeats its step alone and gets its own error
             self.results = None
         finally:
@@ -153,10 +165,25 @@ class StepBatcher:
     ) -> StepResult:
         """``backend.step(state, static, forcing, clock)``, bitwise, possibly computed as part
         of a joined step with other sessions' steps. Inputs are not modified."""
+        new_state, outputs, _ = self.step_means(backend, state, static, forcing, clock, ())
+        return new_state, outputs
+
+    def step_means(
+        self,
+        backend: LandBackend,
+        state: LandState,
+        static: LandStatic,
+        forcing: Mapping[str, Tensor],
+        clock: StepClock,
+        names: Sequence[str],
+    ) -> tuple[LandState, dict[str, Tensor], Means]:
+        """:meth:`step`, and where the step was joined the ensemble means of the outputs
+        ``names`` (:func:`member_means`: computed once for the whole batch, bitwise what the
+        caller would compute on its part); empty when the step ran alone."""
         key = batch_key(backend, state, static, forcing, clock)
         if key is None:
-            return backend.step(state, static, forcing, clock)
-        entry = _Entry(state, static, forcing, clock)
+            return (*backend.step(state, static, forcing, clock), {})
+        entry = _Entry(state, static, forcing, clock, tuple(names))
         with self._cond:
             alone = self._peers(key, id(static)) == 1
             if not alone:
@@ -164,14 +191,15 @@ class StepBatcher:
         if alone:  # nobody to wait for: no window
             result = backend.step(state, static, forcing, clock)
             self._metrics.observe_batch(1, static.n_cells)
-            return result
+            return (*result, {})
         if leader:
             self._lead(key, batch)
         else:
             batch.done.wait()
         if batch.results is None:
-            return backend.step(state, static, forcing, clock)
-        return batch.results[position]
+            return (*backend.step(state, static, forcing, clock), {})
+        means = batch.means[position] if batch.means else {}
+        return (*batch.results[position], means)
 
     def _join(self, key: Hashable, backend: LandBackend, entry: _Entry) -> tuple[_Batch, bool, int]:
         """Add ``entry`` to the open batch of ``key`` (a new one, led by this step, when there
@@ -239,29 +267,107 @@ def joined_step(
     order), split back into each domain's (state, outputs) as contiguous copies (a slice would
     keep the whole joined tensor alive, and a checkpoint would save all of it). The caller
     guarantees what :func:`batch_key` checks (``clock`` stands for every domain's clock)."""
+    new_state, outputs = _joined(backend, domains, clock)
+    return _split(new_state, outputs, _bounds(domains))
+
+
+def _joined(
+    backend: LandBackend, domains: Sequence[Domain], clock: StepClock
+) -> tuple[LandState, dict[str, Tensor]]:
+    """The backend step of the joined domains, unsplit (inference tensors: cut them with
+    :func:`_split`, which makes ordinary ones)."""
     first_state, _, first_forcing = domains[0]
     names = list(first_state.tensors)
-    state = LandState({k: torch.cat([d[0].tensors[k] for d in domains], 1) for k in names})
-    forcing = CheckedForcing({k: torch.cat([d[2][k] for d in domains], 1) for k in first_forcing})
-    static = LandStatic.join([d[1] for d in domains])
-    new_state, outputs = backend.step(state, static, forcing, clock)
+    # Inference mode: the same kernels without autograd's and the version counters' work on
+    # each of the step's ~1 800 small ops (≈ 17 % of a 64-cell step; docs/benchmarks.md). Its
+    # tensors never reach a session: the parts are copied outside it, so every session gets
+    # ordinary tensors (in-place updates of its state stay allowed).
+    with torch.inference_mode():
+        state = LandState({k: torch.cat([d[0].tensors[k] for d in domains], 1) for k in names})
+        forcing = CheckedForcing(
+            {k: torch.cat([d[2][k] for d in domains], 1) for k in first_forcing}
+        )
+        static = LandStatic.join([d[1] for d in domains])
+        new_state, outputs = backend.step(state, static, forcing, clock)
     total = static.n_cells
     for t in (*new_state.tensors.values(), *outputs.values()):
         if t.dim() < 2 or t.shape[1] != total:
             raise ValueError("a joined step returned a tensor without the cell axis")
-    results: list[StepResult] = []
+    return new_state, outputs
+
+
+def _bounds(domains: Sequence[Domain]) -> list[slice]:
+    """Each domain's cells on the joined cell axis."""
+    bounds = []
     start = 0
     for _, part, _ in domains:
-        cells = slice(start, start + part.n_cells)
-        start = cells.stop
-        results.append(
-            (
-                LandState({k: _part(v, cells) for k, v in new_state.tensors.items()}),
-                {k: _part(v, cells) for k, v in outputs.items()},
-            )
+        bounds.append(slice(start, start + part.n_cells))
+        start += part.n_cells
+    return bounds
+
+
+def _split(
+    new_state: LandState, outputs: Mapping[str, Tensor], bounds: Sequence[slice]
+) -> list[StepResult]:
+    state_parts = {k: _parts(v, bounds) for k, v in new_state.tensors.items()}
+    output_parts = {k: _parts(v, bounds) for k, v in outputs.items()}
+    return [
+        (
+            LandState({k: parts[i] for k, parts in state_parts.items()}),
+            {k: parts[i] for k, parts in output_parts.items()},
         )
-    return results
+        for i in range(len(bounds))
+    ]
 
 
-def _part(t: Tensor, cells: slice) -> Tensor:
-    return t[:, cells].clone(memory_format=torch.contiguous_format)
+def _parts(t: Tensor, bounds: Sequence[slice]) -> list[Tensor]:
+    """``t`` cut on the cell axis into the domains' parts, each a contiguous copy of its own.
+    On the CPU through numpy: a slice's copy there is ~4× cheaper than ``Tensor.clone`` for a
+    64-cell part and does not release the GIL (whose hand-offs cost the server more than the
+    copy, docs/benchmarks.md); the tensor made from it owns exactly its part's bytes, is an
+    ordinary tensor, and has the same bits, dtype, shape and (contiguous) strides."""
+    whole = _numpy(t)
+    if whole is None:
+        return [t[:, cells].clone(memory_format=torch.contiguous_format) for cells in bounds]
+    return [torch.from_numpy(np.array(whole[:, cells], order="C")) for cells in bounds]
+
+
+def _numpy(t: Tensor) -> np.ndarray | None:
+    """``t``'s memory as a numpy array (no copy), or None where numpy cannot hold it."""
+    if t.device.type != "cpu":
+        return None
+    try:
+        return t.detach().numpy()
+    except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16), a conjugate bit...
+        return None
+
+
+def member_means(
+    outputs: Mapping[str, Tensor], names: Sequence[str], bounds: Sequence[slice]
+) -> list[Means]:
+    """Per part (``bounds``), the ensemble mean of each (member, cell) output of ``names`` as
+    a read-only float64 (cell,) array: ``t.to(float64).mean(dim=0)`` computed once on the
+    joined tensor and cut, for ``coupler.core.landstep.reply_fields``. Bitwise what each part
+    gives alone: the mean reduces over members cell by cell (the same additions in the same
+    order whatever the cell count), and the parts start and end on whole 64-cell blocks, as
+    for the step itself (tested against unbatched sessions with 1 and 3 members). Names the
+    outputs lack, or whose tensors are not (member, cell) on the CPU, are left out (the
+    session computes them, and refuses what it must)."""
+    whole: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        for name in names:
+            t = outputs.get(name)
+            if t is None or t.dim() != 2 or t.device.type != "cpu":
+                continue
+            mean = _numpy(t.to(torch.float64).mean(dim=0))
+            if mean is not None:
+                whole[name] = mean
+    out: list[Means] = []
+    for cells in bounds:
+        part: Means = {}
+        for name, values in whole.items():
+            arr = np.array(values[cells], order="C")
+            arr.flags.writeable = False
+            part[name] = arr
+        out.append(part)
+    return out

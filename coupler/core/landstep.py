@@ -56,11 +56,17 @@ def _frozen(t: Tensor) -> np.ndarray:
 
 
 def reply_fields(
-    outputs: Mapping[str, Tensor], names: tuple[str, ...], n_cells: int, spread: bool
+    outputs: Mapping[str, Tensor],
+    names: tuple[str, ...],
+    n_cells: int,
+    spread: bool,
+    means: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Ensemble mean of each requested field as a read-only (cell,) float64 array and, with
     ``spread``, ``<name>_spread``: the ensemble standard deviation (N-1 denominator; 0 for a
-    single member). A backend that does not produce a requested field is FailedPrecondition."""
+    single member). A backend that does not produce a requested field is FailedPrecondition.
+    ``means``: those means already computed, bitwise these (a joined step's, computed once
+    for its batch: ``coupler.core.batching.member_means``); the checks apply all the same."""
     reply: dict[str, np.ndarray] = {}
     spreads: dict[str, np.ndarray] = {}
     for name in names:
@@ -78,9 +84,13 @@ def reply_fields(
                 field="outputs",
                 rule="backend_outputs",
             )
-        t = t.to(torch.float64)
-        reply[name] = _frozen(t.mean(dim=0))
+        given = None if means is None else means.get(name)
+        if given is not None and given.shape == (n_cells,):
+            reply[name] = given
+        else:
+            reply[name] = _frozen(t.to(torch.float64).mean(dim=0))
         if spread:
+            t = t.to(torch.float64)
             std = t.std(dim=0, correction=1) if t.shape[0] > 1 else torch.zeros_like(t[0])
             spreads[f"{name}_spread"] = _frozen(std)
     reply.update(spreads)

@@ -166,13 +166,16 @@ class Session:
             forcing = da.perturb(forcing, clock)
             metrics.observe_phase("assimilation", time.perf_counter() - t1)
             t1 = time.perf_counter()
+        means: Mapping[str, np.ndarray] = {}  # the reply's means, if a joined step made them
         if self._batcher is not None:  # maybe one backend call with other sessions' steps
-            new_state, outputs = self._batcher.step(self._backend, state, static, forcing, clock)
+            new_state, outputs, means = self._batcher.step_means(
+                self._backend, state, static, forcing, clock, cfg.outputs
+            )
         else:
             new_state, outputs = self._backend.step(state, static, forcing, clock)
         if da is not None:
             skipped = da.end(outputs, clock)
-        reply = landstep.reply_fields(outputs, cfg.outputs, cfg.n_cells, cfg.output_spread)
+        reply = landstep.reply_fields(outputs, cfg.outputs, cfg.n_cells, cfg.output_spread, means)
         energy = landstep.energy_residual(outputs)
         water = landstep.water_residual(self._storage, outputs, forcing.get("pr"), clock.dt)
         storage = outputs.get("mrso")
