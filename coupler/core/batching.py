@@ -337,7 +337,7 @@ def _numpy(t: Tensor) -> np.ndarray | None:
     if t.device.type != "cpu":
         return None
     try:
-        return t.detach().numpy()
+        return (t.detach() if t.requires_grad else t).numpy()
     except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16), a conjugate bit...
         return None
 

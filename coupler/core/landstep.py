@@ -145,7 +145,7 @@ def _numpy(*tensors: Tensor) -> list[np.ndarray] | None:
             or t.dtype not in (torch.float32, torch.float64)
         ):  # fmt: skip
             return None
-        out.append(t.detach().numpy())
+        out.append(t.numpy())  # no grad: no detach (a dispatched op)
     return out
 
 
