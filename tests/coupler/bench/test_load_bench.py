@@ -46,3 +46,17 @@ def test_bench_set_options_take_the_types_of_the_run_defaults() -> None:
         _params(load.run, ["session=20"])
     with pytest.raises(ValueError, match="NAME=VALUE"):
         _params(load.run, ["steps"])
+
+
+def test_the_load_probe_times_the_pieces_of_a_served_batched_step() -> None:
+    from coupler.bench import load_probe
+
+    r = load_probe.probe(sessions=4, steps=6, threads=2, window_ms=5.0, stream=False)
+    assert r["errors"] == [] and r["server_cpu_ms_per_step"] > 0
+    calls, ms = r["pieces_calls"], r["pieces_ms_per_step"]
+    assert calls["session step (transaction)"] == 4 * 6 + 4  # and each session's resend
+    assert calls["servicer Step (unary)"] == 4 * 6 + 4
+    assert calls["batcher (all of it)"] == calls["validation"] == 4 * 6
+    assert 1 <= calls["joined backend step (leader)"] <= 4 * 6
+    # nested pieces include what they call
+    assert ms["servicer Step (unary)"] >= ms["session step (transaction)"] >= ms["validation"]
