@@ -28,8 +28,13 @@ def markdown(p: dict[str, Any]) -> str:
         f"{p['sessions']} sessions × {p['cells']} cells (reference backend, hourly steps, 7 "
         f"float64 forcing fields in, 8 outputs back) driven by {p['threads']} client threads "
         f"(Python client, {p['transport']} `Step`, one channel per thread) in the benchmark "
-        "process against a `landcoupler serve` process on loopback (the workers row: a front "
-        "process and its worker processes). Every reply is compared "
+        "process against a `landcoupler serve` process on loopback"
+        + (
+            " (the workers row: a front process and its worker processes)"
+            if p.get("workers", 1) > 1
+            else ""
+        )
+        + ". Every reply is compared "
         "bitwise with an in-process run of the same session (no gRPC, no batching); lost or "
         "doubled steps are checked on both sides (each session's last index resent: accepted "
         "only at exactly N; the server's `landcoupler_steps_total` = sessions × steps). "
