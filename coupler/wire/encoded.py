@@ -108,7 +108,8 @@ class Encoded:
         if not any(isinstance(c, Cast) for c in self.chunks):
             return b"".join(self.chunks)
         out = _new_bytes(None, self.nbytes)  # nbytes > 1: a Cast chunk is never empty
-        view = np.frombuffer((ctypes.c_char * self.nbytes).from_address(_bytes_data(out)), np.uint8)
+        room = (ctypes.c_char * self.nbytes).from_address(_bytes_data(out))
+        view = np.frombuffer(room, np.uint8)  # type: ignore[call-overload]
         at = 0
         for chunk in self.chunks:
             end = at + len(chunk)
@@ -143,7 +144,7 @@ def raw_field(name: str, values: Any, units: str, dtype: Any = None) -> Encoded:
         data = Cast(np.ascontiguousarray(arr), target)
     else:
         arr = np.require(arr, dtype=arr.dtype.newbyteorder("<"), requirements="C")
-        data = memoryview(arr.reshape(-1).view(np.uint8))
+        data = memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     head = pb.Field(name=name, units=units, dtype=code, shape=shape)  # type: ignore[arg-type]
     out = Encoded([head.SerializeToString()])
     if len(data):
