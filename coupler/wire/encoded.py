@@ -10,11 +10,18 @@ chunks: the small parts serialized by protobuf itself, and each raw field's elem
 the one copy. The bytes are exactly what ``SerializeToString()`` writes for the same message
 (fields in field-number order; tests/coupler/wire/test_encoded.py).
 
+A field sent in a narrower dtype than it was computed in (``reply_dtype`` float32) is a
+:class:`Cast` chunk: the rounding happens while the message is serialized, straight into the
+bytes gRPC sends (``numpy.copyto``, the same rounding as ``astype``), so the float32 reply costs
+one pass over the outputs instead of a rounding pass into new arrays plus the join
+(docs/benchmarks.md, ``make bench-wire``).
+
 Only raw (codec ``none``) fields take this path; compressed replies are built as messages.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +52,39 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+# A bytes object of a given size whose contents the caller writes before anyone else sees it:
+# ``PyBytes_FromStringAndSize(NULL, n)`` (CPython's documented way to fill a new bytes object),
+# so a message is assembled in place, with no second copy.
+# (Own prototypes, not ``ctypes.pythonapi.X.restype = ...``, which other code shares.)
+_new_bytes = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
+    ("PyBytes_FromStringAndSize", ctypes.pythonapi)
+)
+_bytes_data = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object)(
+    ("PyBytes_AsString", ctypes.pythonapi)
+)
+
+
+class Cast:
+    """A chunk that is ``values`` rounded to ``dtype`` (little-endian), written only when the
+    message is serialized (:meth:`Encoded.tobytes`)."""
+
+    __slots__ = ("dtype", "values")
+
+    def __init__(self, values: np.ndarray, dtype: np.dtype) -> None:
+        self.values = values.reshape(-1)
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+
+    def __len__(self) -> int:
+        return self.values.size * self.dtype.itemsize
+
+    def write(self, out: np.ndarray) -> None:
+        """Round into ``out`` (a uint8 array of ``len(self)`` bytes)."""
+        np.copyto(out.view(self.dtype), self.values, casting="same_kind")
+
+
 class Encoded:
-    """A serialized protobuf message in chunks (``bytes`` or byte ``memoryview``s of arrays)."""
+    """A serialized protobuf message in chunks (``bytes``, byte ``memoryview``s of arrays, or
+    :class:`Cast` chunks)."""
 
     __slots__ = ("chunks", "nbytes")
 
@@ -67,7 +105,20 @@ class Encoded:
         self.nbytes += message.nbytes
 
     def tobytes(self) -> bytes:
-        return b"".join(self.chunks)
+        if not any(isinstance(c, Cast) for c in self.chunks):
+            return b"".join(self.chunks)
+        out = _new_bytes(None, self.nbytes)  # nbytes > 1: a Cast chunk is never empty
+        room = (ctypes.c_char * self.nbytes).from_address(_bytes_data(out))
+        view = np.frombuffer(room, np.uint8)  # type: ignore[call-overload]
+        at = 0
+        for chunk in self.chunks:
+            end = at + len(chunk)
+            if isinstance(chunk, Cast):
+                chunk.write(view[at:end])
+            else:
+                view[at:end] = np.frombuffer(chunk, np.uint8)
+            at = end
+        return out
 
 
 def serialize(message: Message | Encoded) -> bytes:
@@ -79,17 +130,26 @@ def serialize(message: Message | Encoded) -> bytes:
     return message.SerializeToString()
 
 
-def raw_field(name: str, values: Any, units: str) -> Encoded:
+def raw_field(name: str, values: Any, units: str, dtype: Any = None) -> Encoded:
     """A ``Field`` of raw little-endian element bytes, the bytes a view of ``values`` (kept
-    alive by the result; the caller must not write ``values`` before it is serialized)."""
+    alive by the result; the caller must not write ``values`` before it is serialized). With a
+    ``dtype`` other than ``values``' own, the field is ``values`` rounded to ``dtype``
+    (:class:`Cast`: rounded during serialization, bitwise ``values.astype(dtype)``)."""
     arr = np.asarray(values)
-    code = F.proto_dtype(arr.dtype)
-    arr = np.require(arr, dtype=arr.dtype.newbyteorder("<"), requirements="C")
-    head = pb.Field(name=name, units=units, dtype=code, shape=arr.shape)  # type: ignore[arg-type]
+    target = arr.dtype if dtype is None else np.dtype(dtype)
+    code = F.proto_dtype(target)
+    shape = arr.shape
+    data: Any
+    if target.newbyteorder("<") != arr.dtype.newbyteorder("<"):
+        data = Cast(np.ascontiguousarray(arr), target)
+    else:
+        arr = np.require(arr, dtype=arr.dtype.newbyteorder("<"), requirements="C")
+        data = memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    head = pb.Field(name=name, units=units, dtype=code, shape=shape)  # type: ignore[arg-type]
     out = Encoded([head.SerializeToString()])
-    if arr.nbytes:
-        out.add(_varint(_FIELD_DATA << 3 | _WIRE_LEN) + _varint(arr.nbytes))
-        out.add(memoryview(arr.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
+    if len(data):
+        out.add(_varint(_FIELD_DATA << 3 | _WIRE_LEN) + _varint(len(data)))
+        out.add(data)
     return out
 
 

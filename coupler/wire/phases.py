@@ -41,9 +41,10 @@ def reply_message(out: Mapping[str, np.ndarray]) -> pb.StepReply:
     return reply
 
 
-def reply_encoded(out: Mapping[str, np.ndarray]) -> E.Encoded:
-    """The reply of a raw step as the server builds it (coupler.wire.encoded)."""
-    raw = [E.raw_field(k, v, V.REGISTRY[k].units) for k, v in out.items()]
+def reply_encoded(out: Mapping[str, np.ndarray], dtype: Any = None) -> E.Encoded:
+    """The reply of a raw step as the server builds it (coupler.wire.encoded), its fields
+    rounded to ``dtype`` if given."""
+    raw = [E.raw_field(k, v, V.REGISTRY[k].units, dtype) for k, v in out.items()]
     return E.step_reply(SESSION_ID, 1, WHEN, raw)
 
 
@@ -64,9 +65,7 @@ def pieces(
     reply_msg = pb.StepReply.FromString(reply_wire)
     got = reader.parse(pb.StepReply, reply_wire)
     out32_dtype = np.dtype("<f4")
-    out32 = F.as_reply_dtype(out, out32_dtype)
-    encoded32 = reply_encoded(out32)
-    reply32 = E.serialize(encoded32)
+    reply32 = E.serialize(reply_encoded(out, out32_dtype))
     raw_request = request_encoded(fields)
     before: list[tuple[str, str, Callable[[], Any]]] = [
         ("client", "encode request (chunks: views of the arrays)", lambda: request_encoded(fields)),
@@ -101,8 +100,16 @@ def pieces(
             "before: wire decode reply (protobuf's copies)",
             lambda: [F.decode(f) for f in reply_msg.fields],
         ),
-        ("server", "float32 reply: round to float32", lambda: F.as_reply_dtype(out, out32_dtype)),
-        ("server", "float32 reply: encode + serialize", lambda: E.serialize(reply_encoded(out32))),
+        (
+            "server",
+            "float32 reply: encode + serialize (rounded into the message: one pass)",
+            lambda: E.serialize(reply_encoded(out, out32_dtype)),
+        ),
+        (
+            "server",
+            "float32 reply, before: round to new arrays, then encode + serialize",
+            lambda: E.serialize(reply_encoded(F.as_reply_dtype(out, out32_dtype))),
+        ),
         (
             "client",
             "float32 reply: parse (reader) + decode",

@@ -188,12 +188,13 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
-        out = F.as_reply_dtype(out, dtype)
         when = format_time(session.config.step_time(request.index))
-        if _raw(codec):  # serialized straight from the arrays (coupler.wire.encoded)
-            encoded = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
+        if _raw(codec):  # serialized (and rounded) straight from the arrays: coupler.wire.encoded
+            raw = _raw_fields(out, dtype)
+            encoded = E.step_reply(request.session_id, request.index, when, raw)
             self._phase("encode", t1)
             return encoded
+        out = F.as_reply_dtype(out, dtype)
         reply = pb.StepReply(session_id=request.session_id, index=request.index, time_rfc3339=when)
         for name, values in out.items():
             F.encode_into(reply.fields.add(), name, values, _units_of(name), codec)
@@ -286,11 +287,11 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
-            out = F.as_reply_dtype(out, dtype)
             if _raw(codec):
-                yield from self._exchange_raw(request, session, out, n_trailing)
+                yield from self._exchange_raw(request, session, out, dtype, n_trailing)
                 self._phase("encode", t1)
                 continue
+            out = F.as_reply_dtype(out, dtype)
             header = pb.ExchangeReply()
             head = header.step
             head.session_id = request.session_id
@@ -311,19 +312,25 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
             self._phase("encode", t1)
 
     def _exchange_raw(
-        self, request: pb.StepRequest, session: Session, out: dict[str, np.ndarray], split: int
+        self,
+        request: pb.StepRequest,
+        session: Session,
+        out: dict[str, np.ndarray],
+        dtype: np.dtype,
+        split: int,
     ) -> Iterator[E.Encoded]:
-        """The reply of an Exchange step with raw fields, as :class:`~coupler.wire.encoded.
-        Encoded` frames: inline, or (``split``) a header then one frame per field."""
+        """The reply of an Exchange step with raw fields in ``dtype``, as :class:`~coupler.
+        wire.encoded.Encoded` frames: inline, or (``split``) a header then one frame per field."""
         when = format_time(session.config.step_time(request.index))
+        raw = _raw_fields(out, dtype)
         if not split:
-            inline = E.step_reply(request.session_id, request.index, when, _raw_fields(out))
+            inline = E.step_reply(request.session_id, request.index, when, raw)
             yield E.exchange_step(inline)
             return
         yield E.exchange_step(
             E.step_reply(request.session_id, request.index, when, [], trailing_fields=len(out))
         )
-        for field in _raw_fields(out):
+        for field in raw:
             yield E.exchange_field(field)
 
     def Assimilate(self, request: pb.AssimilateRequest, context: grpc.ServicerContext) -> Any:
@@ -390,8 +397,12 @@ def _raw(codec: F.CodecSpec) -> bool:
     return codec.id == "none" and not codec.keepbits
 
 
-def _raw_fields(out: Mapping[str, np.ndarray]) -> list[E.Encoded]:
-    return [E.raw_field(name, values, _units_of(name)) for name, values in out.items()]
+def _raw_fields(out: Mapping[str, np.ndarray], dtype: np.dtype) -> list[E.Encoded]:
+    """The outputs as raw fields in the reply dtype (float64 ones as they are)."""
+    return [
+        E.raw_field(name, values, _units_of(name), None if dtype == np.float64 else dtype)
+        for name, values in out.items()
+    ]
 
 
 def _opened(session: Session) -> pb.OpenSessionReply:

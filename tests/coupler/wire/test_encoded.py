@@ -29,6 +29,44 @@ def test_a_raw_field_is_the_bytes_protobuf_writes(values: np.ndarray) -> None:
     assert E.raw_field("", values, "").tobytes() == F.encode("", values).SerializeToString()
 
 
+CAST = [
+    np.array([0.1, -1e-30, 3.4e38, 1e39, np.nan, np.inf, -0.0, 1.0 + 2.0**-24]),  # edge roundings
+    np.arange(6, dtype=">f8").reshape(2, 3) / 7.0,  # big-endian and 2-D
+    np.linspace(0.0, 1.0, 301)[::3],  # not contiguous
+    np.zeros(0),
+]
+
+
+@pytest.mark.parametrize("values", CAST, ids=lambda a: f"{a.dtype.str}{a.shape}")
+def test_a_rounded_field_is_the_bytes_protobuf_writes_for_astype(values: np.ndarray) -> None:
+    with np.errstate(over="ignore"):
+        expected = F.encode("hfls", values.astype(np.float32), "W m-2").SerializeToString()
+    field = E.raw_field("hfls", values, "W m-2", np.float32)
+    assert any(isinstance(c, E.Cast) for c in field.chunks) == bool(values.size)
+    with np.errstate(over="ignore"):
+        wrapped = pb.StepReply(fields=[pb.Field.FromString(expected)]).SerializeToString()
+        for prefix in (b"", b"\x08\x01", b"\x08\x81\x01"):
+            # prefixes of odd lengths put the float32 data at every alignment in the bytes
+            message = E.Encoded([prefix])
+            message.add_message(3, field)
+            assert E.serialize(message) == prefix + wrapped
+
+
+def test_a_rounded_step_reply_is_bitwise_the_float32_message_and_leaves_the_outputs() -> None:
+    out = {"hfls": np.linspace(-5, 5, 11) / 3.0, "ts": np.full(11, 290.0) + 1e-9}
+    before = {k: v.copy() for k, v in out.items()}
+    msg = pb.StepReply(session_id="abc", index=7, time_rfc3339="t")
+    for name, values in out.items():
+        F.encode_into(msg.fields.add(), name, values.astype(np.float32), "u")
+    raw = [E.raw_field(name, values, "u", np.float32) for name, values in out.items()]
+    reply = E.step_reply("abc", 7, "t", raw)
+    assert E.serialize(reply) == msg.SerializeToString()
+    assert E.serialize(E.exchange_step(reply)) == pb.ExchangeReply(step=msg).SerializeToString()
+    assert all(np.array_equal(out[k], before[k]) for k in out)
+    same = E.raw_field("hfls", out["hfls"], "u", np.float64)  # its own dtype: a view, no Cast
+    assert not any(isinstance(c, E.Cast) for c in same.chunks)
+
+
 def test_step_reply_and_exchange_frames_are_the_bytes_protobuf_writes() -> None:
     out = {"hfls": np.linspace(-5, 5, 11), "ts": np.full(11, 290.0)}
     msg = pb.StepReply(session_id="abc", index=300, time_rfc3339="2001-07-01T01:00:00Z")
