@@ -64,8 +64,10 @@ WIDE_VALIDATION_SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("synthetic", seed=22, cells=16, **_WIDE),  # type: ignore[arg-type]
 )
 #: ``get("flux-lstm", **WIDE_OPTIONS)``: from scratch on the widened weather, with fresh-start
-#: windows and zero-state restarts (``flux_cold``) from the first epoch
+#: windows and zero-state restarts (``flux_cold``) from the first epoch; 8 epochs (the budget of
+#: the measured candidate, docs/emulators.md "Widened training weather")
 WIDE_OPTIONS: dict[str, Any] = {
+    "epochs": 8,
     "train": WIDE_TRAIN_SOURCES,
     "validation": WIDE_VALIDATION_SOURCES,
     "cold_weight": 1.0,
