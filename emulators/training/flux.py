@@ -48,32 +48,6 @@ TRAIN_SOURCES: tuple[SourceSpec, ...] = (
 )
 VALIDATION_SOURCES: tuple[SourceSpec, ...] = (SourceSpec("synthetic", seed=21, cells=24),)
 
-# Widened weather (issue 14, item 2): synthetic cells from sea level to 3000 m (lower pressure,
-# colder, drier air and clearer sky), with weak to normal wind (0.3-1.5 x the climatological
-# mean, log-uniform) and drier air (relative humidity -0.3 .. +0.05). The held-out real sources
-# the sea-level cells missed are high (NSRDB PSM3 Colorado, 788 hPa), calm (PVGIS Italy, CGMS
-# Ronda: mean wind 1.2 m/s) and dry (Colorado: RH 0.53 vs 0.69). Used by ``WIDE_OPTIONS``.
-_WIDE = {"elevation": (0.0, 3000.0), "wind_scale": (0.3, 1.5), "rh_offset": (-0.3, 0.05)}
-WIDE_TRAIN_SOURCES: tuple[SourceSpec, ...] = (
-    *TRAIN_SOURCES,
-    SourceSpec("synthetic", seed=16, cells=48, **_WIDE),  # type: ignore[arg-type]
-    SourceSpec("synthetic", seed=17, cells=48, **_WIDE),  # type: ignore[arg-type]
-)
-WIDE_VALIDATION_SOURCES: tuple[SourceSpec, ...] = (
-    *VALIDATION_SOURCES,
-    SourceSpec("synthetic", seed=22, cells=16, **_WIDE),  # type: ignore[arg-type]
-)
-#: ``get("flux-lstm", **WIDE_OPTIONS)``: from scratch on the widened weather, with fresh-start
-#: windows and zero-state restarts (``flux_cold``) from the first epoch; 8 epochs (the budget of
-#: the measured candidate, docs/emulators.md "Widened training weather")
-WIDE_OPTIONS: dict[str, Any] = {
-    "epochs": 8,
-    "train": WIDE_TRAIN_SOURCES,
-    "validation": WIDE_VALIDATION_SOURCES,
-    "cold_weight": 1.0,
-    "reset_fraction": 0.1,
-}
-
 # The daily emulator (``flux-lstm-daily``): reference trajectories at 86 400 s steps are ~24x
 # cheaper, so more synthetic cells (random land cells from 58 S to 72 N: tropical to boreal) and
 # two years each; real station years: Wageningen 1984-1985. Early stopping: another synthetic

@@ -101,7 +101,8 @@ def test_widened_spec_options_are_refused_precisely(kwargs: dict, message: str) 
 
 
 def test_flux_lstm_wide_training_spans_high_calm_and_dry_cells() -> None:
-    from emulators.training.flux import TRAIN_SOURCES, WIDE_OPTIONS
+    from emulators.training.flux import TRAIN_SOURCES
+    from emulators.training.widened import WIDE_OPTIONS
 
     wide = [s for s in WIDE_OPTIONS["train"] if s.widened]
     assert wide and {s.key() for s in TRAIN_SOURCES} <= {s.key() for s in WIDE_OPTIONS["train"]}
