@@ -20,7 +20,10 @@ Per cell (latitude φ, longitude, elevation z, land fraction L) and interval [t,
   2–22 h at a random time of the UTC day (daily total exact).
 * Wind: Weibull (k = 2, Justus et al. 1978) marginals: the modulus of two independent
   unit-variance AR(1) processes (e-folding 12 h) is Rayleigh, i.e. Weibull with k = 2, scaled
-  to the zonal-climatology mean, with a +25 % afternoon peak over land.
+  to the zonal-climatology mean times the cell's ``wind_scale`` (default 1; e.g. 0.3–0.5 for
+  sheltered valleys and weak-wind basins), with a +25 % afternoon peak over land.
+* Dryness: ``rh_offset`` (default 0) is added to the cell's climatological relative humidity
+  before the anomalies (e.g. −0.25 for a semi-arid plateau), then clipped as above.
 * Longwave: Brutsaert (1975) + Crawford & Duchon (1999) with the same cloud fraction c.
 
 Randomness: cell i draws from ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(i,)))``,
@@ -128,6 +131,8 @@ def _chunk(
     lon: F64,
     z: F64,
     land: F64,
+    wind_scale: F64,
+    rh_offset: F64,
 ) -> dict[str, F64]:
     nt, nc = times.shape[0], idx.shape[0]
     spd = SECONDS_PER_DAY // dt
@@ -157,6 +162,7 @@ def _chunk(
     mid_hour = A.utc_hour(times) + dt / 7200.0
     day_doy = A.day_of_year(times[::spd] + np.timedelta64(43200, "s"))[:, None]
     la, zz, lf = lat[None, :], z[None, :], land[None, :]
+    ws, dr = wind_scale[None, :], rh_offset[None, :]
 
     # --- precipitation: daily Markov chain + gamma amounts, one spell per wet day ------------
     p_mean = C.precipitation_mean(la, day_doy)  # (nd, nc) mm/d
@@ -200,7 +206,7 @@ def _chunk(
     tas = t_smooth + diurnal
 
     # --- humidity, pressure ---------------------------------------------------------------------
-    rh = np.clip(C.relative_humidity_mean(la, lf) + 0.10 * n_rh + 0.10 * wet_anom, 0.08, 0.97)
+    rh = np.clip(C.relative_humidity_mean(la, lf) + dr + 0.10 * n_rh + 0.10 * wet_anom, 0.08, 0.97)
     e = (
         np.minimum(
             rh * D.saturation_vapour_pressure(t_smooth - 273.15),
@@ -213,7 +219,7 @@ def _chunk(
     rlds = D.downwelling_longwave(tas, e, cloud)
 
     # --- wind: Rayleigh = Weibull(k=2) from two independent unit-variance AR(1) processes ----
-    scale = C.wind_mean(la, lf) / _GAMMA_1P5  # Weibull scale λ = mean / Γ(1 + 1/k)
+    scale = ws * C.wind_mean(la, lf) / _GAMMA_1P5  # Weibull scale λ = mean / Γ(1 + 1/k)
     gust = 1.0 + 0.25 * lf * _diurnal_cos(mid_hour, lon, dt / 3600.0, 14.0)
     wind = scale * gust * np.sqrt(0.5 * (n_w1 * n_w1 + n_w2 * n_w2))
 
@@ -249,10 +255,15 @@ def load_synthetic(
     seed: int = 0,
     land: ArrayLike | None = None,
     elevation: ArrayLike | None = None,
+    wind_scale: ArrayLike | None = None,
+    rh_offset: ArrayLike | None = None,
 ) -> xr.Dataset:
     """Synthetic forcing for cells at ``lat``/``lon`` [degrees] (scalars or 1-D, broadcast),
     ``days`` days from ``start`` (a UTC date), reproducible by ``seed``. ``land``: land fraction
-    per cell in [0, 1] (default 1: all land); ``elevation`` [m] (default 0)."""
+    per cell in [0, 1] (default 1: all land); ``elevation`` [m] (default 0): lowers pressure and
+    temperature (lapse rate); ``wind_scale`` (default 1, in [0.1, 5]): factor on the
+    climatological mean wind; ``rh_offset`` (default 0, in [−0.5, 0.5]): added to the
+    climatological relative humidity (negative: drier)."""
     ts = check_timestep(timestep, 1, name)
     gen = ts if SECONDS_PER_DAY % ts == 0 else SECONDS_PER_DAY
     if lat is None or lon is None:
@@ -272,6 +283,12 @@ def load_synthetic(
     z_a = _as_cells("elevation", 0.0 if elevation is None else elevation, n)
     if np.any((z_a < -500.0) | (z_a > 6000.0)):
         raise ForcingError("elevation", "range", "elevation: must be in [-500, 6000] m")
+    ws_a = _as_cells("wind_scale", 1.0 if wind_scale is None else wind_scale, n)
+    if np.any((ws_a < 0.1) | (ws_a > 5.0)):
+        raise ForcingError("wind_scale", "range", "wind_scale: must be in [0.1, 5]")
+    dr_a = _as_cells("rh_offset", 0.0 if rh_offset is None else rh_offset, n)
+    if np.any(np.abs(dr_a) > 0.5):
+        raise ForcingError("rh_offset", "range", "rh_offset: must be in [-0.5, 0.5]")
     nd = _check_int("days", days, 1, 200 * 366)
     sd = _check_int("seed", seed, 0, 2**63 - 1)
     try:
@@ -290,7 +307,9 @@ def load_synthetic(
 
     def work(c0: int) -> dict[str, int]:
         idx = np.arange(c0, min(n, c0 + chunk), dtype=np.int64)
-        part = _chunk(idx, sd, times, gen, lat_a[idx], lon_a[idx], z_a[idx], land_a[idx])
+        part = _chunk(
+            idx, sd, times, gen, lat_a[idx], lon_a[idx], z_a[idx], land_a[idx], ws_a[idx], dr_a[idx]
+        )
         part_counts = dict.fromkeys(FORCING_VARIABLES, 0)
         _clip_to_registry(part, part_counts)
         for k in FORCING_VARIABLES:

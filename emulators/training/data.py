@@ -34,10 +34,25 @@ STATE_KEYS = ("w", "ts", "tsoil", "cleaf")
 OUTPUT_KEYS = ("hfls", "hfss", "ts", "evspsbl", "tran", "gpp", "mrro", "albedo", "lai")
 
 
+#: per-cell ranges of widened synthetic specs: (field, lowest, highest) and the defaults
+_CELL_RANGES = (("elevation", -500.0, 6000.0), ("wind_scale", 0.1, 5.0), ("rh_offset", -0.5, 0.5))
+_CELL_DEFAULTS: dict[str, tuple[float, float]] = {
+    "elevation": (0.0, 0.0),
+    "wind_scale": (1.0, 1.0),
+    "rh_offset": (0.0, 0.0),
+}
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """A forcing source and how to perturb it. ``options`` go to ``emulators.forcing.load``
-    (for ``synthetic``, ``cells`` random land cells are drawn by ``seed``)."""
+    (for ``synthetic``, ``cells`` random land cells are drawn by ``seed``).
+
+    Synthetic only, per cell and drawn by ``seed`` after the coordinates (so a spec with the
+    defaults draws the same cells and weather as before these fields existed): ``elevation``
+    (lo, hi) m, uniform; ``wind_scale`` (lo, hi), log-uniform factor on the climatological mean
+    wind; ``rh_offset`` (lo, hi), uniform offset of the relative humidity (negative: drier).
+    The defaults (0, 0), (1, 1), (0, 0) are the sea-level, climatological cells."""
 
     source: str
     seed: int = 0
@@ -52,6 +67,9 @@ class SourceSpec:
     #: the forcing are skipped and ``record_days`` recorded (0: to the end)
     offset_days: int = 0
     record_days: int = 0
+    elevation: tuple[float, float] = (0.0, 0.0)  # synthetic only, m
+    wind_scale: tuple[float, float] = (1.0, 1.0)  # synthetic only
+    rh_offset: tuple[float, float] = (0.0, 0.0)  # synthetic only
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -64,6 +82,17 @@ class SourceSpec:
             raise ValueError(f"{self.source}: spinup_days must be >= 0")
         if self.offset_days < 0 or self.record_days < 0:
             raise ValueError(f"{self.source}: offset_days and record_days must be >= 0")
+        for name, lo, hi in _CELL_RANGES:
+            value = getattr(self, name)
+            if value == _CELL_DEFAULTS[name]:
+                continue
+            if self.source != "synthetic":
+                raise ValueError(f"{self.source}: {name} applies to the synthetic source only")
+            if len(value) != 2 or not lo <= value[0] <= value[1] <= hi:
+                raise ValueError(
+                    f"synthetic: {name} must be (low, high) with {lo} <= low <= high <= {hi}, "
+                    f"got {value!r}"
+                )
 
     @property
     def label(self) -> str:
@@ -75,6 +104,11 @@ class SourceSpec:
         return base + (f"-cold{self.offset_days}" if self.cold else "")
 
     @property
+    def widened(self) -> bool:
+        """A synthetic spec whose cells span elevation, wind or humidity (not the defaults)."""
+        return any(getattr(self, k) != v for k, v in _CELL_DEFAULTS.items())
+
+    @property
     def cold(self) -> bool:
         """A fresh start: recorded from the backends' initial state (no spin-up)."""
         return self.spinup_days == 0
@@ -83,6 +117,9 @@ class SourceSpec:
         fields = asdict(self)
         for name in ("offset_days", "record_days"):  # keys of earlier caches stay valid
             if not fields[name]:
+                del fields[name]
+        for name, default in _CELL_DEFAULTS.items():
+            if tuple(fields[name]) == default:
                 del fields[name]
         blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -95,10 +132,12 @@ def load_forcing(spec: SourceSpec, timestep: int = 3600) -> xr.Dataset:
         rng = np.random.default_rng(spec.seed)
         lat = np.degrees(np.arcsin(rng.uniform(-0.85, 0.95, spec.cells)))
         lon = rng.uniform(-180.0, 180.0, spec.cells)
+        cells = _cell_draws(spec, rng) if spec.widened else {}
         return forcing.load(
             "synthetic",
             lat=lat,
             lon=lon,
+            **cells,
             start=spec.start,
             days=spec.days,
             seed=spec.seed,
@@ -106,6 +145,15 @@ def load_forcing(spec: SourceSpec, timestep: int = 3600) -> xr.Dataset:
             **spec.options,
         )
     return forcing.load(spec.source, timestep=timestep, **spec.options)
+
+
+def _cell_draws(spec: SourceSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-cell elevation, wind scale and humidity offset of a widened synthetic spec."""
+    n = spec.cells
+    z = rng.uniform(spec.elevation[0], spec.elevation[1], n)
+    log_w = rng.uniform(np.log(spec.wind_scale[0]), np.log(spec.wind_scale[1]), n)
+    drh = rng.uniform(spec.rh_offset[0], spec.rh_offset[1], n)
+    return {"elevation": z, "wind_scale": np.exp(log_w), "rh_offset": drh}
 
 
 @dataclass

@@ -127,6 +127,10 @@ def test_unknown_option_names_the_option_and_the_accepted_ones() -> None:
         ("synthetic", {"lat": 0.0, "lon": 0.0, "start": "2001-01-01T06"}, "start", "midnight"),
         ("synthetic", {"lat": 0.0, "lon": 0.0, "start": "yesterday"}, "start", "iso_date"),
         ("synthetic", {"lat": 0.0, "lon": 0.0, "elevation": 9000.0}, "elevation", "range"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "wind_scale": 0.05}, "wind_scale", "range"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "wind_scale": [1.0, 2.0]}, "wind_scale", "shape"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "rh_offset": -0.6}, "rh_offset", "range"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "rh_offset": float("nan")}, "rh_offset", "finite"),
     ],
 )
 def test_bad_options_are_refused_precisely(

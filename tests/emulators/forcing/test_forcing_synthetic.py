@@ -138,3 +138,25 @@ def test_ar1_is_stationary_with_unit_variance() -> None:
     phi = np.exp(-1.0 / 24.0)
     lag1 = np.mean([np.corrcoef(r[:-1], r[1:])[0, 1] for r in x])
     assert lag1 == pytest.approx(phi, abs=0.01)
+
+
+def test_wind_scale_humidity_offset_and_elevation_act_per_cell() -> None:
+    """``wind_scale`` scales the wind exactly (the same random streams), ``rh_offset`` dries the
+    air, ``elevation`` lowers pressure and temperature; the other fields stay as they were."""
+    kw: dict[str, Any] = {"lat": [40.0, 40.0], "lon": [0.0, 0.0], "days": 30, "seed": 3}
+    base = forcing.load("synthetic", **kw)
+    calm = forcing.load("synthetic", wind_scale=[0.4, 1.0], **kw)
+    np.testing.assert_allclose(calm["sfcWind"].values[:, 0], 0.4 * base["sfcWind"].values[:, 0])
+    np.testing.assert_array_equal(calm["sfcWind"].values[:, 1], base["sfcWind"].values[:, 1])
+    for var in ("tas", "huss", "ps", "rsds", "rlds", "pr"):
+        np.testing.assert_array_equal(calm[var].values, base[var].values)
+    dry = forcing.load("synthetic", rh_offset=[-0.3, 0.0], **kw)
+    assert dry["huss"].values[:, 0].mean() < 0.8 * base["huss"].values[:, 0].mean()
+    assert dry["rlds"].values[:, 0].mean() < base["rlds"].values[:, 0].mean()
+    np.testing.assert_array_equal(dry["huss"].values[:, 1], base["huss"].values[:, 1])
+    np.testing.assert_array_equal(dry["tas"].values, base["tas"].values)
+    high = forcing.load("synthetic", elevation=[2500.0, 0.0], **kw)
+    assert high["ps"].values[:, 0].mean() < 0.8 * base["ps"].values[:, 0].mean()
+    dt = base["tas"].values[:, 0].mean() - high["tas"].values[:, 0].mean()
+    assert dt == pytest.approx(6.5e-3 * 2500.0, rel=1e-6)  # the lapse rate, same anomalies
+    np.testing.assert_array_equal(high["ps"].values[:, 1], base["ps"].values[:, 1])

@@ -3,6 +3,7 @@ registry is either trained on or held out (issue 14: generalisation to unseen re
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from emulators import forcing
@@ -56,3 +57,54 @@ def test_lai_held_out_drops_only_records_shorter_than_a_year() -> None:
         flux = {s.source for s in ev.flux_held_out(dt)}
         lai = {s.source for s in ev.lai_held_out(dt)}
         assert flux - lai == {"bsrn-payerne", "cgms-ronda"}
+
+
+def test_widened_synthetic_specs_draw_reproducible_cells_in_range() -> None:
+    from emulators.training.data import load_forcing
+
+    wide = SourceSpec(
+        "synthetic",
+        seed=5,
+        cells=6,
+        days=3,
+        elevation=(0.0, 3000.0),
+        wind_scale=(0.3, 1.5),
+        rh_offset=(-0.3, 0.05),
+    )
+    plain = SourceSpec("synthetic", seed=5, cells=6, days=3)
+    a, b, p = load_forcing(wide), load_forcing(wide), load_forcing(plain)
+    for var in forcing.FORCING_VARIABLES:
+        assert a[var].values.tobytes() == b[var].values.tobytes()
+    np.testing.assert_array_equal(a["lat"].values, p["lat"].values)  # same cells
+    z = a["elevation"].values
+    assert ((z >= 0.0) & (z <= 3000.0)).all() and z.std() > 300.0
+    assert (a["ps"].values.mean(0) < p["ps"].values.mean(0)).all()
+    assert wide.widened and not plain.widened
+    # the defaults leave the cache key of earlier specs as it was
+    assert plain.key() == SourceSpec("synthetic", seed=5, cells=6, days=3, wind_scale=(1, 1)).key()
+    assert wide.key() != plain.key()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"source": "synthetic", "cells": 4, "elevation": (100.0, 50.0)}, "elevation must be"),
+        ({"source": "synthetic", "cells": 4, "wind_scale": (0.0, 1.0)}, "wind_scale must be"),
+        ({"source": "synthetic", "cells": 4, "rh_offset": (-0.6, 0.0)}, "rh_offset must be"),
+        ({"source": "synthetic", "cells": 4, "rh_offset": (0.0,)}, "rh_offset must be"),
+        ({"source": "tmy3-greensboro", "elevation": (0.0, 10.0)}, "synthetic source only"),
+    ],
+)
+def test_widened_spec_options_are_refused_precisely(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SourceSpec(**kwargs)
+
+
+def test_flux_lstm_wide_training_spans_high_calm_and_dry_cells() -> None:
+    from emulators.training.flux import TRAIN_SOURCES
+    from emulators.training.widened import WIDE_OPTIONS
+
+    wide = [s for s in WIDE_OPTIONS["train"] if s.widened]
+    assert wide and {s.key() for s in TRAIN_SOURCES} <= {s.key() for s in WIDE_OPTIONS["train"]}
+    assert any(s.widened for s in WIDE_OPTIONS["validation"])
+    assert all(s.elevation[1] >= 2500.0 and s.wind_scale[0] <= 0.4 for s in wide)
