@@ -20,7 +20,9 @@ the phases below); only the prediction of the fluxes differs from the reference 
    emulator from daily aggregates (``phenology="emulator"``), or with the reference phenology
    fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
 7. rows are scattered back and cell fields are the cover-weighted tile sums
-   (``landstep.aggregate``), so closure carries over to cells.
+   (``landstep.aggregate``), so closure carries over to cells. Where every (member, cell, tile)
+   entry is a row (``identity_rows``), rows are slices of the state and the results are the
+   new state: no gather, copy or scatter.
 Steps 2-7 run on all rows or blocks of ``row_block`` rows (``row_step``); ``self.phases``
 (``phases.PhaseTimes``) times a step's parts for ``make bench-emulators``.
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
