@@ -20,7 +20,9 @@ the phases below); only the prediction of the fluxes differs from the reference 
    emulator from daily aggregates (``phenology="emulator"``), or with the reference phenology
    fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
 7. rows are scattered back and cell fields are the cover-weighted tile sums
-   (``landstep.aggregate``), so closure carries over to cells.
+   (``landstep.aggregate``), so closure carries over to cells. Where every (member, cell, tile)
+   entry is a row (``identity_rows``), rows are slices of the state and the results are the
+   new state: no gather, copy or scatter.
 Steps 2-7 run on all rows or blocks of ``row_block`` rows (``row_step``); ``self.phases``
 (``phases.PhaseTimes``) times a step's parts for ``make bench-emulators``.
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
@@ -208,6 +210,11 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self._rows_cache: tuple[Tensor, int, tiles.Rows, dict[str, Tensor]] | None = None
         #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
         self.phases: Phase = no_phases
+        #: where every (member, cell, tile) entry is a row (``all_tiles``, or every tile with
+        #: cover), rows are slices of the state and results become the new state without a
+        #: gather, copy and scatter (the same arithmetic, every bit the same); False: gather
+        #: and scatter anyway (the tests compare the two)
+        self.identity_rows = True
 
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
@@ -316,15 +323,29 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 key: forcing[key].to(torch.float64).expand(m, n).reshape(m * n)
                 for key in REQUIRED_FORCING
             }
+        blocks = row_step.row_blocks(rows.n, cfg.row_block)
+        # every (member, cell, tile) entry is a row, in order (all tiles, or full cover): rows
+        # are slices of the dense state, and one block's results are the new state as they are
+        identity = self.identity_rows and rows.n == m * n * k
+        whole = identity and len(blocks) == 1
         with phase("scatter"):
-            out = {key: v.clone() for key, v in t.items()}
+            if whole:
+                out: dict[str, Tensor] = {}
+            elif identity:
+                out = {key: torch.empty_like(v) for key, v in t.items()}
+            else:
+                out = {key: v.clone() for key, v in t.items()}
         dense: dict[str, Tensor] = {}
-        for s in row_step.row_blocks(rows.n, cfg.row_block):
+        for s in blocks:
             with phase("gather"):
                 idx, cell = rows.flat[s], rows.cell[s]
                 mc = torch.div(idx, k, rounding_mode="floor")
 
-                def g(x: Tensor, i: Tensor = idx) -> Tensor:
+                def g(x: Tensor, i: Tensor | None = None, r: Tensor = idx, s: slice = s) -> Tensor:
+                    """Rows ``i`` (default: the block's) of ``x``; identity rows: a view of the
+                    block (nothing in a step writes its inputs)."""
+                    if i is None:
+                        return x[s] if identity else x.index_select(0, r)
                     return x.index_select(0, i)
 
                 inp = flux_step.RowInputs(
@@ -356,13 +377,26 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 )
             with phase("scatter"):
                 new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)
+                if whole:
+                    inputs = [*t.values(), params]
+                    out.update(
+                        {key: row_step.own(v.to(t[key].dtype), inputs) for key, v in new.items()}
+                    )
+                    dense = {key: row_step.own(v, inputs) for key, v in closed.fields.items()}
+                    continue
                 for key, v in new.items():
-                    out[key].index_copy_(0, idx, v.to(out[key].dtype))
+                    if identity:
+                        out[key][s] = v
+                    else:
+                        out[key].index_copy_(0, idx, v.to(out[key].dtype))
                 for key, v in closed.fields.items():
                     if key not in dense:
                         fill = 1.0 if key == "z0" else 0.0
                         dense[key] = torch.full((m * n * k,), fill, dtype=v.dtype)
                     dense[key].index_copy_(0, idx, v)
+        if whole:  # state the step does not advance (e.g. leaf nitrogen): a copy
+            with phase("scatter"):
+                out.update({key: v.clone() for key, v in t.items() if key not in out})
         shapes = state.tensors
         return (
             LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()}),

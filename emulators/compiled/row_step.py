@@ -81,3 +81,12 @@ def phenology_phase(
         acc = landstep.reset(acc)
         acc_gpp = torch.zeros_like(acc_gpp)
     return {"cleaf": cleaf, "acc_gpp": acc_gpp, **acc}
+
+
+def own(v: Tensor, inputs: list[Tensor]) -> Tensor:
+    """``v``, or a copy of it where it shares memory with one of ``inputs`` (a field the step
+    passed through unchanged): a step's results never alias its inputs."""
+    ptr = v.untyped_storage().data_ptr()
+    if any(x.untyped_storage().data_ptr() == ptr for x in inputs):
+        return v.clone()
+    return v

@@ -13,7 +13,12 @@ import torch
 from coupler.core.manager import SessionManager
 from coupler.replay import RecordBackend
 from coupler.spec import GridSpec, SessionSpec
-from emulators.compiled.emulator import AOTIBackend, OnnxBackend, TorchScriptBackend
+from emulators.compiled.emulator import (
+    AOTIBackend,
+    EmulatorConfig,
+    OnnxBackend,
+    TorchScriptBackend,
+)
 from emulators.protocol import LandBackend, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS
@@ -29,6 +34,14 @@ class TestReferenceBackend(LandBackendContract):
 class TestTorchScriptBackend(LandBackendContract):
     def make_backend(self) -> LandBackend:
         return TorchScriptBackend()
+
+
+class TestTorchScriptBackendAllTiles(LandBackendContract):
+    """Every tile computed: every (member, cell, tile) entry is a row, so the step runs on
+    slices of the state and its results become the new state (no gather or scatter)."""
+
+    def make_backend(self) -> LandBackend:
+        return TorchScriptBackend(EmulatorConfig(all_tiles=True))
 
 
 class TestAOTIBackend(LandBackendContract):

@@ -74,3 +74,29 @@ def test_phase_times_cover_every_phase_of_a_step() -> None:
     assert all(seconds > 0 for seconds in timer.seconds.values())
     timer.reset()
     assert timer.seconds == {}
+
+
+@pytest.mark.parametrize(("members", "row_block"), [(1, 0), (2, 0), (1, 4 * ROW_BLOCK_MULTIPLE)])
+def test_identity_rows_skip_the_scatter_with_every_bit_the_same(
+    one_thread: None, members: int, row_block: int
+) -> None:
+    """Every tile a row (``all_tiles``): rows are slices of the state and the results become the
+    new state (no gather, copy, scatter); every bit equals gathering and scattering, the inputs
+    are not modified and the new state shares no memory with them."""
+    static = contract_static(120, members, seed=9)
+    cfg = EmulatorConfig(device="cpu", all_tiles=True, row_block=row_block)
+    fast, slow = EmulatorBackend(cfg), EmulatorBackend(cfg)
+    slow.identity_rows = False
+    assert fast._rows(static)[0].n == members * 120 * 8
+    a, b = _steps(fast, static, 5), _steps(slow, static, 5)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    clock = StepClock(0, np.datetime64("2001-07-01T10:00"), 3600.0)
+    state = fast.initial_state(static, clock)
+    before = {k: v.clone() for k, v in state.tensors.items()}
+    new, tiles = fast.step_tiles(state, static, contract_forcing(static, clock, 3), clock)
+    assert all(torch.equal(state.tensors[k], v) for k, v in before.items())
+    inputs = {v.untyped_storage().data_ptr() for v in (*state.tensors.values(), static.params)}
+    for v in (*new.tensors.values(), *tiles.values()):
+        assert v.untyped_storage().data_ptr() not in inputs
