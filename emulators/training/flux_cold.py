@@ -34,6 +34,10 @@ from emulators.training.data import SourceSpec, simulate
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
+#: the cold-start terms every cold-start recipe here trains with: fresh-start windows at full
+#: weight and zero-state restarts of a tenth of the spun-up rows
+COLD_TERMS: dict[str, Any] = {"cold_weight": 1.0, "reset_fraction": 0.1}
+
 #: the shipped ``flux-lstm-daily`` before cold-start training (2026-11-23)
 DAILY_PARENT = "flux_lstm_daily/init/flux_lstm_daily-2026-11-23.ts"
 DAILY_PARENT_SHA256 = "f1c35348db5776e4"
@@ -43,9 +47,8 @@ DAILY_COLDSTART_OPTIONS: dict[str, Any] = {
     "epochs": 6,
     "lr": 1e-3,
     "lr_final": 1e-4,
-    "cold_weight": 1.0,
+    **COLD_TERMS,
     "cold_window": 14,
-    "reset_fraction": 0.1,
     "init": DAILY_PARENT,
     "init_sha256": DAILY_PARENT_SHA256,
 }
@@ -65,8 +68,7 @@ COLDSTART_OPTIONS: dict[str, Any] = {
     "epochs": 8,
     "lr": 1e-3,
     "lr_final": 1e-4,
-    "cold_weight": 1.0,
-    "reset_fraction": 0.1,
+    **COLD_TERMS,
     "init": PARENT,
     "init_sha256": PARENT_SHA256,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from emulators.training.data import SourceSpec
 from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES
+from emulators.training.flux_cold import COLD_TERMS
 
 ELEVATION = (0.0, 3000.0)  # m, uniform
 WIND_SCALE = (0.3, 1.5)  # log-uniform
@@ -46,6 +47,5 @@ WIDE_OPTIONS: dict[str, Any] = {
     "epochs": 8,
     "train": WIDE_TRAIN_SOURCES,
     "validation": WIDE_VALIDATION_SOURCES,
-    "cold_weight": 1.0,
-    "reset_fraction": 0.1,
+    **COLD_TERMS,
 }
