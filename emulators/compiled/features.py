@@ -157,3 +157,54 @@ def flux_features(
         [cont, doy_enc, hour_encoding(local_hour, tas), normalised_parameters(params), onehot],
         dim=-1,
     )
+
+
+# ---- physically derived features (``flux_lstm`` with ``physics=True``) --------------------------
+#: computed inside the network from the raw ``FLUX_FEATURES`` (so the artifact's inputs do not
+#: change), each on a fixed physical scale: the terms of a Penman–Monteith-like evaporation
+#: estimate, whose dependence on pressure, humidity and wind is the physics rather than learned
+DERIVED_FLUX_FEATURES: tuple[Feature, ...] = (
+    Feature("pm_weight", "1", "(s − 0.5)/0.25, s = ε/(ε + 1), ε = (λ/c_p) dq_s/dT"),
+    Feature("rn_est", "1", "(rsns + rlds − σ T_s,prev⁴) / 200 W m-2"),
+    Feature("le_equilibrium", "1", "s · rn_est: Priestley–Taylor equilibrium LE / 200 W m-2"),
+    Feature(
+        "le_aerodynamic", "1", "ρ λ g_a (q_s − q) / (ε + 1) / 200 W m-2 (Penman's drying term)"
+    ),
+    Feature("log_ga", "1", "ln(g_a / m s-1) + 5, g_a = k² u / ln(z/z0)², z/z0 = 100 (neutral)"),
+)
+N_DERIVED_FLUX_FEATURES = len(DERIVED_FLUX_FEATURES)
+#: the columns of ``FLUX_FEATURES`` that ``derived_flux_features`` reads, in its order
+DERIVED_FROM: list[int] = [
+    [f.name for f in FLUX_FEATURES].index(n)
+    for n in ("tas", "huss", "ps", "sfcWind", "rsns", "rlds", "qdef", "ts_prev_minus_tas")
+]
+
+
+def derived_flux_features(x: Tensor, columns: list[int]) -> Tensor:
+    """(row, ``N_DERIVED_FLUX_FEATURES``) from raw physical features ``x`` (row,
+    ``N_FLUX_FEATURES``) in the units of ``FLUX_FEATURES``, ``columns`` = ``DERIVED_FROM`` (an
+    argument, for TorchScript): the Penman–Monteith terms in
+    specific-humidity form (Monteith 1965; Priestley & Taylor 1972), with λ(T) [J kg-1], the
+    Tetens slope dq_s/dT = q_s · 4098.2/(T − 35.85)² [K-1] (q_s = huss + qdef), ρ = p/(R_d T
+    (1 + 0.608 q)) [kg m-3] and a neutral aerodynamic conductance g_a = k² u/ln(100)² [m s-1]
+    (u floored at 0.1 m s-1). Continuous, differentiable and exportable."""
+    tas, huss, ps, wind = x[:, columns[0]], x[:, columns[1]], x[:, columns[2]], x[:, columns[3]]
+    rsns, rlds, qdef, dts = x[:, columns[4]], x[:, columns[5]], x[:, columns[6]], x[:, columns[7]]
+    lam = 2.501e6 - 2361.0 * (tas - 273.15)
+    dqs = (huss + qdef) * 4098.2 / (tas - 35.85) ** 2
+    eps = lam * dqs / C.CP_AIR
+    s = eps / (eps + 1.0)
+    rn = rsns + rlds - C.STEFAN_BOLTZMANN * (tas + dts) ** 4
+    rho = ps / (C.R_DRY_AIR * tas * (1.0 + 0.608 * huss))
+    ga = C.VON_KARMAN**2 / math.log(100.0) ** 2 * wind.clamp_min(0.1)
+    aero = rho * lam * ga * qdef / (eps + 1.0)
+    return torch.stack(
+        [
+            (s - 0.5) / 0.25,
+            rn / 200.0,
+            s * rn / 200.0,
+            aero / 200.0,
+            torch.log(ga) + 5.0,
+        ],
+        dim=-1,
+    )

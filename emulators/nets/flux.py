@@ -31,7 +31,12 @@ import torch
 from torch import nn
 
 from emulators.compiled.closure import N_FLUX_OUTPUTS
-from emulators.compiled.features import N_FLUX_FEATURES
+from emulators.compiled.features import (
+    DERIVED_FROM,
+    N_DERIVED_FLUX_FEATURES,
+    N_FLUX_FEATURES,
+    derived_flux_features,
+)
 from emulators.nets.registry import register
 
 Tensor = torch.Tensor
@@ -76,12 +81,22 @@ class FluxLSTMConfig:
     n_outputs: int = N_FLUX_OUTPUTS
     hidden: int = 32
     head_hidden: int = 16
+    #: append ``DERIVED_FLUX_FEATURES`` (Penman–Monteith terms computed from the raw features)
+    #: to the normalised inputs; needs the ``FLUX_FEATURES`` layout
+    physics: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_features", "n_outputs", "hidden", "head_hidden"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"flux_lstm: {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.physics, bool):
+            raise ValueError(f"flux_lstm: physics must be true or false, got {self.physics!r}")
+        if self.physics and self.n_features != N_FLUX_FEATURES:
+            raise ValueError(
+                f"flux_lstm: physics needs the {N_FLUX_FEATURES} FLUX_FEATURES, got "
+                f"n_features={self.n_features}"
+            )
 
     def build(self) -> FluxLSTM:
         return FluxLSTM(self)
@@ -96,10 +111,12 @@ class FluxLSTM(nn.Module):
         f, h, t, k = cfg.n_features, cfg.hidden, cfg.n_outputs, cfg.head_hidden
         self.hidden = h
         self.tasks = t
+        self.physics = cfg.physics
+        self.derived_from = list(DERIVED_FROM)
         self.inputs = Normaliser(f)
         self.outputs = Normaliser(t)
         # one matmul for the LSTM's input projection and the task gates
-        self.wx = nn.Linear(f, 4 * h + t * h)
+        self.wx = nn.Linear(f + N_DERIVED_FLUX_FEATURES * cfg.physics, 4 * h + t * h)
         self.wh = nn.Linear(h, 4 * h, bias=False)
         self.head_w1 = nn.Parameter(torch.randn(t, h, k) / h**0.5)
         self.head_b1 = nn.Parameter(torch.zeros(t, 1, k))
@@ -110,7 +127,10 @@ class FluxLSTM(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n = self.hidden
-        a = self.wx(self.inputs(x))
+        z = self.inputs(x)
+        if self.physics:
+            z = torch.cat([z, derived_flux_features(x, self.derived_from)], dim=-1)
+        a = self.wx(z)
         g = a[:, : 4 * n] + self.wh(h)
         i = torch.sigmoid(g[:, :n])
         f = torch.sigmoid(g[:, n : 2 * n])

@@ -95,12 +95,15 @@ class FluxLSTMRecipe(_FluxRecipe):
         from emulators.compiled.closure import FLUX_OUTPUTS
         from emulators.compiled.features import FLUX_FEATURES
 
-        return {
+        out = {
             "hidden": model.hidden,
             "head_hidden": int(model.head_w1.shape[2]),  # type: ignore[index]
             "n_features": len(FLUX_FEATURES),
             "n_outputs": len(FLUX_OUTPUTS),
         }
+        if model.physics:  # only when set: earlier manifests stay as they were
+            out["physics"] = True
+        return out
 
     def export_spec(self, model: nn.Module, config: dict[str, Any]) -> ExportSpec:
         from emulators.training import specs
