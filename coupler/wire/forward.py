@@ -32,13 +32,13 @@ import grpc
 
 from coupler._proto.landcoupler.v1 import landcoupler_pb2 as pb
 from coupler.wire import route, status
+from coupler.wire.frames import MAX_FIELDS_PER_STEP
 from coupler.wire.interceptors import (
     SERVICE,
     Authenticator,
     cancel_idle_streams,
     current_request_id,
 )
-from coupler.wire.servicer import MAX_FIELDS_PER_STEP
 from coupler.wire.workers import Worker
 
 _END = object()

@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import grpc
@@ -36,6 +37,7 @@ from coupler.spec import ObservationBatch
 from coupler.spec.times import format_time
 from coupler.wire import encoded as E
 from coupler.wire import fields as F
+from coupler.wire import frames as frames_
 from coupler.wire import reader, route, spec_proto, status
 from coupler.wire.interceptors import Authenticator, cancel_idle_streams
 from coupler.wire.shared import SharedSegments
@@ -43,13 +45,6 @@ from coupler.wire.status import DeadlineExceeded
 from emulators import variables as V
 
 PROTOCOL = "landcoupler.v1"
-#: Most Field frames one step may announce on Exchange.
-MAX_FIELDS_PER_STEP = 256
-
-
-def _units_of(name: str) -> str:
-    var = V.REGISTRY.get(name.removesuffix("_spread"))
-    return var.units if var is not None else ""
 
 
 class LandCouplerServicer(pb_grpc.LandCouplerServicer):
@@ -189,15 +184,17 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
         when = format_time(session.config.step_time(request.index))
-        if _raw(codec):  # serialized (and rounded) straight from the arrays: coupler.wire.encoded
-            raw = _raw_fields(out, dtype)
+        if frames_.is_raw(
+            codec
+        ):  # serialized (and rounded) straight from the arrays: coupler.wire.encoded
+            raw = frames_.raw_fields(out, dtype)
             encoded = E.step_reply(request.session_id, request.index, when, raw)
             self._phase("encode", t1)
             return encoded
         out = F.as_reply_dtype(out, dtype)
         reply = pb.StepReply(session_id=request.session_id, index=request.index, time_rfc3339=when)
         for name, values in out.items():
-            F.encode_into(reply.fields.add(), name, values, _units_of(name), codec)
+            F.encode_into(reply.fields.add(), name, values, frames_.units_of(name), codec)
         self._phase("encode", t1)
         return reply
 
@@ -211,7 +208,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         self._phase("decode", t0)
         out = self._run_step(context, session, request.index, step.fields, step.units)
         t1 = time.perf_counter()
-        placed = self.shared.reply(session.id, step, out, _units_of)
+        placed = self.shared.reply(session.id, step, out, frames_.units_of)
         reply = pb.StepReply(
             session_id=request.session_id, index=request.index, shared_fields=placed,
             time_rfc3339=format_time(session.config.step_time(request.index)),
@@ -236,7 +233,7 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 
     def _exchange(
         self,
-        frames: Iterator[reader.Received | reader.Malformed | pb.ExchangeRequest],
+        frames: frames_.Frames,
         context: grpc.ServicerContext,
         owner: str,
         waiting: threading.Event,
@@ -249,89 +246,20 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
                 return
             t0 = time.perf_counter()
             parsed = reader.received(got, "frame")
-            frame: pb.ExchangeRequest = parsed.message
-            if frame.WhichOneof("frame") != "step":
-                raise InvalidArgument(
-                    "expected a StepRequest frame to start a step, got "
-                    f"{frame.WhichOneof('frame') or 'an empty frame'}",
-                    field="frame", rule="frame_order",
-                )  # fmt: skip
-            request = frame.step
-            if request.HasField("shared_memory"):
-                raise InvalidArgument(
-                    "shared_memory is only meaningful on the unary Step",
-                    field="shared_memory", rule="unary",
-                )  # fmt: skip
-            n_trailing = int(request.trailing_fields)
-            if n_trailing > MAX_FIELDS_PER_STEP:
-                raise InvalidArgument(
-                    f"{n_trailing} trailing fields > {MAX_FIELDS_PER_STEP}",
-                    field="trailing_fields", rule="max_fields",
-                )  # fmt: skip
+            request, n_trailing = frames_.start_step(parsed)
             session = self._manager.get(request.session_id, owner)
             codec, dtype = self._reply_codec(request), self._reply_dtype(request)
             fields: dict[str, np.ndarray] = {}
             units: dict[str, str] = {}
-            self._add_fields(parsed, fields, units)
-            for k in range(n_trailing):
-                raw = next(frames, None)
-                nxt = None if raw is None else reader.received(raw, "frame")
-                if nxt is None or nxt.message.WhichOneof("frame") != "field":
-                    what = "the end of the stream" if nxt is None else "another frame"
-                    raise InvalidArgument(
-                        f"step {request.index}: field frame {k + 1} of {n_trailing} expected, "
-                        f"got {what}",
-                        field="trailing_fields", rule="frame_count",
-                    )  # fmt: skip
-                self._add_fields(nxt, fields, units)
+            add = partial(self._add_fields, fields=fields, units=units)
+            add(parsed)
+            frames_.read_trailing(request, n_trailing, frames, add)
             self._phase("decode", t0)
             out = self._run_step(context, session, request.index, fields, units)
             t1 = time.perf_counter()
-            if _raw(codec):
-                yield from self._exchange_raw(request, session, out, dtype, n_trailing)
-                self._phase("encode", t1)
-                continue
-            out = F.as_reply_dtype(out, dtype)
-            header = pb.ExchangeReply()
-            head = header.step
-            head.session_id = request.session_id
-            head.index = request.index
-            head.time_rfc3339 = format_time(session.config.step_time(request.index))
-            if n_trailing == 0:
-                for name, values in out.items():
-                    F.encode_into(head.fields.add(), name, values, _units_of(name), codec)
-                self._phase("encode", t1)
-                yield header
-                continue
-            head.trailing_fields = len(out)
-            yield header
-            for name, values in out.items():
-                frame_out = pb.ExchangeReply()
-                F.encode_into(frame_out.field, name, values, _units_of(name), codec)
-                yield frame_out
+            when = format_time(session.config.step_time(request.index))
+            yield from frames_.reply_frames(request, when, out, codec, dtype, n_trailing)
             self._phase("encode", t1)
-
-    def _exchange_raw(
-        self,
-        request: pb.StepRequest,
-        session: Session,
-        out: dict[str, np.ndarray],
-        dtype: np.dtype,
-        split: int,
-    ) -> Iterator[E.Encoded]:
-        """The reply of an Exchange step with raw fields in ``dtype``, as :class:`~coupler.
-        wire.encoded.Encoded` frames: inline, or (``split``) a header then one frame per field."""
-        when = format_time(session.config.step_time(request.index))
-        raw = _raw_fields(out, dtype)
-        if not split:
-            inline = E.step_reply(request.session_id, request.index, when, raw)
-            yield E.exchange_step(inline)
-            return
-        yield E.exchange_step(
-            E.step_reply(request.session_id, request.index, when, [], trailing_fields=len(out))
-        )
-        for field in raw:
-            yield E.exchange_field(field)
 
     def Assimilate(self, request: pb.AssimilateRequest, context: grpc.ServicerContext) -> Any:
         session = self._manager.get(request.session_id, self._auth.principal(context))
@@ -391,18 +319,6 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
 #: units of the released amounts of ``UpdateLandCoverReply``
 RELEASED_UNITS = {"released_water": "kg m-2", "released_heat": "J m-2",
                   "released_carbon": "kg m-2"}  # fmt: skip
-
-
-def _raw(codec: F.CodecSpec) -> bool:
-    return codec.id == "none" and not codec.keepbits
-
-
-def _raw_fields(out: Mapping[str, np.ndarray], dtype: np.dtype) -> list[E.Encoded]:
-    """The outputs as raw fields in the reply dtype (float64 ones as they are)."""
-    return [
-        E.raw_field(name, values, _units_of(name), None if dtype == np.float64 else dtype)
-        for name, values in out.items()
-    ]
 
 
 def _opened(session: Session) -> pb.OpenSessionReply:
