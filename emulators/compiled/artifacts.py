@@ -4,13 +4,14 @@ the refusal of a step length that has none."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emulators.compiled.lai_step import lai_timestep
 from emulators.manifest import Manifest
 
 Tensor = torch.Tensor
@@ -63,3 +64,62 @@ def load_artifact(
 
         return OnnxNet(path, device)
     raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
+
+
+#: builds one network: (manifest, artifact directory) -> the callable
+NetBuilder = Callable[[Manifest, Path], Callable[..., Any]]
+
+
+def load_fluxes(
+    artifacts: Path, names: Sequence[str], build: NetBuilder
+) -> dict[float, LoadedFlux]:
+    """The flux emulators ``names`` under ``artifacts``, by trained timestep [s]. With several
+    names a missing directory is skipped; two for one timestep, or none at all, are refused."""
+    out: dict[float, LoadedFlux] = {}
+    for name in names:
+        directory = artifacts / name
+        if not (directory / "manifest.json").exists() and len(names) > 1:
+            continue
+        manifest = Manifest.load(directory)
+        dt = float(manifest.timestep_seconds)
+        if dt in out:
+            raise ValueError(
+                f"flux: {name!r} and {out[dt].manifest.name!r} are both trained for {dt:g} s steps"
+            )
+        hidden = int(manifest.recurrent_state["hidden"])
+        c_width = int(manifest.recurrent_state.get("c_width", hidden))
+        out[dt] = LoadedFlux(manifest, build(manifest, directory), hidden, c_width)
+    if not out:
+        raise RuntimeError(f"flux: no flux emulator artifacts in {artifacts}")
+    return out
+
+
+def load_lais(artifacts: Path, names: Sequence[str], build: NetBuilder) -> dict[float, LoadedLAI]:
+    """The LAI emulators ``names`` under ``artifacts``, by the land step [s] they were trained
+    on (rules as :func:`load_fluxes`)."""
+    out: dict[float, LoadedLAI] = {}
+    for name in names:
+        directory = artifacts / name
+        if not (directory / "manifest.json").exists() and len(names) > 1:
+            continue
+        manifest = Manifest.load(directory)
+        dt = lai_timestep(manifest)
+        if dt in out:
+            raise ValueError(
+                f"lai: {name!r} and {out[dt].manifest.name!r} are both trained "
+                f"for {dt:g} s land steps"
+            )
+        out[dt] = LoadedLAI(manifest, build(manifest, directory))
+    if not out:
+        raise RuntimeError(f"lai: no LAI emulator artifacts in {artifacts}")
+    return out
+
+
+def for_dt(table: Mapping[float, Any], dt: float, what: str, hint: str) -> Any:
+    """The entry of ``table`` (timestep -> loaded emulator) for steps of ``dt`` seconds, else
+    :class:`TimestepError` naming the available timesteps."""
+    found = table.get(float(dt))
+    if found is None:
+        available = ", ".join(f"{t:g} s ({table[t].manifest.name})" for t in sorted(table))
+        raise TimestepError(f"dt: {what} trained for {available}; got {float(dt):g} s{hint}")
+    return found

@@ -43,7 +43,7 @@ same way (``phenology="reference"`` needs none).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,11 +58,16 @@ from emulators.compiled.artifacts import (
     LoadedFlux,
     LoadedLAI,
     Loader,
-    TimestepError,
+    for_dt,
     load_artifact,
+    load_fluxes,
+    load_lais,
+)
+from emulators.compiled.artifacts import (
+    TimestepError as TimestepError,  # re-exported: tests catch it from here
 )
 from emulators.compiled.features import step_local_hour
-from emulators.compiled.lai_step import LAI_ACCUMULATORS, lai_timestep
+from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
@@ -151,27 +156,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 return load(manifest, directory, device)
             return load_artifact(manifest, directory, loader, device)
 
-        self._fluxes: dict[float, LoadedFlux] = {}
-        for name in cfg.flux:
-            flux_dir = Path(cfg.artifacts) / name
-            if not (flux_dir / "manifest.json").exists() and len(cfg.flux) > 1:
-                continue
-            manifest = Manifest.load(flux_dir)
-            dt = float(manifest.timestep_seconds)
-            if dt in self._fluxes:
-                raise ValueError(
-                    f"flux: {name!r} and {self._fluxes[dt].manifest.name!r} are both trained "
-                    f"for {dt:g} s steps"
-                )
-            hidden = int(manifest.recurrent_state["hidden"])
-            self._fluxes[dt] = LoadedFlux(
-                manifest,
-                load_net(manifest, flux_dir),
-                hidden,
-                int(manifest.recurrent_state.get("c_width", hidden)),
-            )
-        if not self._fluxes:
-            raise RuntimeError(f"flux: no flux emulator artifacts in {cfg.artifacts}")
+        self._fluxes = load_fluxes(Path(cfg.artifacts), cfg.flux, load_net)
         #: trained step lengths [s], ascending
         self.timesteps = tuple(sorted(self._fluxes))
         # the shortest-step flux emulator's manifest and widths (what ``_run_flux`` runs when
@@ -181,20 +166,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.hidden, self.c_width = first.hidden, first.c_width
         self._lais: dict[float, LoadedLAI] = {}
         if cfg.phenology == "emulator":
-            for name in cfg.lai:
-                lai_dir = Path(cfg.artifacts) / name
-                if not (lai_dir / "manifest.json").exists() and len(cfg.lai) > 1:
-                    continue
-                manifest = Manifest.load(lai_dir)
-                dt = lai_timestep(manifest)
-                if dt in self._lais:
-                    raise ValueError(
-                        f"lai: {name!r} and {self._lais[dt].manifest.name!r} are both trained "
-                        f"for {dt:g} s land steps"
-                    )
-                self._lais[dt] = LoadedLAI(manifest, load_net(manifest, lai_dir))
-            if not self._lais:
-                raise RuntimeError(f"lai: no LAI emulator artifacts in {cfg.artifacts}")
+            self._lais = load_lais(Path(cfg.artifacts), cfg.lai, load_net)
         #: land steps [s] with an LAI emulator, ascending (empty with the reference phenology)
         self.lai_timesteps = tuple(sorted(self._lais))
         #: the shortest-step LAI emulator's manifest (None with the reference phenology)
@@ -219,14 +191,14 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
         """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`."""
-        return _for_dt(self._fluxes, dt, f"the {self.name} backend has flux emulators", "")
+        return for_dt(self._fluxes, dt, f"the {self.name} backend has flux emulators", "")
 
     def lai_for(self, dt: float) -> LoadedLAI | None:
         """The LAI emulator trained on land steps of ``dt`` seconds (None with the reference
         phenology), else :class:`TimestepError`."""
         if self.config.phenology != "emulator":
             return None
-        return _for_dt(
+        return for_dt(
             self._lais,
             dt,
             f"the {self.name} backend has LAI emulators",
@@ -424,13 +396,3 @@ class OnnxBackend(EmulatorBackend):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config, loader="onnx")
-
-
-def _for_dt(table: Mapping[float, Any], dt: float, what: str, hint: str) -> Any:
-    """The entry of ``table`` (timestep -> loaded emulator) for steps of ``dt`` seconds, else
-    :class:`TimestepError` naming the available timesteps."""
-    found = table.get(float(dt))
-    if found is None:
-        available = ", ".join(f"{t:g} s ({table[t].manifest.name})" for t in sorted(table))
-        raise TimestepError(f"dt: {what} trained for {available}; got {float(dt):g} s{hint}")
-    return found
