@@ -70,49 +70,59 @@ def load_artifact(
 NetBuilder = Callable[[Manifest, Path], Callable[..., Any]]
 
 
-def load_fluxes(
-    artifacts: Path, names: Sequence[str], build: NetBuilder
-) -> dict[float, LoadedFlux]:
-    """The flux emulators ``names`` under ``artifacts``, by trained timestep [s]. With several
-    names a missing directory is skipped; two for one timestep, or none at all, are refused."""
-    out: dict[float, LoadedFlux] = {}
+def _by_timestep(
+    what: tuple[str, str, str],
+    artifacts: Path,
+    names: Sequence[str],
+    timestep: Callable[[Manifest], float],
+    make: Callable[[Manifest, Path], Any],
+) -> dict[float, Any]:
+    """``make(manifest, directory)`` for each of ``names`` under ``artifacts``, by
+    ``timestep(manifest)`` [s]; ``what``: (field, emulator name, step name) for errors. With
+    several names a missing directory is skipped; two for one timestep, or none, are refused."""
+    field, kind, steps = what
+    out: dict[float, Any] = {}
     for name in names:
         directory = artifacts / name
         if not (directory / "manifest.json").exists() and len(names) > 1:
             continue
         manifest = Manifest.load(directory)
-        dt = float(manifest.timestep_seconds)
+        dt = timestep(manifest)
         if dt in out:
             raise ValueError(
-                f"flux: {name!r} and {out[dt].manifest.name!r} are both trained for {dt:g} s steps"
+                f"{field}: {name!r} and {out[dt].manifest.name!r} are both trained "
+                f"for {dt:g} s {steps}"
             )
+        out[dt] = make(manifest, directory)
+    if not out:
+        raise RuntimeError(f"{field}: no {kind} emulator artifacts in {artifacts}")
+    return out
+
+
+def load_fluxes(
+    artifacts: Path, names: Sequence[str], build: NetBuilder
+) -> dict[float, LoadedFlux]:
+    """The flux emulators ``names`` under ``artifacts``, by trained timestep [s]
+    (:func:`_by_timestep`'s rules)."""
+
+    def make(manifest: Manifest, directory: Path) -> LoadedFlux:
         hidden = int(manifest.recurrent_state["hidden"])
         c_width = int(manifest.recurrent_state.get("c_width", hidden))
-        out[dt] = LoadedFlux(manifest, build(manifest, directory), hidden, c_width)
-    if not out:
-        raise RuntimeError(f"flux: no flux emulator artifacts in {artifacts}")
-    return out
+        return LoadedFlux(manifest, build(manifest, directory), hidden, c_width)
+
+    return _by_timestep(
+        ("flux", "flux", "steps"), artifacts, names, lambda m: float(m.timestep_seconds), make
+    )
 
 
 def load_lais(artifacts: Path, names: Sequence[str], build: NetBuilder) -> dict[float, LoadedLAI]:
     """The LAI emulators ``names`` under ``artifacts``, by the land step [s] they were trained
-    on (rules as :func:`load_fluxes`)."""
-    out: dict[float, LoadedLAI] = {}
-    for name in names:
-        directory = artifacts / name
-        if not (directory / "manifest.json").exists() and len(names) > 1:
-            continue
-        manifest = Manifest.load(directory)
-        dt = lai_timestep(manifest)
-        if dt in out:
-            raise ValueError(
-                f"lai: {name!r} and {out[dt].manifest.name!r} are both trained "
-                f"for {dt:g} s land steps"
-            )
-        out[dt] = LoadedLAI(manifest, build(manifest, directory))
-    if not out:
-        raise RuntimeError(f"lai: no LAI emulator artifacts in {artifacts}")
-    return out
+    on (:func:`_by_timestep`'s rules)."""
+
+    def make(manifest: Manifest, directory: Path) -> LoadedLAI:
+        return LoadedLAI(manifest, build(manifest, directory))
+
+    return _by_timestep(("lai", "LAI", "land steps"), artifacts, names, lai_timestep, make)
 
 
 def for_dt(table: Mapping[float, Any], dt: float, what: str, hint: str) -> Any:
