@@ -106,6 +106,9 @@ class FluxLSTM(nn.Module):
     """Multi-task gated LSTM, one step: ``forward(x (N, F), h (N, H), c (N, H)) ->
     (y (N, T) physical outputs, h, c)``."""
 
+    # a constant to TorchScript, so a network without the derived features scripts without them
+    __constants__ = ("physics",)
+
     def __init__(self, cfg: FluxLSTMConfig) -> None:
         super().__init__()
         f, h, t, k = cfg.n_features, cfg.hidden, cfg.n_outputs, cfg.head_hidden

@@ -93,3 +93,14 @@ def test_physics_network_takes_the_same_inputs_and_exports_bitwise() -> None:
 def test_bad_physics_option_is_refused(options: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         registry.config("flux_lstm", options)
+
+
+def test_without_physics_the_scripted_network_has_no_derived_features() -> None:
+    """``physics`` is a TorchScript constant: the branch is compiled out, not carried along."""
+    with export.torchscript_quiet():
+        plain = torch.jit.script(registry.build("flux_lstm", {"hidden": 8}).eval())
+        hybrid = torch.jit.script(
+            registry.build("flux_lstm", {"hidden": 8, "physics": True}).eval()
+        )
+    assert "derived_flux_features" not in str(plain.forward.graph)
+    assert "derived_flux_features" in str(hybrid.forward.graph)
