@@ -49,3 +49,12 @@ WIDE_OPTIONS: dict[str, Any] = {
     "validation": WIDE_VALIDATION_SOURCES,
     **COLD_TERMS,
 }
+
+#: the measured candidates on this weather (docs/emulators.md, "Widened training weather"), each
+#: ``get("flux-lstm", **CANDIDATES[k])``: C the same options at 24 epochs; D with H = 48; E with
+#: the Penman–Monteith inputs derived inside the network (``flux_lstm`` option ``physics``)
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "C": {**WIDE_OPTIONS, "epochs": 24},
+    "D": {**WIDE_OPTIONS, "epochs": 24, "options": {"hidden": 48}},
+    "E": {**WIDE_OPTIONS, "epochs": 24, "options": {"physics": True}},
+}

@@ -108,3 +108,18 @@ def test_flux_lstm_wide_training_spans_high_calm_and_dry_cells() -> None:
     assert wide and {s.key() for s in TRAIN_SOURCES} <= {s.key() for s in WIDE_OPTIONS["train"]}
     assert any(s.widened for s in WIDE_OPTIONS["validation"])
     assert all(s.elevation[1] >= 2500.0 and s.wind_scale[0] <= 0.4 for s in wide)
+
+
+@pytest.mark.parametrize("name", ["C", "D", "E"])
+def test_measured_candidates_are_valid_recipes(name: str) -> None:
+    """Each documented candidate is one ``get`` away: a valid training config and network."""
+    from emulators.nets import registry
+    from emulators.recipes import get
+    from emulators.training.widened import CANDIDATES, WIDE_OPTIONS
+
+    recipe = get("flux-lstm", **CANDIDATES[name])
+    config = recipe.config()
+    assert config.epochs == 24 and config.train == WIDE_OPTIONS["train"]
+    net = registry.build(config.architecture, config.options)
+    assert net.hidden == (48 if name == "D" else 32)
+    assert net.physics is (name == "E")
