@@ -46,13 +46,17 @@ def copy_bandwidth(mib: int = 256, repeats: int = 5) -> dict[str, float]:
 
 def flux_lstm_flops(config: dict[str, Any]) -> dict[str, int]:
     """FLOPs per row and step of ``flux_lstm`` from its config (F features, H hidden, T tasks,
-    K head width), multiply-add = 2: the input projection and task gates x·W (F → 4H + T·H),
+    K head width; with ``physics`` F + the derived Penman–Monteith inputs), multiply-add = 2:
+    the input projection and task gates x·W (F → 4H + T·H),
     the recurrent projection h·U (H → 4H), the task heads' first layer (T × (H → K)); these
     matrix products are what torch's FLOP counter counts. The elementwise work (normalisation,
     gate nonlinearities, cell update, head output layer T × K) is listed apart."""
+    from emulators.compiled.features import N_DERIVED_FLUX_FEATURES
+
     f, h = int(config["n_features"]), int(config["hidden"])
     t, k = int(config["n_outputs"]), int(config["head_hidden"])
-    gemm = {"input": 2 * f * (4 * h + t * h), "recurrent": 2 * h * 4 * h, "heads": 2 * t * h * k}
+    f_in = f + N_DERIVED_FLUX_FEATURES * bool(config.get("physics", False))  # derived inputs
+    gemm = {"input": 2 * f_in * (4 * h + t * h), "recurrent": 2 * h * 4 * h, "heads": 2 * t * h * k}
     elementwise = 2 * f + 4 * h + 3 * h + t * h + 2 * t * k + 2 * t  # adds/muls, no σ/tanh
     return {**gemm, "gemm": sum(gemm.values()), "elementwise": elementwise}
 

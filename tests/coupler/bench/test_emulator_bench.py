@@ -4,6 +4,10 @@ ratios."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
 import torch
 
 from coupler.bench import emulators as bench
@@ -48,6 +52,18 @@ def test_flux_flops_follow_the_config() -> None:
                                   "head_hidden": 16})  # fmt: skip
     assert (f["input"], f["recurrent"], f["heads"]) == (2 * 42 * 288, 2 * 32 * 128, 2 * 5 * 32 * 16)
     assert f["gemm"] == 37_504
+
+
+@pytest.mark.parametrize("options", [{"hidden": 48}, {"physics": True}])
+def test_flux_flops_agree_with_torch_flop_counter(options: dict[str, object]) -> None:
+    """The candidates' configs (H = 48; derived inputs): counted = torch's FlopCounterMode."""
+    from emulators.manifest import Manifest
+
+    cfg = {"n_features": 42, "hidden": 32, "n_outputs": 5, "head_hidden": 16, **options}
+    manifest = SimpleNamespace(architecture="flux_lstm", config=cfg)
+    counted = roofline.counted_flops(cast(Manifest, manifest))
+    assert roofline.flux_lstm_flops(cfg)["gemm"] == counted
+    assert counted == {"hidden": 62_400, "physics": 40_384}[next(iter(options))]
 
 
 def test_captured_rows_are_what_the_network_receives() -> None:
