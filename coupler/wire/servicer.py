@@ -184,9 +184,8 @@ class LandCouplerServicer(pb_grpc.LandCouplerServicer):
         out = self._run_step(context, session, request.index, fields, units)
         t1 = time.perf_counter()
         when = format_time(session.config.step_time(request.index))
-        if frames_.is_raw(
-            codec
-        ):  # serialized (and rounded) straight from the arrays: coupler.wire.encoded
+        # raw fields are serialized (and rounded) straight from the arrays: coupler.wire.encoded
+        if frames_.is_raw(codec):
             raw = frames_.raw_fields(out, dtype)
             encoded = E.step_reply(request.session_id, request.index, when, raw)
             self._phase("encode", t1)
