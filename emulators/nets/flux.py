@@ -14,7 +14,9 @@ recurrent state explicit — ``forward(x, h, c) -> (y, h, c)``:
   2-layer LSTM heads (≈1.1 M parameters); here H = 32, K = 16 (≈ 10 k parameters): the reference
   step is Markov in its state, which the emulator receives explicitly, so a small recurrent memory
   suffices, and the budget is ≥ 20× the reference model's speed on 2 CPU cores
-  (docs/emulators.md).
+  (docs/emulators.md). With ``physics=True`` the LSTM also reads five Penman–Monteith terms it
+  derives from the raw features (``features.derived_flux_features``; a measured candidate, not
+  shipped: docs/emulators.md).
 
 ``flux_transformer`` (Trans-LAI; SCIENCE.md §1): linear embedding of each of the last W steps'
 features plus a learned position embedding, a stack of pre-norm Transformer encoder layers
