@@ -155,19 +155,6 @@ class StepBatcher:
         self._running: dict[Hashable, int] = {}
         self._seen: dict[Hashable, dict[int, float]] = {}
 
-    def step(
-        self,
-        backend: LandBackend,
-        state: LandState,
-        static: LandStatic,
-        forcing: Mapping[str, Tensor],
-        clock: StepClock,
-    ) -> StepResult:
-        """``backend.step(state, static, forcing, clock)``, bitwise, possibly computed as part
-        of a joined step with other sessions' steps. Inputs are not modified."""
-        new_state, outputs, _ = self.step_means(backend, state, static, forcing, clock, ())
-        return new_state, outputs
-
     def step_means(
         self,
         backend: LandBackend,
@@ -177,9 +164,11 @@ class StepBatcher:
         clock: StepClock,
         names: Sequence[str],
     ) -> tuple[LandState, dict[str, Tensor], Means]:
-        """:meth:`step`, and where the step was joined the ensemble means of the outputs
-        ``names`` (:func:`member_means`: computed once for the whole batch, bitwise what the
-        caller would compute on its part); empty when the step ran alone."""
+        """``backend.step(state, static, forcing, clock)``, bitwise, possibly computed as part
+        of a joined step with other sessions' steps (inputs are not modified), and where the
+        step was joined the ensemble means of the outputs ``names`` (:func:`member_means`:
+        computed once for the whole batch, bitwise what the caller would compute on its part);
+        empty when the step ran alone."""
         key = batch_key(backend, state, static, forcing, clock)
         if key is None:
             return (*backend.step(state, static, forcing, clock), {})
