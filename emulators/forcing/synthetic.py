@@ -68,6 +68,13 @@ GAMMA_SHAPE = 0.7
 CLOUD_LATENT_STD = 2.0
 OCCURRENCE_PERSISTENCE = 0.4
 MAX_DAILY_PR_MM = 350.0
+#: the allowed per-cell values of ``load_synthetic``'s ``elevation`` [m], ``wind_scale`` and
+#: ``rh_offset`` (lowest, highest)
+CELL_RANGES: dict[str, tuple[float, float]] = {
+    "elevation": (-500.0, 6000.0),
+    "wind_scale": (0.1, 5.0),
+    "rh_offset": (-0.5, 0.5),
+}
 MAX_THREADS = 4  # worker threads over cell chunks (never more than the machine's cores)
 CHUNK_ELEMENTS = 2**19  # (time x cell) values per chunk: temporaries stay ~4 MB
 WEIBULL_K = 2.0
@@ -244,6 +251,15 @@ def _clip_to_registry(part: dict[str, F64], counts: dict[str, int]) -> None:
             np.clip(arr, var.valid_min, var.valid_max, out=arr)
 
 
+def _in_range(name: str, value: ArrayLike, n: int, units: str = "") -> F64:
+    """``_as_cells(name, value, n)``, refused outside ``CELL_RANGES[name]`` (rule ``range``)."""
+    values = _as_cells(name, value, n)
+    lo, hi = CELL_RANGES[name]
+    if np.any((values < lo) | (values > hi)):
+        raise ForcingError(name, "range", f"{name}: must be in [{lo:g}, {hi:g}]{units}")
+    return values
+
+
 def load_synthetic(
     name: str = "synthetic",
     *,
@@ -280,15 +296,9 @@ def load_synthetic(
     land_a = _as_cells("land", 1.0 if land is None else land, n)
     if np.any((land_a < 0.0) | (land_a > 1.0)):
         raise ForcingError("land", "range", "land: land fraction must be in [0, 1]")
-    z_a = _as_cells("elevation", 0.0 if elevation is None else elevation, n)
-    if np.any((z_a < -500.0) | (z_a > 6000.0)):
-        raise ForcingError("elevation", "range", "elevation: must be in [-500, 6000] m")
-    ws_a = _as_cells("wind_scale", 1.0 if wind_scale is None else wind_scale, n)
-    if np.any((ws_a < 0.1) | (ws_a > 5.0)):
-        raise ForcingError("wind_scale", "range", "wind_scale: must be in [0.1, 5]")
-    dr_a = _as_cells("rh_offset", 0.0 if rh_offset is None else rh_offset, n)
-    if np.any(np.abs(dr_a) > 0.5):
-        raise ForcingError("rh_offset", "range", "rh_offset: must be in [-0.5, 0.5]")
+    z_a = _in_range("elevation", 0.0 if elevation is None else elevation, n, " m")
+    ws_a = _in_range("wind_scale", 1.0 if wind_scale is None else wind_scale, n)
+    dr_a = _in_range("rh_offset", 0.0 if rh_offset is None else rh_offset, n)
     nd = _check_int("days", days, 1, 200 * 366)
     sd = _check_int("seed", seed, 0, 2**63 - 1)
     try:

@@ -34,8 +34,8 @@ STATE_KEYS = ("w", "ts", "tsoil", "cleaf")
 OUTPUT_KEYS = ("hfls", "hfss", "ts", "evspsbl", "tran", "gpp", "mrro", "albedo", "lai")
 
 
-#: per-cell ranges of widened synthetic specs: (field, lowest, highest) and the defaults
-_CELL_RANGES = (("elevation", -500.0, 6000.0), ("wind_scale", 0.1, 5.0), ("rh_offset", -0.5, 0.5))
+#: the defaults of the per-cell ranges of widened synthetic specs (their allowed values:
+#: ``emulators.forcing.synthetic.CELL_RANGES``)
 _CELL_DEFAULTS: dict[str, tuple[float, float]] = {
     "elevation": (0.0, 0.0),
     "wind_scale": (1.0, 1.0),
@@ -82,7 +82,9 @@ class SourceSpec:
             raise ValueError(f"{self.source}: spinup_days must be >= 0")
         if self.offset_days < 0 or self.record_days < 0:
             raise ValueError(f"{self.source}: offset_days and record_days must be >= 0")
-        for name, lo, hi in _CELL_RANGES:
+        from emulators.forcing.synthetic import CELL_RANGES
+
+        for name, (lo, hi) in CELL_RANGES.items():
             value = getattr(self, name)
             if value == _CELL_DEFAULTS[name]:
                 continue
