@@ -37,7 +37,7 @@ PIECES: tuple[tuple[str, str, str], ...] = (
     ("coupler.core.validation", "validate_forcing", "validation"),
     ("coupler.core.landstep", "forcing_tensors", "forcing tensors"),
     ("coupler.core.batching", "StepBatcher.step_means", "batcher (all of it)"),
-    ("coupler.core.batching", "StepBatcher.step", "batcher (all of it)"),  # before step_means
+    ("coupler.core.batching", "StepBatcher.step", "batcher (all of it)"),  # trees before step_means
     ("coupler.core.batching", "batch_key", "batch key"),
     ("coupler.core.batching", "_Batch.run", "joined backend step (leader)"),
     ("coupler.core.landstep", "reply_fields", "reply statistics"),
