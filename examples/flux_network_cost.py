@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,7 +38,7 @@ def main(directories: list[str], rows: int = 100_000, chunk: int = 4096, threads
         h = torch.zeros(rows, int(manifest.recurrent_state["hidden"]))
         flops = roofline.flux_lstm_flops(manifest.config)["gemm"]
 
-        def call(net=net, x=x, h=h) -> None:  # type: ignore[no-untyped-def]
+        def call(net: Any = net, x: torch.Tensor = x, h: torch.Tensor = h) -> None:
             with torch.no_grad():
                 for i in range(0, rows, chunk):
                     net(x[i : i + chunk], h[i : i + chunk], h[i : i + chunk])
@@ -51,7 +53,7 @@ def main(directories: list[str], rows: int = 100_000, chunk: int = 4096, threads
         )
 
 
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[[], None]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
