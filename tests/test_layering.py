@@ -43,6 +43,7 @@ WIRE_SPEAKERS = (
     "coupler.wire",
     "coupler._proto",
     "coupler.client.remote",
+    "coupler.client.remote_session",
     "coupler.client.exchange",
     "coupler.client.shared",
     "coupler.client.stepmsgs",
