@@ -136,7 +136,7 @@ GOLDEN = {
     ),
     "lai": (HOURLY | LAI | {"train": (_syn(11, 40, 2),), "validation": (_syn(21, 20, 2),)},
             "4ed3d492b9e1c5ac", 4, 10),  # early stopping at 20
-    "lai-daily": (DAILY | LAI, "5744f1ad9016402b", 8, 30),
+    "lai-daily": (DAILY | LAI | {"options": {}}, "5744f1ad9016402b", 8, 30),  # hidden 64
 }  # fmt: skip
 
 
