@@ -122,7 +122,7 @@ LAI = {"sample": 100, "eval_every": 5, "patience": 10, "epochs": 40, "window": 5
 GOLDEN = {
     "flux-lstm": (
         HOURLY | SPUN_UP | {"epochs": 3, "window": 12, "windows_per_epoch": 2, "patience": 1}
-        | {"validation_days": 4},
+        | {"validation_days": 4, "options": {}},  # H = 32
         "27bb22b08c468eea", 2, 1,  # early stopping after epoch 2
     ),
     "flux-lstm-daily": (

@@ -97,6 +97,7 @@ def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     initial state, zero recurrent state, same network: the LE of the first hours agrees."""
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
     from emulators.export import load_torchscript
+    from emulators.manifest import Manifest
     from emulators.protocol import StepClock
     from emulators.training.batch import rollout
 
@@ -104,7 +105,8 @@ def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     traj = simulate(spec, 3600, progress=False)
     batch = Batch.of([traj], torch.float64)
     net = load_torchscript(ARTIFACTS / "flux_lstm" / "flux_lstm.ts")
-    out = rollout(net, batch, 32, fields=("hfls", "hfss"))
+    hidden = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state["hidden"]
+    out = rollout(net, batch, hidden, fields=("hfls", "hfss"))
     backend = EmulatorBackend(EmulatorConfig(phenology="reference", all_tiles=True))
     lat = torch.as_tensor(traj.lat[:1])
     params = torch.as_tensor(traj.params).reshape(1, 1, P.N_CLASSES, P.N_PARAMETERS)
@@ -126,7 +128,9 @@ def test_cold_start_training_options() -> None:
     assert get("flux-lstm", **COLDSTART_OPTIONS).config() == cfg
     daily = get("flux-lstm-daily", **DAILY_COLDSTART_OPTIONS).config()
     assert (daily.timestep, daily.cold_window) == (86_400, 14) and init_path(daily.init).exists()
-    assert get("flux-lstm").config().cold_weight == 0.0  # the shipped recipe: spun-up training
+    # the shipped recipe (candidate F): from scratch with the cold-start terms, no init
+    shipped = get("flux-lstm").config()
+    assert (shipped.cold_weight, shipped.reset_fraction, shipped.init) == (1.0, 0.1, "")
     specs = cold_specs((SourceSpec("synthetic", seed=1, cells=1, days=30),), 3, 2, 3600)
     assert [(s.spinup_days, s.offset_days, s.record_days) for s in specs] == [
         (0, 0, 2),

@@ -110,16 +110,20 @@ def test_flux_lstm_wide_training_spans_high_calm_and_dry_cells() -> None:
     assert all(s.elevation[1] >= 2500.0 and s.wind_scale[0] <= 0.4 for s in wide)
 
 
-@pytest.mark.parametrize("name", ["C", "D", "E"])
+@pytest.mark.parametrize("name", ["C", "D", "E", "F", "G"])
 def test_measured_candidates_are_valid_recipes(name: str) -> None:
     """Each documented candidate is one ``get`` away: a valid training config and network."""
     from emulators.nets import registry
     from emulators.recipes import get
-    from emulators.training.widened import CANDIDATES, WIDE_OPTIONS
+    from emulators.training.widened import CANDIDATES, DUTCH_YEARS, WIDE_OPTIONS, wide
 
     recipe = get("flux-lstm", **CANDIDATES[name])
     config = recipe.config()
-    assert config.epochs == 24 and config.train == WIDE_OPTIONS["train"]
+    extra = {"F": DUTCH_YEARS, "G": (*DUTCH_YEARS, wide(23, 48), wide(24, 48))}.get(name, ())
+    assert config.epochs == 24 and config.train == (*WIDE_OPTIONS["train"], *extra)
     net = registry.build(config.architecture, config.options)
-    assert net.hidden == (48 if name == "D" else 32)
+    assert net.hidden == (48 if name in "DFG" else 32)
     assert net.physics is (name == "E")
+    # the added Dutch years are real weather that no held-out source uses
+    held = set().union(*(weather(s) for s in ev.flux_held_out(3600.0)))
+    assert held.isdisjoint(set().union(*(weather(s) for s in config.train)))
