@@ -5,7 +5,7 @@ drier air (relative humidity -0.3 .. +0.05). The held-out real sources the sea-l
 missed are high (NSRDB PSM3 Colorado, 788 hPa), calm (PVGIS Italy, CGMS Ronda: mean wind
 1.2 m/s) and dry (Colorado: RH 0.53 vs 0.69). ``get("flux-lstm", **WIDE_OPTIONS)`` trains the
 first 8-epoch candidate (not shipped); :data:`CANDIDATES` are the later ones, and the shipped
-``flux-lstm`` is candidate F (:func:`hourly_config`: the ``flux-lstm`` recipe's config)."""
+``flux-lstm`` is candidate G (:func:`hourly_config`: the ``flux-lstm`` recipe's config)."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ CANDIDATES["G"] = {
     "train": (*CANDIDATES["F"]["train"], wide(23, 48), wide(24, 48)),
 }
 
-#: the candidate ``flux-lstm`` ships (2026-12-06; docs/emulators.md, "Candidate F, shipped")
-SHIPPED = "F"
+#: the candidate ``flux-lstm`` ships (2026-12-06; docs/emulators.md, "Candidates F and G")
+SHIPPED = "G"
 
 
 def hourly_config() -> FluxTrainConfig:

@@ -128,7 +128,7 @@ def test_cold_start_training_options() -> None:
     assert get("flux-lstm", **COLDSTART_OPTIONS).config() == cfg
     daily = get("flux-lstm-daily", **DAILY_COLDSTART_OPTIONS).config()
     assert (daily.timestep, daily.cold_window) == (86_400, 14) and init_path(daily.init).exists()
-    # the shipped recipe (candidate F): from scratch with the cold-start terms, no init
+    # the shipped recipe (candidate G): from scratch with the cold-start terms, no init
     shipped = get("flux-lstm").config()
     assert (shipped.cold_weight, shipped.reset_fraction, shipped.init) == (1.0, 0.1, "")
     specs = cold_specs((SourceSpec("synthetic", seed=1, cells=1, days=30),), 3, 2, 3600)
