@@ -110,6 +110,7 @@ def run(
             "matmul_before": roofline.peak_matmul(),
             "copy_before": roofline.copy_bandwidth(),
             "flops_per_row": roofline.flux_lstm_flops(manifest.config),
+            "network_config": dict(manifest.config),
             "flops_counted": roofline.counted_flops(manifest),
             "row_block": BLOCKS,
             "backend_batch": first.chunk_rows,

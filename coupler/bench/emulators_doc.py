@@ -11,6 +11,19 @@ from emulators.compiled.phases import PHASES
 Payload = dict[str, Any]
 
 
+#: the flux network of runs whose JSON predates ``network_config`` (the first shipped, H = 32)
+FIRST_NETWORK = {"n_features": 42, "hidden": 32, "n_outputs": 5, "head_hidden": 16}
+
+
+def shapes(payload: Payload) -> dict[str, int]:
+    """The flux network's widths: features f, hidden h, tasks t, head width k; gate values per
+    row g = 4h + t·h; bytes per row in and out (x, h, c → y, h, c; float32)."""
+    cfg = payload["roofline"].get("network_config", FIRST_NETWORK)
+    f, h = int(cfg["n_features"]), int(cfg["hidden"])
+    t, k = int(cfg["n_outputs"]), int(cfg["head_hidden"])
+    return {"f": f, "h": h, "t": t, "k": k, "g": 4 * h + t * h, "bytes": 4 * (f + 4 * h + t)}
+
+
 def network_calls(payload: Payload, row: Payload) -> list[Payload]:
     """The network-alone timings of a result row with GFLOP/s and fraction of the paired peak."""
     flops = payload["roofline"]["flops_per_row"]["gemm"] * row["network"]["rows"]
@@ -50,7 +63,7 @@ def _speedups(payload: Payload) -> list[str]:
 
 def _roofline(payload: Payload) -> list[str]:
     roof = payload["roofline"]
-    f = roof["flops_per_row"]
+    f, w = roof["flops_per_row"], shapes(payload)
     peak = max(roof["matmul_before"]["gflops"], roof["matmul_after"]["gflops"])
     bw = max(roof["copy_before"]["gb_per_s"], roof["copy_after"]["gb_per_s"])
     lines = [
@@ -67,8 +80,9 @@ def _roofline(payload: Payload) -> list[str]:
         f"projection {f['recurrent']:,}, task heads {f['heads']:,}: **{f['gemm']:,}** in matrix "
         f"products (torch's `FlopCounterMode` on the eager module counts "
         f"{roof['flops_counted']:,.0f}), plus ≈ {f['elementwise']:,} elementwise FLOPs and "
-        "the sigmoid/tanh/SiLU evaluations. A row reads x, h, c and writes y, h, c: 700 bytes, "
-        f"so at least {f['gemm'] / 700:.0f} FLOP/byte, far right of the ridge: the network's "
+        "the sigmoid/tanh/SiLU evaluations. A row reads x, h, c and writes y, h, c: "
+        f"{w['bytes']} bytes, so at least {f['gemm'] / w['bytes']:.0f} FLOP/byte, far right of "
+        "the ridge: the network's "
         "roofline is the matmul peak. Rows of a real step (the active tiles after a warm-up "
         "step), network alone, all rows in calls of the given size:",
         "",
@@ -88,7 +102,7 @@ def _roofline(payload: Payload) -> list[str]:
 
 def _why(payload: Payload) -> list[str]:
     """The explanation paragraph: how much of the network call is its matrix products."""
-    f = payload["roofline"]["flops_per_row"]
+    f, w = payload["roofline"]["flops_per_row"], shapes(payload)
     parts = []
     for r in payload["results"]:
         mm = r["network"]["matmuls"]
@@ -107,14 +121,16 @@ def _why(payload: Payload) -> list[str]:
         )
     return [
         "",
-        "Why the network is far from the roofline: its matrix products are skinny (42 → 288, "
-        "32 → 128, five 32 → 16 heads) but run well; "
+        "Why the network is far from the roofline: its matrix products are skinny "
+        f"({w['f']} → {w['g']}, {w['h']} → {4 * w['h']}, {w['t']} × {w['h']} → {w['k']} heads) "
+        "but run well; "
         + "; ".join(parts)
-        + ". The rest of the call is elementwise: sigmoid and tanh over the 288 gate values of "
-        "each row, the cell update, the gating of the heads and their layout copies, about 20 "
-        "kernels per call, each one pass over (rows × 32…288) float32 values at ≤ 0.25 "
-        "FLOP/byte, i.e. bound by memory and per-kernel latency, not by FLOPs. Whole-network "
-        "arithmetic intensity (≥ 54 FLOP/byte) would allow the peak only if one fused kernel "
+        + f". The rest of the call is elementwise: sigmoid and tanh over the {w['g']} gate "
+        "values of each row, the cell update, the gating of the heads and their layout copies, "
+        f"about 20 kernels per call, each one pass over (rows × {w['h']}…{w['g']}) float32 "
+        "values at ≤ 0.25 FLOP/byte, i.e. bound by memory and per-kernel latency, not by FLOPs. "
+        f"Whole-network arithmetic intensity (≥ {f['gemm'] / w['bytes']:.0f} FLOP/byte) would "
+        "allow the peak only if one fused kernel "
         "kept a row's gates in registers; TorchScript has no CPU fuser in this torch build "
         "(NNC needs LLVM); the AOTInductor and ONNX Runtime builds, which do fuse elementwise "
         f"work, reach {_others(payload)} the TorchScript call's GFLOP/s (table).",

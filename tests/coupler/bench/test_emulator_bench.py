@@ -45,6 +45,13 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
                  "Like for like", "FlopCounterMode"):  # fmt: skip
         assert text in md, text
+    # the widths in the prose are the loaded network's (the shipped flux-lstm: H = 48)
+    assert roof["network_config"]["hidden"] == 48
+    assert "(42 → 432, 48 → 192, 5 × 48 → 16 heads)" in md and "956 bytes" in md
+    # a JSON from before ``network_config``: the first shipped network (H = 32)
+    del payload["roofline"]["network_config"]
+    old = bench.markdown(payload)
+    assert "(42 → 288, 32 → 128, 5 × 32 → 16 heads)" in old and "700 bytes" in old
 
 
 def test_flux_flops_follow_the_config() -> None:
