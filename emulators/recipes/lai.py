@@ -58,12 +58,13 @@ class LAIRecipe(Recipe):
 
         from emulators.compiled.lai_step import LAI_FEATURES
 
-        mlp: Any = model.mlp
+        members: Any = getattr(model, "members", None)
+        mlp: Any = model.mlp if members is None else members[0]
         return {
             "n_features": len(LAI_FEATURES),
             "hidden": int(mlp[0].out_features),
             "layers": sum(isinstance(m, torch.nn.Linear) for m in mlp) - 1,
-        }
+        } | ({} if members is None else {"members": len(members)})
 
     def export_spec(self, model: nn.Module, config: dict[str, Any]) -> ExportSpec:
         from emulators.training import specs
@@ -74,7 +75,11 @@ class LAIRecipe(Recipe):
         from emulators.training import evaluate as ev
 
         held_out = ev.lai_held_out(config.timestep)
-        return training_record(self.name, config, result, held_out, seconds)
+        ensemble = "members" in result.extra  # one best epoch per member, in "members"
+        record = training_record(
+            self.name, config, result, held_out, seconds, best_epoch=not ensemble
+        )
+        return record | result.extra
 
     def evaluate_at(
         self, directory: Path, out_dir: Path, cache: Path | None, progress: bool

@@ -104,10 +104,10 @@ def flux(
 def lai(model: torch.nn.Module, config: dict[str, Any], timestep: float) -> ExportSpec:
     """An LAI emulator (``forward(x) -> dlai``, called once a day); ``timestep``: the land step
     [s] of its training trajectories (in the notes)."""
-    from emulators.nets.lai import LAIEmulator
+    from emulators.nets.lai import LAIEmulator, LAIEnsemble
 
-    if not isinstance(model, LAIEmulator):
-        raise TypeError("an LAI export needs an LAIEmulator")
+    if not isinstance(model, LAIEmulator | LAIEnsemble):
+        raise TypeError("an LAI export needs an LAIEmulator or LAIEnsemble")
     g = torch.Generator().manual_seed(0)
     x = model.inputs.mean + model.inputs.std * torch.randn(
         EXAMPLE_ROWS, len(LAI_FEATURES), generator=g

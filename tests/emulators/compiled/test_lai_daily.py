@@ -40,7 +40,7 @@ def test_daily_config_uses_the_daily_flux_sources_and_is_disjoint_from_the_held_
     cfg = lai_training.daily_config()
     assert cfg.timestep == DAY and cfg.artifact == "lai_daily" and cfg.architecture == "lai"
     assert cfg.train == (*flux.DAILY_TRAIN_SOURCES, *lai_training.DAILY_EXTRA_SOURCES)
-    assert cfg.options == {"hidden": 128}
+    assert cfg.options == {"hidden": 128, "members": 3}
     assert cfg.validation == flux.DAILY_VALIDATION_SOURCES
     held = ev.lai_held_out(DAY)
     assert {s.source for s in held} >= {"synthetic", "tmy3-greensboro", "pcse-wageningen"}

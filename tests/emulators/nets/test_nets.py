@@ -26,6 +26,8 @@ def test_emulator_architectures_are_registered() -> None:
         ("flux_lstm", "head_hidden", -1),
         ("flux_transformer", "window", 0),
         ("lai", "layers", 0),
+        ("lai", "members", 0),
+        ("lai", "members", True),
     ],
 )
 def test_bad_config_names_the_field(name: str, field: str, value: int) -> None:
