@@ -11,7 +11,7 @@ With ``members`` > 1 the network is an ensemble of such MLPs (``LAIEnsemble``, L
 et al. 2017's deep ensemble without the variance head): members trained alone from different
 seeds (``training.lai``), served as the mean of their ΔLAI. A free-running year amplifies what
 one seed learned differently; the mean does not follow any one member's drift
-(docs/emulators.md, "An ensemble of seeds").
+(docs/emulators.md, "An ensemble of three seeds").
 """
 
 from __future__ import annotations

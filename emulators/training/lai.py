@@ -256,11 +256,13 @@ def train(config: LAITrainConfig, cache: Path | None = None, progress: bool = Tr
     """Train the network of ``config.options``; an ensemble (``members`` > 1) is its members
     trained one after the other, member k exactly as a one-network run with seed
     ``config.seed + k`` (initialisation, batches, early stopping), then averaged."""
+    arch = registry.config(config.architecture, config.options)  # refused before any data
+    if not isinstance(arch, lai_nets.LAIConfig):
+        raise TypeError("lai training needs an LAIConfig")
     trainer.seed(config.seed, config.threads)
     dt = config.timestep
     data = daily([simulate(s, dt, progress=progress, cache=cache) for s in config.train])
     val = daily([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
-    arch = lai_nets.LAIConfig(**config.options)
     results = []
     for k in range(arch.members):
         member = dataclasses.replace(config, seed=config.seed + k)

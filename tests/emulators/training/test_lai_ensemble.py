@@ -115,3 +115,12 @@ def test_the_shipped_lai_daily_is_the_recipe_s_ensemble() -> None:
     assert "best_epoch" not in manifest.training
     net = get("lai-daily").eager(ARTIFACTS / "lai_daily")
     assert isinstance(net, LAIEnsemble) and len(net.members) == 3
+
+
+def test_a_bad_member_count_is_refused_before_any_data_or_training(tmp_path: Path) -> None:
+    recipe = get("lai-daily", **TINY, options={"members": 0})
+    with pytest.raises(ValueError, match="lai: members must be a positive integer, got 0"):
+        recipe.fit(recipe.config(), tmp_path, progress=False)
+    recipe = get("lai-daily", **TINY, options={"member": 2})
+    with pytest.raises(ValueError, match=r"lai: unknown option\(s\) \['member'\]"):
+        recipe.fit(recipe.config(), tmp_path, progress=False)
