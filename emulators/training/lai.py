@@ -245,11 +245,17 @@ class _Rollouts:
         return loss + ((one_day - data.lai[d + 1, r]) ** 2).mean()
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
-        with torch.no_grad():
-            v = rollout(self.model, self.val)
-            veg = self.val.vegetated > 0
-            rmse = float(((v - self.val.lai[1:])[:, veg] ** 2).mean().sqrt())
+        rmse = validation_rmse(self.model, self.val)
         return rmse, {"epoch": done.step, "train_loss": done.losses[-1], "val_rmse_veg": rmse}
+
+
+def validation_rmse(model: torch.nn.Module, val: Daily) -> float:
+    """LAI RMSE [m2 m-2] of ``model``'s free-running rollout over ``val`` from its first day's
+    reference LAI, vegetated rows only: the score early stopping minimises."""
+    with torch.no_grad():
+        v = rollout(model, val)
+        veg = val.vegetated > 0
+        return float(((v - val.lai[1:])[:, veg] ** 2).mean().sqrt())
 
 
 def train(config: LAITrainConfig, cache: Path | None = None, progress: bool = True) -> TrainResult:
@@ -293,10 +299,7 @@ def _ensemble(arch: lai_nets.LAIConfig, results: list[TrainResult], val: Daily) 
     """The members' mean as one network; its own validation RMSE (the free-running rollout of
     the mean ΔLAI) and each member's best epoch and score in ``extra``."""
     net = lai_nets.LAIEnsemble.of(arch, [r.model for r in results])
-    with torch.no_grad():
-        v = rollout(net, val)
-        veg = val.vegetated > 0
-        rmse = float(((v - val.lai[1:])[:, veg] ** 2).mean().sqrt())
+    rmse = validation_rmse(net, val)
     members = [
         {
             "member": k,
