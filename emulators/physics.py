@@ -82,16 +82,27 @@ def upwelling_longwave(ts: Tensor, rlds: Tensor, emissivity: Tensor | float) -> 
 
 
 # ---- turbulent exchange -----------------------------------------------------------------------
+#: measurement heights below this multiple of the roughness length are raised to it
+#: (``neutral_aerodynamic_resistance``)
+ROUGHNESS_HEIGHT_FLOOR = 2.0
+
+
 def neutral_aerodynamic_resistance(
     wind: Tensor, z_wind: float, z_temp: float, z0m: Tensor, z0h: Tensor
 ) -> Tensor:
     """r_a [s m-1] for neutral stability, FAO-56 eq. 4 (Allen et al. 1998):
     r_a = ln((z_m − d)/z0m) ln((z_h − d)/z0h) / (k² u_z). Here the measurement heights are taken
     above the zero-plane displacement d of each tile (z_wind = z_m − d, z_temp = z_h − d), so a
-    forcing height means "that far above the canopy". Wind in m s-1, floored at 0.1 m s-1."""
-    return (
-        torch.log(z_wind / z0m) * torch.log(z_temp / z0h) / (C.VON_KARMAN**2 * wind.clamp_min(0.1))
-    )
+    forcing height means "that far above the canopy". Wind in m s-1, floored at 0.1 m s-1.
+
+    The log profile holds only above the roughness length: a height below
+    ``ROUGHNESS_HEIGHT_FLOOR`` × z0 (2-m station wind over a canopy taller than ~8 m: z0m =
+    0.123 h) is raised to that floor, which would otherwise give a negative r_a, conductances of
+    the wrong sign and an energy balance that cannot converge. A floor, not a shift: every
+    height above it gives bitwise the same r_a."""
+    zm = torch.maximum(z0m * ROUGHNESS_HEIGHT_FLOOR, torch.full_like(z0m, z_wind))
+    zh = torch.maximum(z0h * ROUGHNESS_HEIGHT_FLOOR, torch.full_like(z0h, z_temp))
+    return torch.log(zm / z0m) * torch.log(zh / z0h) / (C.VON_KARMAN**2 * wind.clamp_min(0.1))
 
 
 def bulk_richardson(ts: Tensor, ta: Tensor, wind: Tensor, z: float) -> Tensor:

@@ -49,6 +49,20 @@ def test_fao56_aerodynamic_resistance_of_reference_grass() -> None:
     assert float(ra) == pytest.approx(208.0 / 2.0, rel=0.01)
 
 
+def test_aerodynamic_resistance_below_the_roughness_is_floored() -> None:
+    # 2-m station wind over a 20-m forest (z0m = 2.46 m): the log profile would give r_a < 0
+    z0m = T([0.123 * 20.0, 0.123 * 0.5], dtype=torch.float64)
+    u = T([2.0, 2.0], dtype=torch.float64)
+    ra = physics.neutral_aerodynamic_resistance(u, 2.0, 2.0, z0m, 0.1 * z0m)
+    assert bool((ra > 0).all())
+    floor = physics.ROUGHNESS_HEIGHT_FLOOR
+    expected = math.log(floor) * math.log(2.0 / 0.246) / (0.41**2 * 2.0)
+    assert float(ra[0]) == pytest.approx(expected, rel=1e-3)
+    # above the floor the formula is untouched, bitwise
+    unfloored = torch.log(2.0 / z0m[1:]) * torch.log(2.0 / (0.1 * z0m[1:])) / (0.41**2 * 2.0)
+    assert float(ra[1]) == float(unfloored[0])
+
+
 def test_stability_factor_limits() -> None:
     f = physics.stability_factor(T([-1.0, 0.0, 0.1, 5.0], dtype=torch.float64))
     assert float(f[1]) == 1.0
