@@ -52,7 +52,8 @@ def _speedups(payload: Payload) -> list[str]:
         "|---:|---:|---:|:---|:---|---:|---:|",
     ]
     for r in payload["results"]:
-        for key in ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all"):
+        keys = ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all", "hybrid_all")
+        for key in (k for k in keys if k in r):  # runs before 2026-12-06 have no hybrid
             loader, tiles = key.split("_")
             lines.append(
                 f"| {r['cells']:,} | {r['active_tiles']:,} | {1e3 * r['reference']:.1f} | "

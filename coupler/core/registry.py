@@ -6,8 +6,10 @@ breaking the service. A backend instance is stateless across sessions (the sessi
 ``LandState``), so the session manager builds one instance per name and shares it.
 
 Registered: ``reference`` (``emulators.reference.ReferenceBackend``), the compiled emulators
-``torchscript``, ``aoti`` and ``onnx`` (``emulators.compiled.emulator``), and ``triton`` (the same
-emulators served by a Triton Inference Server, ``emulators.serving.triton_backend``).
+``torchscript``, ``aoti`` and ``onnx`` (``emulators.compiled.emulator``), ``triton`` (the same
+emulators served by a Triton Inference Server, ``emulators.serving.triton_backend``) and
+``hybrid`` (the reference with its canopy phase from the ``canopy-mlp`` network,
+``emulators.compiled.hybrid``).
 
 :class:`BackendOptions` are the server-wide choices a factory receives (``landcoupler serve
 --device``, ``--triton-url``): the device of the compiled emulators and the Triton server's URL
@@ -87,6 +89,7 @@ _FACTORIES: dict[str, OptionsFactory] = {
     "aoti": _emulator_factory("AOTIBackend"),
     "onnx": _emulator_factory("OnnxBackend"),
     "triton": _triton_factory,
+    "hybrid": _import_factory("emulators.compiled.hybrid", "HybridBackend"),
 }
 
 

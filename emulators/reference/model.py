@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -199,7 +200,7 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
         ra_neutral = physics.neutral_aerodynamic_resistance(
             wind, cfg.height_wind, cfg.height_temperature, z0m, 0.1 * z0m
         )
-        canopy = photosynthesis.canopy_photosynthesis(
+        canopy = self._canopy(
             rsds=f["rsds"],
             t_leaf=ts,
             ps=ps,
@@ -230,6 +231,11 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
             fao56=fao,
         )
         return ex, canopy.gpp * C.MOLAR_MASS_C
+
+    def _canopy(self, **inputs: Any) -> photosynthesis.CanopyExchange:
+        """Canopy photosynthesis and stomatal conductance (``photosynthesis``); the ``hybrid``
+        backend replaces this phase, and only this one, by a network."""
+        return photosynthesis.canopy_photosynthesis(**inputs)
 
     def _energy_balance(
         self, f: dict[str, Tensor], albedo: Tensor, w: Tensor, tsoil: Tensor, dt: float

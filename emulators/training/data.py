@@ -185,17 +185,23 @@ class Trajectory:
     def steps(self) -> int:
         return int(self.time.shape[0])
 
-    def physical(self) -> tuple[Trajectory, int]:
-        """(this trajectory without the rows whose state ever left the registry's valid range or
-        went non-finite, number of rows dropped). The reference model can diverge for rare
-        parameter/forcing combinations; such rows are not training or evaluation data."""
+    def physical_rows(self) -> np.ndarray:
+        """(row,) bool: the rows whose state stayed finite and in the registry's valid range
+        (what :meth:`physical` keeps)."""
         ts = self.state["ts"]
         bad = ~np.isfinite(ts).all(0) | (ts.min(0) < 180.0) | (ts.max(0) > 360.0)
         for v in (*self.state.values(), *self.outputs.values()):
             bad |= ~np.isfinite(v.reshape(v.shape[0], v.shape[1], -1)).all(axis=(0, 2))
-        if not bad.any():
+        return np.asarray(~bad)
+
+    def physical(self) -> tuple[Trajectory, int]:
+        """(this trajectory without the rows whose state ever left the registry's valid range or
+        went non-finite, number of rows dropped). The reference model can diverge for rare
+        parameter/forcing combinations; such rows are not training or evaluation data."""
+        keep = self.physical_rows()
+        if keep.all():
             return self, 0
-        keep = ~bad
+        bad = ~keep
         return (
             Trajectory(
                 label=self.label,
@@ -249,14 +255,26 @@ class Trajectory:
         )
 
 
-def simulate(
-    spec: SourceSpec, timestep: int = 3600, progress: bool = True, cache: Path | None = None
-) -> Trajectory:
-    """Run the reference model over ``spec`` and record tile trajectories (cached as .npz in
-    ``cache`` by the spec's hash, when given)."""
-    path = cache / f"{spec.label}-{spec.key()}-{timestep}.npz" if cache else None
-    if path is not None and path.exists():
-        return Trajectory.load(path)
+@dataclass(frozen=True)
+class Setup:
+    """What a reference run of ``spec`` starts from: the forcing (sliced by ``offset_days`` and
+    ``record_days``), the static fields of its ``n`` = cells × replicas rows of 8 tiles, the
+    model config (the source's measurement heights) and the forcing arrays (time, n)."""
+
+    ds: xr.Dataset
+    static: LandStatic
+    config: ReferenceConfig
+    arrays: dict[str, torch.Tensor]
+    times: np.ndarray
+    n: int
+    cell_of: np.ndarray
+    params: torch.Tensor
+    lat: torch.Tensor
+    lon: torch.Tensor
+
+
+def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
+    """The forcing, static fields and config of a reference run of ``spec`` (:class:`Setup`)."""
     ds = load_forcing(spec, timestep)
     per_day = max(1, 86_400 // timestep)
     if spec.offset_days or spec.record_days:
@@ -281,12 +299,25 @@ def simulate(
         height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
         height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
     )
-    backend = ReferenceBackend(config)
     arrays = {
         name: torch.as_tensor(ds[name].values[:, cell_of], dtype=torch.float64)
         for name in REQUIRED_FORCING
     }
     times = ds["time"].values.astype("datetime64[s]")
+    return Setup(ds, static, config, arrays, times, n, cell_of, params, lat, lon)
+
+
+def simulate(
+    spec: SourceSpec, timestep: int = 3600, progress: bool = True, cache: Path | None = None
+) -> Trajectory:
+    """Run the reference model over ``spec`` and record tile trajectories (cached as .npz in
+    ``cache`` by the spec's hash, when given)."""
+    path = cache / f"{spec.label}-{spec.key()}-{timestep}.npz" if cache else None
+    if path is not None and path.exists():
+        return Trajectory.load(path)
+    run = setup(spec, timestep)
+    static, arrays, times, n, k = run.static, run.arrays, run.times, run.n, P.N_CLASSES
+    backend = ReferenceBackend(run.config)
     dt = float(timestep)
     clock = StepClock(0, times[0], dt)
     state = backend.initial_state(static, clock)
@@ -321,10 +352,10 @@ def simulate(
         forcing={name: v.numpy()[:, cell_rows] for name, v in arrays.items()},
         state=rec_state,
         outputs=rec_out,
-        params=params[0].reshape(n * k, P.N_PARAMETERS).numpy(),
+        params=run.params[0].reshape(n * k, P.N_PARAMETERS).numpy(),
         tile=np.tile(np.arange(k), n),
-        lat=lat.numpy()[cell_rows],
-        lon=lon.numpy()[cell_rows],
+        lat=run.lat.numpy()[cell_rows],
+        lon=run.lon.numpy()[cell_rows],
         time=times,
         dt=dt,
     )

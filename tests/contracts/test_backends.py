@@ -1,7 +1,9 @@
 """Every land backend passes the contract: the reference model and the emulator backends
 (TorchScript, AOTInductor, ONNX Runtime), at hourly steps and at daily steps (the emulator
-backends then use ``flux_lstm_daily``), and replay as a land backend, fed the forcing of the
-record it serves. The Triton backend runs the same suite in tests/triton (``make test-triton``)."""
+backends then use ``flux_lstm_daily``), the hybrid backend (the reference with the
+``canopy-mlp`` network; TorchScript and ONNX Runtime), and replay as a land backend, fed the
+forcing of the record it serves. The Triton backend runs the same suite in tests/triton
+(``make test-triton``)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from emulators.compiled.emulator import (
     OnnxBackend,
     TorchScriptBackend,
 )
+from emulators.compiled.hybrid import HybridBackend
 from emulators.protocol import LandBackend, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS
@@ -54,6 +57,16 @@ class TestOnnxBackend(LandBackendContract):
         return OnnxBackend()
 
 
+class TestHybridBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return HybridBackend()
+
+
+class TestHybridBackendOnnx(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return HybridBackend(loader="onnx")
+
+
 class _Daily:
     dt = 86_400.0
     start = "2001-06-27T00:00:00"
@@ -63,6 +76,11 @@ class _Daily:
 class TestReferenceBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return ReferenceBackend()
+
+
+class TestHybridBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return HybridBackend()
 
 
 class TestTorchScriptBackendDaily(_Daily, LandBackendContract):

@@ -1,6 +1,7 @@
 """Every land backend passes the session data-assimilation contract (``da_contract``): the
-reference model and the emulator backends (TorchScript, AOTInductor, ONNX Runtime), whose
-leaf carbon and soil water are the analysed state as the reference model's are."""
+reference model, the emulator backends (TorchScript, AOTInductor, ONNX Runtime) and the hybrid
+backend, whose leaf carbon and soil water are the analysed state as the reference model's
+are."""
 
 from __future__ import annotations
 
@@ -21,3 +22,7 @@ class TestAOTISessionDA(SessionDAContract):
 
 class TestOnnxSessionDA(SessionDAContract):
     backend = "onnx"
+
+
+class TestHybridSessionDA(SessionDAContract):
+    backend = "hybrid"

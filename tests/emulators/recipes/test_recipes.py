@@ -18,7 +18,15 @@ from emulators.recipes.lai import LAIRecipe
 from emulators.training.data import SourceSpec
 from emulators.training.trainer import Loop, Optimiser, weights_digest
 
-SHIPPED = ("flux-lstm", "flux-lstm-daily", "flux-transformer", "lai", "lai-daily", "lulc-unet")
+SHIPPED = (
+    "canopy-mlp",
+    "flux-lstm",
+    "flux-lstm-daily",
+    "flux-transformer",
+    "lai",
+    "lai-daily",
+    "lulc-unet",
+)
 
 
 def test_every_shipped_emulator_has_a_recipe() -> None:
