@@ -100,9 +100,9 @@ def neutral_aerodynamic_resistance(
     0.123 h) is raised to that floor, which would otherwise give a negative r_a, conductances of
     the wrong sign and an energy balance that cannot converge. A floor, not a shift: every
     height above it gives bitwise the same r_a."""
-    zm = torch.maximum(z0m * ROUGHNESS_HEIGHT_FLOOR, torch.full_like(z0m, z_wind))
-    zh = torch.maximum(z0h * ROUGHNESS_HEIGHT_FLOOR, torch.full_like(z0h, z_temp))
-    return torch.log(zm / z0m) * torch.log(zh / z0h) / (C.VON_KARMAN**2 * wind.clamp_min(0.1))
+    ratio_m = (z_wind / z0m).clamp_min(ROUGHNESS_HEIGHT_FLOOR)
+    ratio_h = (z_temp / z0h).clamp_min(ROUGHNESS_HEIGHT_FLOOR)
+    return torch.log(ratio_m) * torch.log(ratio_h) / (C.VON_KARMAN**2 * wind.clamp_min(0.1))
 
 
 def bulk_richardson(ts: Tensor, ta: Tensor, wind: Tensor, z: float) -> Tensor:
