@@ -75,22 +75,23 @@ def time_slice(batch: Batch, start: int, steps: int) -> Batch:
     )
 
 
-Pairs = dict[str, dict[str, list[np.ndarray]]]  # window -> "sim"/"ref" -> flattened arrays
-
-
-def _collect(
-    pairs: Pairs, sim: dict[str, np.ndarray], ref: dict[str, np.ndarray], first: int, var: str
-) -> None:
-    for window, sl in (
-        ("first 48 h", slice(0, first)),
-        ("after 48 h", slice(first, None)),
-        ("whole", slice(None)),
-    ):
-        pairs.setdefault(window, {}).setdefault(f"sim/{var}", []).append(sim[var][sl].reshape(-1))
-        pairs[window].setdefault(f"ref/{var}", []).append(ref[var][sl].reshape(-1))
-
-
 Arrays = dict[str, np.ndarray]
+
+
+def split(
+    pairs: Sequence[tuple[Arrays, Arrays]], first: int, variables: Sequence[str]
+) -> dict[str, tuple[Arrays, Arrays]]:
+    """window (:data:`WINDOWS`) -> (emulator, reference) arrays of ``variables``, flattened over
+    rows and the runs in ``pairs`` (each a (time, row) (emulator, reference) pair from one
+    start); the first window is the first ``first`` steps of each run."""
+    slices = dict(zip(WINDOWS, (slice(0, first), slice(first, None), slice(None)), strict=True))
+    return {
+        window: (
+            {v: np.concatenate([p[0][v][sl].reshape(-1) for p in pairs]) for v in variables},
+            {v: np.concatenate([p[1][v][sl].reshape(-1) for p in pairs]) for v in variables},
+        )
+        for window, sl in slices.items()
+    }
 
 
 def starts(
@@ -125,20 +126,18 @@ def starts(
         cases.append(("resumed", [time_slice(continuous, o, length) for o in resumed]))
     out: dict[tuple[str, str], tuple[Arrays, Arrays]] = {}
     for case, batches in cases:
-        pairs: Pairs = {}
+        pairs = []
         for batch in batches:
             with torch.no_grad():
                 res = rollout(net, batch, hidden, fields=variables, c_width=c_width)  # type: ignore[arg-type]
-            sim = {k: res[k].numpy() for k in variables}
-            ref = {k: batch.outputs[k].numpy() for k in variables}
-            for v in variables:
-                _collect(pairs, sim, ref, first, v)
-        for window in WINDOWS:
-            p = pairs[window]
-            out[(case, window)] = (
-                {v: np.concatenate(p[f"sim/{v}"]) for v in variables},
-                {v: np.concatenate(p[f"ref/{v}"]) for v in variables},
+            pairs.append(
+                (
+                    {k: res[k].numpy() for k in variables},
+                    {k: batch.outputs[k].numpy() for k in variables},
+                )
             )
+        for window, found in split(pairs, first, variables).items():
+            out[(case, window)] = found
     return out
 
 

@@ -12,6 +12,7 @@ aggregates of the same records.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,89 @@ def report(
     }
 
 
+Arrays = dict[str, np.ndarray]
+Pair = tuple[Arrays, Arrays]  # (emulator, reference)
+
+
+def _flat_skill(pair: Pair, variables: Sequence[str]) -> pd.DataFrame:
+    sim, ref = pair
+    return skill(
+        {k: sim[k].reshape(-1, 1) for k in variables},
+        {k: ref[k].reshape(-1, 1) for k in variables},
+        variables,
+    )
+
+
+@dataclass
+class FluxSkill:
+    """The held-out skill tables of a flux emulator: per source over the continuous record and
+    from each cold start (``coldstart``: fresh and resumed, first 48 h vs the rest), and each
+    pooled over the sources ("all held-out"). Shared by every flux evaluation so that their
+    reports and manifest records have one layout."""
+
+    variables: Sequence[str] = FLUX_VARIABLES
+    continuous: dict[str, pd.DataFrame] = field(default_factory=dict)
+    starts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    pooled: dict[tuple[str, str], list[Pair]] = field(default_factory=dict)
+
+    def add(
+        self, label: str, sim: Arrays, ref: Arrays, found: Mapping[tuple[str, str], Pair]
+    ) -> None:
+        """One source: ``sim``/``ref`` (time, row) of the continuous run; ``found``: (start,
+        window) -> flattened (emulator, reference) arrays, as ``coldstart.starts`` returns."""
+        v = self.variables
+        self.continuous[label] = skill(sim, ref, v)
+        self.pooled.setdefault(("continuous", "whole"), []).append(
+            ({k: sim[k].reshape(-1) for k in v}, {k: ref[k].reshape(-1) for k in v})
+        )
+        for (case, window), pair in found.items():
+            name = f"{label} ({case} start, {window})"
+            self.starts[name] = _flat_skill(pair, v)
+            self.fields[name] = {"source": label, "start": case, "window": window}
+            self.pooled.setdefault((case, window), []).append(pair)
+
+    def tables(self) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, str]]]:
+        """(label -> table, label -> record fields) for :func:`report`: the sources, the pooled
+        continuous table, the starts, the pooled starts."""
+        head = dict(self.continuous)
+        tail: dict[str, pd.DataFrame] = {}
+        fields = dict(self.fields)
+        for (case, window), pairs in self.pooled.items():
+            pair = tuple(
+                {k: np.concatenate([p[j][k] for p in pairs]) for k in self.variables}
+                for j in (0, 1)
+            )
+            if case == "continuous":
+                head["all held-out"] = _flat_skill(pair, self.variables)  # type: ignore[arg-type]
+            else:
+                name = f"all held-out ({case} start, {window})"
+                tail[name] = _flat_skill(pair, self.variables)  # type: ignore[arg-type]
+                fields[name] = {"source": "all held-out", "start": case, "window": window}
+        return {**head, **self.starts, **tail}, fields
+
+    def write(
+        self,
+        manifest: Manifest,
+        directory: Path,
+        out_dir: Path,
+        title: str,
+        preamble: str,
+        series: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+        save: bool = True,
+    ) -> Manifest:
+        """Write the report to ``out_dir`` (:func:`report`); the records become the manifest's
+        skill, saved to ``directory`` when ``save``."""
+        tables, fields = self.tables()
+        result = report(
+            tables, series or {}, out_dir, title, ("hfls", "hfss"), preamble=preamble, fields=fields
+        )
+        manifest.skill = result["records"]
+        if save:
+            manifest.save(directory)
+        return manifest
+
+
 def acceptance(
     records: Sequence[Mapping[str, Any]],
     rules: Mapping[str, Callable[[Mapping[str, Any]], bool]],
@@ -201,13 +285,8 @@ def evaluate_flux(
     net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
     hidden = int(manifest.recurrent_state["hidden"])
     c_width = int(manifest.recurrent_state.get("c_width", hidden))
-    tables: dict[str, pd.DataFrame] = {}
+    held = FluxSkill()
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    pooled_sim: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
-    pooled_ref: dict[str, list[np.ndarray]] = {k: [] for k in FLUX_VARIABLES}
-    start_tables: dict[str, pd.DataFrame] = {}
-    start_fields: dict[str, dict[str, str]] = {}
-    pooled_starts: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
     for spec in specs if specs is not None else flux_held_out(dt):
         traj = simulate(spec, int(dt), progress=progress, cache=cache)
         batch = Batch.of([traj], torch.float64)
@@ -215,22 +294,10 @@ def evaluate_flux(
             out = rollout(net, batch, hidden, fields=FLUX_VARIABLES, c_width=c_width)
         sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
         ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
-        tables[spec.label] = skill(sim, ref, FLUX_VARIABLES)
         found = coldstart.starts(
             net, hidden, c_width, spec, int(dt), FLUX_VARIABLES, cache, progress, batch
         )
-        for (case, window), (s_, r_) in found.items():
-            name = f"{spec.label} ({case} start, {window})"
-            start_tables[name] = skill(
-                {k: v[:, None] for k, v in s_.items()},
-                {k: v[:, None] for k, v in r_.items()},
-                FLUX_VARIABLES,
-            )
-            start_fields[name] = {"source": spec.label, "start": case, "window": window}
-            pooled_starts.setdefault((case, window), []).append((s_, r_))
-        for k in FLUX_VARIABLES:
-            pooled_sim[k].append(sim[k].reshape(-1))
-            pooled_ref[k].append(ref[k].reshape(-1))
+        held.add(spec.label, sim, ref, found)
         if spec.source in ("tmy3-greensboro", "pcse-wageningen", "tmy3-sandpoint"):
             times = traj.time[: batch.steps]
             start = int(np.searchsorted(times, np.datetime64(f"{str(times[0])[:4]}-07-01")))
@@ -243,35 +310,18 @@ def evaluate_flux(
                     sim[var][sl, row],
                     ref[var][sl, row],
                 )
-    tables["all held-out"] = skill(
-        {k: np.concatenate(v)[:, None] for k, v in pooled_sim.items()},
-        {k: np.concatenate(v)[:, None] for k, v in pooled_ref.items()},
-        FLUX_VARIABLES,
-    )
-    for (case, window), found_pairs in pooled_starts.items():
-        name = f"all held-out ({case} start, {window})"
-        start_tables[name] = skill(
-            {k: np.concatenate([p[0][k] for p in found_pairs])[:, None] for k in FLUX_VARIABLES},
-            {k: np.concatenate([p[1][k] for p in found_pairs])[:, None] for k in FLUX_VARIABLES},
-            FLUX_VARIABLES,
-        )
-        start_fields[name] = {"source": "all held-out", "start": case, "window": window}
-    result = report(
-        {**tables, **start_tables},
-        series,
+    return held.write(
+        manifest,
+        directory,
         out_dir,
         f"{manifest.name} vs reference model (held-out, free-running)",
-        ("hfls", "hfss"),
-        preamble=f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
+        f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
         "source; the emulator runs closed-loop on its own soil water and temperatures from the "
         f"first step ({dt:g} s steps). Tables named '(fresh start, …)' and '(resumed start, …)' "
         "are the cold starts of `emulators.training.coldstart` (first 48 h vs the rest).",
-        fields=start_fields,
+        series,
+        save,
     )
-    manifest.skill = result["records"]
-    if save:
-        manifest.save(directory)
-    return manifest
 
 
 def evaluate_lai(

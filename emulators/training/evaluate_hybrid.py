@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from emulators.manifest import Manifest
@@ -28,7 +27,7 @@ from emulators.protocol import LandState, StepClock
 from emulators.reference.model import ReferenceBackend
 from emulators.training import coldstart
 from emulators.training.data import SourceSpec, Trajectory, setup, simulate
-from emulators.training.evaluate import FLUX_HELD_OUT, FLUX_VARIABLES, report, skill
+from emulators.training.evaluate import FLUX_HELD_OUT, FLUX_VARIABLES, FluxSkill
 
 Arrays = dict[str, np.ndarray]
 
@@ -78,20 +77,6 @@ def _pairs(sim: Arrays, traj: Trajectory, first: int, steps: int) -> tuple[Array
     return {v: a[:, keep] for v, a in sim.items()}, ref
 
 
-def _windows(pairs: list[tuple[Arrays, Arrays]], hours: int) -> dict[str, tuple[Arrays, Arrays]]:
-    out = {}
-    for window, sl in (
-        ("first 48 h", slice(0, hours)),
-        ("after 48 h", slice(hours, None)),
-        ("whole", slice(None)),
-    ):
-        out[window] = tuple(
-            {v: np.concatenate([p[j][v][sl].reshape(-1) for p in pairs]) for v in FLUX_VARIABLES}
-            for j in (0, 1)
-        )
-    return out  # type: ignore[return-value]
-
-
 def starts(
     make: Any, spec: SourceSpec, traj: Trajectory, cache: Path | None, progress: bool
 ) -> dict[tuple[str, str], tuple[Arrays, Arrays]]:
@@ -107,11 +92,11 @@ def starts(
         for o in offsets
         if o * 24 + length <= traj.steps
     ]
-    out = {}
-    for case, pairs in (("fresh", fresh), ("resumed", resumed)):
-        for window, found in _windows(pairs, coldstart.FIRST_HOURS).items():
-            out[(case, window)] = found
-    return out
+    return {
+        (case, window): found
+        for case, pairs in (("fresh", fresh), ("resumed", resumed))
+        for window, found in coldstart.split(pairs, coldstart.FIRST_HOURS, FLUX_VARIABLES).items()
+    }
 
 
 def evaluate_hybrid(
@@ -135,47 +120,19 @@ def evaluate_hybrid(
         def make(config: Any) -> HybridBackend:
             return HybridBackend(config, artifact=directory)
 
-    tables: dict[str, pd.DataFrame] = {}
-    fields: dict[str, dict[str, str]] = {}
-    pooled: dict[tuple[str, str], list[tuple[Arrays, Arrays]]] = {}
+    held = FluxSkill()
     for spec in specs if specs is not None else FLUX_HELD_OUT:
         traj = simulate(spec, 3600, progress=progress, cache=cache)
         sim, ref = _pairs(rollout(make, spec, traj, 0), traj, 0, traj.steps)
-        tables[spec.label] = skill(sim, ref, FLUX_VARIABLES)
-        pooled.setdefault(("continuous", "whole"), []).append(
-            ({v: a.reshape(-1) for v, a in sim.items()}, {v: a.reshape(-1) for v, a in ref.items()})
-        )
-        for (case, window), (s_, r_) in starts(make, spec, traj, cache, progress).items():
-            name = f"{spec.label} ({case} start, {window})"
-            tables[name] = skill(
-                {k: v[:, None] for k, v in s_.items()},
-                {k: v[:, None] for k, v in r_.items()},
-                FLUX_VARIABLES,
-            )
-            fields[name] = {"source": spec.label, "start": case, "window": window}
-            pooled.setdefault((case, window), []).append((s_, r_))
-    for (case, window), pairs in pooled.items():
-        name = "all held-out" if case == "continuous" else f"all held-out ({case} start, {window})"
-        tables[name] = skill(
-            {k: np.concatenate([p[0][k] for p in pairs])[:, None] for k in FLUX_VARIABLES},
-            {k: np.concatenate([p[1][k] for p in pairs])[:, None] for k in FLUX_VARIABLES},
-            FLUX_VARIABLES,
-        )
-        if case != "continuous":
-            fields[name] = {"source": "all held-out", "start": case, "window": window}
-    result = report(
-        tables,
-        {},
+        held.add(spec.label, sim, ref, starts(make, spec, traj, cache, progress))
+    return held.write(
+        manifest,
+        directory,
         out_dir,
         f"hybrid backend ({manifest.name}) vs reference model (held-out, free-running)",
-        ("hfls", "hfss"),
-        preamble="The reference model with its canopy phase from the network, free-running on "
+        "The reference model with its canopy phase from the network, free-running on "
         "its own soil water and temperatures from the first step (hourly), leaf carbon from the "
         "reference. Tables named '(fresh start, …)' and '(resumed start, …)' are the cold starts "
         "of `emulators.training.coldstart` (first 48 h vs the rest).",
-        fields=fields,
+        save=save,
     )
-    manifest.skill = result["records"]
-    if save:
-        manifest.save(directory)
-    return manifest
