@@ -261,16 +261,11 @@ class Setup:
     ``record_days``), the static fields of its ``n`` = cells × replicas rows of 8 tiles, the
     model config (the source's measurement heights) and the forcing arrays (time, n)."""
 
-    ds: xr.Dataset
     static: LandStatic
     config: ReferenceConfig
     arrays: dict[str, torch.Tensor]
     times: np.ndarray
     n: int
-    cell_of: np.ndarray
-    params: torch.Tensor
-    lat: torch.Tensor
-    lon: torch.Tensor
 
 
 def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
@@ -304,7 +299,7 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
         for name in REQUIRED_FORCING
     }
     times = ds["time"].values.astype("datetime64[s]")
-    return Setup(ds, static, config, arrays, times, n, cell_of, params, lat, lon)
+    return Setup(static, config, arrays, times, n)
 
 
 def simulate(
@@ -352,10 +347,10 @@ def simulate(
         forcing={name: v.numpy()[:, cell_rows] for name, v in arrays.items()},
         state=rec_state,
         outputs=rec_out,
-        params=run.params[0].reshape(n * k, P.N_PARAMETERS).numpy(),
+        params=run.static.params[0].reshape(n * k, P.N_PARAMETERS).numpy(),
         tile=np.tile(np.arange(k), n),
-        lat=run.lat.numpy()[cell_rows],
-        lon=run.lon.numpy()[cell_rows],
+        lat=run.static.lat.numpy()[cell_rows],
+        lon=run.static.lon.numpy()[cell_rows],
         time=times,
         dt=dt,
     )
