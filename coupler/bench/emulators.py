@@ -5,7 +5,8 @@ coarse cells of a real land-cover map mostly do. The reference model computes al
 every cell (its design); the emulator backends compute only tiles with nonzero cover ("active"),
 and, for an identical-work comparison, all 8 tiles ("all tiles"). The ``hybrid`` backend (the
 reference with the ``canopy-mlp`` network in its canopy phase) computes all 8 tiles, as the
-reference does.
+reference does; the ``transformer`` backend (``flux-transformer`` in the TorchScript backend) the
+active tiles.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def run(
 ) -> dict[str, Any]:
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
     from emulators.compiled.hybrid import HybridBackend
+    from emulators.compiled.transformer import TransformerBackend
     from emulators.reference import ReferenceBackend
 
     previous = torch.get_num_threads()
@@ -126,6 +128,9 @@ def run(
             row["reference"] = _time(ReferenceBackend(), static, steps)
             row["hybrid_all"] = _time(HybridBackend(), static, steps)  # computes all 8 tiles
             row["speedup_hybrid_all"] = row["reference"] / row["hybrid_all"]
+            transformer = TransformerBackend(EmulatorConfig(device="cpu"))  # active tiles
+            row["transformer_active"] = _time(transformer, static, steps)
+            row["speedup_transformer_active"] = row["reference"] / row["transformer_active"]
             for loader in ("torchscript", "aoti"):
                 for all_tiles in (False, True):
                     cfg = EmulatorConfig(all_tiles=all_tiles, device="cpu")

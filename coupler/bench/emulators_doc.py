@@ -52,8 +52,11 @@ def _speedups(payload: Payload) -> list[str]:
         "|---:|---:|---:|:---|:---|---:|---:|",
     ]
     for r in payload["results"]:
-        keys = ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all", "hybrid_all")
-        for key in (k for k in keys if k in r):  # runs before 2026-12-06 have no hybrid
+        keys = (
+            "torchscript_active", "torchscript_all", "aoti_active", "aoti_all",
+            "hybrid_all", "transformer_active",
+        )  # fmt: skip
+        for key in (k for k in keys if k in r):  # older runs: no hybrid, no transformer
             loader, tiles = key.split("_")
             lines.append(
                 f"| {r['cells']:,} | {r['active_tiles']:,} | {1e3 * r['reference']:.1f} | "

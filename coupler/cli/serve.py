@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--device", default=os.environ.get("LANDCOUPLER_DEVICE") or None,
-        help="where the compiled emulator backends (torchscript, aoti, onnx) run: cpu, cuda or "
-        "cuda:N (default: $LANDCOUPLER_DEVICE, else CUDA when present for torchscript, else CPU)",
+        help="where the compiled emulator backends (torchscript, aoti, onnx, transformer) run: "
+        "cpu, cuda or cuda:N (default: $LANDCOUPLER_DEVICE, else CUDA when present for "
+        "torchscript, else CPU)",
     )  # fmt: skip
     p.add_argument(
         "--triton-url", default=None, metavar="HOST:PORT",

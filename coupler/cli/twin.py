@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backend",
         default="reference",
-        help="land backend of the ensembles: reference, torchscript, aoti, onnx "
-        "(default reference)",
+        help="land backend of the ensembles: reference, torchscript, aoti, onnx, hybrid, "
+        "transformer (default reference)",
     )
     p.add_argument(
         "--truth-backend", default="reference", help="land backend of the truth (default reference)"

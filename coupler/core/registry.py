@@ -64,16 +64,19 @@ def _import_factory(module: str, attribute: str) -> OptionsFactory:
     return factory
 
 
-def _emulator_factory(attribute: str) -> OptionsFactory:
-    """A compiled-emulator backend class on the options' device."""
+def _emulator_factory(
+    attribute: str, module: str = "emulators.compiled.emulator"
+) -> OptionsFactory:
+    """A compiled-emulator backend class (``module.attribute``) on the options' device."""
 
     def factory(options: BackendOptions) -> LandBackend:
-        module = importlib.import_module("emulators.compiled.emulator")
-        config = module.EmulatorConfig(device=options.device)
-        backend: LandBackend = getattr(module, attribute)(config)
+        config = importlib.import_module("emulators.compiled.emulator").EmulatorConfig(
+            device=options.device
+        )
+        backend: LandBackend = getattr(importlib.import_module(module), attribute)(config)
         return backend
 
-    factory.__qualname__ = f"emulators.compiled.emulator.{attribute}"
+    factory.__qualname__ = f"{module}.{attribute}"
     return factory
 
 
@@ -90,6 +93,7 @@ _FACTORIES: dict[str, OptionsFactory] = {
     "onnx": _emulator_factory("OnnxBackend"),
     "triton": _triton_factory,
     "hybrid": _import_factory("emulators.compiled.hybrid", "HybridBackend"),
+    "transformer": _emulator_factory("TransformerBackend", "emulators.compiled.transformer"),
 }
 
 

@@ -1,5 +1,6 @@
 """Every land backend passes the contract: the reference model and the emulator backends
-(TorchScript, AOTInductor, ONNX Runtime), at hourly steps and at daily steps (the emulator
+(TorchScript, AOTInductor, ONNX Runtime; ``transformer``: TorchScript with ``flux-transformer``,
+hourly only), at hourly steps and at daily steps (the emulator
 backends then use ``flux_lstm_daily``), the hybrid backend (the reference with the
 ``canopy-mlp`` network; TorchScript and ONNX Runtime), and replay as a land backend, fed the
 forcing of the record it serves. The Triton backend runs the same suite in tests/triton
@@ -22,6 +23,7 @@ from emulators.compiled.emulator import (
     TorchScriptBackend,
 )
 from emulators.compiled.hybrid import HybridBackend
+from emulators.compiled.transformer import TransformerBackend
 from emulators.protocol import LandBackend, LandStatic, StepClock
 from emulators.reference import ReferenceBackend
 from emulators.variables import LAND_OUTPUTS
@@ -55,6 +57,11 @@ class TestAOTIBackend(LandBackendContract):
 class TestOnnxBackend(LandBackendContract):
     def make_backend(self) -> LandBackend:
         return OnnxBackend()
+
+
+class TestTransformerBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return TransformerBackend()
 
 
 class TestHybridBackend(LandBackendContract):

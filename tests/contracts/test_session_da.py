@@ -1,7 +1,7 @@
 """Every land backend passes the session data-assimilation contract (``da_contract``): the
-reference model, the emulator backends (TorchScript, AOTInductor, ONNX Runtime) and the hybrid
-backend, whose leaf carbon and soil water are the analysed state as the reference model's
-are."""
+reference model, the emulator backends (TorchScript, AOTInductor, ONNX Runtime, and TorchScript
+with ``flux-transformer``) and the hybrid backend, whose leaf carbon and soil water are the
+analysed state as the reference model's are."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class TestAOTISessionDA(SessionDAContract):
 
 class TestOnnxSessionDA(SessionDAContract):
     backend = "onnx"
+
+
+class TestTransformerSessionDA(SessionDAContract):
+    backend = "transformer"
 
 
 class TestHybridSessionDA(SessionDAContract):

@@ -22,7 +22,8 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     (row,) = payload["results"]
     assert row["cells"] == 40 and row["all_tiles"] == 320
     assert 40 <= row["active_tiles"] <= 120  # 1-3 classes per cell
-    for key in ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all", "hybrid_all"):
+    keys = ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all")
+    for key in (*keys, "hybrid_all", "transformer_active"):
         assert row[key] > 0 and row[f"speedup_{key}"] == row["reference"] / row[key]
     assert row["network_only"] > 0
     assert row["speedup_bound"] == row["reference"] / row["network_only"]
@@ -41,9 +42,9 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     assert call["loader"] == "torchscript" and 0 < call["fraction"]
     payload["machine"] = "test"
     md = bench.markdown(payload)
-    # speed-ups (4 emulator + 1 hybrid), network calls, phases, like-for-like
-    assert md.count("| 40 |") == 5 + 6 + 2 + 2
-    assert "| hybrid | all |" in md
+    # speed-ups (4 emulator + hybrid + transformer), network calls, phases, like-for-like
+    assert md.count("| 40 |") == 6 + 6 + 2 + 2
+    assert "| hybrid | all |" in md and "| transformer | active |" in md
     for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
                  "Like for like", "FlopCounterMode"):  # fmt: skip
         assert text in md, text
@@ -53,6 +54,7 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     # a JSON from before ``network_config``: the first shipped network (H = 32)
     del payload["roofline"]["network_config"]
     del row["hybrid_all"], row["speedup_hybrid_all"]  # nor a hybrid row (before 2026-12-06)
+    del row["transformer_active"], row["speedup_transformer_active"]
     old = bench.markdown(payload)
     assert old.count("| 40 |") == 4 + 6 + 2 + 2
     assert "(42 → 288, 32 → 128, 5 × 32 → 16 heads)" in old and "700 bytes" in old
