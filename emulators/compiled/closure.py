@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from emulators import landstep, physics
+from emulators.compiled import open_water
 from emulators.landstep import Fluxes, TileSurface
 from emulators.reference.soil import SoilConfig
 
@@ -76,14 +77,19 @@ def close(
     const: dict[str, Tensor],
     soil: SoilConfig,
     dt: float,
+    exact: tuple[Tensor, Fluxes] | None = None,
 ) -> Closed:
     """Apply the constraint layer to predictions ``pred`` (row, 5) in physical units (order of
     ``FLUX_OUTPUTS``). ``forcing``: (row,) forcing tensors; ``w`` (row,) kg m-2; ``tsoil``
-    (row, 3) K; ``const``: per-row class constants (``landstep.class_constants`` gathered)."""
+    (row, 3) K; ``const``: per-row class constants (``landstep.class_constants`` gathered).
+    ``exact``: (row indices, their fluxes) that replace the predicted ones of those rows
+    (``open_water``)."""
     pred = pred.to(w.dtype)
     tas = forcing["tas"]
     lam = physics.latent_heat_vaporisation(tas)
     fluxes = predicted_fluxes(pred, tas, lam)
+    if exact is not None:
+        fluxes = open_water.replace(fluxes, *exact)
     closed = landstep.close(
         fluxes,
         w=w,

@@ -13,7 +13,8 @@ the phases below); only the prediction of the fluxes differs from the reference 
 3. surface: exact, cheap diagnostics per row (albedo, roughness, LAI, water stress:
    ``landstep.surface``, the reference equations);
 4. predict: the flux emulator (recurrent, state passed in and out) predicts T_s − T_a, H, LE
-   demand, transpiration share and GPP — float32, in calls of ``chunk_rows`` rows;
+   demand, transpiration share and GPP — float32, in calls of ``chunk_rows`` rows; the water
+   tile's fluxes come from the reference's own energy balance instead (``open_water``);
 5. water, energy, soil heat: the land step's constraint layer (``closure.close`` →
    ``landstep.close``, float64) closes energy and water exactly and conducts G into the soil;
 6. phenology: at the end of each day (``landstep.day_ends``), leaf carbon advances: with the LAI
@@ -44,7 +45,6 @@ same way (``phenology="reference"`` needs none).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ import torch
 
 from emulators import landstep
 from emulators import parameters as P
-from emulators.compiled import closure, flux_step, row_step, tiles
+from emulators.compiled import closure, flux_step, open_water, row_step, tiles
 from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
@@ -66,61 +66,17 @@ from emulators.compiled.artifacts import (
 from emulators.compiled.artifacts import (
     TimestepError as TimestepError,  # re-exported: tests catch it from here
 )
+from emulators.compiled.config import ARTIFACTS as ARTIFACTS
+from emulators.compiled.config import EmulatorConfig as EmulatorConfig
 from emulators.compiled.features import step_local_hour
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
 from emulators.protocol import LandState, LandStatic, StepClock
-from emulators.reference.soil import SoilConfig
 from emulators.variables import REQUIRED_FORCING
 
 Tensor = torch.Tensor
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """``flux``/``lai``: artifact directories of the flux and LAI emulators, one per trained
-    timestep (with several, a directory without a manifest is skipped; at least one must load;
-    ``lai`` is used only with ``phenology="emulator"``)."""
-
-    artifacts: Path = ARTIFACTS
-    flux: tuple[str, ...] = ("flux_lstm", "flux_lstm_daily")
-    lai: tuple[str, ...] = ("lai", "lai_daily")
-    phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
-    device: str | None = None  # None: CUDA when present (torchscript), else CPU
-    #: rows per network call; None: flux 4096 for an in-process network on CPU (temporaries stay
-    #: in cache: 0.20 of the matmul peak vs 0.15 at 16 384, docs/benchmarks.md), else 16 384
-    chunk_rows: int | None = None
-    #: rows per block of a step (0: all at once; else a multiple of
-    #: ``row_step.ROW_BLOCK_MULTIPLE``): see ``row_step``. Off by default: blocks of 16 384 rows
-    #: were not measurably faster on this 2-core machine (docs/emulators.md, "Speed")
-    row_block: int = 0
-    all_tiles: bool = False
-    validate_forcing: bool = True
-    soil: SoilConfig = field(default_factory=SoilConfig)
-
-    def __post_init__(self) -> None:
-        if self.phenology not in ("emulator", "reference"):
-            raise ValueError(
-                f"phenology: must be 'emulator' or 'reference', got {self.phenology!r}"
-            )
-        if self.chunk_rows is not None and self.chunk_rows < 1:
-            raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
-        if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:
-            raise ValueError(
-                f"row_block: must be 0 (no blocks) or a positive multiple of "
-                f"{row_step.ROW_BLOCK_MULTIPLE}, got {self.row_block}"
-            )
-        if isinstance(self.flux, str):
-            object.__setattr__(self, "flux", (self.flux,))
-        if not self.flux:
-            raise ValueError("flux: at least one flux artifact directory is needed")
-        if isinstance(self.lai, str):
-            object.__setattr__(self, "lai", (self.lai,))
-        if self.phenology == "emulator" and not self.lai:
-            raise ValueError("lai: at least one LAI artifact directory is needed")
 
 
 class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
@@ -177,6 +133,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.manifest_hash = ",".join(h[:16] for h in hashes)
         self.version = self.flux_manifest.code_version
         self._const = landstep.class_constants(cfg.soil, torch.float64)
+        self._water = open_water.OpenWater() if cfg.open_water else None
         # (cover tensor, members, rows): the cover is held, so a new static can never be
         # mistaken for a freed one whose id() it reuses
         self._rows_cache: tuple[Tensor, int, tiles.Rows, dict[str, Tensor]] | None = None
@@ -335,7 +292,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 h, c = g(t["lstm_h"]), g(t["lstm_c"])
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
                 acc_gpp = g(t["acc_gpp"])
-            closed, _, h, c = flux_step.step(run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase)
+            closed, _, h, c = flux_step.step(
+                run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase, water=self._water
+            )
             with phase("phenology"):
                 new = row_step.phenology_phase(
                     run_lai=run_lai,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from emulators import landstep
-from emulators.compiled import closure
+from emulators.compiled import closure, open_water
 from emulators.compiled.features import flux_features
 from emulators.compiled.phases import Phase, no_phases
 from emulators.reference.soil import SoilConfig
@@ -63,15 +63,18 @@ def step(
     dt: float,
     net_dtype: torch.dtype = torch.float32,
     phase: Phase = no_phases,
+    water: open_water.OpenWater | None = None,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
     """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
-    ("features", "network", "closure"; ``emulators.compiled.phases``)."""
+    ("features", "network", "closure"; ``emulators.compiled.phases``). With ``water``, the
+    water rows' fluxes come from the reference's physics (``open_water``), not the network."""
     with phase("features"):
         x, surf = features(inp, soil)
         x = x.to(net_dtype)
     with phase("network"):
         y, h, c = net(x, h, c)
     with phase("closure"):
+        exact = None if water is None else water_rows(water, inp, surf, soil, dt)
         closed = closure.close(
             y,
             forcing=inp.forcing,
@@ -81,5 +84,37 @@ def step(
             const=inp.const,
             soil=soil,
             dt=dt,
+            exact=exact,
         )
     return closed, y, h, c
+
+
+def water_rows(
+    water: open_water.OpenWater,
+    inp: RowInputs,
+    surf: landstep.TileSurface,
+    soil: SoilConfig,
+    dt: float,
+) -> tuple[Tensor, landstep.Fluxes] | None:
+    """(indices, fluxes) of the water rows of ``inp`` from physics; None without water rows."""
+    index = open_water.rows(inp.tile)
+    n = index.numel()
+    if n == 0:
+        return None
+    computed = open_water.padded(index)  # every row on the vector path (``padded``)
+
+    def take(t: Tensor) -> Tensor:
+        return t.index_select(0, computed)
+
+    fluxes = water.fluxes(
+        {k: take(v) for k, v in inp.forcing.items()},
+        ts_prev=take(inp.ts_prev),
+        w=take(inp.w),
+        tsoil=take(inp.tsoil),
+        params=take(inp.params),
+        surf=open_water.select_surface(surf, computed),
+        const={k: take(v) for k, v in inp.const.items()},
+        soil=soil,
+        dt=dt,
+    )
+    return index, open_water.first(fluxes, n)

@@ -101,6 +101,74 @@ FAO56_HEIGHT = 0.12
 FAO56_ALBEDO = 0.23
 
 
+def exchange(
+    f: dict[str, Tensor],
+    surf: TileSurface,
+    z0m: Tensor,
+    params: Tensor,
+    g_stomata: Tensor,
+    const: dict[str, Tensor],
+    config: ReferenceConfig,
+    fao: bool = False,
+) -> Exchange:
+    """What the tiles' conductances depend on apart from T_s (``energy.Exchange``): the neutral
+    aerodynamic resistance at the config's measurement heights, leaf boundary-layer
+    conductances, the canopy's stomatal conductance ``g_stomata`` [m s-1], the bare-soil
+    resistance and the open-water flag. ``f``: forcing fields; ``params`` (…, 12); ``const``:
+    class constants (per tile, or gathered per row)."""
+    wind = f["sfcWind"]
+    ra_neutral = physics.neutral_aerodynamic_resistance(
+        wind, config.height_wind, config.height_temperature, z0m, 0.1 * z0m
+    )
+    sqrt_u = wind.clamp_min(0.1).sqrt()
+    chl = params[..., P.PARAMETER_NAMES.index("chl")]
+    cdl = params[..., P.PARAMETER_NAMES.index("cdl")]
+    return Exchange(
+        ra_neutral=ra_neutral,
+        ta=f["tas"],
+        wind=wind,
+        height_wind=config.height_wind,
+        g_bh=chl * (surf.lai + STEM_AREA_INDEX) * sqrt_u,
+        g_bv=cdl * (surf.lai + STEM_AREA_INDEX) * sqrt_u,
+        g_stomata=g_stomata,
+        lai=surf.lai,
+        vgcov=surf.vgcov,
+        r_soil=surface_resistance(surf.theta, config.soil),
+        water=const["water"],
+        fao56=fao,
+    )
+
+
+def energy_terms(
+    f: dict[str, Tensor],
+    albedo: Tensor,
+    w: Tensor,
+    tsoil: Tensor,
+    dt: float,
+    const: dict[str, Tensor],
+    soil: SoilConfig,
+) -> EnergyBalance:
+    """The terms of the surface energy balance that do not depend on T_s
+    (``energy.EnergyBalance``): absorbed shortwave, longwave, emissivity, air properties and the
+    soil column's implicit G(T_s) over ``dt`` s. ``const`` per tile or gathered per row."""
+    ta, qa, ps = f["tas"], f["huss"], f["ps"]
+    scale = const["heat_capacity_scale"]
+    kappa = soil.conductivity * scale / (0.5 * soil.layer_thickness[0])
+    g_slope, g_offset = surface_coupling(tsoil, kappa, scale, soil, dt)
+    return EnergyBalance(
+        s_abs=f["rsds"] * (1.0 - albedo),
+        rlds=f["rlds"],
+        emis=const["emissivity"].expand_as(w),
+        rho=physics.air_density(ta, qa, ps),
+        lam=physics.latent_heat_vaporisation(ta),
+        ta=ta,
+        qa=qa,
+        ps=ps,
+        g_slope=g_slope,
+        g_offset=g_offset,
+    )
+
+
 class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
     """The reference process model behind the ``LandBackend`` Protocol."""
 
@@ -194,12 +262,8 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
         """Conductances phase inputs: resistances and the canopy's stomatal conductance, and the
         GPP of the vegetated part [kg C m-2 s-1] (photosynthesis at the previous skin
         temperature ``ts``)."""
-        cfg = self.config
-        ta, qa, ps, wind = f["tas"], f["huss"], f["ps"], f["sfcWind"]
+        ta, qa, ps = f["tas"], f["huss"], f["ps"]
         prm = {spec.name: params[..., i] for i, spec in enumerate(P.PARAMETERS)}
-        ra_neutral = physics.neutral_aerodynamic_resistance(
-            wind, cfg.height_wind, cfg.height_temperature, z0m, 0.1 * z0m
-        )
         canopy = self._canopy(
             rsds=f["rsds"],
             t_leaf=ts,
@@ -213,23 +277,9 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
             binter=prm["binter"],
             rlfv=prm["rlfv"],
             f_w=surf.f_w,
-            iterations=cfg.photosynthesis_iterations,
+            iterations=self.config.photosynthesis_iterations,
         )
-        sqrt_u = wind.clamp_min(0.1).sqrt()
-        ex = Exchange(
-            ra_neutral=ra_neutral,
-            ta=ta,
-            wind=wind,
-            height_wind=cfg.height_wind,
-            g_bh=prm["chl"] * (surf.lai + STEM_AREA_INDEX) * sqrt_u,
-            g_bv=prm["cdl"] * (surf.lai + STEM_AREA_INDEX) * sqrt_u,
-            g_stomata=canopy.conductance,
-            lai=surf.lai,
-            vgcov=surf.vgcov,
-            r_soil=surface_resistance(surf.theta, self.config.soil),
-            water=self._const["water"],
-            fao56=fao,
-        )
+        ex = exchange(f, surf, z0m, params, canopy.conductance, self._const, self.config, fao)
         return ex, canopy.gpp * C.MOLAR_MASS_C
 
     def _canopy(self, **inputs: Any) -> photosynthesis.CanopyExchange:
@@ -241,23 +291,7 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
         self, f: dict[str, Tensor], albedo: Tensor, w: Tensor, tsoil: Tensor, dt: float
     ) -> EnergyBalance:
         """The terms of the energy balance that do not depend on the skin temperature."""
-        soil, const = self.config.soil, self._const
-        ta, qa, ps = f["tas"], f["huss"], f["ps"]
-        scale = const["heat_capacity_scale"]
-        kappa = soil.conductivity * scale / (0.5 * soil.layer_thickness[0])
-        g_slope, g_offset = surface_coupling(tsoil, kappa, scale, soil, dt)
-        return EnergyBalance(
-            s_abs=f["rsds"] * (1.0 - albedo),
-            rlds=f["rlds"],
-            emis=const["emissivity"].expand_as(w),
-            rho=physics.air_density(ta, qa, ps),
-            lam=physics.latent_heat_vaporisation(ta),
-            ta=ta,
-            qa=qa,
-            ps=ps,
-            g_slope=g_slope,
-            g_offset=g_offset,
-        )
+        return energy_terms(f, albedo, w, tsoil, dt, self._const, self.config.soil)
 
     def _phenology(
         self,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from emulators import landstep
-from emulators.compiled import flux_step
+from emulators.compiled import flux_step, open_water
 from emulators.compiled.features import step_local_hour
 from emulators.reference.soil import SoilConfig
 from emulators.training.data import Trajectory
@@ -151,9 +151,11 @@ def rollout(
     soil: SoilConfig | None = None,
     fields: Sequence[str] = ("hfls", "hfss", "ts", "gpp", "evspsbl", "tran", "hfdsl"),
     c_width: int | None = None,
+    water: open_water.OpenWater | None = None,
 ) -> dict[str, Tensor]:
     """Free-running (closed-loop) emulation of the whole batch from the reference state at step 0,
-    LAI from the reference (the flux emulator's own skill). Returns (T, R) fields."""
+    LAI from the reference (the flux emulator's own skill). Returns (T, R) fields. ``water``:
+    the water rows from physics, as the emulator backends serve them (``open_water``)."""
     soil = soil or SoilConfig()
     t0 = torch.zeros(batch.rows, dtype=torch.long)
     w = batch.state["w"][0].clone()
@@ -164,7 +166,7 @@ def rollout(
     out = {k: torch.empty(batch.steps, batch.rows, dtype=w.dtype) for k in fields}
     for i in range(batch.steps):
         inp = batch.row_inputs(t0 + i, w, ts, tsoil)
-        closed, _, h, c = flux_step.step(net, inp, h, c, soil, batch.dt)
+        closed, _, h, c = flux_step.step(net, inp, h, c, soil, batch.dt, water=water)
         for k in fields:
             out[k][i] = closed.fields[k]
         w, ts, tsoil = closed.w, closed.ts, closed.tsoil

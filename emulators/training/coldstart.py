@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emulators.compiled.open_water import OpenWater
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, load_forcing, simulate
 
@@ -104,10 +105,11 @@ def starts(
     cache: Path | None,
     progress: bool = False,
     continuous: Batch | None = None,
+    water: OpenWater | None = None,
 ) -> dict[tuple[str, str], tuple[Arrays, Arrays]]:
     """(start, window) -> (emulator, reference) arrays of ``variables`` (flattened over rows and
     the start dates): ``fresh`` and, with the spun-up ``continuous`` batch, ``resumed``; windows
-    :data:`WINDOWS`."""
+    :data:`WINDOWS`; ``water``: the water rows from physics (``batch.rollout``)."""
     per_day = max(1, 86_400 // timestep)
     first = FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
     offsets = start_days(record_days(spec, timestep))
@@ -129,7 +131,14 @@ def starts(
         pairs = []
         for batch in batches:
             with torch.no_grad():
-                res = rollout(net, batch, hidden, fields=variables, c_width=c_width)  # type: ignore[arg-type]
+                res = rollout(
+                    net,  # type: ignore[arg-type]
+                    batch,
+                    hidden,
+                    fields=variables,
+                    c_width=c_width,
+                    water=water,
+                )
             pairs.append(
                 (
                     {k: res[k].numpy() for k in variables},

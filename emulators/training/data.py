@@ -268,6 +268,14 @@ class Setup:
     n: int
 
 
+def reference_config(ds: xr.Dataset) -> ReferenceConfig:
+    """The reference model's config for forcing ``ds``: its measurement heights (attrs)."""
+    return ReferenceConfig(
+        height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
+        height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
+    )
+
+
 def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
     """The forcing, static fields and config of a reference run of ``spec`` (:class:`Setup`)."""
     ds = load_forcing(spec, timestep)
@@ -290,10 +298,7 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
     g = torch.Generator().manual_seed(spec.seed)
     params = perturbed_parameters(np.zeros(n, dtype=np.int64), spec.perturbation, g)
     static = LandStatic(lat, lon, cover, params)
-    config = ReferenceConfig(
-        height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
-        height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
-    )
+    config = reference_config(ds)
     arrays = {
         name: torch.as_tensor(ds[name].values[:, cell_of], dtype=torch.float64)
         for name in REQUIRED_FORCING

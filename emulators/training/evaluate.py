@@ -23,12 +23,13 @@ import xarray as xr
 
 from emulators import metrics
 from emulators.compiled.lai_step import lai_timestep
+from emulators.compiled.open_water import OpenWater
 from emulators.export import load_torchscript
 from emulators.manifest import Manifest
 from emulators.training import coldstart
 from emulators.training import lai as lai_training
 from emulators.training.batch import Batch, rollout
-from emulators.training.data import SourceSpec, simulate
+from emulators.training.data import SourceSpec, load_forcing, reference_config, simulate
 
 METRICS = ("nse", "kge", "rmse", "bias", "pearson_r", "std_ratio")
 
@@ -274,11 +275,13 @@ def evaluate_flux(
     progress: bool = True,
     specs: Sequence[SourceSpec] | None = None,
     save: bool = True,
+    water: bool = True,
 ) -> Manifest:
     """Held-out skill of a shipped TorchScript flux emulator at the manifest's timestep (held-out
     sources: :func:`flux_held_out`, or ``specs``): free-running over each whole record, and from
     fresh and resumed starts, first 48 h vs the rest (``coldstart``); updates the manifest's skill
-    (when ``save``)."""
+    (when ``save``). ``water``: the water rows from physics at the source's measurement heights,
+    as the emulator backends serve them (``open_water``); False: the network alone."""
     manifest = Manifest.load(directory)
     dt = manifest.timestep_seconds
     daily = dt >= 86_400
@@ -290,12 +293,13 @@ def evaluate_flux(
     for spec in specs if specs is not None else flux_held_out(dt):
         traj = simulate(spec, int(dt), progress=progress, cache=cache)
         batch = Batch.of([traj], torch.float64)
+        exact = OpenWater(reference_config(load_forcing(spec, int(dt)))) if water else None
         with torch.no_grad():
-            out = rollout(net, batch, hidden, fields=FLUX_VARIABLES, c_width=c_width)
+            out = rollout(net, batch, hidden, fields=FLUX_VARIABLES, c_width=c_width, water=exact)
         sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
         ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
         found = coldstart.starts(
-            net, hidden, c_width, spec, int(dt), FLUX_VARIABLES, cache, progress, batch
+            net, hidden, c_width, spec, int(dt), FLUX_VARIABLES, cache, progress, batch, exact
         )
         held.add(spec.label, sim, ref, found)
         if spec.source in ("tmy3-greensboro", "pcse-wageningen", "tmy3-sandpoint"):
@@ -317,7 +321,13 @@ def evaluate_flux(
         f"{manifest.name} vs reference model (held-out, free-running)",
         f"Pooled over all tiles and {'days' if daily else 'hours'} of each held-out "
         "source; the emulator runs closed-loop on its own soil water and temperatures from the "
-        f"first step ({dt:g} s steps). Tables named '(fresh start, …)' and '(resumed start, …)' "
+        f"first step ({dt:g} s steps)"
+        + (
+            "; the water tile from the reference's physics, as the backends serve it"
+            if water
+            else "; every tile from the network (no open-water physics)"
+        )
+        + ". Tables named '(fresh start, …)' and '(resumed start, …)' "
         "are the cold starts of `emulators.training.coldstart` (first 48 h vs the rest).",
         series,
         save,

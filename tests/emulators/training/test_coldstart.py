@@ -94,8 +94,11 @@ def test_evaluation_reports_first_48_h_of_fresh_and_resumed_starts(tmp_path: Pat
 
 def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     """The evaluation's fresh start is what the emulator backend does in a new session: same
-    initial state, zero recurrent state, same network: the LE of the first hours agrees."""
+    initial state, zero recurrent state, same network, the water tile from the same physics
+    (``open_water`` at the backend's default measurement heights, which the synthetic source
+    shares): the LE of the first hours agrees."""
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+    from emulators.compiled.open_water import OpenWater
     from emulators.export import load_torchscript
     from emulators.manifest import Manifest
     from emulators.protocol import StepClock
@@ -106,7 +109,7 @@ def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     batch = Batch.of([traj], torch.float64)
     net = load_torchscript(ARTIFACTS / "flux_lstm" / "flux_lstm.ts")
     hidden = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state["hidden"]
-    out = rollout(net, batch, hidden, fields=("hfls", "hfss"))
+    out = rollout(net, batch, hidden, fields=("hfls", "hfss"), water=OpenWater())
     backend = EmulatorBackend(EmulatorConfig(phenology="reference", all_tiles=True))
     lat = torch.as_tensor(traj.lat[:1])
     params = torch.as_tensor(traj.params).reshape(1, 1, P.N_CLASSES, P.N_PARAMETERS)
