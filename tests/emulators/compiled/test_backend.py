@@ -68,19 +68,26 @@ def test_torchscript_and_aoti_backends_agree(ts_backend: EmulatorBackend) -> Non
             assert relative_error(x[name].unsqueeze(-1), y[name].unsqueeze(-1)) <= 1e-5, name
 
 
-def test_refuses_a_timestep_it_was_not_trained_for(ts_backend: EmulatorBackend) -> None:
+def _refuses(backend: EmulatorBackend, dt: float, want: str) -> None:
+    """``backend`` refuses steps of ``dt`` s with a ``TimestepError`` matching ``want`` (field
+    ``dt``, rule ``trained_timestep``), at the start and mid-session, leaving the state as it
+    was."""
     static = contract_static(3, 1, seed=0)
-    good = StepClock(0, np.datetime64("2001-07-01"), 3600.0)
-    state = ts_backend.initial_state(static, good)
+    state = backend.initial_state(static, StepClock(0, np.datetime64("2001-07-01"), 3600.0))
     before = state.clone()
-    clock = StepClock(0, np.datetime64("2001-07-01"), 1800.0)
-    want = r"dt: .* 3600 s \(flux-lstm\), 86400 s \(flux-lstm-daily\); got 1800 s"
+    clock = StepClock(0, np.datetime64("2001-07-01"), dt)
     with pytest.raises(TimestepError, match=want) as err:
-        ts_backend.initial_state(static, clock)
+        backend.initial_state(static, clock)
     assert (err.value.field, err.value.rule) == ("dt", "trained_timestep")
     with pytest.raises(TimestepError, match=want):
-        ts_backend.step(state, static, contract_forcing(static, clock, 0), clock)
+        backend.step(state, static, contract_forcing(static, clock, 0), clock)
     assert state.equal(before)
+
+
+def test_refuses_a_timestep_it_was_not_trained_for(ts_backend: EmulatorBackend) -> None:
+    _refuses(
+        ts_backend, 1800.0, r"dt: .* 3600 s \(flux-lstm\), 86400 s \(flux-lstm-daily\); got 1800 s"
+    )
 
 
 def test_unknown_loader_and_bad_config_are_named() -> None:
@@ -156,20 +163,11 @@ def test_transformer_is_a_registered_backend_of_its_own() -> None:
 
 
 def test_transformer_serves_hourly_steps_only(transformer: TransformerBackend) -> None:
-    static = contract_static(3, 1, seed=0)
-    state = transformer.initial_state(static, StepClock(0, np.datetime64("2001-07-01"), 3600.0))
-    before = state.clone()
-    daily = StepClock(0, np.datetime64("2001-07-01"), 86_400.0)
     want = (
         r"dt: the transformer backend has flux emulators trained for "
         r"3600 s \(flux-transformer\); got 86400 s"
     )
-    with pytest.raises(TimestepError, match=want) as err:
-        transformer.initial_state(static, daily)
-    assert (err.value.field, err.value.rule) == ("dt", "trained_timestep")
-    with pytest.raises(TimestepError, match=want):
-        transformer.step(state, static, contract_forcing(static, daily, 0), daily)
-    assert state.equal(before)
+    _refuses(transformer, 86_400.0, want)
 
 
 def test_transformer_skill_against_the_reference_on_real_station_weather(
