@@ -216,7 +216,7 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
         # conductances and photosynthesis
         ex, gpp_veg = self._exchange(f, ts, surf, z0m, static.params, fao)
         # energy balance solve
-        eb = self._energy_balance(f, albedo, w, tsoil, dt)
+        eb = energy_terms(f, albedo, w, tsoil, dt, const, soil)
         t_s, g = solve_energy_balance(ts, eb, ex, cfg.newton_iterations, cfg.stability_updates)
         fluxes = turbulent_fluxes(t_s, g, eb, gpp_veg * surf.vgcov)
         # water, energy, soil heat
@@ -286,12 +286,6 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
         """Canopy photosynthesis and stomatal conductance (``photosynthesis``); the ``hybrid``
         backend replaces this phase, and only this one, by a network."""
         return photosynthesis.canopy_photosynthesis(**inputs)
-
-    def _energy_balance(
-        self, f: dict[str, Tensor], albedo: Tensor, w: Tensor, tsoil: Tensor, dt: float
-    ) -> EnergyBalance:
-        """The terms of the energy balance that do not depend on the skin temperature."""
-        return energy_terms(f, albedo, w, tsoil, dt, self._const, self.config.soil)
 
     def _phenology(
         self,

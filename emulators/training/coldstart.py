@@ -77,6 +77,8 @@ def time_slice(batch: Batch, start: int, steps: int) -> Batch:
 
 
 Arrays = dict[str, np.ndarray]
+#: (emulator, reference) arrays of the same variables
+Pair = tuple[Arrays, Arrays]
 
 
 def split(

@@ -174,8 +174,8 @@ def report(
     }
 
 
-Arrays = dict[str, np.ndarray]
-Pair = tuple[Arrays, Arrays]  # (emulator, reference)
+Arrays = coldstart.Arrays
+Pair = coldstart.Pair
 
 
 def _flat_skill(pair: Pair, variables: Sequence[str]) -> pd.DataFrame:
@@ -223,15 +223,15 @@ class FluxSkill:
         tail: dict[str, pd.DataFrame] = {}
         fields = dict(self.fields)
         for (case, window), pairs in self.pooled.items():
-            pair = tuple(
+            sim, ref = (
                 {k: np.concatenate([p[j][k] for p in pairs]) for k in self.variables}
                 for j in (0, 1)
             )
             if case == "continuous":
-                head["all held-out"] = _flat_skill(pair, self.variables)  # type: ignore[arg-type]
+                head["all held-out"] = _flat_skill((sim, ref), self.variables)
             else:
                 name = f"all held-out ({case} start, {window})"
-                tail[name] = _flat_skill(pair, self.variables)  # type: ignore[arg-type]
+                tail[name] = _flat_skill((sim, ref), self.variables)
                 fields[name] = {"source": "all held-out", "start": case, "window": window}
         return {**head, **self.starts, **tail}, fields
 

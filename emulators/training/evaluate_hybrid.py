@@ -29,7 +29,7 @@ from emulators.training import coldstart
 from emulators.training.data import SourceSpec, Trajectory, setup, simulate
 from emulators.training.evaluate import FLUX_HELD_OUT, FLUX_VARIABLES, FluxSkill
 
-Arrays = dict[str, np.ndarray]
+Arrays = coldstart.Arrays
 
 
 def rollout(
