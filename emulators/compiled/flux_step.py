@@ -113,7 +113,8 @@ def water_rows(
         tsoil=take(inp.tsoil),
         params=take(inp.params),
         surf=open_water.select_surface(surf, computed),
-        const={k: take(v) for k, v in inp.const.items()},
+        # class constants: one class, so one row of them broadcast (no per-row gather)
+        const={k: v[index[0]].expand(len(computed), *v.shape[1:]) for k, v in inp.const.items()},
         soil=soil,
         dt=dt,
     )
