@@ -68,7 +68,7 @@ from emulators.compiled.artifacts import (
 )
 from emulators.compiled.config import ARTIFACTS as ARTIFACTS
 from emulators.compiled.config import EmulatorConfig as EmulatorConfig
-from emulators.compiled.features import step_local_hour
+from emulators.compiled.features import static_flux_features, step_local_hour
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
@@ -136,7 +136,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self._water = open_water.OpenWater() if cfg.open_water else None
         # (cover tensor, members, rows): the cover is held, so a new static can never be
         # mistaken for a freed one whose id() it reuses
-        self._rows_cache: tuple[Tensor, int, tiles.Rows, dict[str, Tensor]] | None = None
+        self._rows_cache: row_step.RowStatics | None = None
         #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
         self.phases: Phase = no_phases
         #: where every (member, cell, tile) entry is a row (``all_tiles``, or every tile with
@@ -178,15 +178,36 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         )
 
     # ------------------------------------------------------------------------------------------
-    def _rows(self, static: LandStatic) -> tuple[tiles.Rows, dict[str, Tensor]]:
-        """The rows of ``static`` and the class constants gathered per row (cached per cover)."""
+    def _rows(self, static: LandStatic) -> row_step.RowStatics:
+        """The rows of ``static``, and what of them changes only with the cover and parameters
+        (cached per cover, members and parameter tensor)."""
+        params = static.params
+        key = (static.n_members, params._version)
         cached = self._rows_cache
-        if cached is None or cached[0] is not static.cover or cached[1] != static.n_members:
+        if (
+            cached is not None
+            and cached.cover is static.cover
+            and cached.params is params
+            and cached.key == key
+        ):
+            return cached
+        if cached is not None and cached.cover is static.cover and cached.key[0] == key[0]:
+            rows, const = cached.rows, cached.const
+        else:
             rows = tiles.Rows.active(static.cover, static.n_members, self.config.all_tiles)
             const = {k: v[rows.tile] for k, v in self._const.items()}
-            self._rows_cache = (static.cover, static.n_members, rows, const)
-            return rows, const
-        return cached[2], cached[3]
+        m, n, k = rows.shape
+        row_params = rows.gather(params.reshape(m, n, k, -1))
+        self._rows_cache = row_step.RowStatics(
+            static.cover,
+            params,
+            key,
+            rows,
+            const,
+            row_params,
+            static_flux_features(row_params, rows.tile, flux_step.NET_DTYPE),
+        )
+        return self._rows_cache
 
     def _run_flux(
         self, x: Tensor, h: Tensor, c: Tensor, net: Callable[..., Any] | None = None
@@ -243,7 +264,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 return self._run_lai(x, lai_net)
 
         with phase("gather"):
-            rows, const = self._rows(static)
+            statics = self._rows(static)
+            rows, const = statics.rows, statics.const
             m, n, k = rows.shape
             t = {key: v.reshape(m * n * k, *v.shape[3:]) for key, v in state.tensors.items()}
             params = static.params.reshape(m * n * k, -1)
@@ -283,11 +305,12 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     g(t["ts"]),
                     g(t["tsoil"]),
                     g(t["cleaf"]),
-                    g(params),
+                    statics.params_rows[s],
                     rows.tile[s],
                     {key: v[s] for key, v in const.items()},
                     torch.full((idx.shape[0],), float(clock.day_of_year), dtype=torch.float64),
                     step_local_hour(clock.seconds_of_day, g(static.lon, cell), clock.dt),
+                    statics.features[s],
                 )
                 h, c = g(t["lstm_h"]), g(t["lstm_c"])
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
@@ -309,7 +332,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             with phase("scatter"):
                 new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)
                 if whole:
-                    inputs = [*t.values(), params]
+                    inputs = [*t.values(), params, statics.params_rows]
                     out.update(
                         {key: row_step.own(v.to(t[key].dtype), inputs) for key, v in new.items()}
                     )

@@ -17,6 +17,8 @@ from emulators.reference.soil import SoilConfig
 Tensor = torch.Tensor
 #: ``net(x, h, c) -> (y, h, c)`` (the recurrent flux emulator's calling convention)
 RecurrentNet = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+#: the dtype the flux networks take their features in
+NET_DTYPE = torch.float32
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,16 @@ class RowInputs:
     const: dict[str, Tensor]  # class constants gathered per row
     doy: Tensor  # day of year
     local_hour: Tensor | None  # local solar hour [h]; None at daily steps (features)
+    #: (row, N_STATIC_FLUX_FEATURES) ``static_flux_features`` of the rows, where the caller
+    #: keeps them between steps (they change only with the cover and parameters); None: computed
+    static_features: Tensor | None = None
 
 
-def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, landstep.TileSurface]:
-    """(features (row, F), exact surface diagnostics) of a step."""
+def features(
+    inp: RowInputs, soil: SoilConfig, dtype: torch.dtype | None = None
+) -> tuple[Tensor, landstep.TileSurface]:
+    """(features (row, F), exact surface diagnostics) of a step; with ``dtype`` the features
+    are written in that dtype (``flux_features``), every bit as computing and then casting."""
     surf = landstep.surface(inp.w, inp.cleaf, inp.params, inp.const, soil)
     x = flux_features(
         inp.forcing,
@@ -50,6 +58,8 @@ def features(inp: RowInputs, soil: SoilConfig) -> tuple[Tensor, landstep.TileSur
         tile=inp.tile,
         doy=inp.doy,
         local_hour=inp.local_hour,
+        static=inp.static_features,
+        dtype=dtype,
     )
     return x, surf
 
@@ -61,7 +71,7 @@ def step(
     c: Tensor,
     soil: SoilConfig,
     dt: float,
-    net_dtype: torch.dtype = torch.float32,
+    net_dtype: torch.dtype = NET_DTYPE,
     phase: Phase = no_phases,
     water: open_water.OpenWater | None = None,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
@@ -69,8 +79,7 @@ def step(
     ("features", "network", "closure"; ``emulators.compiled.phases``). With ``water``, the
     water rows' fluxes come from the reference's physics (``open_water``), not the network."""
     with phase("features"):
-        x, surf = features(inp, soil)
-        x = x.to(net_dtype)
+        x, surf = features(inp, soil, net_dtype)
     with phase("network"):
         y, h, c = net(x, h, c)
     with phase("closure"):

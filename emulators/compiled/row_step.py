@@ -12,6 +12,7 @@ block exactly as they group the whole domain's, and every row's arithmetic is th
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -19,6 +20,7 @@ from emulators import landstep
 from emulators.compiled.closure import Closed
 from emulators.compiled.flux_step import RowInputs
 from emulators.compiled.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
+from emulators.compiled.tiles import Rows
 from emulators.protocol import StepClock
 from emulators.reference import phenology
 from emulators.reference.soil import SoilConfig
@@ -27,6 +29,22 @@ Tensor = torch.Tensor
 #: row blocks start at multiples of this (2 × the 8 float64 lanes of AVX-512, with room to
 #: spare; as ``reference.model.CELL_BLOCK_MULTIPLE``)
 ROW_BLOCK_MULTIPLE = 64
+
+
+@dataclass(frozen=True)
+class RowStatics:
+    """What of a domain's rows changes only with its cover and parameters, kept by the backend
+    between steps: the rows, the class constants, the parameters and the
+    ``static_flux_features`` (network dtype) per row. Valid while ``cover`` and ``params`` are
+    the same tensors, unmodified (``key``: members and the parameters' version counter)."""
+
+    cover: Tensor
+    params: Tensor
+    key: tuple[int, int]
+    rows: Rows
+    const: dict[str, Tensor]
+    params_rows: Tensor
+    features: Tensor
 
 
 def row_blocks(n: int, block: int) -> list[slice]:

@@ -48,7 +48,7 @@ def test_blocks_give_every_bit_of_the_whole_domain_step(
     for block in (ROW_BLOCK_MULTIPLE, 4 * ROW_BLOCK_MULTIPLE):
         cfg = EmulatorConfig(device="cpu", row_block=block, phenology=phenology)
         backend = EmulatorBackend(cfg)
-        assert len(row_blocks(backend._rows(static)[0].n, block)) > 1
+        assert len(row_blocks(backend._rows(static).rows.n, block)) > 1
         blocked = _steps(backend, static, 5)
         assert len(blocked) == len(whole)
         for a, b in zip(blocked, whole, strict=True):
@@ -87,7 +87,7 @@ def test_identity_rows_skip_the_scatter_with_every_bit_the_same(
     cfg = EmulatorConfig(device="cpu", all_tiles=True, row_block=row_block)
     fast, slow = EmulatorBackend(cfg), EmulatorBackend(cfg)
     slow.identity_rows = False
-    assert fast._rows(static)[0].n == members * 120 * 8
+    assert fast._rows(static).rows.n == members * 120 * 8
     a, b = _steps(fast, static, 5), _steps(slow, static, 5)
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):

@@ -1,0 +1,100 @@
+"""What the emulator backend keeps between steps (``row_step.RowStatics``: the rows' parameters
+and static features) gives every bit of computing them each step, and follows the parameters
+when they change (a new tensor, or the same tensor changed in place, as state-augmentation DA
+may do)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from emulators import parameters as P
+from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+from emulators.compiled.features import flux_features, static_flux_features
+from emulators.protocol import LandStatic, StepClock
+from tests.contracts.backend_contract import contract_forcing, contract_static
+
+
+def _feature_inputs(rows: int, seed: int) -> dict[str, object]:
+    g = torch.Generator().manual_seed(seed)
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*(shape or (rows,)), generator=g, dtype=torch.float64)
+
+    forcing = {
+        "tas": u(260.0, 310.0),
+        "huss": u(1e-3, 2e-2),
+        "ps": u(8e4, 1.05e5),
+        "sfcWind": u(0.0, 12.0),
+        "pr": u(0.0, 1e-3),
+        "rsds": u(0.0, 1000.0),
+        "rlds": u(200.0, 450.0),
+    }
+    base = P.default_table()[torch.randint(0, P.N_CLASSES, (rows,), generator=g)]
+    return {
+        "forcing": forcing,
+        "albedo": u(0.05, 0.4),
+        "theta_rel": u(0.0, 1.0),
+        "lai": u(0.0, 6.0),
+        "f_w": u(0.0, 1.0),
+        "ts_prev": u(260.0, 320.0),
+        "tsoil": u(260.0, 310.0, rows, 3),
+        "params": P.sample_parameters(rows, g, spread=0.3, base=base),
+        "tile": torch.randint(0, P.N_CLASSES, (rows,), generator=g),
+        "doy": torch.full((rows,), 183.0, dtype=torch.float64),
+        "local_hour": u(0.0, 24.0),
+    }
+
+
+def test_features_written_in_the_network_dtype_are_every_bit_the_cast_features() -> None:
+    for rows in (1, 37, 1000):  # lengths off and on the vector width
+        kw = _feature_inputs(rows, seed=rows)
+        expected = flux_features(**kw).to(torch.float32)
+        direct = flux_features(**kw, dtype=torch.float32)
+        static = static_flux_features(kw["params"], kw["tile"], torch.float32)
+        kept = flux_features(**kw, static=static, dtype=torch.float32)
+        for x in (direct, kept):
+            assert x.dtype == torch.float32 and x.is_contiguous()
+            assert torch.equal(x, expected)
+    daily = _feature_inputs(64, seed=3) | {"local_hour": None}
+    assert torch.equal(
+        flux_features(**daily, dtype=torch.float32),
+        flux_features(**daily).to(torch.float32),
+    )
+
+
+def _fields(backend: EmulatorBackend, static: LandStatic, steps: int) -> list[torch.Tensor]:
+    clock = StepClock(0, np.datetime64("2001-07-01T10:00"), 3600.0)
+    state = backend.initial_state(static, clock)
+    out: list[torch.Tensor] = []
+    for _ in range(steps):
+        state, fields = backend.step(state, static, contract_forcing(static, clock, 1), clock)
+        out += [fields[k] for k in sorted(fields)]
+        clock = clock.advance()
+    return out + [state.tensors[k] for k in sorted(state.tensors)]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_kept_row_statics_follow_the_parameters() -> None:
+    static = contract_static(40, 2, seed=4)
+    # other parameters: every vmax0 (column 0) at its range's other end
+    low, high = P.bounds()
+    changed = static.params.clone()
+    changed[..., 0] = torch.where(changed[..., 0] > (low[0] + high[0]) / 2, low[0], high[0])
+    other = LandStatic(static.lat, static.lon, static.cover, changed)
+    fresh_other = _fields(EmulatorBackend(EmulatorConfig(device="cpu")), other, 3)
+
+    backend = EmulatorBackend(EmulatorConfig(device="cpu"))
+    first = _fields(backend, static, 3)
+    assert not _same(first, fresh_other)  # the parameter change shows in the fields
+    # a new parameter tensor, same cover: the kept statics are rebuilt
+    assert _same(_fields(backend, other, 3), fresh_other)
+    # the same tensor changed in place: its version counter moves, the statics are rebuilt
+    params = static.params.clone()
+    inplace = LandStatic(static.lat, static.lon, static.cover, params)
+    assert _same(_fields(backend, inplace, 3), first)
+    params.copy_(changed)
+    assert _same(_fields(backend, inplace, 3), fresh_other)
