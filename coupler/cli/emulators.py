@@ -1,7 +1,9 @@
-"""``landcoupler emulators train|export|evaluate NAME``: the registered emulator recipes
-(``emulators.recipes``). ``landcoupler emulators export --triton REPO [NAME]`` writes a Triton
-model repository of the shipped artifacts instead (``emulators.serving.triton_repo``; default:
-the flux and LAI emulators the compiled backends load)."""
+"""``landcoupler emulators train|export|evaluate|spin-up NAME``: the registered emulator
+recipes (``emulators.recipes``); ``spin-up`` chooses a recurrent flux emulator's spin-up on its
+validation sources (``emulators.training.spin_up``). ``landcoupler emulators export --triton
+REPO [NAME]`` writes a Triton model repository of the shipped artifacts instead
+(``emulators.serving.triton_repo``; default: the flux and LAI emulators the compiled backends
+load)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train an emulator from scratch (writes the artifacts, manifest and skill "
         "report), or evaluate the shipped artifact against the reference model on held-out data.",
     )
-    p.add_argument("action", choices=("train", "export", "evaluate"))
+    p.add_argument("action", choices=("train", "export", "evaluate", "spin-up"))
     p.add_argument("name", nargs="?", choices=names(), help="emulator (not with --triton)")
     p.add_argument(
         "--triton", type=Path, metavar="REPO",
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         manifest = recipe.train(artifacts=artifacts, work=args.work, progress=progress)
     elif args.action == "export":
         manifest = recipe.export(artifacts=artifacts, work=args.work)
+    elif args.action == "spin-up":
+        return _spin_up(recipe.name, Path(artifacts) / recipe.artifact, args.work, progress)
     else:
         manifest = recipe.evaluate(
             artifacts=artifacts,
@@ -111,6 +115,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
+    return 0
+
+
+def _spin_up(name: str, directory: Path, work: Path, progress: bool) -> int:
+    from emulators.manifest import Manifest
+    from emulators.training import spin_up
+
+    if not Manifest.load(directory).recurrent_state.get("hidden"):
+        raise ValueError(f"name: {name} has no recurrent state to spin up")
+    manifest = spin_up.select(directory, cache=work / "data", progress=progress)
+    chosen = manifest.recurrent_state["spin_up"]
+    selection = manifest.recurrent_state["spin_up_selection"]
+    print(f"{name}: spin-up scores ({selection['criterion']}; {', '.join(selection['sources'])}):")
+    for k, score in selection["scores"].items():
+        print(f"  {k:>4} network calls: {score:.4f}" + ("  <- chosen" if int(k) == chosen else ""))
+    print(
+        f"written to {directory / 'manifest.json'}; `landcoupler emulators evaluate {name}` "
+        "scores the held-out sources with it"
+    )
     return 0
 
 

@@ -31,12 +31,15 @@ class TimestepError(ValueError):
 
 @dataclass(frozen=True)
 class LoadedFlux:
-    """A loaded flux emulator: its manifest, callable and recurrent state widths."""
+    """A loaded flux emulator: its manifest, callable, recurrent state widths and the
+    iterations that spin up a never-stepped row's recurrent state (``flux_step.spin_up_state``;
+    the manifest's ``recurrent_state.spin_up``, 0 where it has none)."""
 
     manifest: Manifest
     net: Callable[..., Any]
     hidden: int
     c_width: int
+    spin_up: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def load_fluxes(
     def make(manifest: Manifest, directory: Path) -> LoadedFlux:
         hidden = int(manifest.recurrent_state["hidden"])
         c_width = int(manifest.recurrent_state.get("c_width", hidden))
-        return LoadedFlux(manifest, build(manifest, directory), hidden, c_width)
+        spin_up = int(manifest.recurrent_state.get("spin_up", 0))
+        return LoadedFlux(manifest, build(manifest, directory), hidden, c_width, spin_up)
 
     return _by_timestep(
         ("flux", "flux", "steps"), artifacts, names, lambda m: float(m.timestep_seconds), make

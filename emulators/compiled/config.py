@@ -35,12 +35,20 @@ class EmulatorConfig:
     soil: SoilConfig = field(default_factory=SoilConfig)
     #: the water tile's fluxes from the reference's physics (``open_water``), not the network
     open_water: bool = True
+    #: network calls that spin up a never-stepped row's recurrent state
+    #: (``flux_step.spin_up_state``); None: each flux artifact's own (its manifest's
+    #: ``recurrent_state.spin_up``, chosen on its validation sources); 0: none
+    spin_up: int | None = None
 
     def __post_init__(self) -> None:
         if self.phenology not in ("emulator", "reference"):
             raise ValueError(
                 f"phenology: must be 'emulator' or 'reference', got {self.phenology!r}"
             )
+        if self.spin_up is not None and (
+            not isinstance(self.spin_up, int) or isinstance(self.spin_up, bool) or self.spin_up < 0
+        ):
+            raise ValueError(f"spin_up: must be None or an integer >= 0, got {self.spin_up!r}")
         if self.chunk_rows is not None and self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
         if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:

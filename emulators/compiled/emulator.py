@@ -316,7 +316,15 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
                 acc_gpp = g(t["acc_gpp"])
             closed, _, h, c = flux_step.step(
-                run_flux, inp, h, c, cfg.soil, clock.dt, phase=phase, water=self._water
+                run_flux,
+                inp,
+                h,
+                c,
+                cfg.soil,
+                clock.dt,
+                phase=phase,
+                water=self._water,
+                spin_up=flux.spin_up if cfg.spin_up is None else cfg.spin_up,
             )
             with phase("phenology"):
                 new = row_step.phenology_phase(

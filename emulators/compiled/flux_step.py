@@ -74,13 +74,17 @@ def step(
     net_dtype: torch.dtype = NET_DTYPE,
     phase: Phase = no_phases,
     water: open_water.OpenWater | None = None,
+    spin_up: int = 0,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
     """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
     ("features", "network", "closure"; ``emulators.compiled.phases``). With ``water``, the
-    water rows' fluxes come from the reference's physics (``open_water``), not the network."""
+    water rows' fluxes come from the reference's physics (``open_water``), not the network.
+    ``spin_up``: rows that have never stepped first get their recurrent state spun up
+    (:func:`spin_up_state`)."""
     with phase("features"):
         x, surf = features(inp, soil, net_dtype)
     with phase("network"):
+        h, c = spin_up_state(net, x, h, c, spin_up)
         y, h, c = net(x, h, c)
     with phase("closure"):
         exact = None if water is None else water_rows(water, inp, surf, soil, dt)
@@ -96,6 +100,30 @@ def step(
             exact=exact,
         )
     return closed, y, h, c
+
+
+def spin_up_state(
+    net: RecurrentNet, x: Tensor, h: Tensor, c: Tensor, iterations: int
+) -> tuple[Tensor, Tensor]:
+    """(h, c) with the rows that have never stepped (h and c exactly zero: a new session, a
+    resumed physical state without recurrent state, a tile getting cover for the first time)
+    spun up: ``iterations`` calls of ``net`` on this step's features ``x`` held fixed, outputs
+    discarded — the recurrent counterpart of spinning a land model up on repeated forcing, so
+    the first step does not start from a state the network never saw in training. Other rows
+    and the inputs are untouched; 0 iterations: ``(h, c)`` as they are. The number is chosen
+    per artifact on its validation sources (``training.spin_up``)."""
+    if iterations <= 0 or h.shape[0] == 0:
+        return h, c
+    maybe = c[:, 0] == 0  # a cheap first test: after any step, c is (almost surely) nonzero
+    if not bool(maybe.any()):
+        return h, c
+    fresh = torch.nonzero(maybe & (h == 0).all(1) & (c == 0).all(1)).squeeze(1)
+    if fresh.numel() == 0:
+        return h, c
+    xs, hs, cs = x.index_select(0, fresh), h.index_select(0, fresh), c.index_select(0, fresh)
+    for _ in range(iterations):
+        _, hs, cs = net(xs, hs, cs)
+    return h.index_copy(0, fresh, hs.to(h.dtype)), c.index_copy(0, fresh, cs.to(c.dtype))
 
 
 def water_rows(

@@ -152,10 +152,13 @@ def rollout(
     fields: Sequence[str] = ("hfls", "hfss", "ts", "gpp", "evspsbl", "tran", "hfdsl"),
     c_width: int | None = None,
     water: open_water.OpenWater | None = None,
+    spin_up: int = 0,
 ) -> dict[str, Tensor]:
     """Free-running (closed-loop) emulation of the whole batch from the reference state at step 0,
     LAI from the reference (the flux emulator's own skill). Returns (T, R) fields. ``water``:
-    the water rows from physics, as the emulator backends serve them (``open_water``)."""
+    the water rows from physics, as the emulator backends serve them (``open_water``);
+    ``spin_up``: the recurrent state (zero at step 0) spun up first, as the backends do
+    (``flux_step.spin_up_state``)."""
     soil = soil or SoilConfig()
     t0 = torch.zeros(batch.rows, dtype=torch.long)
     w = batch.state["w"][0].clone()
@@ -166,7 +169,9 @@ def rollout(
     out = {k: torch.empty(batch.steps, batch.rows, dtype=w.dtype) for k in fields}
     for i in range(batch.steps):
         inp = batch.row_inputs(t0 + i, w, ts, tsoil)
-        closed, _, h, c = flux_step.step(net, inp, h, c, soil, batch.dt, water=water)
+        closed, _, h, c = flux_step.step(
+            net, inp, h, c, soil, batch.dt, water=water, spin_up=spin_up
+        )
         for k in fields:
             out[k][i] = closed.fields[k]
         w, ts, tsoil = closed.w, closed.ts, closed.tsoil

@@ -108,10 +108,12 @@ def starts(
     progress: bool = False,
     continuous: Batch | None = None,
     water: OpenWater | None = None,
+    spin_up: int = 0,
 ) -> dict[tuple[str, str], tuple[Arrays, Arrays]]:
     """(start, window) -> (emulator, reference) arrays of ``variables`` (flattened over rows and
     the start dates): ``fresh`` and, with the spun-up ``continuous`` batch, ``resumed``; windows
-    :data:`WINDOWS`; ``water``: the water rows from physics (``batch.rollout``)."""
+    :data:`WINDOWS`; ``water``: the water rows from physics, ``spin_up``: the recurrent
+    state's spin-up (``batch.rollout``)."""
     per_day = max(1, 86_400 // timestep)
     first = FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
     offsets = start_days(record_days(spec, timestep))
@@ -140,6 +142,7 @@ def starts(
                     fields=variables,
                     c_width=c_width,
                     water=water,
+                    spin_up=spin_up,
                 )
             pairs.append(
                 (

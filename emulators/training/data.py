@@ -71,6 +71,13 @@ class SourceSpec:
     wind_scale: tuple[float, float] = (1.0, 1.0)  # synthetic only
     rh_offset: tuple[float, float] = (0.0, 0.0)  # synthetic only
 
+    @classmethod
+    def from_record(cls, raw: dict[str, Any]) -> SourceSpec:
+        """The spec a manifest's training record holds (``dataclasses.asdict`` of one; lists
+        back to tuples; keys this version does not know are refused by the constructor)."""
+        kept: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**kept)
+
     def __post_init__(self) -> None:
         if self.replicas < 1:
             raise ValueError(f"{self.source}: replicas must be >= 1, got {self.replicas}")

@@ -281,13 +281,16 @@ def evaluate_flux(
     sources: :func:`flux_held_out`, or ``specs``): free-running over each whole record, and from
     fresh and resumed starts, first 48 h vs the rest (``coldstart``); updates the manifest's skill
     (when ``save``). ``water``: the water rows from physics at the source's measurement heights,
-    as the emulator backends serve them (``open_water``); False: the network alone."""
+    as the emulator backends serve them (``open_water``); False: the network alone. Every
+    rollout spins the recurrent state up as the backends do (the manifest's
+    ``recurrent_state.spin_up``; ``training.spin_up``)."""
     manifest = Manifest.load(directory)
     dt = manifest.timestep_seconds
     daily = dt >= 86_400
     net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
     hidden = int(manifest.recurrent_state["hidden"])
     c_width = int(manifest.recurrent_state.get("c_width", hidden))
+    spin_up = int(manifest.recurrent_state.get("spin_up", 0))
     held = FluxSkill()
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for spec in specs if specs is not None else flux_held_out(dt):
@@ -295,11 +298,29 @@ def evaluate_flux(
         batch = Batch.of([traj], torch.float64)
         exact = OpenWater(reference_config(load_forcing(spec, int(dt)))) if water else None
         with torch.no_grad():
-            out = rollout(net, batch, hidden, fields=FLUX_VARIABLES, c_width=c_width, water=exact)
+            out = rollout(
+                net,
+                batch,
+                hidden,
+                fields=FLUX_VARIABLES,
+                c_width=c_width,
+                water=exact,
+                spin_up=spin_up,
+            )
         sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
         ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
         found = coldstart.starts(
-            net, hidden, c_width, spec, int(dt), FLUX_VARIABLES, cache, progress, batch, exact
+            net,
+            hidden,
+            c_width,
+            spec,
+            int(dt),
+            FLUX_VARIABLES,
+            cache,
+            progress,
+            batch,
+            exact,
+            spin_up,
         )
         held.add(spec.label, sim, ref, found)
         if spec.source in ("tmy3-greensboro", "pcse-wageningen", "tmy3-sandpoint"):
@@ -326,6 +347,12 @@ def evaluate_flux(
             "; the water tile from the reference's physics, as the backends serve it"
             if water
             else "; every tile from the network (no open-water physics)"
+        )
+        + (
+            f"; the recurrent state, zero at a start, spun up by {spin_up} network calls on the "
+            "first step's inputs (recurrent_state.spin_up)"
+            if spin_up
+            else ""
         )
         + ". Tables named '(fresh start, …)' and '(resumed start, …)' "
         "are the cold starts of `emulators.training.coldstart` (first 48 h vs the rest).",

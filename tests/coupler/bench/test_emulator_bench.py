@@ -89,11 +89,19 @@ def test_captured_rows_are_what_the_network_receives() -> None:
     backend = EmulatorBackend(EmulatorConfig(device="cpu", row_block=64))
     static = _static(100, seed=3)
     clock = StepClock(0, np.datetime64("2001-06-01T10:00:00"), 3600.0)
-    state = backend.initial_state(static, clock)
-    x, h, c = roofline.capture_rows(
-        backend, lambda: backend.step(state, static, _forcing(100), clock)
+    fresh = backend.initial_state(static, clock)
+    rows = int((static.cover > 0).sum())
+    spin_up = backend.flux_for(3600.0).spin_up
+    # a session's first step: the spin-up's calls on the never-stepped rows, then the step's
+    x, _, _ = roofline.capture_rows(
+        backend, lambda: backend.step(fresh, static, _forcing(100), clock)
     )
-    assert x.shape == (int((static.cover > 0).sum()), 42) and x.dtype == torch.float32
+    assert x.shape == ((1 + spin_up) * rows, 42)
+    state, _ = backend.step(fresh, static, _forcing(100), clock)
+    x, h, c = roofline.capture_rows(
+        backend, lambda: backend.step(state, static, _forcing(100), clock.advance())
+    )
+    assert x.shape == (rows, 42) and x.dtype == torch.float32
     assert h.shape == c.shape == (x.shape[0], backend.hidden)
     assert "_run_flux" not in vars(backend)  # the recorder is removed
 

@@ -28,8 +28,11 @@ GOLDEN = {
     # the shipped flux-lstm of 2026-12-06 (candidate G, H = 48) with the water tile from the
     # reference's physics (``open_water``, 2026-12-06 evening): new bytes. With
     # ``EmulatorConfig(open_water=False)`` the G-only hashes (ff5c099c…, 87276fc9…) still come out.
-    ("torchscript", 1): "94fcbd5cb92646f5bea636aba53d20c6aba71166ab2e496022d1d99e41b6c5db",
-    ("torchscript", 4): "d46c2ecb4ceb34594f4ae77ace63efc9d982d655b3827145f2d08d3efa62a6ef",
+    # Since the recurrent spin-up at a start (``flux_step.spin_up_state``, 3 network calls for
+    # the shipped flux-lstm, 2026-12-06 night): new bytes; with ``EmulatorConfig(spin_up=0)`` the
+    # open-water hashes (94fcbd5c…, d46c2ecb…) still come out (checked when re-deriving).
+    ("torchscript", 1): "8c51954e44e968baab4fa60d4069fcef5f7d7470783d561a99931bfeb3bec5e4",
+    ("torchscript", 4): "845fb17f137003ec8b0426e8a35ea849d7f64650956344981e49a1ee808c2210",
 }
 
 

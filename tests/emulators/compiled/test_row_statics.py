@@ -5,14 +5,14 @@ may do)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from emulators import parameters as P
 from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.compiled.features import flux_features, static_flux_features
-from emulators.protocol import LandStatic, StepClock
-from tests.contracts.backend_contract import contract_forcing, contract_static
+from emulators.protocol import LandStatic
+from tests.contracts.backend_contract import contract_static
+from tests.emulators.compiled.test_row_blocks import _steps
 
 
 def _feature_inputs(rows: int, seed: int) -> dict[str, object]:
@@ -63,17 +63,6 @@ def test_features_written_in_the_network_dtype_are_every_bit_the_cast_features()
     )
 
 
-def _fields(backend: EmulatorBackend, static: LandStatic, steps: int) -> list[torch.Tensor]:
-    clock = StepClock(0, np.datetime64("2001-07-01T10:00"), 3600.0)
-    state = backend.initial_state(static, clock)
-    out: list[torch.Tensor] = []
-    for _ in range(steps):
-        state, fields = backend.step(state, static, contract_forcing(static, clock, 1), clock)
-        out += [fields[k] for k in sorted(fields)]
-        clock = clock.advance()
-    return out + [state.tensors[k] for k in sorted(state.tensors)]
-
-
 def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
@@ -85,16 +74,16 @@ def test_kept_row_statics_follow_the_parameters() -> None:
     changed = static.params.clone()
     changed[..., 0] = torch.where(changed[..., 0] > (low[0] + high[0]) / 2, low[0], high[0])
     other = LandStatic(static.lat, static.lon, static.cover, changed)
-    fresh_other = _fields(EmulatorBackend(EmulatorConfig(device="cpu")), other, 3)
+    fresh_other = _steps(EmulatorBackend(EmulatorConfig(device="cpu")), other, 3)
 
     backend = EmulatorBackend(EmulatorConfig(device="cpu"))
-    first = _fields(backend, static, 3)
+    first = _steps(backend, static, 3)
     assert not _same(first, fresh_other)  # the parameter change shows in the fields
     # a new parameter tensor, same cover: the kept statics are rebuilt
-    assert _same(_fields(backend, other, 3), fresh_other)
+    assert _same(_steps(backend, other, 3), fresh_other)
     # the same tensor changed in place: its version counter moves, the statics are rebuilt
     params = static.params.clone()
     inplace = LandStatic(static.lat, static.lon, static.cover, params)
-    assert _same(_fields(backend, inplace, 3), first)
+    assert _same(_steps(backend, inplace, 3), first)
     params.copy_(changed)
-    assert _same(_fields(backend, inplace, 3), fresh_other)
+    assert _same(_steps(backend, inplace, 3), fresh_other)

@@ -94,9 +94,9 @@ def test_evaluation_reports_first_48_h_of_fresh_and_resumed_starts(tmp_path: Pat
 
 def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     """The evaluation's fresh start is what the emulator backend does in a new session: same
-    initial state, zero recurrent state, same network, the water tile from the same physics
-    (``open_water`` at the backend's default measurement heights, which the synthetic source
-    shares): the LE of the first hours agrees."""
+    initial state, zero recurrent state spun up by the manifest's number of network calls, same
+    network, the water tile from the same physics (``open_water`` at the backend's default
+    measurement heights, which the synthetic source shares): the LE of the first hours agrees."""
     from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
     from emulators.compiled.open_water import OpenWater
     from emulators.export import load_torchscript
@@ -108,8 +108,16 @@ def test_fresh_rollout_of_the_evaluation_is_a_fresh_backend_session() -> None:
     traj = simulate(spec, 3600, progress=False)
     batch = Batch.of([traj], torch.float64)
     net = load_torchscript(ARTIFACTS / "flux_lstm" / "flux_lstm.ts")
-    hidden = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state["hidden"]
-    out = rollout(net, batch, hidden, fields=("hfls", "hfss"), water=OpenWater())
+    recurrent = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state
+    assert recurrent["spin_up"] > 0  # the shipped artifact spins up: the test covers it
+    out = rollout(
+        net,
+        batch,
+        recurrent["hidden"],
+        fields=("hfls", "hfss"),
+        water=OpenWater(),
+        spin_up=recurrent["spin_up"],
+    )
     backend = EmulatorBackend(EmulatorConfig(phenology="reference", all_tiles=True))
     lat = torch.as_tensor(traj.lat[:1])
     params = torch.as_tensor(traj.params).reshape(1, 1, P.N_CLASSES, P.N_PARAMETERS)
