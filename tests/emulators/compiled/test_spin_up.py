@@ -38,20 +38,21 @@ class _Counting:
 
 
 def test_only_never_stepped_rows_are_spun_up_and_inputs_are_untouched() -> None:
-    x = torch.arange(12.0).reshape(4, 3)
-    h = torch.zeros(4, 2)
-    c = torch.zeros(4, 2)
+    x = torch.arange(15.0).reshape(5, 3)
+    h = torch.zeros(5, 3)
+    c = torch.zeros(5, 2)
     h[1] = 0.3  # stepped before
     c[2, 1] = -0.1  # stepped before: h zero, c not
+    h[4, 1] = 0.5  # stepped before, zero where the cheap first test looks (h's ends, c[:, 0])
     h0, c0 = h.clone(), c.clone()
     net = _Counting()
     h1, c1 = spin_up_state(net, x, h, c, 3)
     assert net.calls == 3
     assert torch.equal(h, h0) and torch.equal(c, c0)  # inputs unchanged
     for r in (0, 3):  # never stepped: three calls on x held fixed
-        assert torch.equal(h1[r], torch.full((2,), 3 * (1.0 + 0.5 * float(x[r, 0]))))
+        assert torch.equal(h1[r], torch.full((3,), 3 * (1.0 + 0.5 * float(x[r, 0]))))
         assert torch.equal(c1[r], torch.full((2,), 7.0))  # 0 → 1 → 3 → 7
-    for r in (1, 2):
+    for r in (1, 2, 4):
         assert torch.equal(h1[r], h[r]) and torch.equal(c1[r], c[r])
 
 
@@ -122,7 +123,7 @@ def test_the_best_score_wins_and_the_smaller_of_equals() -> None:
 
 
 def test_the_choice_is_recorded_with_its_validation_sources() -> None:
-    for name in ("flux_lstm", "flux_lstm_daily"):
+    for name in ("flux_lstm", "flux_lstm_daily", "flux_transformer"):
         manifest = Manifest.load(ARTIFACTS / name)
         state = manifest.recurrent_state
         scores = {int(k): v for k, v in state["spin_up_selection"]["scores"].items()}
