@@ -134,8 +134,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.version = self.flux_manifest.code_version
         self._const = landstep.class_constants(cfg.soil, torch.float64)
         self._water = open_water.OpenWater() if cfg.open_water else None
-        # (cover tensor, members, rows): the cover is held, so a new static can never be
-        # mistaken for a freed one whose id() it reuses
+        # the rows and their statics, with the cover and parameter tensors they came from: held,
+        # so a new static can never be mistaken for a freed one whose id() it reuses
         self._rows_cache: row_step.RowStatics | None = None
         #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
         self.phases: Phase = no_phases
@@ -180,12 +180,16 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     # ------------------------------------------------------------------------------------------
     def _rows(self, static: LandStatic) -> row_step.RowStatics:
         """The rows of ``static``, and what of them changes only with the cover and parameters
-        (cached per cover, members and parameter tensor)."""
+        (cached per cover, members and parameter tensor and its version counter; parameters
+        made in inference mode have no version counter, so what depends on them is rebuilt
+        every step)."""
         params = static.params
-        key = (static.n_members, params._version)
+        tracked = not params.is_inference()
+        key = (static.n_members, params._version if tracked else -1)
         cached = self._rows_cache
         if (
-            cached is not None
+            tracked
+            and cached is not None
             and cached.cover is static.cover
             and cached.params is params
             and cached.key == key

@@ -87,3 +87,14 @@ def test_kept_row_statics_follow_the_parameters() -> None:
     assert _same(_steps(backend, inplace, 3), first)
     params.copy_(changed)
     assert _same(_steps(backend, inplace, 3), fresh_other)
+
+
+def test_parameters_made_in_inference_mode_are_not_kept() -> None:
+    """Inference tensors carry no version counter: the statics are rebuilt every step."""
+    static = contract_static(30, 1, seed=6)
+    expected = _steps(EmulatorBackend(EmulatorConfig(device="cpu")), static, 3)
+    with torch.inference_mode():
+        params = static.params.clone()
+        inference = LandStatic(static.lat, static.lon, static.cover, params)
+        got = _steps(EmulatorBackend(EmulatorConfig(device="cpu")), inference, 3)
+    assert _same(got, expected)
