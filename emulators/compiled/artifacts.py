@@ -41,6 +41,14 @@ class LoadedFlux:
     c_width: int
     spin_up: int = 0
 
+    @classmethod
+    def of(cls, manifest: Manifest, net: Callable[..., Any]) -> LoadedFlux:
+        """``net`` with the widths and spin-up its manifest's ``recurrent_state`` records."""
+        state = manifest.recurrent_state
+        hidden = int(state["hidden"])
+        c_width = int(state.get("c_width", hidden))
+        return cls(manifest, net, hidden, c_width, int(state.get("spin_up", 0)))
+
 
 @dataclass(frozen=True)
 class LoadedLAI:
@@ -109,10 +117,7 @@ def load_fluxes(
     (:func:`_by_timestep`'s rules)."""
 
     def make(manifest: Manifest, directory: Path) -> LoadedFlux:
-        hidden = int(manifest.recurrent_state["hidden"])
-        c_width = int(manifest.recurrent_state.get("c_width", hidden))
-        spin_up = int(manifest.recurrent_state.get("spin_up", 0))
-        return LoadedFlux(manifest, build(manifest, directory), hidden, c_width, spin_up)
+        return LoadedFlux.of(manifest, build(manifest, directory))
 
     return _by_timestep(
         ("flux", "flux", "steps"), artifacts, names, lambda m: float(m.timestep_seconds), make

@@ -22,6 +22,7 @@ import torch
 import xarray as xr
 
 from emulators import metrics
+from emulators.compiled.artifacts import LoadedFlux
 from emulators.compiled.lai_step import lai_timestep
 from emulators.compiled.open_water import OpenWater
 from emulators.export import load_torchscript
@@ -268,6 +269,20 @@ def acceptance(
     }
 
 
+def load_flux(directory: Path) -> LoadedFlux:
+    """A shipped flux artifact's TorchScript network (CPU) with the widths and spin-up its
+    manifest records."""
+    manifest = Manifest.load(directory)
+    net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
+    return LoadedFlux.of(manifest, net)
+
+
+def served_water(spec: SourceSpec, dt: int) -> OpenWater:
+    """The water rows from physics at ``spec``'s measurement heights, as the emulator backends
+    serve them (``open_water``)."""
+    return OpenWater(reference_config(load_forcing(spec, dt)))
+
+
 def evaluate_flux(
     directory: Path,
     out_dir: Path,
@@ -284,35 +299,32 @@ def evaluate_flux(
     as the emulator backends serve them (``open_water``); False: the network alone. Every
     rollout spins the recurrent state up as the backends do (the manifest's
     ``recurrent_state.spin_up``; ``training.spin_up``)."""
-    manifest = Manifest.load(directory)
+    flux = load_flux(directory)
+    manifest, spin_up = flux.manifest, flux.spin_up
     dt = manifest.timestep_seconds
     daily = dt >= 86_400
-    net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
-    hidden = int(manifest.recurrent_state["hidden"])
-    c_width = int(manifest.recurrent_state.get("c_width", hidden))
-    spin_up = int(manifest.recurrent_state.get("spin_up", 0))
     held = FluxSkill()
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for spec in specs if specs is not None else flux_held_out(dt):
         traj = simulate(spec, int(dt), progress=progress, cache=cache)
         batch = Batch.of([traj], torch.float64)
-        exact = OpenWater(reference_config(load_forcing(spec, int(dt)))) if water else None
+        exact = served_water(spec, int(dt)) if water else None
         with torch.no_grad():
             out = rollout(
-                net,
+                flux.net,
                 batch,
-                hidden,
+                flux.hidden,
                 fields=FLUX_VARIABLES,
-                c_width=c_width,
+                c_width=flux.c_width,
                 water=exact,
                 spin_up=spin_up,
             )
         sim = {k: out[k].numpy() for k in FLUX_VARIABLES}
         ref = {k: batch.outputs[k].numpy() for k in FLUX_VARIABLES}
         found = coldstart.starts(
-            net,
-            hidden,
-            c_width,
+            flux.net,
+            flux.hidden,
+            flux.c_width,
             spec,
             int(dt),
             FLUX_VARIABLES,

@@ -16,19 +16,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from emulators.compiled.open_water import OpenWater
-from emulators.export import load_torchscript
 from emulators.manifest import Manifest
 from emulators.metrics import nse
 from emulators.training import coldstart
 from emulators.training.batch import Batch
-from emulators.training.data import SourceSpec, load_forcing, reference_config, simulate
+from emulators.training.data import SourceSpec, simulate
+from emulators.training.evaluate import load_flux, served_water
 
 #: the spin-up lengths tried (network calls)
 CANDIDATES: tuple[int, ...] = (0, 1, 3, 10, 30, 100)
@@ -56,22 +54,28 @@ def scores(
 ) -> dict[int, float]:
     """Candidate spin-up -> score (module docstring) of the TorchScript flux artifact in
     ``directory`` on its validation sources, with the water tile from physics as served."""
-    manifest = Manifest.load(directory)
-    dt = int(manifest.timestep_seconds)
-    net = load_torchscript(manifest.artifact_path(directory, "torchscript"))
-    hidden = int(manifest.recurrent_state["hidden"])
-    c_width = int(manifest.recurrent_state.get("c_width", hidden))
+    flux = load_flux(directory)
+    dt = int(flux.manifest.timestep_seconds)
     runs = []
-    for spec in validation_specs(manifest):
+    for spec in validation_specs(flux.manifest):
         batch = Batch.of([simulate(spec, dt, progress=progress, cache=cache)], torch.float64)
-        runs.append((spec, batch, OpenWater(reference_config(load_forcing(spec, dt)))))
+        runs.append((spec, batch, served_water(spec, dt)))
     out: dict[int, float] = {}
-    todo = list(candidates)
-    for k in tqdm(todo, desc=f"{manifest.name} spin-up", disable=not progress):
-        found: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for k in tqdm(list(candidates), desc=f"{flux.manifest.name} spin-up", disable=not progress):
+        found: dict[tuple[str, str], list[coldstart.Pair]] = {}
         for spec, batch, water in runs:
             per = coldstart.starts(
-                net, hidden, c_width, spec, dt, VARIABLES, cache, False, batch, water, k
+                flux.net,
+                flux.hidden,
+                flux.c_width,
+                spec,
+                dt,
+                VARIABLES,
+                cache,
+                False,
+                batch,
+                water,
+                k,
             )
             for key, pair in per.items():
                 found.setdefault(key, []).append(pair)
@@ -80,7 +84,7 @@ def scores(
     return out
 
 
-def _pooled_nse(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]], var: str) -> float:
+def _pooled_nse(pairs: Sequence[coldstart.Pair], var: str) -> float:
     sim = np.concatenate([p[0][var] for p in pairs])
     ref = np.concatenate([p[1][var] for p in pairs])
     return float(nse(sim, ref))
