@@ -111,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
         print(starts)
     if args.action == "evaluate" and recipe.name == "flux-lstm":
         print(_session_week(Path(artifacts)))
+    if args.action in ("train", "evaluate"):
+        from emulators.reference.fingerprint import teacher
+
+        line = teacher(manifest.training)
+        if line:
+            print(line)
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
     report = args.work / f"report-{args.name}"

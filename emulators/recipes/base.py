@@ -94,13 +94,16 @@ def training_record(
     best_epoch: bool = True,
 ) -> dict[str, Any]:
     """The manifest's ``training`` entry of ``landcoupler emulators train NAME`` for a training
-    config with ``train``/``validation`` sources: data (hash, training/validation/held-out
-    sources), config, [loss,] history, [best epoch,] time."""
+    config with ``train``/``validation`` sources: data (hash, the reference model's fingerprint,
+    training/validation/held-out sources), config, [loss,] history, [best epoch,] time."""
     import torch
+
+    from emulators.reference.fingerprint import fingerprint
 
     record: dict[str, Any] = {
         "command": f"landcoupler emulators train {name}",
         "data_hash": result.data_hash,
+        "reference_fingerprint": fingerprint(),
         "sources": [dataclasses.asdict(s) for s in config.train],
         "validation": [dataclasses.asdict(s) for s in config.validation],
         "held_out": [dataclasses.asdict(s) for s in held_out],

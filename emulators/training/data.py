@@ -314,12 +314,22 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
     return Setup(static, config, arrays, times, n)
 
 
+def cache_name(spec: SourceSpec, timestep: int = 3600) -> str:
+    """The file name of ``spec``'s trajectories at steps of ``timestep`` seconds in a cache:
+    label, the spec's hash, the step and the reference model's fingerprint
+    (``reference.fingerprint``)."""
+    from emulators.reference.fingerprint import fingerprint
+
+    return f"{spec.label}-{spec.key()}-{timestep}-ref{fingerprint()}.npz"
+
+
 def simulate(
     spec: SourceSpec, timestep: int = 3600, progress: bool = True, cache: Path | None = None
 ) -> Trajectory:
     """Run the reference model over ``spec`` and record tile trajectories (cached as .npz in
-    ``cache`` by the spec's hash, when given)."""
-    path = cache / f"{spec.label}-{spec.key()}-{timestep}.npz" if cache else None
+    ``cache`` by the spec's hash and the reference's fingerprint, when given: after a change of
+    the reference's physics the trajectories are simulated again, not read)."""
+    path = cache / cache_name(spec, timestep) if cache else None
     if path is not None and path.exists():
         return Trajectory.load(path)
     run = setup(spec, timestep)
