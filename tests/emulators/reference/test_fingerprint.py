@@ -18,8 +18,6 @@ from emulators.training.data import SourceSpec, cache_name, simulate
 #: shipped artifacts trained on reference trajectories before fingerprints were recorded, with
 #: why they are kept (each must really lack one: retrained artifacts leave this list)
 UNRECORDED = {
-    "flux_lstm": "trained 2026-12-06 08:11 UTC, partly on Wageningen trajectories simulated "
-    "before the roughness floor",
     "flux_lstm_daily": "retrained on today's reference in a probe (2026-12-06 20:39-20:57 UTC): "
     "the same 57 of 210 held-out rows meet both targets, so not replaced; the MdPL "
     "calibration twin is built on the shipped one",
