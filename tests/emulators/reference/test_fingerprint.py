@@ -3,6 +3,7 @@ in the trajectory cache's key, and recorded by every shipped artifact that learn
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +80,21 @@ def test_trajectory_cache_is_keyed_by_it(tmp_path: Path) -> None:
     assert name.endswith(f"-ref{fp.fingerprint()}.npz")
     first = simulate(spec, progress=False, cache=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [name]
-    # a trajectory cached under another reference is not read: renamed to another
-    # fingerprint and altered, it leaves the result unchanged and a fresh file is written
-    other = tmp_path / name.replace(fp.fingerprint(), "f" * 16)
-    (tmp_path / name).rename(other)
+    # trajectories of another reference (another fingerprint, or a cache from before
+    # fingerprints: no suffix) are not read: altered copies there leave the result unchanged
+    altered = dataclasses.replace(
+        first, outputs={**first.outputs, "hfss": first.outputs["hfss"] + 50.0}
+    )
+    (tmp_path / name).unlink()
+    altered.save(tmp_path / name.replace(fp.fingerprint(), "f" * 16))
+    altered.save(tmp_path / name.replace(f"-ref{fp.fingerprint()}", ""))
     again = simulate(spec, progress=False, cache=tmp_path)
     assert (tmp_path / name).exists()
     np.testing.assert_array_equal(again.outputs["hfss"], first.outputs["hfss"])
+    # and the file of today's reference is what is read
+    altered.save(tmp_path / name)
+    read = simulate(spec, progress=False, cache=tmp_path)
+    np.testing.assert_array_equal(read.outputs["hfss"], first.outputs["hfss"] + 50.0)
 
 
 @pytest.mark.parametrize(
