@@ -25,8 +25,6 @@ UNRECORDED = {
     "flux_transformer": "trained 2026-11-23; shipped for comparison only",
     "lai": "trained before fingerprints were recorded",
     "lai_daily": "trained before fingerprints were recorded (an ensemble of three seeds, 54 min)",
-    "canopy_mlp": "trained 2026-12-06 12:10 UTC on trajectories simulated after the roughness "
-    "floor, before fingerprints were recorded",
 }
 
 
