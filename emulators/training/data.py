@@ -314,6 +314,10 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
     return Setup(static, config, arrays, times, n)
 
 
+#: where trajectories are cached by default (``landcoupler emulators``' work directory's data)
+DEFAULT_CACHE = Path("out/emulators/data")
+
+
 def cache_name(spec: SourceSpec, timestep: int = 3600) -> str:
     """The file name of ``spec``'s trajectories at steps of ``timestep`` seconds in a cache:
     label, the spec's hash, the step and the reference model's fingerprint

@@ -30,7 +30,13 @@ from emulators.manifest import Manifest
 from emulators.training import coldstart
 from emulators.training import lai as lai_training
 from emulators.training.batch import Batch, rollout
-from emulators.training.data import SourceSpec, load_forcing, reference_config, simulate
+from emulators.training.data import (
+    DEFAULT_CACHE,
+    SourceSpec,
+    load_forcing,
+    reference_config,
+    simulate,
+)
 
 METRICS = ("nse", "kge", "rmse", "bias", "pearson_r", "std_ratio")
 
@@ -286,7 +292,7 @@ def served_water(spec: SourceSpec, dt: int) -> OpenWater:
 def evaluate_flux(
     directory: Path,
     out_dir: Path,
-    cache: Path | None = Path("out/emulators/data"),
+    cache: Path | None = DEFAULT_CACHE,
     progress: bool = True,
     specs: Sequence[SourceSpec] | None = None,
     save: bool = True,
@@ -376,7 +382,7 @@ def evaluate_flux(
 def evaluate_lai(
     directory: Path,
     out_dir: Path,
-    cache: Path | None = Path("out/emulators/data"),
+    cache: Path | None = DEFAULT_CACHE,
     progress: bool = True,
     timestep: float | None = None,
 ) -> Manifest:

@@ -26,7 +26,7 @@ from emulators.manifest import Manifest
 from emulators.protocol import LandState, StepClock
 from emulators.reference.model import ReferenceBackend
 from emulators.training import coldstart
-from emulators.training.data import SourceSpec, Trajectory, setup, simulate
+from emulators.training.data import DEFAULT_CACHE, SourceSpec, Trajectory, setup, simulate
 from emulators.training.evaluate import FLUX_HELD_OUT, FLUX_VARIABLES, FluxSkill
 
 Arrays = coldstart.Arrays
@@ -102,7 +102,7 @@ def starts(
 def evaluate_hybrid(
     directory: Path,
     out_dir: Path,
-    cache: Path | None = Path("out/emulators/data"),
+    cache: Path | None = DEFAULT_CACHE,
     progress: bool = True,
     specs: Sequence[SourceSpec] | None = None,
     save: bool = True,

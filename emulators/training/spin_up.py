@@ -25,7 +25,7 @@ from emulators.manifest import Manifest
 from emulators.metrics import nse
 from emulators.training import coldstart
 from emulators.training.batch import Batch
-from emulators.training.data import SourceSpec, simulate
+from emulators.training.data import DEFAULT_CACHE, SourceSpec, simulate
 from emulators.training.evaluate import load_flux, served_water
 
 #: the spin-up lengths tried (network calls)
@@ -49,7 +49,7 @@ def validation_specs(manifest: Manifest) -> list[SourceSpec]:
 def scores(
     directory: Path,
     candidates: Iterable[int] = CANDIDATES,
-    cache: Path | None = Path("out/emulators/data"),
+    cache: Path | None = DEFAULT_CACHE,
     progress: bool = True,
 ) -> dict[int, float]:
     """Candidate spin-up -> score (module docstring) of the TorchScript flux artifact in
@@ -72,10 +72,9 @@ def scores(
                 dt,
                 VARIABLES,
                 cache,
-                False,
-                batch,
-                water,
-                k,
+                continuous=batch,
+                water=water,
+                spin_up=k,
             )
             for key, pair in per.items():
                 found.setdefault(key, []).append(pair)
@@ -99,7 +98,7 @@ def best(found: dict[int, float]) -> int:
 def select(
     directory: Path,
     candidates: Iterable[int] = CANDIDATES,
-    cache: Path | None = Path("out/emulators/data"),
+    cache: Path | None = DEFAULT_CACHE,
     progress: bool = True,
 ) -> Manifest:
     """Score ``candidates`` (:func:`scores`), write the best into the manifest's
