@@ -48,7 +48,8 @@ def _time(backend: LandBackend, static: LandStatic, steps: int) -> float:
 def _phases(backend: Any, static: LandStatic, steps: int, timer: bool = True) -> dict[str, float]:
     """Seconds of the step with the median time of ``steps`` timed steps: ``total``, and with
     ``timer`` each phase of the emulator backend's step (``emulators.compiled.phases``) and
-    ``cells`` (the rest: forcing check, cover-weighted cell fields, leaf nitrogen)."""
+    ``cells`` (the rest: forcing check, the cell fields' last operations (z0's exp,
+    mrsos' division), leaf nitrogen; the rows are summed into cells in ``scatter``)."""
     from emulators.compiled.phases import PHASES, PhaseTimes
 
     forcing = _forcing(static.n_cells)

@@ -156,8 +156,10 @@ def _phases(payload: Payload) -> list[str]:
     lines = [
         "",
         "**Where a step's time goes** (TorchScript, active tiles, ms per step, phases timed "
-        "inside the backend's step: `emulators.compiled.phases`; *cells*: the rest of "
-        "`step`, i.e. forcing check, cover-weighted cell fields, leaf nitrogen). Rows per "
+        "inside the backend's step: `emulators.compiled.phases`; *scatter*: rows back into "
+        "the dense state and summed into the cell fields (`landstep.CellSums`); *cells*: the "
+        "rest of `step`, i.e. forcing check, the cell fields' last operations, leaf "
+        "nitrogen). Rows per "
         "block: all at once (the default) or gathered, stepped and scattered "
         f"{payload['roofline']['row_block']:,} at a time (`EmulatorConfig(row_block=...)`):",
         "",

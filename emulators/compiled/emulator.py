@@ -20,10 +20,11 @@ the phases below); only the prediction of the fluxes differs from the reference 
 6. phenology: at the end of each day (``landstep.day_ends``), leaf carbon advances: with the LAI
    emulator from daily aggregates (``phenology="emulator"``), or with the reference phenology
    fed by the emulated GPP (``phenology="reference"``, ``landstep.leaf_carbon``);
-7. rows are scattered back and cell fields are the cover-weighted tile sums
-   (``landstep.aggregate``), so closure carries over to cells. Where every (member, cell, tile)
-   entry is a row (``identity_rows``), rows are slices of the state and the results are the
-   new state: no gather, copy or scatter.
+7. rows are scattered back, and cell fields are the cover-weighted tile sums, so closure
+   carries over to cells: summed straight from the rows (``landstep.CellSums``) by ``step``,
+   from dense tile fields by ``step_tiles`` (``landstep.aggregate``; the same fields to
+   round-off). Where every (member, cell, tile) entry is a row (``identity_rows``), rows are
+   slices of the state and the results are the new state: no gather, copy or scatter.
 Steps 2-7 run on all rows or blocks of ``row_block`` rows (``row_step``); ``self.phases``
 (``phases.PhaseTimes``) times a step's parts for ``make bench-emulators``.
 State (``LandState.tensors``; leading dims (member, cell, tile)): ``w`` soil water, ``ts`` skin
@@ -52,7 +53,7 @@ import torch
 
 from emulators import landstep
 from emulators import parameters as P
-from emulators.compiled import closure, flux_step, open_water, row_step, tiles
+from emulators.compiled import closure, flux_step, open_water, row_step
 from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
@@ -68,7 +69,7 @@ from emulators.compiled.artifacts import (
 )
 from emulators.compiled.config import ARTIFACTS as ARTIFACTS
 from emulators.compiled.config import EmulatorConfig as EmulatorConfig
-from emulators.compiled.features import static_flux_features, step_local_hour
+from emulators.compiled.features import step_local_hour
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
@@ -179,37 +180,9 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
 
     # ------------------------------------------------------------------------------------------
     def _rows(self, static: LandStatic) -> row_step.RowStatics:
-        """The rows of ``static``, and what of them changes only with the cover and parameters
-        (cached per cover, members and parameter tensor and its version counter; parameters
-        made in inference mode have no version counter, so what depends on them is rebuilt
-        every step)."""
-        params = static.params
-        tracked = not params.is_inference()
-        key = (static.n_members, params._version if tracked else -1)
-        cached = self._rows_cache
-        if (
-            tracked
-            and cached is not None
-            and cached.cover is static.cover
-            and cached.params is params
-            and cached.key == key
-        ):
-            return cached
-        if cached is not None and cached.cover is static.cover and cached.key[0] == key[0]:
-            rows, const = cached.rows, cached.const
-        else:
-            rows = tiles.Rows.active(static.cover, static.n_members, self.config.all_tiles)
-            const = {k: v[rows.tile] for k, v in self._const.items()}
-        m, n, k = rows.shape
-        row_params = rows.gather(params.reshape(m, n, k, -1))
-        self._rows_cache = row_step.RowStatics(
-            static.cover,
-            params,
-            key,
-            rows,
-            const,
-            row_params,
-            static_flux_features(row_params, rows.tile, flux_step.NET_DTYPE),
+        """The rows of ``static`` and their statics, kept between steps (``row_step.statics``)."""
+        self._rows_cache = row_step.statics(
+            self._rows_cache, static, self._const, self.config.all_tiles
         )
         return self._rows_cache
 
@@ -246,13 +219,27 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.flux_for(clock.dt)
         self.lai_for(clock.dt)
 
-    @torch.no_grad()
     def advance(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
         """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
-        (z0: 1 m) and keep their state. Rows are gathered, stepped and scattered in blocks of
-        ``row_block`` rows (``row_step``); ``self.phases`` times the parts."""
+        (z0: 1 m) and keep their state."""
+        return self._advance_rows(state, static, forcing, clock, cells=False)
+
+    def advance_cells(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """The step with cell fields (member, cell), summed straight from the rows
+        (``landstep.CellSums``): no dense tile fields are built."""
+        return self._advance_rows(state, static, forcing, clock, cells=True)
+
+    @torch.no_grad()
+    def _advance_rows(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock, cells: bool
+    ) -> StepResult:
+        """Rows are gathered, stepped and scattered in blocks of ``row_block`` rows
+        (``row_step``); the fields come back per tile, or with ``cells`` summed into cells;
+        ``self.phases`` times the parts."""
         cfg, phase = self.config, self.phases
         flux = self.flux_for(clock.dt)
         lai = self.lai_for(clock.dt)
@@ -291,6 +278,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             else:
                 out = {key: v.clone() for key, v in t.items()}
         dense: dict[str, Tensor] = {}
+        sums = landstep.CellSums(static.cover, m) if cells else None
         for s in blocks:
             with phase("gather"):
                 idx, cell = rows.flat[s], rows.cell[s]
@@ -343,19 +331,22 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 )
             with phase("scatter"):
                 new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)
+                if sums is not None:
+                    sums.add(closed.fields, mc, statics.weight[s], statics.soil[s])
                 if whole:
                     inputs = [*t.values(), params, statics.params_rows]
                     out.update(
                         {key: row_step.own(v.to(t[key].dtype), inputs) for key, v in new.items()}
                     )
-                    dense = {key: row_step.own(v, inputs) for key, v in closed.fields.items()}
+                    if sums is None:
+                        dense = {key: row_step.own(v, inputs) for key, v in closed.fields.items()}
                     continue
                 for key, v in new.items():
                     if identity:
                         out[key][s] = v
                     else:
                         out[key].index_copy_(0, idx, v.to(out[key].dtype))
-                for key, v in closed.fields.items():
+                for key, v in closed.fields.items() if sums is None else ():
                     if key not in dense:
                         fill = 1.0 if key == "z0" else 0.0
                         dense[key] = torch.full((m * n * k,), fill, dtype=v.dtype)
@@ -364,10 +355,10 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             with phase("scatter"):
                 out.update({key: v.clone() for key, v in t.items() if key not in out})
         shapes = state.tensors
-        return (
-            LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()}),
-            {key: v.reshape(m, n, k) for key, v in dense.items()},
-        )
+        new_state = LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()})
+        if sums is not None:
+            return new_state, sums.fields()
+        return new_state, {key: v.reshape(m, n, k) for key, v in dense.items()}
 
 
 class TorchScriptBackend(EmulatorBackend):

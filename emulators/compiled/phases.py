@@ -18,7 +18,8 @@ Phase = Callable[[str], AbstractContextManager[None]]
 #: the phases of a step, in order: gather the active tiles' state, forcing and class constants
 #: into rows; input features (surface diagnostics included); the flux network; the constraint
 #: layer (water, energy, soil heat, float64); daily accumulators and, at the end of a day, the
-#: LAI step (LAI network included); scatter rows back into the dense state and fields
+#: LAI step (LAI network included); scatter rows back into the dense state, and their fields
+#: into dense tile fields (``step_tiles``) or summed into cell fields (``step``)
 PHASES = ("gather", "features", "network", "closure", "phenology", "scatter")
 
 _NULL: AbstractContextManager[None] = nullcontext()

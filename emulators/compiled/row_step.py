@@ -18,10 +18,11 @@ import torch
 
 from emulators import landstep
 from emulators.compiled.closure import Closed
-from emulators.compiled.flux_step import RowInputs
+from emulators.compiled.features import static_flux_features
+from emulators.compiled.flux_step import NET_DTYPE, RowInputs
 from emulators.compiled.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
 from emulators.compiled.tiles import Rows
-from emulators.protocol import StepClock
+from emulators.protocol import LandStatic, StepClock
 from emulators.reference import phenology
 from emulators.reference.soil import SoilConfig
 
@@ -35,8 +36,9 @@ ROW_BLOCK_MULTIPLE = 64
 class RowStatics:
     """What of a domain's rows changes only with its cover and parameters, kept by the backend
     between steps: the rows, the class constants, the parameters and the
-    ``static_flux_features`` (network dtype) per row. Valid while ``cover`` and ``params`` are
-    the same tensors, unmodified (``key``: members and the parameters' version counter)."""
+    ``static_flux_features`` (network dtype) per row, and each row's cover fraction and soil
+    flag (``landstep.CellSums``). Valid while ``cover`` and ``params`` are the same tensors,
+    unmodified (``key``: members and the parameters' version counter)."""
 
     cover: Tensor
     params: Tensor
@@ -45,6 +47,42 @@ class RowStatics:
     const: dict[str, Tensor]
     params_rows: Tensor
     features: Tensor
+    weight: Tensor
+    soil: Tensor
+
+
+def statics(
+    cached: RowStatics | None, static: LandStatic, const: dict[str, Tensor], all_tiles: bool
+) -> RowStatics:
+    """The rows of ``static`` (``Rows.active``) and what of them changes only with the cover and
+    parameters: ``cached`` when it was made for the same cover, members and parameter tensor at
+    the same version counter; parameters made in inference mode have no version counter, so
+    what depends on them is rebuilt every step (the rows themselves only with the cover)."""
+    params = static.params
+    tracked = not params.is_inference()
+    key = (static.n_members, params._version if tracked else -1)
+    if (
+        tracked
+        and cached is not None
+        and cached.cover is static.cover
+        and cached.params is params
+        and cached.key == key
+    ):
+        return cached
+    if cached is not None and cached.cover is static.cover and cached.key[0] == key[0]:
+        rows, row_const = cached.rows, cached.const
+        weight, soil = cached.weight, cached.soil
+    else:
+        rows = Rows.active(static.cover, static.n_members, all_tiles)
+        row_const = {k: v[rows.tile] for k, v in const.items()}
+        weight = static.cover.to(torch.float64)[rows.cell, rows.tile]
+        soil = landstep.soil_tiles(torch.float64)[rows.tile]
+    m, n, k = rows.shape
+    row_params = rows.gather(params.reshape(m, n, k, -1))
+    features = static_flux_features(row_params, rows.tile, NET_DTYPE)
+    return RowStatics(
+        static.cover, params, key, rows, row_const, row_params, features, weight, soil
+    )
 
 
 def row_blocks(n: int, block: int) -> list[slice]:

@@ -26,7 +26,8 @@ phenology      daily accumulators; at the end of a day,    ``daily.day_ends``, `
                leaf carbon advances                        (compiled: or the LAI emulator)
 nitrogen       leaf nitrogen = leaf carbon / C:N of the    ``nitrogen.follow_carbon`` (after
                class, where the state has ``nleaf``        ``advance``, every backend)
-cells          cover-weighted cell fields                  ``cells.aggregate``
+cells          cover-weighted cell fields                  ``cells.aggregate`` (compiled: summed
+                                                           from the rows, ``cells.CellSums``)
 =============  ==========================================  ======================================
 
 Physics stays in pure functions on tensors (units in their docstrings): ``emulators.physics``,
@@ -42,7 +43,7 @@ from typing import Generic, Protocol, TypeVar
 import torch
 
 from emulators.landstep.budgets import ClosedTiles, Fluxes, close
-from emulators.landstep.cells import LINEAR_FIELDS, aggregate
+from emulators.landstep.cells import CELL_FIELDS, LINEAR_FIELDS, CellSums, aggregate, soil_tiles
 from emulators.landstep.cover import Remapped, remap
 from emulators.landstep.daily import Day, day_ends, leaf_carbon, reset
 from emulators.landstep.forcing import CheckedForcing, check_forcing
@@ -63,9 +64,11 @@ Forcing = Mapping[str, Tensor]
 StepResult = tuple[LandState, dict[str, Tensor]]
 
 __all__ = [
+    "CELL_FIELDS",
     "LAKE_CAPACITY",
     "LINEAR_FIELDS",
     "NITROGEN",
+    "CellSums",
     "CheckedForcing",
     "ClosedTiles",
     "Day",
@@ -87,6 +90,7 @@ __all__ = [
     "leaf_nitrogen",
     "remap",
     "reset",
+    "soil_tiles",
     "surface",
     "with_nitrogen",
 ]
@@ -130,25 +134,25 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         of :attr:`cell_block` cells when the domain is larger (results concatenated on the cell
         axis; the clock and forcing checks run once, on the whole domain)."""
         n, block = static.n_cells, self.cell_block
-        if block <= 0 or n <= block or not _cell_axis(state, forcing, n):
-            new_state, tiles = self.step_tiles(state, static, forcing, clock)
-            return new_state, aggregate(tiles, static.cover)
         self.check_clock(clock)
         if self.config.validate_forcing:
             check_forcing(forcing)
+        if block <= 0 or n <= block or not _cell_axis(state, forcing, n):
+            return self._advance(state, static, forcing, clock, cells=True)
         states: list[LandState] = []
         fields: list[dict[str, Tensor]] = []
         for start in range(0, n, block):
             cells = slice(start, min(n, start + block))
             part = static.cells(cells)
-            new_state, tiles = self._advance(
+            new_state, cell_fields = self._advance(
                 LandState({k: v[:, cells] for k, v in state.tensors.items()}),
                 part,
                 {k: v[:, cells] for k, v in forcing.items()},
                 clock,
+                cells=True,
             )
             states.append(new_state)
-            fields.append(aggregate(tiles, part.cover))
+            fields.append(cell_fields)
         return (
             LandState({k: torch.cat([s.tensors[k] for s in states], 1) for k in states[0].tensors}),
             {k: torch.cat([f[k] for f in fields], 1) for k in fields[0]},
@@ -165,15 +169,22 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
         return self._advance(state, static, forcing, clock)
 
     def _advance(
-        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+        self,
+        state: LandState,
+        static: LandStatic,
+        forcing: Forcing,
+        clock: StepClock,
+        cells: bool = False,
     ) -> StepResult:
-        """:meth:`advance`, then the nitrogen phase: leaf nitrogen follows leaf carbon."""
-        new_state, tiles = self.advance(state, static, forcing, clock)
+        """:meth:`advance` (with ``cells``: :meth:`advance_cells`), then the nitrogen phase:
+        leaf nitrogen follows leaf carbon."""
+        advance = self.advance_cells if cells else self.advance
+        new_state, fields = advance(state, static, forcing, clock)
         if NITROGEN in state.tensors:
             tensors = dict(new_state.tensors)
             tensors[NITROGEN] = leaf_nitrogen(tensors["cleaf"])
             new_state = LandState(tensors)
-        return new_state, tiles
+        return new_state, fields
 
     def change_cover(
         self, state: LandState, static: LandStatic, cover: Tensor
@@ -196,7 +207,17 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
     def advance(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
-        """Surface, predict, water, energy, soil heat and phenology of checked ``forcing``."""
+        """Surface, predict, water, energy, soil heat and phenology of checked ``forcing``:
+        the new state and the tile fields (member, cell, tile)."""
+
+    def advance_cells(
+        self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
+    ) -> StepResult:
+        """:meth:`advance` with the cell fields (member, cell) instead of the tile fields
+        (default: ``aggregate`` of the tile fields; a backend that computes rows can sum them
+        into cells without building dense tile fields)."""
+        new_state, tiles = self.advance(state, static, forcing, clock)
+        return new_state, aggregate(tiles, static.cover)
 
 
 def _cell_axis(state: LandState, forcing: Forcing, n: int) -> bool:
