@@ -78,6 +78,11 @@ from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.variables import REQUIRED_FORCING
 
 Tensor = torch.Tensor
+#: the recurrent state: zero on tiles without cover (nothing reads it there: a step computes
+#: only the tiles with cover, and a tile that gains cover takes the pool's state,
+#: ``landstep.cover``), so a step writes the new state's rows into zeros instead of into a
+#: copy of the old state (half the memory traffic of the state's largest tensors)
+RECURRENT = ("lstm_h", "lstm_c")
 
 
 class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
@@ -223,7 +228,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
         """The step at tile level: tile fields (member, cell, tile); inactive tiles hold zeros
-        (z0: 1 m) and keep their state."""
+        (z0: 1 m) and keep their state, except the recurrent state (:data:`RECURRENT`), which
+        is zero there."""
         return self._advance_rows(state, static, forcing, clock, cells=False)
 
     def advance_cells(
@@ -275,8 +281,11 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 out: dict[str, Tensor] = {}
             elif identity:
                 out = {key: torch.empty_like(v) for key, v in t.items()}
-            else:
-                out = {key: v.clone() for key, v in t.items()}
+            else:  # tiles without cover keep their state, but hold no recurrent memory
+                out = {
+                    key: torch.zeros_like(v) if key in RECURRENT else v.clone()
+                    for key, v in t.items()
+                }
         dense: dict[str, Tensor] = {}
         sums = landstep.CellSums(static.cover, m) if cells else None
         for s in blocks:
