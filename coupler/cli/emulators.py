@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path("out/emulators"),
         help="work directory: data cache, checkpoints, reports (default out/emulators)",
     )
+    p.add_argument(
+        "--timestep", type=int, default=None, metavar="SECONDS",
+        help="evaluate: at land steps of this length instead of the trained one (canopy-mlp "
+        "only, which the hybrid backend serves at any step: writes report-NAME-SECONDSs, the "
+        "manifest keeps its skill)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--seed", type=int, default=None, help="training seed (train; if supported)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (train; if supported)")
@@ -72,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return _export_triton(args, args.artifacts or ARTIFACTS)
     if args.name is None:
         raise ValueError("name: an emulator name is needed (except for export --triton)")
+    if args.timestep is not None and args.action != "evaluate":
+        raise ValueError("--timestep: only with the evaluate action")
     recipe = get(args.name)
     artifacts = args.artifacts or ARTIFACTS
     progress = not args.no_progress
@@ -85,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         manifest = recipe.evaluate(
             artifacts=artifacts,
-            out_dir=args.work / f"report-{args.name}",
+            out_dir=args.work / _report(args),
             cache=args.work / "data",
             progress=progress,
+            timestep=args.timestep,
         )
     summary = [r for r in manifest.skill if r.get("source") == "all held-out" and "start" not in r]
     for r in summary:
@@ -119,9 +128,15 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     if args.action == "export":
         print(f"export checks (relative error vs eager): {manifest.export_checks}")
-    report = args.work / f"report-{args.name}"
+    report = args.work / _report(args)
     print(f"artifacts: {Path(artifacts) / recipe.artifact}; report: {report}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> str:
+    """The report directory's name: report-NAME, or report-NAME-SECONDSs with ``--timestep``."""
+    step = "" if args.timestep is None else f"-{args.timestep}s"
+    return f"report-{args.name}{step}"
 
 
 def _spin_up(name: str, directory: Path, work: Path, progress: bool) -> int:

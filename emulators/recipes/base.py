@@ -197,6 +197,18 @@ class Recipe(abc.ABC):
         """Held-out skill of the artifact in ``directory``: report to ``out_dir``, skill into the
         manifest."""
 
+    def evaluate_at_step(
+        self, directory: Path, out_dir: Path, cache: Path | None, progress: bool, timestep: int
+    ) -> Manifest:
+        """Held-out skill at land steps of ``timestep`` seconds other than the trained one: a
+        report to ``out_dir`` only (the manifest keeps the trained step's skill). Only an
+        emulator that serves any step implements it (``canopy-mlp``, in the hybrid backend)."""
+        del directory, out_dir, cache, progress
+        raise ValueError(
+            f"timestep: {self.name} is evaluated at the step it was trained for; only an "
+            f"emulator that serves any step (canopy-mlp) is evaluated at {timestep} s"
+        )
+
     def servable(self, model: nn.Module) -> nn.Module:
         """The module the artifacts compute, from the trained network (default: itself)."""
         return model
@@ -323,10 +335,16 @@ class Recipe(abc.ABC):
         out_dir: Path | None = None,
         cache: Path | None = WORK / "data",
         progress: bool = True,
+        timestep: int | None = None,
     ) -> Manifest:
         """``landcoupler emulators evaluate NAME``: held-out skill of the shipped artifact
-        (report to ``out_dir``, default ``out/emulators/report-NAME``; updates its manifest)."""
+        (report to ``out_dir``, default ``out/emulators/report-NAME``; updates its manifest).
+        ``timestep``: at land steps of that length instead (:meth:`evaluate_at_step`: a report
+        only, the manifest unchanged)."""
         out = WORK / f"report-{self.name}" if out_dir is None else Path(out_dir)
-        manifest = self.evaluate_at(Path(artifacts) / self.artifact, out, cache, progress)
+        directory = Path(artifacts) / self.artifact
+        if timestep is not None:
+            return self.evaluate_at_step(directory, out, cache, progress, timestep)
+        manifest = self.evaluate_at(directory, out, cache, progress)
         self.compare(Path(artifacts), out, cache, progress)
         return manifest

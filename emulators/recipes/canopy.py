@@ -138,3 +138,12 @@ class CanopyRecipe(Recipe):
         from emulators.training.evaluate_hybrid import evaluate_hybrid
 
         return evaluate_hybrid(directory, out_dir, cache, progress)
+
+    def evaluate_at_step(
+        self, directory: Path, out_dir: Path, cache: Path | None, progress: bool, timestep: int
+    ) -> Manifest:
+        """The hybrid backend's held-out skill at land steps of ``timestep`` seconds (e.g.
+        86 400: the daily flux emulator's held-out sources and starts), as a report only."""
+        from emulators.training.evaluate_hybrid import evaluate_hybrid
+
+        return evaluate_hybrid(directory, out_dir, cache, progress, save=False, timestep=timestep)

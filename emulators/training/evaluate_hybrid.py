@@ -27,7 +27,7 @@ from emulators.protocol import LandState, StepClock
 from emulators.reference.model import ReferenceBackend
 from emulators.training import coldstart
 from emulators.training.data import DEFAULT_CACHE, SourceSpec, Trajectory, setup, simulate
-from emulators.training.evaluate import FLUX_HELD_OUT, FLUX_VARIABLES, FluxSkill
+from emulators.training.evaluate import FLUX_VARIABLES, FluxSkill, flux_held_out
 
 Arrays = coldstart.Arrays
 
@@ -78,24 +78,32 @@ def _pairs(sim: Arrays, traj: Trajectory, first: int, steps: int) -> tuple[Array
 
 
 def starts(
-    make: Any, spec: SourceSpec, traj: Trajectory, cache: Path | None, progress: bool
+    make: Any,
+    spec: SourceSpec,
+    traj: Trajectory,
+    cache: Path | None,
+    progress: bool,
+    timestep: int = 3600,
 ) -> dict[tuple[str, str], tuple[Arrays, Arrays]]:
-    """(start, window) -> (hybrid, reference) flattened arrays (``coldstart``'s starts)."""
-    offsets = coldstart.start_days(coldstart.record_days(spec, 3600))
-    length = coldstart.COLD_DAYS * 24
+    """(start, window) -> (hybrid, reference) flattened arrays (``coldstart``'s starts at steps
+    of ``timestep`` seconds: the first window is 48 h, or the first 2 days at daily steps)."""
+    per_day = max(1, 86_400 // timestep)
+    first = coldstart.FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
+    offsets = coldstart.start_days(coldstart.record_days(spec, timestep))
+    length = coldstart.COLD_DAYS * per_day
     fresh = []
     for fs in coldstart.fresh_specs(spec, offsets):
-        cold = simulate(fs, 3600, progress=progress, cache=cache)
-        fresh.append(_pairs(rollout(make, fs, cold, None), cold, 0, cold.steps))
+        cold = simulate(fs, timestep, progress=progress, cache=cache)
+        fresh.append(_pairs(rollout(make, fs, cold, None, timestep=timestep), cold, 0, cold.steps))
     resumed = [
-        _pairs(rollout(make, spec, traj, o * 24, length), traj, o * 24, length)
+        _pairs(rollout(make, spec, traj, o * per_day, length, timestep), traj, o * per_day, length)
         for o in offsets
-        if o * 24 + length <= traj.steps
+        if o * per_day + length <= traj.steps
     ]
     return {
         (case, window): found
         for case, pairs in (("fresh", fresh), ("resumed", resumed))
-        for window, found in coldstart.split(pairs, coldstart.FIRST_HOURS, FLUX_VARIABLES).items()
+        for window, found in coldstart.split(pairs, first, FLUX_VARIABLES).items()
     }
 
 
@@ -107,11 +115,14 @@ def evaluate_hybrid(
     specs: Sequence[SourceSpec] | None = None,
     save: bool = True,
     make: Any = None,
+    timestep: int = 3600,
 ) -> Manifest:
     """Held-out skill of the ``hybrid`` backend with the canopy artifact in ``directory``
-    (module docstring); ``make(config)`` builds the backend (default: ``HybridBackend`` on that
-    artifact's TorchScript). Writes the report to ``out_dir`` and, when ``save``, the skill into
-    the manifest."""
+    (module docstring) at land steps of ``timestep`` seconds (held-out sources:
+    ``evaluate.flux_held_out(timestep)``, the daily flux emulator's at daily steps);
+    ``make(config)`` builds the backend (default: ``HybridBackend`` on that artifact's
+    TorchScript). Writes the report to ``out_dir`` and, when ``save``, the skill into the
+    manifest (the network is trained on hourly steps; its manifest keeps the hourly skill)."""
     from emulators.compiled.hybrid import HybridBackend
 
     manifest = Manifest.load(directory)
@@ -121,18 +132,19 @@ def evaluate_hybrid(
             return HybridBackend(config, artifact=directory)
 
     held = FluxSkill()
-    for spec in specs if specs is not None else FLUX_HELD_OUT:
-        traj = simulate(spec, 3600, progress=progress, cache=cache)
-        sim, ref = _pairs(rollout(make, spec, traj, 0), traj, 0, traj.steps)
-        held.add(spec.label, sim, ref, starts(make, spec, traj, cache, progress))
+    for spec in specs if specs is not None else flux_held_out(timestep):
+        traj = simulate(spec, timestep, progress=progress, cache=cache)
+        sim, ref = _pairs(rollout(make, spec, traj, 0, timestep=timestep), traj, 0, traj.steps)
+        held.add(spec.label, sim, ref, starts(make, spec, traj, cache, progress, timestep))
     return held.write(
         manifest,
         directory,
         out_dir,
         f"hybrid backend ({manifest.name}) vs reference model (held-out, free-running)",
         "The reference model with its canopy phase from the network, free-running on "
-        "its own soil water and temperatures from the first step (hourly), leaf carbon from the "
-        "reference. Tables named '(fresh start, …)' and '(resumed start, …)' are the cold starts "
-        "of `emulators.training.coldstart` (first 48 h vs the rest).",
+        f"its own soil water and temperatures from the first step ({timestep:g} s steps), leaf "
+        "carbon from the reference. Tables named '(fresh start, …)' and '(resumed start, …)' "
+        "are the cold starts of `emulators.training.coldstart` (first 48 h, or the first 2 days "
+        "at daily steps, vs the rest).",
         save=save,
     )

@@ -77,3 +77,33 @@ def test_the_shipped_formats_agree_on_night_leafless_and_dry_rows(loader: str) -
     assert bool(torch.isfinite(other).all())
     assert bool((ts[:100, 0] == 0).all()) and bool((ts[100:300] == 0).all())
     torch.testing.assert_close(other, ts, rtol=1e-5, atol=1e-12)
+
+
+DAILY = SourceSpec("tmy3-greensboro", seed=33, replicas=2, spinup_days=20, record_days=40)
+
+
+def test_the_shipped_network_holds_a_short_held_out_run_at_daily_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hybrid serves any step: at daily steps (the daily flux emulator's protocol: fresh and
+    resumed starts, the first 2 days vs the rest) it holds the targets too; the CLI's
+    ``--timestep`` writes that report and leaves the manifest's hourly skill as it was."""
+    from coupler.cli import main
+    from emulators.manifest import Manifest
+
+    manifest = evaluate_hybrid(
+        ARTIFACT, tmp_path / "report", tmp_path, progress=False, specs=[DAILY], save=False,
+        timestep=86_400,
+    )  # fmt: skip
+    rows = [r for r in manifest.skill if r["variable"] in ("hfls", "hfss")]
+    assert {r.get("start", "continuous") for r in rows} == {"continuous", "fresh", "resumed"}
+    for r in rows:
+        assert r["nse"] >= 0.97 and r["kge"] >= 0.95, r
+    assert "86400 s steps" in (tmp_path / "report" / "skill.md").read_text()
+    assert Manifest.load(ARTIFACT).skill != manifest.skill  # not saved
+    # the CLI refuses --timestep where it has no meaning, naming the option
+    for argv in (["evaluate", "flux-lstm"], ["train", "canopy-mlp"]):
+        assert main(["emulators", *argv, "--timestep", "86400", "--work", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "timestep: flux-lstm is evaluated at the step it was trained for" in err
+    assert "--timestep: only with the evaluate action" in err
