@@ -130,9 +130,9 @@ class TileBackend(abc.ABC, Generic[ConfigT]):
     def step(
         self, state: LandState, static: LandStatic, forcing: Forcing, clock: StepClock
     ) -> StepResult:
-        """``LandBackend.step``: the tile step, then the cell fields (``aggregate``), over blocks
-        of :attr:`cell_block` cells when the domain is larger (results concatenated on the cell
-        axis; the clock and forcing checks run once, on the whole domain)."""
+        """``LandBackend.step``: the tile step with cell fields (:meth:`advance_cells`), over
+        blocks of :attr:`cell_block` cells when the domain is larger (results concatenated on
+        the cell axis; the clock and forcing checks run once, on the whole domain)."""
         n, block = static.n_cells, self.cell_block
         self.check_clock(clock)
         if self.config.validate_forcing:
