@@ -70,6 +70,9 @@ class FluxTrainConfig:
     reset_fraction: float = 0.0
     init: str = ""
     init_sha256: str = ""
+    # weight of the squared window-mean error of LE and H per row (scaled by their std): the
+    # bias term of KGE, which a per-step MSE weighs no more than any other error; off by default
+    bias_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":
@@ -90,6 +93,8 @@ class FluxTrainConfig:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
         if not 0.0 <= self.reset_fraction <= 1.0:
             raise ValueError(f"reset_fraction must be in [0, 1], got {self.reset_fraction}")
+        if self.bias_weight < 0:
+            raise ValueError(f"bias_weight must be >= 0, got {self.bias_weight}")
 
     def loop(self) -> trainer.Loop:
         """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
@@ -213,6 +218,16 @@ def _loss(closed: closure.Closed, y: Tensor, tg: dict[str, Tensor], scale: Tenso
     return torch.stack([t.mean() for t in terms]).sum()
 
 
+def _errors(closed: closure.Closed, tg: dict[str, Tensor], scale: Tensor) -> Tensor:
+    """(2, row) errors of the closed LE and H of one step, scaled by their std."""
+    return torch.stack(
+        [
+            (closed.fields["hfls"] - tg["hfls"]) / scale[2],
+            (closed.fields["hfss"] - tg["hfss"]) / scale[1],
+        ]
+    )
+
+
 def validate(model: flux_nets.FluxLSTM, batch: Batch, soil: SoilConfig) -> dict[str, float]:
     """Free-running NSE of LE and H over the validation batch (pooled over rows and time)."""
     model.eval()
@@ -291,14 +306,20 @@ class _Windows:
         """Mean loss of a closed-loop window of ``window`` steps (default ``cold_window``)."""
         w = self.config.cold_window if window is None else window
         loss = torch.zeros(())
+        bias = torch.zeros(2, batch.rows) if self.config.bias_weight else None
         for j in range(w):
             t = t_start + j
             inp = batch.row_inputs(t, wv, ts, tsoil)
             closed, y, h, c = flux_step.step(self.model, inp, h, c, self.soil, batch.dt)
-            loss = loss + _loss(closed, y, _targets(batch, t), self.scale)
+            tg = _targets(batch, t)
+            loss = loss + _loss(closed, y, tg, self.scale)
+            if bias is not None:
+                bias = bias + _errors(closed, tg, self.scale)
             wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
         if keep_state:
             self.h, self.c = h.detach(), c.detach()
+        if bias is not None:
+            return loss / w + self.config.bias_weight * ((bias / w) ** 2).sum(0).mean()
         return loss / w
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
