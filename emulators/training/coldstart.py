@@ -37,12 +37,21 @@ FIRST_HOURS = 48
 WINDOWS = ("first 48 h", "after 48 h", "whole")
 
 
+def steps_per_day(timestep: int) -> int:
+    """Steps of ``timestep`` seconds in a day (1 at steps of a day or longer)."""
+    return max(1, 86_400 // timestep)
+
+
+def first_steps(timestep: int) -> int:
+    """Steps in the first window of a start: 48 h, or the first 2 days at daily steps."""
+    return FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
+
+
 def record_days(spec: SourceSpec, timestep: int) -> int:
     """Days in ``spec``'s forcing record at ``timestep``."""
-    per_day = max(1, 86_400 // timestep)
     if spec.source == "synthetic":
         return spec.days
-    return int(load_forcing(spec, timestep).sizes["time"]) // per_day
+    return int(load_forcing(spec, timestep).sizes["time"]) // steps_per_day(timestep)
 
 
 def start_days(days: int, starts: int = STARTS_PER_SOURCE, length: int = COLD_DAYS) -> list[int]:
@@ -114,8 +123,7 @@ def starts(
     the start dates): ``fresh`` and, with the spun-up ``continuous`` batch, ``resumed``; windows
     :data:`WINDOWS`; ``water``: the water rows from physics, ``spin_up``: the recurrent
     state's spin-up (``batch.rollout``)."""
-    per_day = max(1, 86_400 // timestep)
-    first = FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
+    per_day, first = steps_per_day(timestep), first_steps(timestep)
     offsets = start_days(record_days(spec, timestep))
     cases: list[tuple[str, list[Batch]]] = [
         (

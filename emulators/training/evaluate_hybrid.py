@@ -87,8 +87,7 @@ def starts(
 ) -> dict[tuple[str, str], tuple[Arrays, Arrays]]:
     """(start, window) -> (hybrid, reference) flattened arrays (``coldstart``'s starts at steps
     of ``timestep`` seconds: the first window is 48 h, or the first 2 days at daily steps)."""
-    per_day = max(1, 86_400 // timestep)
-    first = coldstart.FIRST_HOURS * 3600 // timestep if timestep < 86_400 else 2
+    per_day, first = coldstart.steps_per_day(timestep), coldstart.first_steps(timestep)
     offsets = coldstart.start_days(coldstart.record_days(spec, timestep))
     length = coldstart.COLD_DAYS * per_day
     fresh = []
