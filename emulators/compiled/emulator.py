@@ -287,7 +287,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     for key, v in t.items()
                 }
         dense: dict[str, Tensor] = {}
-        sums = landstep.CellSums(static.cover, m) if cells else None
+        sums = landstep.CellSums(statics.total_soil, m) if cells else None
         for s in blocks:
             with phase("gather"):
                 idx, cell = rows.flat[s], rows.cell[s]

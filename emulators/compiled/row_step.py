@@ -36,9 +36,9 @@ ROW_BLOCK_MULTIPLE = 64
 class RowStatics:
     """What of a domain's rows changes only with its cover and parameters, kept by the backend
     between steps: the rows, the class constants, the parameters and the
-    ``static_flux_features`` (network dtype) per row, and each row's cover fraction and soil
-    flag (``landstep.CellSums``). Valid while ``cover`` and ``params`` are the same tensors,
-    unmodified (``key``: members and the parameters' version counter)."""
+    ``static_flux_features`` (network dtype) per row, each row's cover fraction and soil flag,
+    and each cell's soil cover (``landstep.CellSums``). Valid while ``cover`` and ``params``
+    are the same tensors, unmodified (``key``: members and the parameters' version counter)."""
 
     cover: Tensor
     params: Tensor
@@ -49,6 +49,7 @@ class RowStatics:
     features: Tensor
     weight: Tensor
     soil: Tensor
+    total_soil: Tensor
 
 
 def statics(
@@ -71,17 +72,18 @@ def statics(
         return cached
     if cached is not None and cached.cover is static.cover and cached.key[0] == key[0]:
         rows, row_const = cached.rows, cached.const
-        weight, soil = cached.weight, cached.soil
+        weight, soil, total_soil = cached.weight, cached.soil, cached.total_soil
     else:
         rows = Rows.active(static.cover, static.n_members, all_tiles)
         row_const = {k: v[rows.tile] for k, v in const.items()}
         weight = static.cover.to(torch.float64)[rows.cell, rows.tile]
         soil = landstep.soil_tiles(torch.float64)[rows.tile]
+        total_soil = landstep.soil_cover(static.cover)
     m, n, k = rows.shape
     row_params = rows.gather(params.reshape(m, n, k, -1))
     features = static_flux_features(row_params, rows.tile, NET_DTYPE)
     return RowStatics(
-        static.cover, params, key, rows, row_const, row_params, features, weight, soil
+        static.cover, params, key, rows, row_const, row_params, features, weight, soil, total_soil
     )
 
 

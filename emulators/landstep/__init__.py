@@ -43,7 +43,14 @@ from typing import Generic, Protocol, TypeVar
 import torch
 
 from emulators.landstep.budgets import ClosedTiles, Fluxes, close
-from emulators.landstep.cells import CELL_FIELDS, LINEAR_FIELDS, CellSums, aggregate, soil_tiles
+from emulators.landstep.cells import (
+    CELL_FIELDS,
+    LINEAR_FIELDS,
+    CellSums,
+    aggregate,
+    soil_cover,
+    soil_tiles,
+)
 from emulators.landstep.cover import Remapped, remap
 from emulators.landstep.daily import Day, day_ends, leaf_carbon, reset
 from emulators.landstep.forcing import CheckedForcing, check_forcing
@@ -90,6 +97,7 @@ __all__ = [
     "leaf_nitrogen",
     "remap",
     "reset",
+    "soil_cover",
     "soil_tiles",
     "surface",
     "with_nitrogen",

@@ -48,6 +48,11 @@ def soil_tiles(dtype: torch.dtype = torch.float64) -> Tensor:
     return soil
 
 
+def soil_cover(cover: Tensor) -> Tensor:
+    """(…, cell) the cover [1] of the soil tiles of ``cover`` (…, cell, tile): mrsos' weight."""
+    return (cover.to(torch.float64) * soil_tiles()).sum(-1)
+
+
 def _mrsos(total_soil: Tensor, weighted: Tensor) -> Tensor:
     """mrsos of the cells: the soil tiles' cover-weighted sum over their cover ``total_soil``."""
     return torch.where(
@@ -61,8 +66,8 @@ def aggregate(tiles: Mapping[str, Tensor], cover: Tensor) -> dict[str, Tensor]:
     the soil tiles (the lake tile has no soil)."""
     out = {k: (tiles[k] * cover).sum(-1) for k in LINEAR_FIELDS}
     out["z0"] = torch.exp((torch.log(tiles["z0"]) * cover).sum(-1))
-    soil_cover = cover * soil_tiles()
-    out["mrsos"] = _mrsos(soil_cover.sum(-1), (tiles["mrsos"] * soil_cover).sum(-1))
+    on_soil = cover * soil_tiles()
+    out["mrsos"] = _mrsos(on_soil.sum(-1), (tiles["mrsos"] * on_soil).sum(-1))
     return out
 
 
@@ -76,12 +81,13 @@ class CellSums:
     over the index in order), so adding rows block by block gives every bit of adding them at
     once. Tiles without a row hold no cover and add nothing, as in :func:`aggregate`."""
 
-    def __init__(self, cover: Tensor, members: int) -> None:
-        """``cover`` (cell, tile) [1] of the domain, the same for all ``members``."""
-        n = cover.shape[0]
+    def __init__(self, total_soil: Tensor, members: int) -> None:
+        """``total_soil`` (cell,) the domain's :func:`soil_cover` (it changes only with the
+        cover: a backend keeps it), the same for all ``members``."""
+        n = total_soil.shape[0]
         self.shape = (members, n)
         self.sums = torch.zeros(len(CELL_FIELDS), members * n, dtype=torch.float64)
-        self.total_soil = (cover.to(torch.float64) * soil_tiles()).sum(-1)
+        self.total_soil = total_soil
 
     def add(self, tiles: Mapping[str, Tensor], index: Tensor, weight: Tensor, soil: Tensor) -> None:
         """Add rows: ``tiles`` (row,) closed fields (at least ``CELL_FIELDS``), ``index`` (row,)

@@ -12,7 +12,7 @@ import torch
 from emulators import parameters as P
 from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
 from emulators.compiled.tiles import Rows
-from emulators.landstep import CELL_FIELDS, CellSums, aggregate, soil_tiles
+from emulators.landstep import CELL_FIELDS, CellSums, aggregate, soil_cover, soil_tiles
 from emulators.protocol import StepClock
 from tests.contracts.backend_contract import contract_forcing, contract_static
 
@@ -41,7 +41,7 @@ def _domain(n: int, members: int, seed: int) -> tuple[torch.Tensor, dict[str, to
 def _sums(cover: torch.Tensor, tiles: dict[str, torch.Tensor], block: int) -> dict:
     members = next(iter(tiles.values())).shape[0]
     rows = Rows.active(cover, members)
-    sums = CellSums(cover, members)
+    sums = CellSums(soil_cover(cover), members)
     weight = cover[rows.cell, rows.tile]
     soil = soil_tiles()[rows.tile]
     index = torch.div(rows.flat, K, rounding_mode="floor")
