@@ -355,11 +355,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                         out[key][s] = v
                     else:
                         out[key].index_copy_(0, idx, v.to(out[key].dtype))
-                for key, v in closed.fields.items() if sums is None else ():
-                    if key not in dense:
-                        fill = 1.0 if key == "z0" else 0.0
-                        dense[key] = torch.full((m * n * k,), fill, dtype=v.dtype)
-                    dense[key].index_copy_(0, idx, v)
+                if sums is None:
+                    row_step.scatter_fields(dense, closed.fields, idx, m * n * k)
         if whole:  # state the step does not advance (e.g. leaf nitrogen): a copy
             with phase("scatter"):
                 out.update({key: v.clone() for key, v in t.items() if key not in out})

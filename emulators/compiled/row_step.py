@@ -141,6 +141,17 @@ def phenology_phase(
     return {"cleaf": cleaf, "acc_gpp": acc_gpp, **acc}
 
 
+def scatter_fields(
+    dense: dict[str, Tensor], fields: dict[str, Tensor], idx: Tensor, size: int
+) -> None:
+    """Write the tile fields of rows ``idx`` into ``dense`` (flat (member·cell·tile,) tensors of
+    ``size``, made on first use: zeros, z0 1 m, where a tile has no row)."""
+    for key, v in fields.items():
+        if key not in dense:
+            dense[key] = torch.full((size,), 1.0 if key == "z0" else 0.0, dtype=v.dtype)
+        dense[key].index_copy_(0, idx, v)
+
+
 def own(v: Tensor, inputs: list[Tensor]) -> Tensor:
     """``v``, or a copy of it where it shares memory with one of ``inputs`` (a field the step
     passed through unchanged): a step's results never alias its inputs."""
