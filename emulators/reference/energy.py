@@ -11,6 +11,7 @@ the leaf boundary layer (``chl``, ``cdl``), the stomata and the bare-soil resist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +71,10 @@ def conductances(t_s: Tensor, ex: Exchange) -> tuple[Tensor, Tensor, Tensor]:
     return g_h, vg * g_tr + g_soil, vg * g_tr
 
 
+#: ``conductances(t_s, ex) -> (g_H, g_E, g_T)`` [m s-1] (:func:`conductances`)
+Conductances = Callable[[Tensor, Exchange], tuple[Tensor, Tensor, Tensor]]
+
+
 @dataclass(frozen=True)
 class EnergyBalance:
     """The terms of the surface energy balance that do not depend on T_s: absorbed shortwave
@@ -91,39 +96,49 @@ class EnergyBalance:
 
 
 def solve_energy_balance(
-    t_start: Tensor, eb: EnergyBalance, ex: Exchange, iterations: int, stability_updates: int
+    t_start: Tensor,
+    eb: EnergyBalance,
+    ex: Exchange,
+    iterations: int,
+    stability_updates: int,
+    conductances_fn: Conductances = conductances,
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Energy balance solve phase: the skin temperature [K] from ``iterations`` Newton steps
     from ``t_start``, and the conductances (g_H, g_E, g_T) it ends with. Stability follows T_s
     for the first ``stability_updates`` iterations, then is frozen, so the remaining iterations
-    are a true Newton method on a smooth function (quadratic convergence)."""
+    are a true Newton method on a smooth function (quadratic convergence). ``conductances_fn``:
+    :func:`conductances` by default; a function that gives the same values for the tiles at
+    hand may stand in (``compiled.open_water``: the water tile's, with no canopy terms).
+
+    The terms that do not change between iterations (ε rlds, ρ c_p, ρ λ, ε σ, the guard's
+    bounds) are formed once, each the sub-expression the residual and its derivative evaluate
+    first, so every iteration's arithmetic, and every bit of T_s, is that of the written-out
+    expressions (tested against them)."""
     t_s = t_start.clone()
-    g = conductances(t_s, ex)
+    g = conductances_fn(t_s, ex)
+    absorbed = eb.s_abs + eb.emis * eb.rlds  # S_abs + ε rlds
+    emis_sigma = eb.emis * C.STEFAN_BOLTZMANN
+    emis_sigma_4 = -4.0 * eb.emis * C.STEFAN_BOLTZMANN
+    rho_cp = eb.rho * C.CP_AIR
+    rho_lam = eb.rho * eb.lam
+    low, high = eb.ta - SKIN_BELOW_AIR_MAX, eb.ta + SKIN_ABOVE_AIR_MAX
     for it in range(iterations):
         if it < stability_updates:
-            g = conductances(t_s, ex)
+            g = conductances_fn(t_s, ex)
         g_h, g_e, _ = g
         qs, dqs = physics.saturation_specific_humidity(t_s, eb.ps)
         resid = (
-            eb.s_abs
-            + eb.emis * eb.rlds
-            - eb.emis * C.STEFAN_BOLTZMANN * t_s**4
-            - eb.rho * C.CP_AIR * g_h * (t_s - eb.ta)
-            - eb.rho * eb.lam * g_e * (qs - eb.qa)
+            absorbed
+            - emis_sigma * t_s**4
+            - rho_cp * g_h * (t_s - eb.ta)
+            - rho_lam * g_e * (qs - eb.qa)
             - (eb.g_slope * t_s - eb.g_offset)
         )
-        deriv = (
-            -4.0 * eb.emis * C.STEFAN_BOLTZMANN * t_s**3
-            - eb.rho * C.CP_AIR * g_h
-            - eb.rho * eb.lam * g_e * dqs
-            - eb.g_slope
-        )
+        deriv = emis_sigma_4 * t_s**3 - rho_cp * g_h - rho_lam * g_e * dqs - eb.g_slope
         t_s = t_s - (resid / deriv).clamp(-15.0, 15.0)
         # physical guard: with the stable-stratification cap a weakly coupled tile (minimum
         # chl and binter) could otherwise cool without bound on clear nights (seen: 40 K)
-        t_s = torch.minimum(
-            torch.maximum(t_s, eb.ta - SKIN_BELOW_AIR_MAX), eb.ta + SKIN_ABOVE_AIR_MAX
-        )
+        t_s = torch.minimum(torch.maximum(t_s, low), high)
     return t_s, g
 
 
