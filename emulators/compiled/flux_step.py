@@ -38,6 +38,8 @@ class RowInputs:
     #: (row, N_STATIC_FLUX_FEATURES) ``static_flux_features`` of the rows, where the caller
     #: keeps them between steps (they change only with the cover and parameters); None: computed
     static_features: Tensor | None = None
+    #: ``landstep.surface_statics`` of the rows, where the caller keeps them; None: computed
+    surface_statics: landstep.SurfaceStatics | None = None
 
 
 def features(
@@ -45,7 +47,7 @@ def features(
 ) -> tuple[Tensor, landstep.TileSurface]:
     """(features (row, F), exact surface diagnostics) of a step; with ``dtype`` the features
     are written in that dtype (``flux_features``), every bit as computing and then casting."""
-    surf = landstep.surface(inp.w, inp.cleaf, inp.params, inp.const, soil)
+    surf = landstep.surface(inp.w, inp.cleaf, inp.params, inp.const, soil, inp.surface_statics)
     x = flux_features(
         inp.forcing,
         albedo=surf.albedo,
@@ -77,14 +79,17 @@ def step(
     spin_up: int = 0,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
     """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
-    ("features", "network", "closure"; ``emulators.compiled.phases``). With ``water``, the
+    ("features", "network", "closure"; ``emulators.compiled.phases``; finding the rows to spin
+    up is "features", their network calls "network"). With ``water``, the
     water rows' fluxes come from the reference's physics (``open_water``), not the network.
     ``spin_up``: rows that have never stepped first get their recurrent state spun up
     (:func:`spin_up_state`)."""
     with phase("features"):
         x, surf = features(inp, soil, net_dtype)
+        fresh = never_stepped(h, c) if spin_up > 0 else None
     with phase("network"):
-        h, c = spin_up_state(net, x, h, c, spin_up)
+        if fresh is not None:
+            h, c = spin_up_rows(net, x, h, c, fresh, spin_up)
         y, h, c = net(x, h, c)
     with phase("closure"):
         exact = None if water is None else water_rows(water, inp, surf, soil, dt)
@@ -105,25 +110,39 @@ def step(
 def spin_up_state(
     net: RecurrentNet, x: Tensor, h: Tensor, c: Tensor, iterations: int
 ) -> tuple[Tensor, Tensor]:
-    """(h, c) with the rows that have never stepped (h and c exactly zero: a new session, a
+    """(h, c) with the rows that have never stepped (:func:`never_stepped`: a new session, a
     resumed physical state without recurrent state, a tile getting cover for the first time)
     spun up: ``iterations`` calls of ``net`` on this step's features ``x`` held fixed, outputs
     discarded — the recurrent counterpart of spinning a land model up on repeated forcing, so
     the first step does not start from a state the network never saw in training. Other rows
     and the inputs are untouched; 0 iterations: ``(h, c)`` as they are. The number is chosen
     per artifact on its validation sources (``training.spin_up``)."""
-    if iterations <= 0 or h.shape[0] == 0:
+    if iterations <= 0:
         return h, c
-    # a cheap first test on three columns (a zero row passes it; after a step hardly any row
-    # does: the transformer's unused c stays zero, but its window's ends hold features), then
-    # the whole rows of the candidates
-    maybe = torch.nonzero((c[:, 0] == 0) & (h[:, 0] == 0) & (h[:, -1] == 0)).squeeze(1)
+    fresh = never_stepped(h, c)
+    return (h, c) if fresh is None else spin_up_rows(net, x, h, c, fresh, iterations)
+
+
+def never_stepped(h: Tensor, c: Tensor) -> Tensor | None:
+    """Indices of the rows whose recurrent state is exactly zero (None: no such row). A cheap
+    first test on the last column of ``h`` (a zero row passes it; after a step hardly any row
+    does: the LSTM's last hidden unit, the transformer's newest window entry), then the whole
+    rows of the candidates."""
+    if h.shape[0] == 0:
+        return None
+    maybe = torch.nonzero(h[:, -1] == 0).squeeze(1)
     if maybe.numel() == 0:
-        return h, c
+        return None
     zero = (h.index_select(0, maybe) == 0).all(1) & (c.index_select(0, maybe) == 0).all(1)
     fresh = maybe[zero]
-    if fresh.numel() == 0:
-        return h, c
+    return fresh if fresh.numel() else None
+
+
+def spin_up_rows(
+    net: RecurrentNet, x: Tensor, h: Tensor, c: Tensor, fresh: Tensor, iterations: int
+) -> tuple[Tensor, Tensor]:
+    """(h, c) with rows ``fresh`` spun up by ``iterations`` calls of ``net`` on their features
+    (:func:`spin_up_state`); new tensors, the inputs untouched."""
     xs, hs, cs = x.index_select(0, fresh), h.index_select(0, fresh), c.index_select(0, fresh)
     for _ in range(iterations):
         _, hs, cs = net(xs, hs, cs)

@@ -43,7 +43,7 @@ def test_only_never_stepped_rows_are_spun_up_and_inputs_are_untouched() -> None:
     c = torch.zeros(5, 2)
     h[1] = 0.3  # stepped before
     c[2, 1] = -0.1  # stepped before: h zero, c not
-    h[4, 1] = 0.5  # stepped before, zero where the cheap first test looks (h's ends, c[:, 0])
+    h[4, 1] = 0.5  # stepped before, zero where the cheap first test looks (h[:, -1])
     h0, c0 = h.clone(), c.clone()
     net = _Counting()
     h1, c1 = spin_up_state(net, x, h, c, 3)
