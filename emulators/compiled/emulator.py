@@ -187,7 +187,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     def _rows(self, static: LandStatic) -> row_step.RowStatics:
         """The rows of ``static`` and their statics, kept between steps (``row_step.statics``)."""
         self._rows_cache = row_step.statics(
-            self._rows_cache, static, self._const, self.config.all_tiles
+            self._rows_cache, static, self._const, self.config.all_tiles, self.config.soil
         )
         return self._rows_cache
 
@@ -281,11 +281,10 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 out: dict[str, Tensor] = {}
             elif identity:
                 out = {key: torch.empty_like(v) for key, v in t.items()}
-            else:  # tiles without cover keep their state, but hold no recurrent memory
-                out = {
-                    key: torch.zeros_like(v) if key in RECURRENT else v.clone()
-                    for key, v in t.items()
-                }
+            else:  # tiles without cover keep their state, but hold no recurrent memory: the
+                # recurrent state is made from its rows at the end (``row_step.dense_rows``)
+                out = {key: v.clone() for key, v in t.items() if key not in RECURRENT}
+        recurrent: dict[str, list[Tensor]] = {key: [] for key in RECURRENT}
         dense: dict[str, Tensor] = {}
         sums = landstep.CellSums(statics.total_soil, m) if cells else None
         for s in blocks:
@@ -312,6 +311,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     torch.full((idx.shape[0],), float(clock.day_of_year), dtype=torch.float64),
                     step_local_hour(clock.seconds_of_day, g(static.lon, cell), clock.dt),
                     statics.features[s],
+                    row_step.surface_rows(statics.surface, s),
                 )
                 h, c = g(t["lstm_h"]), g(t["lstm_c"])
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
@@ -353,6 +353,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 for key, v in new.items():
                     if identity:
                         out[key][s] = v
+                    elif key in recurrent:
+                        recurrent[key].append(v.to(t[key].dtype))
                     else:
                         out[key].index_copy_(0, idx, v.to(out[key].dtype))
                 if sums is None:
@@ -360,8 +362,11 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         if whole:  # state the step does not advance (e.g. leaf nitrogen): a copy
             with phase("scatter"):
                 out.update({key: v.clone() for key, v in t.items() if key not in out})
+        elif not identity:
+            with phase("scatter"):
+                out.update({k: row_step.dense_rows(v, statics.slots) for k, v in recurrent.items()})
         shapes = state.tensors
-        new_state = LandState({key: v.reshape(shapes[key].shape) for key, v in out.items()})
+        new_state = LandState({key: out[key].reshape(shapes[key].shape) for key in t})
         if sums is not None:
             return new_state, sums.fields()
         return new_state, {key: v.reshape(m, n, k) for key, v in dense.items()}

@@ -35,10 +35,11 @@ ROW_BLOCK_MULTIPLE = 64
 @dataclass(frozen=True)
 class RowStatics:
     """What of a domain's rows changes only with its cover and parameters, kept by the backend
-    between steps: the rows, the class constants, the parameters and the
-    ``static_flux_features`` (network dtype) per row, each row's cover fraction and soil flag,
-    and each cell's soil cover (``landstep.CellSums``). Valid while ``cover`` and ``params``
-    are the same tensors, unmodified (``key``: members and the parameters' version counter)."""
+    between steps: the rows; per row the class constants, the parameters, the
+    ``static_flux_features`` (network dtype), the ``landstep.surface_statics``, the cover
+    fraction and the soil flag; each cell's soil cover (``landstep.CellSums``); and the entries'
+    ``Rows.slots``. Valid while ``cover`` and ``params`` are the same tensors, unmodified
+    (``key``: members and the parameters' version counter)."""
 
     cover: Tensor
     params: Tensor
@@ -50,10 +51,16 @@ class RowStatics:
     weight: Tensor
     soil: Tensor
     total_soil: Tensor
+    slots: Tensor
+    surface: landstep.SurfaceStatics
 
 
 def statics(
-    cached: RowStatics | None, static: LandStatic, const: dict[str, Tensor], all_tiles: bool
+    cached: RowStatics | None,
+    static: LandStatic,
+    const: dict[str, Tensor],
+    all_tiles: bool,
+    soil_config: SoilConfig,
 ) -> RowStatics:
     """The rows of ``static`` (``Rows.active``) and what of them changes only with the cover and
     parameters: ``cached`` when it was made for the same cover, members and parameter tensor at
@@ -73,18 +80,37 @@ def statics(
     if cached is not None and cached.cover is static.cover and cached.key[0] == key[0]:
         rows, row_const = cached.rows, cached.const
         weight, soil, total_soil = cached.weight, cached.soil, cached.total_soil
+        slots = cached.slots
     else:
         rows = Rows.active(static.cover, static.n_members, all_tiles)
         row_const = {k: v[rows.tile] for k, v in const.items()}
         weight = static.cover.to(torch.float64)[rows.cell, rows.tile]
         soil = landstep.soil_tiles(torch.float64)[rows.tile]
         total_soil = landstep.soil_cover(static.cover)
+        slots = rows.slots()
     m, n, k = rows.shape
     row_params = rows.gather(params.reshape(m, n, k, -1))
     features = static_flux_features(row_params, rows.tile, NET_DTYPE)
+    surface = landstep.surface_statics(row_params, row_const, soil_config, torch.float64)
     return RowStatics(
-        static.cover, params, key, rows, row_const, row_params, features, weight, soil, total_soil
+        static.cover,
+        params,
+        key,
+        rows,
+        row_const,
+        row_params,
+        features,
+        weight,
+        soil,
+        total_soil,
+        slots,
+        surface,
     )
+
+
+def surface_rows(surface: landstep.SurfaceStatics, rows: slice) -> landstep.SurfaceStatics:
+    """The ``rows`` of ``surface`` (views)."""
+    return landstep.SurfaceStatics(surface.vgcov[rows], surface.z0[rows], surface.theta_cr[rows])
 
 
 def row_blocks(n: int, block: int) -> list[slice]:
@@ -150,6 +176,16 @@ def scatter_fields(
         if key not in dense:
             dense[key] = torch.full((size,), 1.0 if key == "z0" else 0.0, dtype=v.dtype)
         dense[key].index_copy_(0, idx, v)
+
+
+def dense_rows(blocks: list[Tensor], slots: Tensor) -> Tensor:
+    """The dense (member·cell·tile, …) tensor with the rows of ``blocks`` (in row order) at
+    their entries and zeros elsewhere: ``slots`` (``Rows.slots``) indexes a zero row followed by
+    the rows, so the dense tensor is written in one pass — not filled with zeros and then
+    written again at the rows, which for the recurrent state (most of a step's bytes) costs a
+    second pass through memory."""
+    first = blocks[0]
+    return torch.cat([first.new_zeros(1, *first.shape[1:]), *blocks]).index_select(0, slots)
 
 
 def own(v: Tensor, inputs: list[Tensor]) -> Tensor:

@@ -49,6 +49,15 @@ class Rows:
         flat = (member * n + cell) * k + tile
         return Rows(flat, member, cell, tile, (members, n, k))
 
+    def slots(self) -> Tensor:
+        """(member·cell·tile,) int64: 1 + the row of each entry, 0 where it has none — the
+        index that builds a dense tensor from a zero row and the rows in one pass
+        (``row_step.dense_rows``)."""
+        m, n, k = self.shape
+        out = torch.zeros(m * n * k, dtype=torch.int64)
+        out[self.flat] = torch.arange(1, self.n + 1)
+        return out
+
     def gather(self, dense: Tensor) -> Tensor:
         """(row, ...) from a (member, cell, tile, ...) tensor."""
         m, n, k = self.shape

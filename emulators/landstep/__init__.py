@@ -57,10 +57,12 @@ from emulators.landstep.forcing import CheckedForcing, check_forcing
 from emulators.landstep.nitrogen import NITROGEN, follow_carbon, leaf_nitrogen, with_nitrogen
 from emulators.landstep.surface import (
     LAKE_CAPACITY,
+    SurfaceStatics,
     TileSurface,
     class_constants,
     initial_state,
     surface,
+    surface_statics,
 )
 from emulators.protocol import LandState, LandStatic, StepClock
 from emulators.reference.soil import SoilConfig
@@ -83,6 +85,7 @@ __all__ = [
     "Forcing",
     "Remapped",
     "StepResult",
+    "SurfaceStatics",
     "TileBackend",
     "TileConfig",
     "TileSurface",
@@ -100,6 +103,7 @@ __all__ = [
     "soil_cover",
     "soil_tiles",
     "surface",
+    "surface_statics",
     "with_nitrogen",
 ]
 

@@ -91,17 +91,49 @@ class TileSurface:
     f_w: Tensor  # soil water stress factor [1]
 
 
+@dataclass(frozen=True)
+class SurfaceStatics:
+    """The part of :func:`surface` fixed by the parameters and class constants: vegetation
+    cover [1], roughness length [m] and the critical soil water content [m3 m-3]. A backend that
+    steps the same tiles again and again keeps it (``compiled.row_step.RowStatics``)."""
+
+    vgcov: Tensor
+    z0: Tensor
+    theta_cr: Tensor
+
+
+def surface_statics(
+    params: Tensor, const: Mapping[str, Tensor], soil: SoilConfig, dtype: torch.dtype
+) -> SurfaceStatics:
+    """:class:`SurfaceStatics` of parameters ``params`` (…, 12) and class constants ``const``
+    (as :func:`surface` takes them); ``dtype``: the soil water's, as :func:`surface` casts."""
+    veg = const["vegetated"]
+    vg = params[..., 4] * veg
+    z0_veg = 0.123 * params[..., 0]
+    z0 = torch.exp(vg * torch.log(z0_veg) + (1.0 - vg) * torch.log(const["z0_bare"]))
+    theta_cr = water_content_at(params[..., 11], soil).to(dtype)
+    return SurfaceStatics(vg, z0, theta_cr)
+
+
 def surface(
-    w: Tensor, cleaf: Tensor, params: Tensor, const: Mapping[str, Tensor], soil: SoilConfig
+    w: Tensor,
+    cleaf: Tensor,
+    params: Tensor,
+    const: Mapping[str, Tensor],
+    soil: SoilConfig,
+    statics: SurfaceStatics | None = None,
 ) -> TileSurface:
     """Radiation and roughness phase: albedo, roughness length, LAI and water stress from soil
     water ``w`` [kg m-2], leaf carbon ``cleaf`` [kg C m-2], the 12 MdPL parameters ``params``
     (…, 12) and class constants ``const`` broadcasting against ``w`` (``class_constants``, or
-    gathered per row)."""
+    gathered per row). ``statics``: :func:`surface_statics` of the same parameters and
+    constants where the caller keeps them (every bit the same: the same expressions), else
+    computed."""
     veg = const["vegetated"]
+    fixed = statics or surface_statics(params, const, soil, w.dtype)
+    vg = fixed.vgcov
     theta = (w / (const["root_depth"] * C.RHO_WATER)).clamp(0.0, soil.porosity)
     lai = const["sla"] * cleaf * veg
-    vg = params[..., 4] * veg
     soil_alb = const["soil_albedo"] * (1.0 - 0.4 * theta / soil.porosity)
     soil_alb = torch.where(veg + const["bare"] > 0, soil_alb, const["soil_albedo"])
     alb_vis = physics.canopy_reflectance(
@@ -109,9 +141,6 @@ def surface(
     )
     alb_nir = physics.canopy_reflectance(params[..., 2] + params[..., 3], lai, 1.25 * soil_alb)
     albedo = vg * 0.5 * (alb_vis + alb_nir) + (1.0 - vg) * soil_alb
-    z0_veg = 0.123 * params[..., 0]
-    z0 = torch.exp(vg * torch.log(z0_veg) + (1.0 - vg) * torch.log(const["z0_bare"]))
     theta_fc = water_content_at(photosynthesis.PSI_FIELD_CAPACITY_KPA, soil).to(w.dtype)
-    theta_cr = water_content_at(params[..., 11], soil).to(w.dtype)
-    f_w = photosynthesis.water_stress(theta, theta_fc, theta_cr) * veg
-    return TileSurface(theta, lai, vg, albedo, z0, f_w)
+    f_w = photosynthesis.water_stress(theta, theta_fc, fixed.theta_cr) * veg
+    return TileSurface(theta, lai, vg, albedo, fixed.z0, f_w)

@@ -98,3 +98,22 @@ def test_parameters_made_in_inference_mode_are_not_kept() -> None:
         inference = LandStatic(static.lat, static.lon, static.cover, params)
         got = _steps(EmulatorBackend(EmulatorConfig(device="cpu")), inference, 3)
     assert _same(got, expected)
+
+
+def test_dense_rows_puts_each_row_at_its_entry_and_zeros_elsewhere() -> None:
+    """``row_step.dense_rows`` with ``Rows.slots``: the rows of two blocks, in row order, at
+    their (member, cell, tile) entries, zero at the entries without a row; every bit of filling
+    zeros and copying the rows in."""
+    from emulators.compiled import row_step
+    from emulators.compiled.tiles import Rows
+
+    cover = torch.tensor([[0.5, 0.0, 0.5], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    rows = Rows.active(cover, members=2)
+    assert rows.flat.tolist() == [0, 2, 7, 9, 11, 16]
+    assert rows.slots().tolist() == [1, 0, 2, 0, 0, 0, 0, 3, 0, 4, 0, 5, 0, 0, 0, 0, 6, 0]
+    values = torch.arange(1.0, 1.0 + 6 * 4).reshape(6, 4)
+    got = row_step.dense_rows([values[:4], values[4:]], rows.slots())
+    want = torch.zeros(18, 4).index_copy_(0, rows.flat, values)
+    assert torch.equal(got, want)
+    empty = Rows.active(torch.zeros(2, 3), members=1)
+    assert torch.equal(row_step.dense_rows([values[:0]], empty.slots()), torch.zeros(6, 4))
