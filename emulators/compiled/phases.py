@@ -18,8 +18,9 @@ Phase = Callable[[str], AbstractContextManager[None]]
 #: the phases of a step, in order: gather the active tiles' state, forcing and class constants
 #: into rows; input features (surface diagnostics included); the flux network; the constraint
 #: layer (water, energy, soil heat, float64); daily accumulators and, at the end of a day, the
-#: LAI step (LAI network included); scatter rows back into the dense state, and their fields
-#: into dense tile fields (``step_tiles``) or summed into cell fields (``step``)
+#: LAI step (LAI network included); scatter: the network's per-call outputs joined, rows back
+#: into the dense state, and their fields into dense tile fields (``step_tiles``) or summed
+#: into cell fields (``step``)
 PHASES = ("gather", "features", "network", "closure", "phenology", "scatter")
 
 _NULL: AbstractContextManager[None] = nullcontext()
@@ -32,18 +33,26 @@ def no_phases(name: str) -> AbstractContextManager[None]:
 
 
 class PhaseTimes:
-    """A ``phase`` that adds the wall time of every part to ``seconds[name]``."""
+    """A ``phase`` that adds the wall time of every part to ``seconds[name]``. A part inside
+    another counts for its own name only: the outer part's time excludes it (e.g. joining the
+    network's per-call outputs, "scatter", inside "network")."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._nested: list[float] = []  # per open part: seconds of the parts inside it
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self._nested.append(0.0)
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            inner = self._nested.pop()
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - inner
+            if self._nested:
+                self._nested[-1] += elapsed
 
     def reset(self) -> None:
         self.seconds.clear()
