@@ -53,7 +53,7 @@ import torch
 
 from emulators import landstep
 from emulators import parameters as P
-from emulators.compiled import closure, flux_step, open_water, row_step
+from emulators.compiled import flux_step, open_water, row_step
 from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
@@ -70,6 +70,7 @@ from emulators.compiled.artifacts import (
 from emulators.compiled.config import ARTIFACTS as ARTIFACTS
 from emulators.compiled.config import EmulatorConfig as EmulatorConfig
 from emulators.compiled.features import step_local_hour
+from emulators.compiled.kept_rows import KeptRows
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
 from emulators.landstep import Forcing, StepResult
@@ -143,6 +144,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         # the rows and their statics, with the cover and parameter tensors they came from: held,
         # so a new static can never be mistaken for a freed one whose id() it reuses
         self._rows_cache: row_step.RowStatics | None = None
+        # the recurrent rows of the state the last step returned (``kept_rows``)
+        self._kept = KeptRows()
         #: ``phase(name)`` around each part of a step (``phases.PhaseTimes`` measures them)
         self.phases: Phase = no_phases
         #: where every (member, cell, tile) entry is a row (``all_tiles``, or every tile with
@@ -196,23 +199,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``net`` (default: the shortest-step flux emulator) over ``x`` in chunks of rows."""
         net = net or self._fluxes[self.timesteps[0]].net
-        step = self.chunk_rows
-        ys, hs, cs = [], [], []
-        dev = self.device
-        for s in range(0, x.shape[0], step):
-            y, h1, c1 = net(
-                x[s : s + step].to(dev), h[s : s + step].to(dev), c[s : s + step].to(dev)
-            )
-            ys.append(y.cpu())
-            hs.append(h1.cpu())
-            cs.append(c1.cpu())
-        if not ys:
-            empty = torch.zeros(0, len(closure.FLUX_OUTPUTS))
-            return empty, h, c
-        if len(ys) == 1:
-            return ys[0], hs[0], cs[0]
-        with self.phases("scatter"):  # joining the calls' outputs is not the network's work
-            return torch.cat(ys), torch.cat(hs), torch.cat(cs)
+        return row_step.run_flux(net, x, h, c, self.chunk_rows, self.device, self.phases)
 
     def _run_lai(self, x: Tensor, net: Callable[[Tensor], Tensor]) -> Tensor:
         step = self.lai_chunk_rows
@@ -286,6 +273,14 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 # recurrent state is made from its rows at the end (``row_step.dense_rows``)
                 out = {key: v.clone() for key, v in t.items() if key not in RECURRENT}
         recurrent: dict[str, list[Tensor]] = {key: [] for key in RECURRENT}
+        # the recurrent rows this backend wrote into this very state, if unmodified (kept_rows)
+        kept = {
+            key: None if identity else self._kept.rows(key, state.tensors[key], rows)
+            for key in RECURRENT
+        }
+        # rows this backend stepped last time have all stepped: none needs a spin-up
+        spin_up = flux.spin_up if cfg.spin_up is None else cfg.spin_up
+        spin_up = 0 if all(v is not None for v in kept.values()) else spin_up
         dense: dict[str, Tensor] = {}
         sums = landstep.CellSums(statics.total_soil, m) if cells else None
         for s in blocks:
@@ -314,7 +309,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     statics.features[s],
                     row_step.surface_rows(statics.surface, s),
                 )
-                h, c = g(t["lstm_h"]), g(t["lstm_c"])
+                h, c = (g(t[k]) if (r := kept[k]) is None else r[s] for k in RECURRENT)
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}
                 acc_gpp = g(t["acc_gpp"])
             closed, _, h, c = flux_step.step(
@@ -326,7 +321,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 clock.dt,
                 phase=phase,
                 water=self._water,
-                spin_up=flux.spin_up if cfg.spin_up is None else cfg.spin_up,
+                spin_up=spin_up,
             )
             with phase("phenology"):
                 new = row_step.phenology_phase(
@@ -363,11 +358,15 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         if whole:  # state the step does not advance (e.g. leaf nitrogen): a copy
             with phase("scatter"):
                 out.update({key: v.clone() for key, v in t.items() if key not in out})
-        elif not identity:
+        joined: dict[str, Tensor] = {}
+        if not identity:
             with phase("scatter"):
-                out.update({k: row_step.dense_rows(v, statics.slots) for k, v in recurrent.items()})
+                for key, parts in recurrent.items():
+                    out[key], joined[key] = row_step.dense_rows(parts, statics.slots)
         shapes = state.tensors
         new_state = LandState({key: out[key].reshape(shapes[key].shape) for key in t})
+        for key, v in joined.items():
+            self._kept.keep(key, new_state.tensors[key], rows, v)
         if sums is not None:
             return new_state, sums.fields()
         return new_state, {key: v.reshape(m, n, k) for key, v in dense.items()}

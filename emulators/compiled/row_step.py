@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import torch
 
 from emulators import landstep
-from emulators.compiled.closure import Closed
+from emulators.compiled.closure import N_FLUX_OUTPUTS, Closed
 from emulators.compiled.features import static_flux_features
 from emulators.compiled.flux_step import NET_DTYPE, RowInputs
 from emulators.compiled.lai_step import LAI_ACCUMULATORS, accumulate, advance_leaf_carbon
+from emulators.compiled.phases import Phase, no_phases
 from emulators.compiled.tiles import Rows
 from emulators.protocol import LandStatic, StepClock
 from emulators.reference import phenology
@@ -113,6 +114,36 @@ def surface_rows(surface: landstep.SurfaceStatics, rows: slice) -> landstep.Surf
     return landstep.SurfaceStatics(surface.vgcov[rows], surface.z0[rows], surface.theta_cr[rows])
 
 
+def run_flux(
+    net: Callable[..., tuple[Tensor, Tensor, Tensor]],
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    chunk: int,
+    device: torch.device,
+    phase: Phase = no_phases,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, h, c) of the recurrent flux network ``net`` over rows ``x``, ``h``, ``c`` in calls of
+    ``chunk`` rows on ``device``; joining the calls' outputs is timed as "scatter" (it is not
+    the network's work), h and c each right after a zero row in memory, so that they are the
+    new recurrent state's table as they are (``dense_rows``)."""
+    ys, hs, cs = [], [], []
+    for s in range(0, x.shape[0], chunk):
+        y, h1, c1 = net(
+            x[s : s + chunk].to(device), h[s : s + chunk].to(device), c[s : s + chunk].to(device)
+        )
+        ys.append(y.cpu())
+        hs.append(h1.cpu())
+        cs.append(c1.cpu())
+    if not ys:
+        return torch.zeros(0, N_FLUX_OUTPUTS), h, c
+    if len(ys) == 1:
+        return ys[0], hs[0], cs[0]
+    with phase("scatter"):  # h and c after a zero row: the new state's table (``dense_rows``)
+        zero_h, zero_c = hs[0].new_zeros(1, *hs[0].shape[1:]), cs[0].new_zeros(1, *cs[0].shape[1:])
+        return torch.cat(ys), torch.cat([zero_h, *hs])[1:], torch.cat([zero_c, *cs])[1:]
+
+
 def row_blocks(n: int, block: int) -> list[slice]:
     """Slices of ``block`` rows covering ``n`` rows (one slice when ``block`` is 0 or ≥ ``n``;
     a domain without rows is one empty slice, so a step still runs and returns empty fields)."""
@@ -178,14 +209,31 @@ def scatter_fields(
         dense[key].index_copy_(0, idx, v)
 
 
-def dense_rows(blocks: list[Tensor], slots: Tensor) -> Tensor:
-    """The dense (member·cell·tile, …) tensor with the rows of ``blocks`` (in row order) at
-    their entries and zeros elsewhere: ``slots`` (``Rows.slots``) indexes a zero row followed by
-    the rows, so the dense tensor is written in one pass — not filled with zeros and then
-    written again at the rows, which for the recurrent state (most of a step's bytes) costs a
-    second pass through memory."""
-    first = blocks[0]
-    return torch.cat([first.new_zeros(1, *first.shape[1:]), *blocks]).index_select(0, slots)
+def dense_rows(blocks: list[Tensor], slots: Tensor) -> tuple[Tensor, Tensor]:
+    """(dense, rows): the dense (member·cell·tile, …) tensor with the rows of ``blocks`` (in row
+    order) at their entries and zeros elsewhere, and those rows as one tensor. ``slots``
+    (``Rows.slots``) indexes a zero row followed by the rows, so the dense tensor is written in
+    one pass — not filled with zeros and then written again at the rows, which for the
+    recurrent state (most of a step's bytes) costs a second pass through memory. One block
+    that already follows a zero row in memory (``run_flux`` joins its calls' outputs so) is
+    that table as it is; else the zero row and the blocks are joined."""
+    table = _after_zero_row(blocks[0]) if len(blocks) == 1 else None
+    if table is None:
+        first = blocks[0]
+        table = torch.cat([first.new_zeros(1, *first.shape[1:]), *blocks])
+    return table.index_select(0, slots), table[1:]
+
+
+def _after_zero_row(rows: Tensor) -> Tensor | None:
+    """The table (zero row, ``rows``) as a view, if ``rows`` is contiguous and the row right
+    before it in its storage is all +0.0 (every bit of ``new_zeros``); else None."""
+    width = rows[0].numel() if rows.shape[0] else 0
+    if width == 0 or not rows.is_contiguous() or rows.storage_offset() < width:
+        return None
+    shape = (rows.shape[0] + 1, *rows.shape[1:])
+    table = rows.as_strided(shape, rows.stride(), rows.storage_offset() - width)
+    head = table[0]
+    return table if not bool((head != 0).any() | torch.signbit(head).any()) else None
 
 
 def own(v: Tensor, inputs: list[Tensor]) -> Tensor:

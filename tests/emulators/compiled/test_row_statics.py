@@ -112,8 +112,36 @@ def test_dense_rows_puts_each_row_at_its_entry_and_zeros_elsewhere() -> None:
     assert rows.flat.tolist() == [0, 2, 7, 9, 11, 16]
     assert rows.slots().tolist() == [1, 0, 2, 0, 0, 0, 0, 3, 0, 4, 0, 5, 0, 0, 0, 0, 6, 0]
     values = torch.arange(1.0, 1.0 + 6 * 4).reshape(6, 4)
-    got = row_step.dense_rows([values[:4], values[4:]], rows.slots())
+    got, joined = row_step.dense_rows([values[:4], values[4:]], rows.slots())
     want = torch.zeros(18, 4).index_copy_(0, rows.flat, values)
-    assert torch.equal(got, want)
+    assert torch.equal(got, want) and torch.equal(joined, values)
     empty = Rows.active(torch.zeros(2, 3), members=1)
-    assert torch.equal(row_step.dense_rows([values[:0]], empty.slots()), torch.zeros(6, 4))
+    got, joined = row_step.dense_rows([values[:0]], empty.slots())
+    assert torch.equal(got, torch.zeros(6, 4)) and joined.shape == (0, 4)
+
+
+def test_rows_after_a_zero_row_in_memory_are_their_own_table() -> None:
+    """``dense_rows`` takes one block that follows a zero row in memory (as ``run_flux`` joins
+    the network's calls) as the table itself, with every bit of joining; a block after a row
+    that is not +0.0 everywhere (a -0.0 included) is joined."""
+    from emulators.compiled import row_step
+    from emulators.compiled.tiles import Rows
+
+    rows = Rows.active(torch.tensor([[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]), members=1)
+    values = torch.arange(1.0, 1.0 + 3 * 2).reshape(3, 2)
+    want = torch.zeros(6, 2).index_copy_(0, rows.flat, values)
+    for head, shared in ((0.0, True), (-0.0, False), (1.0, False)):
+        table = torch.cat([torch.full((1, 2), head), values])
+        got, joined = row_step.dense_rows([table[1:]], rows.slots())
+        assert torch.equal(got, want) and not torch.signbit(got).any()
+        assert (joined.data_ptr() == table[1:].data_ptr()) is shared, head
+    # and the network's joined outputs are such a table
+    h = torch.rand(10, 3)
+    c = torch.rand(10, 2)
+
+    def net(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return x[:, :5], h + 1.0, c * 2.0
+
+    y, h1, c1 = row_step.run_flux(net, torch.rand(10, 6), h, c, 4, torch.device("cpu"))
+    assert torch.equal(h1, h + 1.0) and torch.equal(c1, c * 2.0) and y.shape == (10, 5)
+    assert row_step._after_zero_row(h1) is not None and row_step._after_zero_row(c1) is not None
