@@ -156,7 +156,9 @@ def _phases(payload: Payload) -> list[str]:
     lines = [
         "",
         "**Where a step's time goes** (TorchScript, active tiles, ms per step, phases timed "
-        "inside the backend's step: `emulators.compiled.phases`; *scatter*: rows back into "
+        "inside the backend's step: `emulators.compiled.phases`, each part counted once; "
+        "*features* includes finding the rows to spin up, *network* only the network's calls; "
+        "*scatter*: the network's per-call outputs joined, rows back into "
         "the dense state and summed into the cell fields (`landstep.CellSums`); *cells*: the "
         "rest of `step`, i.e. forcing check, the cell fields' last operations, leaf "
         "nitrogen). Rows per "
