@@ -67,8 +67,8 @@ def water_conductances(t_s: Tensor, ex: Exchange) -> tuple[Tensor, Tensor, Tenso
     """``reference.energy.conductances`` of water rows, every bit: with vegetation cover and
     LAI 0 its canopy terms are exact zeros (0 · g_T, 0 / (r_a + 1/g_bh)) added to 1/r_a, so
     g_H = g_E = 1/r_a with r_a the stability-corrected aerodynamic resistance, and g_T = 0
-    (tested against ``conductances``). A third of the operations of the general form, in the
-    four of the Newton solve's iterations that evaluate them."""
+    (tested against ``conductances``). 21 operations instead of the general form's 51 (torch
+    profiler, top level), in the four of the Newton solve's iterations that evaluate them."""
     stab = physics.stability_factor(physics.bulk_richardson(t_s, ex.ta, ex.wind, ex.height_wind))
     g = 1.0 / (ex.ra_neutral / stab)
     return g, g, torch.zeros_like(g)
