@@ -53,8 +53,15 @@ class _FluxRecipe(Recipe):
     def evaluate_at(
         self, directory: Path, out_dir: Path, cache: Path | None, progress: bool
     ) -> Manifest:
+        """Held-out skill (``evaluate_flux``); an artifact whose manifest has no
+        ``recurrent_state.spin_up`` yet (a new one) first gets it chosen on its validation
+        sources (``training.spin_up.select``)."""
+        from emulators import manifest
+        from emulators.training import spin_up
         from emulators.training.evaluate import evaluate_flux
 
+        if "spin_up" not in manifest.Manifest.load(directory).recurrent_state:
+            spin_up.select(directory, cache=cache, progress=progress)
         return evaluate_flux(directory, out_dir, cache, progress)
 
 
@@ -74,19 +81,6 @@ class FluxLSTMRecipe(_FluxRecipe):
     )
     timesteps = (3600, DAY)
     drift = FLUX_DRIFT
-
-    def evaluate_at(
-        self, directory: Path, out_dir: Path, cache: Path | None, progress: bool
-    ) -> Manifest:
-        """Held-out skill (``evaluate_flux``); an artifact whose manifest has no
-        ``recurrent_state.spin_up`` yet (a new one) first gets it chosen on its validation
-        sources (``training.spin_up.select``)."""
-        from emulators import manifest
-        from emulators.training import spin_up
-
-        if "spin_up" not in manifest.Manifest.load(directory).recurrent_state:
-            spin_up.select(directory, cache=cache, progress=progress)
-        return super().evaluate_at(directory, out_dir, cache, progress)
 
     def config(self) -> Any:
         from emulators.training import flux, widened

@@ -239,6 +239,40 @@ def validate(model: flux_nets.FluxLSTM, batch: Batch, soil: SoilConfig) -> dict[
     }
 
 
+def closed_loop(
+    model: flux_step.RecurrentNet,
+    batch: Batch,
+    start: tuple[Tensor, Tensor, Tensor, Tensor],
+    h: Tensor,
+    c: Tensor,
+    steps: int,
+    soil: SoilConfig,
+    scale: Tensor,
+    bias_weight: float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean loss, h, c) of ``steps`` closed-loop steps of the recurrent ``model`` (any network
+    with the calling convention ``(x, h, c) -> (y, h, c)``) from ``start`` = (per-row time
+    indices, soil water, skin and soil temperatures there), each step through the constraint layer
+    on the state the previous one left (:func:`_loss` per step, scaled by ``scale``); with
+    ``bias_weight``, plus that weight times the squared window-mean error of LE and H per row,
+    averaged over rows."""
+    t_start, wv, ts, tsoil = start
+    loss = torch.zeros(())
+    bias = torch.zeros(2, batch.rows) if bias_weight else None
+    for j in range(steps):
+        t = t_start + j
+        inp = batch.row_inputs(t, wv, ts, tsoil)
+        closed, y, h, c = flux_step.step(model, inp, h, c, soil, batch.dt)
+        tg = _targets(batch, t)
+        loss = loss + _loss(closed, y, tg, scale)
+        if bias is not None:
+            bias = bias + _errors(closed, tg, scale)
+        wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
+    if bias is not None:
+        return loss / steps + bias_weight * ((bias / steps) ** 2).sum(0).mean(), h, c
+    return loss / steps, h, c
+
+
 class _Windows:
     """The flux LSTM's loss (the module docstring): optimiser step ``k`` runs window ``k`` of every
     row, from the row's random offset plus ``k`` windows (wrapping around the record), and carries
@@ -305,22 +339,20 @@ class _Windows:
     ) -> Tensor:
         """Mean loss of a closed-loop window of ``window`` steps (default ``cold_window``)."""
         w = self.config.cold_window if window is None else window
-        loss = torch.zeros(())
-        bias = torch.zeros(2, batch.rows) if self.config.bias_weight else None
-        for j in range(w):
-            t = t_start + j
-            inp = batch.row_inputs(t, wv, ts, tsoil)
-            closed, y, h, c = flux_step.step(self.model, inp, h, c, self.soil, batch.dt)
-            tg = _targets(batch, t)
-            loss = loss + _loss(closed, y, tg, self.scale)
-            if bias is not None:
-                bias = bias + _errors(closed, tg, self.scale)
-            wv, ts, tsoil = closed.w, closed.ts, closed.tsoil
+        loss, h, c = closed_loop(
+            self.model,
+            batch,
+            (t_start, wv, ts, tsoil),
+            h,
+            c,
+            w,
+            self.soil,
+            self.scale,
+            self.config.bias_weight,
+        )
         if keep_state:
             self.h, self.c = h.detach(), c.detach()
-        if bias is not None:
-            return loss / w + self.config.bias_weight * ((bias / w) ** 2).sum(0).mean()
-        return loss / w
+        return loss
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
         scores = validate(self.model, self.val, self.soil)
@@ -344,22 +376,12 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     trainer.seed(config.seed, config.threads)
-    dt = config.timestep
-    trajs = [simulate(s, dt, progress=progress, cache=cache) for s in config.train]
-    batch = Batch.of(trajs, torch.float32, SoilConfig())
-    val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
-    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    batch, val, cold, cold_val = batches(config, cache, progress)
     model = registry.build(config.architecture, config.options)
     if not isinstance(model, flux_nets.FluxLSTM):
         raise TypeError("flux training needs a FluxLSTM")
     if config.init:
         flux_cold.load_init(model, config.init, config.init_sha256)
-    cold = flux_cold.cold_batch(config, cache, progress)
-    cold_val = None
-    if cold is not None:
-        days = 2 + flux_cold.window_days(config)
-        specs = flux_cold.cold_specs(config.validation, 4, days, dt)
-        cold_val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in specs])
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = trainer.Checkpoints(checkpoint_dir / f"{config.artifact}-last.pt")
@@ -367,6 +389,28 @@ def train(
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
     result.data_hash = data_hash(config.train, config.timestep)
     return result
+
+
+def batches(
+    config: Any, cache: Path | None, progress: bool
+) -> tuple[Batch, Batch, Batch | None, Batch | None]:
+    """The batches of a closed-loop flux training ``config`` (its ``train``, ``validation``,
+    ``validation_days``, ``timestep`` and ``flux_cold`` fields): training (float32), the first
+    ``validation_days`` of the validation sources, and, when ``cold_weight`` > 0, the fresh
+    starts of the training sources and those of the validation sources (4 dates each, the
+    fresh window's days plus two)."""
+    dt = config.timestep
+    trajs = [simulate(s, dt, progress=progress, cache=cache) for s in config.train]
+    batch = Batch.of(trajs, torch.float32, SoilConfig())
+    val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
+    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    cold = flux_cold.cold_batch(config, cache, progress)
+    cold_val = None
+    if cold is not None:
+        days = 2 + flux_cold.window_days(config)
+        specs = flux_cold.cold_specs(config.validation, 4, days, dt)
+        cold_val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in specs])
+    return batch, val, cold, cold_val
 
 
 def _truncate(batch: Batch, steps: int) -> Batch:

@@ -8,8 +8,9 @@ raw predictions are penalised (each in units of its target's standard deviation)
 still go through the shared constraint layer, which closes them exactly whatever the network says.
 
 Training is teacher-forced on random (row, time) samples with windows of the reference's own
-features (a windowed model costs ~25× the LSTM per step, too much for closed-loop training on two
-cores); the evaluation runs it closed-loop like every flux emulator.
+features; the evaluation runs it closed-loop like every flux emulator. A windowed model costs
+~40× the LSTM per training step, so the closed-loop fine-tuning that may follow
+(``closed_iterations``, ``training.transformer_loop``) runs short windows on row subsets.
 """
 
 from __future__ import annotations
@@ -49,11 +50,46 @@ class TransformerTrainConfig:
     validation_days: int = 30
     seed: int = 0
     threads: int = 1
+    # closed-loop fine-tuning after the teacher-forced iterations (``transformer_loop``), off at
+    # 0: ``closed_iterations`` optimiser steps, each on ``closed_rows`` random rows running
+    # ``closed_window`` steps on their own state from a window of the reference's features,
+    # validated every ``closed_validate_every``; with ``cold_weight`` > 0, plus ``cold_rows``
+    # fresh starts (``flux_cold``: ``cold_starts`` dates per source, ``cold_window`` steps)
+    closed_iterations: int = 0
+    closed_rows: int = 256
+    closed_window: int = 48
+    closed_lr: float = 3e-4
+    closed_lr_final: float = 3e-5
+    closed_validate_every: int = 50
+    cold_weight: float = 0.0
+    cold_rows: int = 128
+    cold_starts: int = 12
+    cold_window: int = 48
 
     def __post_init__(self) -> None:
         require_positive(
             self, "iterations", "batch", "validate_every", "validation_days", "threads"
         )
+        if self.closed_iterations < 0:
+            raise ValueError(f"closed_iterations must be >= 0, got {self.closed_iterations}")
+        require_positive(
+            self,
+            "closed_rows",
+            "closed_window",
+            "closed_validate_every",
+            "cold_rows",
+            "cold_starts",
+            "cold_window",
+        )
+        if not 0 < self.closed_lr_final <= self.closed_lr:
+            raise ValueError("learning rates must satisfy 0 < closed_lr_final <= closed_lr")
+        if self.cold_weight < 0:
+            raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
+
+    @property
+    def timestep(self) -> int:
+        """s: the Transformer is trained and served at hourly steps."""
+        return 3600
 
     def loop(self) -> trainer.Loop:
         """``iterations`` steps, validated every ``validate_every``; no early stopping."""
@@ -227,5 +263,9 @@ def train(
         raise TypeError("flux_transformer must build a FluxTransformer")
     problem = _Samples(net, batch, val, config)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
+    if config.closed_iterations:
+        from emulators.training import transformer_loop
+
+        result = transformer_loop.fine_tune(net, result, config, cache, progress)
     result.data_hash = data_hash(config.train)
     return result

@@ -139,7 +139,8 @@ GOLDEN = {
         "15715a2df2f1293a", 3, 3,
     ),
     "flux-transformer": (
-        HOURLY | {"iterations": 12, "batch": 8, "validate_every": 4, "validation_days": 2},
+        HOURLY | {"iterations": 12, "batch": 8, "validate_every": 4, "validation_days": 2}
+        | {"closed_iterations": 0},  # the teacher-forced stage alone (test_transformer_loop)
         "ce62bc1e921ce6c1", 3, 12,
     ),
     "lai": (HOURLY | LAI | {"train": (_syn(11, 40, 2),), "validation": (_syn(21, 20, 2),)},
