@@ -23,7 +23,6 @@ UNRECORDED = {
     "the same 57 of 210 held-out rows meet both targets, so not replaced; the MdPL "
     "calibration twin is built on the shipped one",
     "flux_transformer": "trained 2026-11-23; shipped for comparison only",
-    "lai": "trained before fingerprints were recorded",
     "lai_daily": "trained before fingerprints were recorded (an ensemble of three seeds, 54 min)",
 }
 
