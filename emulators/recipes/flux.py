@@ -149,9 +149,9 @@ class FluxTransformerRecipe(_FluxRecipe):
     epochs_option = ("iterations", 1000)
 
     def config(self) -> Any:
-        from emulators.training.transformer import TransformerTrainConfig
+        from emulators.training.transformer import shipped_config
 
-        return self.configured(TransformerTrainConfig())
+        return self.configured(shipped_config())
 
     def fit(self, config: Any, work: Path, progress: bool) -> TrainResult:
         from emulators.training import transformer

@@ -105,6 +105,22 @@ class TransformerTrainConfig:
         return trainer.Optimiser("adamw", self.lr, self.lr_final, grad_clip=1.0)
 
 
+def shipped_config() -> TransformerTrainConfig:
+    """The training config of the shipped ``flux-transformer``: the weather the shipped
+    ``flux-lstm`` trains and validates on (``widened.hourly_config``), 3 000 teacher-forced
+    iterations, then 300 closed-loop ones (``transformer_loop``) on 256 rows × 48 h, with
+    fresh starts (128 rows × 48 h, weight 1) as the LSTM's."""
+    from emulators.training import widened
+
+    lstm = widened.hourly_config()
+    return TransformerTrainConfig(
+        train=lstm.train,
+        validation=lstm.validation,
+        closed_iterations=300,
+        cold_weight=1.0,
+    )
+
+
 def _inputs_at(batch: Batch, t: Tensor, r: Tensor) -> flux_step.RowInputs:
     return flux_step.RowInputs(
         forcing={k: v[t, r] for k, v in batch.forcing.items()},

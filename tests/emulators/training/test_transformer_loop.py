@@ -6,12 +6,14 @@
   plus the fresh starts' from an empty one (an independent stepping);
 * the weights returned are those of the best-scoring validation, the teacher-forced start
   included, and the history holds both stages;
-* the config refuses bad values, naming the field.
+* the config refuses bad values, naming the field;
+* the shipped artifact is the recipe's two stages, with today's reference fingerprint.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,13 @@ import pytest
 import torch
 
 from emulators.compiled import flux_step
+from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep
+from emulators.recipes import ARTIFACTS, get
+from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
-from emulators.training import flux, flux_cold, transformer_loop
+from emulators.training import flux, flux_cold, transformer_loop, widened
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.transformer import TransformerTrainConfig, train
@@ -142,3 +147,18 @@ def test_a_window_longer_than_the_record_is_refused(tmp_path: Path) -> None:
     batch = _batch(tmp_path)
     with pytest.raises(ValueError, match="closed_window: 200 steps"):
         transformer_loop._ClosedLoop(_net(), batch, batch, config, None, None)
+
+
+def test_the_shipped_transformer_is_the_recipe_s_two_stages() -> None:
+    """The committed artifact is what ``landcoupler emulators train flux-transformer`` trains:
+    its training config is the recipe's (the LSTM's weather, the closed-loop stage on), its
+    history holds both stages, and its manifest records today's reference fingerprint."""
+    config = get("flux-transformer").config()
+    assert config.train == widened.hourly_config().train and config.closed_iterations == 300
+    manifest = Manifest.load(ARTIFACTS / "flux_transformer")
+    assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    closed = [
+        r["closed_iteration"] for r in manifest.training["history"] if "closed_iteration" in r
+    ]
+    assert closed == list(range(0, 301, 50))
+    assert manifest.training["reference_fingerprint"] == fingerprint()
