@@ -26,7 +26,7 @@ from emulators.compiled import closure, flux_step
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
-from emulators.training import trainer
+from emulators.training import trainer, transformer_loop
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, _truncate, data_hash
@@ -280,8 +280,6 @@ def train(
     problem = _Samples(net, batch, val, config)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
     if config.closed_iterations:
-        from emulators.training import transformer_loop
-
         result = transformer_loop.fine_tune(net, result, config, cache, progress)
     result.data_hash = data_hash(config.train)
     return result
