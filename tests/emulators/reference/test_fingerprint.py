@@ -22,7 +22,6 @@ UNRECORDED = {
     "flux_lstm_daily": "retrained on today's reference in a probe (2026-12-06 20:39-20:57 UTC): "
     "the same 57 of 210 held-out rows meet both targets, so not replaced; the MdPL "
     "calibration twin is built on the shipped one",
-    "lai_daily": "trained before fingerprints were recorded (an ensemble of three seeds, 54 min)",
 }
 
 
