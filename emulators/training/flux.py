@@ -228,15 +228,48 @@ def _errors(closed: closure.Closed, tg: dict[str, Tensor], scale: Tensor) -> Ten
     )
 
 
-def validate(model: flux_nets.FluxLSTM, batch: Batch, soil: SoilConfig) -> dict[str, float]:
-    """Free-running NSE of LE and H over the validation batch (pooled over rows and time)."""
+def validate(
+    model: flux_nets.FluxLSTM | flux_nets.FluxTransformerStep,
+    batch: Batch,
+    soil: SoilConfig,
+    c_width: int | None = None,
+) -> dict[str, float]:
+    """Free-running NSE of LE and H over the validation batch (pooled over rows and time), from
+    a zero recurrent state (``c_width``: the width of c when not ``model.hidden``)."""
     model.eval()
-    out = rollout(model, batch, model.hidden, soil, fields=("hfls", "hfss"))
+    out = rollout(model, batch, model.hidden, soil, fields=("hfls", "hfss"), c_width=c_width)
     model.train()
     return {
         f"nse_{k}": float(nse(out[k].double().numpy(), batch.outputs[k].double().numpy()))
         for k in ("hfls", "hfss")
     }
+
+
+def validation_scores(
+    model: flux_nets.FluxLSTM | flux_nets.FluxTransformerStep,
+    val: Batch,
+    cold_val: Batch | None,
+    cold_window: int,
+    soil: SoilConfig,
+    c_width: int | None = None,
+) -> dict[str, float]:
+    """:func:`validate` over ``val`` and, with ``cold_val`` (fresh starts of the validation
+    sources), ``cold_nse_*`` over their first ``cold_window`` steps."""
+    out = validate(model, val, soil, c_width)
+    if cold_val is not None:
+        first = _truncate(cold_val, cold_window)
+        out |= {f"cold_{k}": v for k, v in validate(model, first, soil, c_width).items()}
+    return out
+
+
+def validation_score(scores: dict[str, float]) -> float:
+    """The score that picks a closed-loop training's weights from :func:`validation_scores`:
+    the mean NSE of LE and H, and with fresh starts half of it plus a quarter each of their
+    fresh-start NSE."""
+    score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
+    if "cold_nse_hfls" in scores:
+        score = 0.5 * score + 0.25 * (scores["cold_nse_hfls"] + scores["cold_nse_hfss"])
+    return score
 
 
 def closed_loop(
@@ -355,18 +388,14 @@ class _Windows:
         return loss
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
-        scores = validate(self.model, self.val, self.soil)
+        scores = validation_scores(
+            self.model, self.val, self.cold_val, self.config.cold_window, self.soil
+        )
         running = done.losses[0]  # exponential moving average over the epoch's windows
         for value in done.losses[1:]:
             running = 0.9 * running + 0.1 * value
         record = {"epoch": done.epoch, "train_loss": running, **scores}
-        score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
-        if self.cold_val is not None:  # fresh starts of the validation source, first window
-            first = _truncate(self.cold_val, self.config.cold_window)
-            cold = {f"cold_{k}": v for k, v in validate(self.model, first, self.soil).items()}
-            record |= cold
-            score = 0.5 * score + 0.25 * (cold["cold_nse_hfls"] + cold["cold_nse_hfss"])
-        return score, record
+        return validation_score(scores), record
 
 
 def train(

@@ -20,8 +20,9 @@ A windowed network costs ~40× the LSTM per training step (measured on the widen
 vs 0.034 s per step for 3 200 rows, one thread), hence row subsets instead of every row. The
 weights kept are those of the best validation (the teacher-forced weights, validated first,
 when no fine-tuned validation beats them): free-running NSE of LE and H over the validation
-sources, and with fresh starts, as for the LSTM, half of it plus a quarter each of LE's and
-H's NSE over the first ``cold_window`` steps of fresh starts of the validation sources.
+sources, and with fresh starts half of it plus a quarter each of LE's and H's NSE over the
+first ``cold_window`` steps of fresh starts of the validation sources: the LSTM's own
+validation (``flux.validation_scores``, ``flux.validation_score``), with c of width 1.
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from emulators import metrics
 from emulators.compiled import flux_step
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.reference.soil import SoilConfig
 from emulators.training import flux, flux_cold, trainer
-from emulators.training.batch import Batch, rollout
+from emulators.training.batch import Batch
 from emulators.training.trainer import Round, TrainResult
 
 if TYPE_CHECKING:
@@ -60,17 +60,6 @@ def prefill(net: FluxTransformer, batch: Batch, t0: Tensor, soil: SoilConfig) ->
         )
         past.append(net.inputs(x))
     return torch.stack(past, 1).reshape(batch.rows, -1)
-
-
-def nse_of(step: FluxTransformerStep, batch: Batch, soil: SoilConfig) -> dict[str, float]:
-    """Free-running NSE of LE and H over ``batch`` from its step 0 (an empty window)."""
-    step.eval()
-    out = rollout(step, batch, step.hidden, soil, fields=("hfls", "hfss"), c_width=1)
-    step.train()
-    return {
-        f"nse_{k}": float(metrics.nse(out[k].double().numpy(), batch.outputs[k].double().numpy()))
-        for k in ("hfls", "hfss")
-    }
 
 
 class _ClosedLoop:
@@ -138,24 +127,14 @@ class _ClosedLoop:
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
         record = {"closed_iteration": done.step, "loss": done.losses[-1], **self.scores()}
-        return score(record), record
+        return flux.validation_score(record), record
 
     def scores(self) -> dict[str, float]:
-        """Free-running NSE of LE and H over the validation sources (and, with fresh starts,
-        ``cold_nse_*`` over their fresh starts' first ``cold_window`` steps)."""
-        out = nse_of(self.step, self.val, self.soil)
-        if self.cold_val is not None:
-            first = flux._truncate(self.cold_val, self.config.cold_window)
-            out |= {f"cold_{k}": v for k, v in nse_of(self.step, first, self.soil).items()}
-        return out
-
-
-def score(record: dict[str, float]) -> float:
-    """The validation score that picks the weights (module docstring) of a history record."""
-    value = 0.5 * (record["nse_hfls"] + record["nse_hfss"])
-    if "cold_nse_hfls" in record:
-        value = 0.5 * value + 0.25 * (record["cold_nse_hfls"] + record["cold_nse_hfss"])
-    return value
+        """``flux.validation_scores`` of the served step (c of width 1)."""
+        cold_window = self.config.cold_window
+        return flux.validation_scores(
+            self.step, self.val, self.cold_val, cold_window, self.soil, c_width=1
+        )
 
 
 def fine_tune(
@@ -182,15 +161,17 @@ def fine_tune(
     )
     optimiser = trainer.Optimiser("adam", config.closed_lr, config.closed_lr_final, grad_clip=1.0)
     tuned = trainer.fit(problem, loop, optimiser, progress)
-    best = max(score(r) for r in tuned.history)
+    keep_start = flux.validation_score(start) >= max(
+        flux.validation_score(r) for r in tuned.history
+    )
     kept = "the best closed-loop validation"
-    if score(start) >= best:  # fine-tuning never beat the teacher-forced weights
+    if keep_start:  # fine-tuning never beat the teacher-forced weights
         net.load_state_dict(start_state)
         kept = "the teacher-forced weights (no closed-loop validation beat them)"
     return TrainResult(
         net.eval(),
         [*teacher_forced.history, start, *tuned.history],
-        tuned.best_epoch if score(start) < best else 0,
+        0 if keep_start else tuned.best_epoch,
         stopped=f"teacher-forced: {teacher_forced.stopped}; closed-loop: {tuned.stopped}; "
         f"kept {kept}",
         seconds=teacher_forced.seconds + tuned.seconds,

@@ -121,9 +121,9 @@ def test_fine_tuning_keeps_the_best_validated_weights(tmp_path: Path, lr: float,
     assert f"kept {kept}" in result.stopped
     assert (result.best_epoch == 0) == (lr > 1)
     val = flux._truncate(Batch.of([simulate(VAL, 3600, progress=False, cache=tmp_path)]), 2 * 24)
-    now = transformer_loop.nse_of(FluxTransformerStep(result.model), val, SoilConfig())
-    best = max(closed, key=transformer_loop.score)
-    assert transformer_loop.score(now) == pytest.approx(transformer_loop.score(best), abs=1e-12)
+    now = flux.validate(FluxTransformerStep(result.model), val, SoilConfig(), c_width=1)
+    best = max(closed, key=flux.validation_score)
+    assert flux.validation_score(now) == pytest.approx(flux.validation_score(best), abs=1e-12)
 
 
 def test_the_config_refuses_bad_closed_loop_values() -> None:
