@@ -15,19 +15,27 @@ from typing import Any
 from emulators.training.data import SourceSpec
 from emulators.training.flux import FluxTrainConfig
 from emulators.training.flux_cold import COLD_TERMS
-from emulators.training.sources import TRAIN_SOURCES, VALIDATION_SOURCES
+from emulators.training.lai import DAILY_EXTRA_SOURCES
+from emulators.training.sources import (
+    DAILY_TRAIN_SOURCES,
+    DAILY_VALIDATION_SOURCES,
+    TRAIN_SOURCES,
+    VALIDATION_SOURCES,
+)
 
 ELEVATION = (0.0, 3000.0)  # m, uniform
 WIND_SCALE = (0.3, 1.5)  # log-uniform
 RH_OFFSET = (-0.3, 0.05)  # uniform
 
 
-def wide(seed: int, cells: int) -> SourceSpec:
-    """Synthetic cells of ``seed`` over :data:`ELEVATION`, :data:`WIND_SCALE`, :data:`RH_OFFSET`."""
+def wide(seed: int, cells: int, days: int = 365) -> SourceSpec:
+    """Synthetic cells of ``seed`` over :data:`ELEVATION`, :data:`WIND_SCALE`, :data:`RH_OFFSET`
+    (``days`` of weather)."""
     return SourceSpec(
         "synthetic",
         seed=seed,
         cells=cells,
+        days=days,
         elevation=ELEVATION,
         wind_scale=WIND_SCALE,
         rh_offset=RH_OFFSET,
@@ -89,3 +97,24 @@ SHIPPED = "G"
 def hourly_config() -> FluxTrainConfig:
     """The training config of the shipped ``flux-lstm``: :data:`CANDIDATES` [:data:`SHIPPED`]."""
     return dataclasses.replace(FluxTrainConfig(), **CANDIDATES[SHIPPED])
+
+
+#: ``flux-lstm-daily`` given what made ``flux-lstm`` hold on unseen weather (issue 14; docs/
+#: emulators.md, "The daily flux emulator on widened weather"): ``lai-daily``'s extra daily
+#: weather (a fourth synthetic seed, Wageningen 1986-1989), two widened daily seeds (47, 48:
+#: high, calm and dry cells, two years each), H = 48, fresh-start windows of 14 days and
+#: zero-state restarts from the first epoch, 24 epochs; validation adds a widened seed (52).
+#: ``get("flux-lstm-daily", **DAILY_WIDE)`` trains it from scratch.
+DAILY_WIDE: dict[str, Any] = {
+    "options": {"hidden": 48},
+    "epochs": 24,
+    "train": (
+        *DAILY_TRAIN_SOURCES,
+        *DAILY_EXTRA_SOURCES,
+        wide(47, 96, days=730),
+        wide(48, 96, days=730),
+    ),
+    "validation": (*DAILY_VALIDATION_SOURCES, wide(52, 24, days=730)),
+    **COLD_TERMS,
+    "cold_window": 14,
+}
