@@ -88,7 +88,11 @@ def test_increment_rule_equals_the_eakf_on_a_nitrogen_column() -> None:
     lai_only = torch.cat([E, hE], dim=1)
     e = E.shape[1]
     post = analyse(lai_only, lambda X: X[:, e:], y, torch.tensor([0.25]), FilterConfig()).ensemble
-    torch.testing.assert_close(joint[:, :e], post[:, :e], rtol=0, atol=0)
+    # to round-off: the wider joint matrix may be reduced in another order (1 ulp on an AVX-512
+    # machine, 2026-12-07; bitwise on the machines before)
+    torch.testing.assert_close(
+        joint[:, :e], post[:, :e], rtol=4 * torch.finfo(torch.float64).eps, atol=0
+    )
     new, _ = layout.from_vector(post[:, :e], state, static)
     torch.testing.assert_close(
         new.tensors[NITROGEN][:, c, k], joint[:, e : e + c.numel()], rtol=1e-12, atol=1e-18

@@ -3,8 +3,10 @@ one cell per land-cover class, through a real gRPC server, for the reference and
 (TorchScript) backends, unary and stream, without and with an assimilating ensemble. The SHA-256
 of every reply byte must equal the hashes recorded before the house-plan refactor (issue 10), so
 a restructuring that changes one bit of what a model receives fails here. The hashes are tied to
-torch 2.13.0 on this CPU; re-derive them from a known-good commit after a deliberate numerics
-change, and say so in the commit."""
+torch 2.13.0 and the CPU: each entry holds one hash per machine the bits were derived on
+(tests/emulators/recipes/test_recipes.py, ``MACHINES``: the second from 7acce63 on an AMD EPYC
+with AVX-512, where the first machines' hashes failed by round-off); re-derive them from a
+known-good commit after a deliberate numerics change, and say so in the commit."""
 
 from __future__ import annotations
 
@@ -23,8 +25,14 @@ FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 OUTPUTS = ["hfls", "hfss", "hfdsl", "rns", "ts", "albedo", "rlus", "rsus", "evspsbl", "lai",
            "mrsos", "gpp"]  # fmt: skip
 GOLDEN = {
-    ("reference", 1): "4e724baeaa54f606c5304dd77b736740d26fa8f232ea057dea9321d20e433355",
-    ("reference", 4): "fa26bd9f96f3ea5d974293311757ba65762b8f8f5750cca07230d13c0007758e",
+    ("reference", 1): (
+        "4e724baeaa54f606c5304dd77b736740d26fa8f232ea057dea9321d20e433355",
+        "81a2efbde9c4a928d0cf7d3d133bcf3c91985cb90141c8b9e387d51cf98d8f6f",
+    ),
+    ("reference", 4): (
+        "fa26bd9f96f3ea5d974293311757ba65762b8f8f5750cca07230d13c0007758e",
+        "33ae1c9bcf9827ac12c8442322bd6832dd201ae6f25fd5b02ab2cc708abf252a",
+    ),
     # the shipped flux-lstm of 2026-12-06 (candidate G, H = 48) with the water tile from the
     # reference's physics (``open_water``, 2026-12-06 evening): new bytes. With
     # ``EmulatorConfig(open_water=False)`` the G-only hashes (ff5c099c…, 87276fc9…) still come out.
@@ -37,8 +45,14 @@ GOLDEN = {
     # Since `lai` was retrained on today's reference (the same recipe, 2026-12-07; the LAI
     # emulator steps these sessions' leaf area at each day's end): new bytes (the previous
     # weights gave 5adaa17d…, 10d39c3e…; the reference's hashes are unchanged).
-    ("torchscript", 1): "d74579bc870462e5c621d64bdcd5de01dbcb659620f2e7ec06a0c90ca0663ebd",
-    ("torchscript", 4): "41af52e5a59ede4a16f8c6391a5af7d7c6933c482886d5e3d0f285d2c7cb932e",
+    ("torchscript", 1): (
+        "d74579bc870462e5c621d64bdcd5de01dbcb659620f2e7ec06a0c90ca0663ebd",
+        "ae5dadbc302505801f93713f8bb791d86a4010f84166d9c370c5817005a8dcf8",
+    ),
+    ("torchscript", 4): (
+        "41af52e5a59ede4a16f8c6391a5af7d7c6933c482886d5e3d0f285d2c7cb932e",
+        "bd473269da65e505835c8083dda5d3f89e57de391a1ca8e0094c303de2ebd945",
+    ),
 }
 
 
@@ -71,4 +85,4 @@ def test_48_steps_reply_the_golden_bytes(
             for name in sorted(reply):
                 digest.update(name.encode())
                 digest.update(np.ascontiguousarray(reply[name]).tobytes())
-    assert digest.hexdigest() == GOLDEN[(backend, members)]
+    assert digest.hexdigest() in GOLDEN[(backend, members)]  # one of the known machines' bits

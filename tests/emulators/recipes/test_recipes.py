@@ -126,27 +126,39 @@ SPUN_UP = {"lr": 3e-3, "lr_final": 2e-4, "cold_weight": 0.0, "reset_fraction": 0
 SPUN_UP |= {"init_sha256": ""}
 DAILY = {"train": (_syn(41, 60, 5),), "validation": (_syn(51, 30, 5),)}
 LAI = {"sample": 100, "eval_every": 5, "patience": 10, "epochs": 40, "window": 5}
-#: name -> (training-config options, sha256[:16] of the trained state_dict, validations, best)
+#: name -> (training-config options, sha256[:16] of the trained state_dict on each machine the
+#: bits were derived on (``MACHINES``), validations, best)
 GOLDEN = {
     "flux-lstm": (
         HOURLY | SPUN_UP | {"epochs": 3, "window": 12, "windows_per_epoch": 2, "patience": 1}
         | {"validation_days": 4, "options": {}},  # H = 32
-        "27bb22b08c468eea", 2, 1,  # early stopping after epoch 2
+        ("27bb22b08c468eea", "c0c1bba9a8e61b2a"), 2, 1,  # early stopping after epoch 2
     ),
     "flux-lstm-daily": (
         DAILY | SPUN_UP | {"epochs": 3, "window": 10, "windows_per_epoch": 2, "patience": 1}
-        | {"validation_days": 30},
-        "15715a2df2f1293a", 3, 3,
+        | {"validation_days": 30, "options": {}},  # H = 32
+        ("15715a2df2f1293a", "d1cea20157cb436a"), 3, 3,
     ),
     "flux-transformer": (
         HOURLY | {"iterations": 12, "batch": 8, "validate_every": 4, "validation_days": 2}
         | {"closed_iterations": 0},  # the teacher-forced stage alone (test_transformer_loop)
-        "ce62bc1e921ce6c1", 3, 12,
+        ("ce62bc1e921ce6c1", "d4384a7337ae3823"), 3, 12,
     ),
     "lai": (HOURLY | LAI | {"train": (_syn(11, 40, 2),), "validation": (_syn(21, 20, 2),)},
-            "4ed3d492b9e1c5ac", 4, 10),  # early stopping at 20
-    "lai-daily": (DAILY | LAI | {"options": {}}, "5744f1ad9016402b", 8, 30),  # hidden 64
+            ("4ed3d492b9e1c5ac", "03008bfa9598530d"), 4, 10),  # early stopping at 20
+    "lai-daily": (DAILY | LAI | {"options": {}},  # hidden 64
+                  ("5744f1ad9016402b", "4a6e72f2b811fa94"), 8, 30),
 }  # fmt: skip
+
+
+#: the machines the golden bits were derived on, in the order of each golden tuple: the same code
+#: and torch build give other last bits on another CPU (2026-12-07: 16 golden tests failed on a
+#: new machine at a commit CI had passed, every one by round-off, e.g. 1 ulp in an EAKF column);
+#: each machine's bits are kept, so a change of one bit still fails on either
+MACHINES = (
+    "the development and CI machines up to 2026-12-07 (derived at 23dc844 and later commits)",
+    "AMD EPYC with AVX-512 (2026-12-07; derived at 7acce63, where CI had passed the first)",
+)
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -160,7 +172,7 @@ def test_tiny_training_reproduces_the_golden_weights(name: str, tmp_path: Path) 
     torch.set_num_threads(1)
     result = recipe.fit(recipe.config(), tmp_path, progress=False)
     assert (len(result.history), result.best_epoch) == (validations, best)
-    assert weights_digest(result.model) == digest
+    assert weights_digest(result.model) in digest  # the bits of one of the known machines
 
 
 def test_the_documented_example_adds_and_trains_a_recipe(

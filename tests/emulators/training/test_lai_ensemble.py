@@ -73,7 +73,8 @@ def test_members_are_the_one_network_runs_of_consecutive_seeds(tmp_path: Path) -
     for seed in (0, 1):
         recipe = get("lai-daily", **TINY, options={}, seed=seed)
         single[seed] = recipe.fit(recipe.config(), tmp_path, progress=False).model
-    assert weights_digest(single[0]) == "5744f1ad9016402b"
+    # the tiny lai-daily golden (tests/emulators/recipes/test_recipes.py: one per known machine)
+    assert weights_digest(single[0]) in ("5744f1ad9016402b", "4a6e72f2b811fa94")
     recipe = get("lai-daily", **TINY, options={"members": 2})
     result = recipe.fit(recipe.config(), tmp_path, progress=False)
     net = result.model
