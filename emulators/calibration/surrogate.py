@@ -1,7 +1,8 @@
 """The frozen flux emulator as a differentiable function of the 12 parameters.
 
-``Surrogate(sites)`` holds the daily flux emulator (``flux-lstm-daily``, the TorchScript module
-loaded in float32, weights with ``requires_grad=False``) and a site batch; ``rollout(params)``
+``Surrogate(sites)`` holds a daily flux emulator (by default ``flux-lstm-daily`` as shipped from
+2026-11-23 to 2026-12-07, :data:`DEFAULT_ARTIFACT`; the TorchScript module loaded in float32,
+weights with ``requires_grad=False``) and a site batch; ``rollout(params)``
 runs it closed-loop from the parameter-independent initial state over the spin-up and the year
 (the reference's protocol, ``emulators.calibration.sites``) through the constraint layer, and
 returns daily LE and H of the year with gradients to ``params`` only. Leaf carbon is the
@@ -24,7 +25,11 @@ from emulators.protocol import LandStatic
 from emulators.reference.soil import SoilConfig
 
 Tensor = torch.Tensor
-DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "flux_lstm_daily"
+#: the network the twin's documented figures come from (docs/calibration.md): ``flux-lstm-daily``
+#: of 2026-11-23 (H = 32), pinned when the served one was retrained on widened weather
+#: (2026-12-07), so that ``landcoupler calibrate`` keeps reproducing them; its manifest there names
+#: only the TorchScript file (sha256-checked on load)
+DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "flux_lstm_daily" / "init"
 DTYPE = torch.float32
 
 

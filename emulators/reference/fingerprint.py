@@ -18,17 +18,33 @@ what the reference computes on a fixed probe, so
 The probe: 4 cells (tropical to boreal, by latitude and a temperature offset) × all 8 tiles ×
 two measurement heights (10 m, and 2 m, where wind over tall trees needs the roughness floor),
 48 hourly steps of an analytic diurnal forcing with a rain shower, then 3 daily steps (daily
-phenology); every state and tile output of every step is hashed. Values are rounded to 15 bits
-of mantissa (≈ 5 significant digits) first, so last-bit differences between CPUs' vector paths
-do not change the fingerprint while any change of the physics that matters to training does.
+phenology); every state and tile output of every step.
+
+**Recorded, not hashed live** (2026-12-07). The first version hashed the probe's values rounded
+to 15 bits of mantissa, meant to ignore last-bit differences between machines. It did not: a
+hash of rounded values changes whenever one value crosses a rounding boundary, and a relative
+change of 1e-13 in one forcing field did that (tested), so two machines computed two
+fingerprints for the same code (0f1a7b4c1b2fe8b4 where the artifacts were trained,
+dc6e221e80057fe3 on the next machine). Now the probe's values are recorded in
+``probe.npz`` (float32, beside this module) and the fingerprint is the hash of that file's
+arrays: the same on every machine. The reference is compared with the record within
+:data:`TOLERANCE` (relative to each field's largest magnitude): last-bit differences amplified
+over the probe's steps are far inside it (1e-11 relative forcing changes: tested), any change of
+the physics that matters to training far outside (a 1 % change of von Kármán's constant, the
+roughness floor: tested). Where the reference no longer reproduces the record,
+:func:`fingerprint` is a hash of the probe computed now, prefixed ``x`` (so caches and manifests
+of the recorded teacher no longer match) until the record is written again
+(``python -m emulators.reference.fingerprint --write``).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,8 +59,11 @@ CELLS: tuple[tuple[float, float], ...] = ((5.0, 10.0), (-30.0, 6.0), (45.0, 0.0)
 HEIGHTS: tuple[float, ...] = (10.0, 2.0)
 HOURS = 48
 DAYS = 3
-#: mantissa bits kept of each float32 value before hashing
-MANTISSA_BITS = 15
+#: the recorded probe (``python -m emulators.reference.fingerprint --write``)
+RECORD = Path(__file__).with_name("probe.npz")
+#: largest deviation from the record, relative to each field's largest magnitude, that still
+#: counts as the recorded reference
+TOLERANCE = 1e-5
 
 
 def _forcing(step: int, dt: float) -> dict[str, torch.Tensor]:
@@ -74,21 +93,14 @@ def _forcing(step: int, dt: float) -> dict[str, torch.Tensor]:
     }
 
 
-def _quantised(t: torch.Tensor) -> bytes:
-    """``t`` as float32 with its mantissa rounded to :data:`MANTISSA_BITS` bits."""
-    bits = 23 - MANTISSA_BITS
-    a = np.ascontiguousarray(t.detach().to(torch.float32).numpy()).view(np.int32)
-    return ((a + (1 << (bits - 1))) & ~((1 << bits) - 1)).tobytes()
-
-
-def compute() -> str:
-    """The fingerprint computed now (:func:`fingerprint` caches it per process)."""
+def probe() -> dict[str, np.ndarray]:
+    """The probe's values computed now: ``{height}m/{dt}s/{name}`` → float32 (step, ...)."""
     from emulators.reference.model import ReferenceBackend, ReferenceConfig
 
     lat = torch.tensor([c for c, _ in CELLS], dtype=torch.float64)
     cover = torch.full((len(CELLS), P.N_CLASSES), 1.0 / P.N_CLASSES, dtype=torch.float64)
     static = LandStatic.from_cover(lat, lat * 2.0, cover)
-    h = hashlib.sha256()
+    out: dict[str, list[np.ndarray]] = {}
     for height in HEIGHTS:
         backend = ReferenceBackend(ReferenceConfig(height_wind=height, height_temperature=height))
         for dt, steps in ((3600.0, HOURS), (86_400.0, DAYS)):
@@ -96,12 +108,59 @@ def compute() -> str:
             state = backend.initial_state(static, clock)
             for i in range(steps):
                 state, tiles = backend.step_tiles(state, static, _forcing(i, dt), clock)
-                for name in sorted(tiles):
-                    h.update(name.encode() + _quantised(tiles[name]))
-                for name in sorted(state.tensors):
-                    h.update(name.encode() + _quantised(state.tensors[name]))
+                for kind, fields in (("tile", tiles), ("state", state.tensors)):
+                    for name, value in fields.items():
+                        key = f"{height:g}m/{dt:g}s/{kind}/{name}"
+                        out.setdefault(key, []).append(value.detach().to(torch.float32).numpy())
                 clock = clock.advance()
+    return {k: np.stack(v) for k, v in sorted(out.items())}
+
+
+def _digest(values: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(values):
+        a = np.ascontiguousarray(values[name], dtype="<f4")
+        h.update(f"{name}:{a.shape}".encode() + a.tobytes())
     return h.hexdigest()[:16]
+
+
+def recorded() -> dict[str, np.ndarray]:
+    """The recorded probe (:data:`RECORD`)."""
+    with np.load(RECORD) as f:
+        return {k: f[k] for k in f.files}
+
+
+def deviation(now: Mapping[str, np.ndarray], record: Mapping[str, np.ndarray]) -> float:
+    """Largest |now − record| over every field, relative to the field's largest magnitude in
+    the record (inf where the fields or shapes differ)."""
+    if set(now) != set(record):
+        return math.inf
+    worst = 0.0
+    for name, want in record.items():
+        got = now[name]
+        if got.shape != want.shape:
+            return math.inf
+        scale = max(float(np.abs(want).max()), 1e-30)
+        worst = max(worst, float(np.abs(got.astype(np.float64) - want).max()) / scale)
+    return worst
+
+
+def compute() -> str:
+    """The fingerprint computed now (:func:`fingerprint` caches it per process): the record's
+    hash if the reference reproduces it within :data:`TOLERANCE`, else ``x`` + the hash of the
+    probe computed now."""
+    now, record = probe(), recorded()
+    if deviation(now, record) <= TOLERANCE:
+        return _digest(record)
+    return "x" + _digest(now)[1:]
+
+
+def write(path: Path = RECORD) -> str:
+    """Record the probe as the reference computes it now; returns the new fingerprint."""
+    values = probe()
+    np.savez_compressed(path, **values)  # type: ignore[arg-type]
+    fingerprint.cache_clear()
+    return _digest(values)
 
 
 @functools.cache
@@ -127,3 +186,21 @@ def teacher(training: Mapping[str, Any]) -> str | None:
         f"WARNING: {said}; today's reference is {today}: its skill is against today's "
         "reference, but it learned from another; retrain it (`landcoupler emulators train`)"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emulators.reference.fingerprint [--write]``: print the fingerprint and the
+    deviation from the record; ``--write`` records the probe anew (after a physics change)."""
+    parser = argparse.ArgumentParser(prog="python -m emulators.reference.fingerprint")
+    parser.add_argument("--write", action="store_true", help="record the probe anew")
+    args = parser.parse_args(argv)
+    if args.write:
+        print(f"recorded {RECORD}: fingerprint {write()}")
+        return 0
+    worst = deviation(probe(), recorded())
+    print(f"fingerprint {fingerprint()}; deviation from the record {worst:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -132,8 +132,9 @@ def for_timestep(config: Any, timestep: int, artifact: str, **budget: Any) -> An
 
 
 def daily_config() -> FluxTrainConfig:
-    """The training configuration of ``flux-lstm-daily`` (same architecture, 86 400 s steps):
-    60-day windows, validation free-running over two years."""
+    """The first training configuration of ``flux-lstm-daily`` (same architecture, 86 400 s
+    steps; shipped 2026-11-23 to 2026-12-07): 60-day windows, validation free-running over two
+    years. The shipped recipe's adds ``training.widened.DAILY_WIDE`` (``widened.daily_config``)."""
     config: FluxTrainConfig = for_timestep(
         FluxTrainConfig(),
         86_400,

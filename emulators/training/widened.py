@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from emulators.training import flux
 from emulators.training.data import SourceSpec
 from emulators.training.flux import FluxTrainConfig
 from emulators.training.flux_cold import COLD_TERMS
@@ -100,11 +101,11 @@ def hourly_config() -> FluxTrainConfig:
 
 
 #: ``flux-lstm-daily`` given what made ``flux-lstm`` hold on unseen weather (issue 14; docs/
-#: emulators.md, "The daily flux emulator on widened weather"): ``lai-daily``'s extra daily
-#: weather (a fourth synthetic seed, Wageningen 1986-1989), two widened daily seeds (47, 48:
-#: high, calm and dry cells, two years each), H = 48, fresh-start windows of 14 days and
-#: zero-state restarts from the first epoch, 24 epochs; validation adds a widened seed (52).
-#: ``get("flux-lstm-daily", **DAILY_WIDE)`` trains it from scratch.
+#: emulators.md, "The daily flux emulator on widened weather"; shipped 2026-12-07):
+#: ``lai-daily``'s extra daily weather (a fourth synthetic seed, Wageningen 1986-1989), two
+#: widened daily seeds (47, 48: high, calm and dry cells, two years each), H = 48, fresh-start
+#: windows of 14 days and zero-state restarts from the first epoch, 24 epochs; validation adds a
+#: widened seed (52). :func:`daily_config` is the ``flux-lstm-daily`` recipe's config.
 DAILY_WIDE: dict[str, Any] = {
     "options": {"hidden": 48},
     "epochs": 24,
@@ -118,3 +119,9 @@ DAILY_WIDE: dict[str, Any] = {
     **COLD_TERMS,
     "cold_window": 14,
 }
+
+
+def daily_config() -> FluxTrainConfig:
+    """The training config of the shipped ``flux-lstm-daily``: the first daily split
+    (``flux.daily_config``, 2026-11-23) with :data:`DAILY_WIDE`."""
+    return dataclasses.replace(flux.daily_config(), **DAILY_WIDE)

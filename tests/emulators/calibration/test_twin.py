@@ -86,8 +86,22 @@ def test_resume_from_a_checkpoint_goes_on_bitwise(sites: Any, tmp_path: Path) ->
 
 
 def test_emulator_weights_are_frozen() -> None:
-    net, _, _ = load_frozen()
+    net, hidden, _ = load_frozen()
     assert all(not p.requires_grad for p in net.parameters())
+    assert hidden == 32  # the pinned network of 2026-11-23, not the served flux-lstm-daily
+
+
+def test_the_twin_keeps_the_network_its_figures_come_from() -> None:
+    """The served daily emulator was retrained (2026-12-07); calibration's default stays the
+    2026-11-23 network (the cold-start fine-tuning's parent, same file), sha256-checked."""
+    from emulators.calibration.surrogate import DEFAULT_ARTIFACT
+    from emulators.manifest import Manifest
+    from emulators.training.flux_cold import DAILY_PARENT, DAILY_PARENT_SHA256, init_path
+
+    manifest = Manifest.load(DEFAULT_ARTIFACT)
+    path = manifest.artifact_path(DEFAULT_ARTIFACT, "torchscript")  # verifies the sha256
+    assert path == init_path(DAILY_PARENT)
+    assert manifest.artifacts["torchscript"]["sha256"].startswith(DAILY_PARENT_SHA256)
 
 
 def test_loocv_needs_two_sites_per_class() -> None:

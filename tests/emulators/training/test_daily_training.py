@@ -4,6 +4,7 @@ trajectory from the reference model, and an export whose manifest records the ti
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,14 @@ from emulators.compiled.features import FLUX_FEATURES, step_local_hour
 from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxLSTM
-from emulators.recipes import get
+from emulators.recipes import ARTIFACTS, get
+from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
 from emulators.training import evaluate as ev
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
-from emulators.training.flux import FluxTrainConfig, daily_config
+from emulators.training.flux import FluxTrainConfig
+from emulators.training.widened import daily_config
 
 HOUR_COLUMNS = [i for i, f in enumerate(FLUX_FEATURES) if f.name in ("hour_sin", "hour_cos")]
 
@@ -37,6 +40,18 @@ def test_daily_config_trains_at_86400_s_on_sources_disjoint_from_the_held_out() 
     assert get("flux-lstm-daily").config() == cfg
     with pytest.raises(ValueError, match="timestep must divide a day"):
         dataclasses.replace(cfg, timestep=7000)
+
+
+def test_the_shipped_daily_emulator_is_the_recipe_s() -> None:
+    """The committed ``flux-lstm-daily`` is what ``landcoupler emulators train flux-lstm-daily``
+    trains (the widened weather, H = 48, fresh-start windows), against today's reference."""
+    config = get("flux-lstm-daily").config()
+    assert config.options == {"hidden": 48} and config.cold_weight == 1.0
+    assert {s.seed for s in config.train if s.widened} == {47, 48}
+    manifest = Manifest.load(ARTIFACTS / "flux_lstm_daily")
+    assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert manifest.recurrent_state["hidden"] == 48
+    assert manifest.training["reference_fingerprint"] == fingerprint()
 
 
 def test_hour_features_are_constant_zero_at_daily_steps() -> None:
