@@ -65,6 +65,11 @@ class TransformerTrainConfig:
     cold_rows: int = 128
     cold_starts: int = 12
     cold_window: int = 48
+    # ``init``: a TorchScript ``flux-transformer`` artifact (a path, or relative to
+    # ``emulators/artifacts``; its SHA-256 must start with ``init_sha256``) whose weights the
+    # closed-loop stage continues; the teacher-forced stage is then skipped
+    init: str = ""
+    init_sha256: str = ""
 
     def __post_init__(self) -> None:
         require_positive(
@@ -85,6 +90,10 @@ class TransformerTrainConfig:
             raise ValueError("learning rates must satisfy 0 < closed_lr_final <= closed_lr")
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
+        if self.init and not self.closed_iterations:
+            raise ValueError(
+                "init: continues the closed-loop stage, so closed_iterations must be > 0"
+            )
 
     @property
     def timestep(self) -> int:
@@ -105,11 +114,17 @@ class TransformerTrainConfig:
         return trainer.Optimiser("adamw", self.lr, self.lr_final, grad_clip=1.0)
 
 
-def shipped_config() -> TransformerTrainConfig:
-    """The training config of the shipped ``flux-transformer``: the weather the shipped
-    ``flux-lstm`` trains and validates on (``widened.hourly_config``), 3 000 teacher-forced
-    iterations, then 300 closed-loop ones (``transformer_loop``) on 256 rows × 48 h, with
-    fresh starts (128 rows × 48 h, weight 1) as the LSTM's."""
+#: the ``flux-transformer`` of the morning of 2026-12-07 (:func:`first_config`, trained from
+#: scratch 04:40-05:19 UTC), which the shipped recipe continues
+INIT = "flux_transformer/init/flux_transformer-2026-12-07.ts"
+INIT_SHA256 = "8924698462e257c2"
+
+
+def first_config() -> TransformerTrainConfig:
+    """The config that trained :data:`INIT` from scratch: the weather the shipped ``flux-lstm``
+    trains and validates on (``widened.hourly_config``), 3 000 teacher-forced iterations, then
+    300 closed-loop ones (``transformer_loop``) on 256 rows × 48 h, with fresh starts (128 rows ×
+    48 h, weight 1) as the LSTM's."""
     from emulators.training import widened
 
     lstm = widened.hourly_config()
@@ -118,6 +133,23 @@ def shipped_config() -> TransformerTrainConfig:
         validation=lstm.validation,
         closed_iterations=300,
         cold_weight=1.0,
+    )
+
+
+def shipped_config() -> TransformerTrainConfig:
+    """The training config of the shipped ``flux-transformer``: :data:`INIT` (the two stages of
+    :func:`first_config`) continued closed-loop for 600 more iterations at half the learning
+    rate (1.5e-4 → 1.5e-5), seed 1 (docs/emulators.md, "Closed-loop fine-tuning")."""
+    import dataclasses
+
+    return dataclasses.replace(
+        first_config(),
+        closed_iterations=600,
+        closed_lr=1.5e-4,
+        closed_lr_final=1.5e-5,
+        seed=1,
+        init=INIT,
+        init_sha256=INIT_SHA256,
     )
 
 
@@ -269,17 +301,40 @@ def train(
     config: TransformerTrainConfig, cache: Path | None = None, progress: bool = True
 ) -> TrainResult:
     """Train ``flux_transformer``; the result's ``model`` is the network itself (served through
-    ``FluxTransformerStep``)."""
+    ``FluxTransformerStep``). With ``config.init``: the closed-loop stage alone, from its
+    weights."""
+    if config.init:
+        net = _initial(config)
+        trainer.seed(config.seed, config.threads)
+        start = TrainResult(net, [], 0, stopped=f"initialised from {config.init}")
+        result = transformer_loop.fine_tune(net, start, config, cache, progress)
+        result.data_hash = data_hash(config.train)
+        return result
     trainer.seed(config.seed, config.threads)
     batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
     val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
     val = _truncate(val, config.validation_days * int(86_400 // val.dt))
-    net = registry.build("flux_transformer", config.options)
-    if not isinstance(net, flux_nets.FluxTransformer):
-        raise TypeError("flux_transformer must build a FluxTransformer")
+    net = _build(config)
     problem = _Samples(net, batch, val, config)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
     if config.closed_iterations:
         result = transformer_loop.fine_tune(net, result, config, cache, progress)
     result.data_hash = data_hash(config.train)
     return result
+
+
+def _build(config: TransformerTrainConfig) -> flux_nets.FluxTransformer:
+    net = registry.build("flux_transformer", config.options)
+    if not isinstance(net, flux_nets.FluxTransformer):
+        raise TypeError("flux_transformer must build a FluxTransformer")
+    return net
+
+
+def _initial(config: TransformerTrainConfig) -> flux_nets.FluxTransformer:
+    """The network of ``config.init`` (its TorchScript weights, sha256-checked)."""
+    from emulators.training.flux_cold import load_init
+
+    net = _build(config)
+    step = flux_nets.FluxTransformerStep(net)
+    load_init(step, config.init, config.init_sha256)
+    return net

@@ -141,7 +141,7 @@ GOLDEN = {
     ),
     "flux-transformer": (
         HOURLY | {"iterations": 12, "batch": 8, "validate_every": 4, "validation_days": 2}
-        | {"closed_iterations": 0},  # the teacher-forced stage alone (test_transformer_loop)
+        | {"closed_iterations": 0, "init": "", "init_sha256": "", "seed": 0},  # stage 1 alone
         ("ce62bc1e921ce6c1", "d4384a7337ae3823"), 3, 12,
     ),
     "lai": (HOURLY | LAI | {"train": (_syn(11, 40, 2),), "validation": (_syn(21, 20, 2),)},

@@ -27,9 +27,10 @@ from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.recipes import ARTIFACTS, get
 from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
-from emulators.training import flux, flux_cold, transformer_loop, widened
+from emulators.training import flux, flux_cold, transformer, transformer_loop, widened
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
+from emulators.training.flux_cold import init_path
 from emulators.training.transformer import TransformerTrainConfig, train
 
 SPEC = SourceSpec("synthetic", seed=3, cells=2, days=4, spinup_days=2)
@@ -151,14 +152,25 @@ def test_a_window_longer_than_the_record_is_refused(tmp_path: Path) -> None:
 
 def test_the_shipped_transformer_is_the_recipe_s_two_stages() -> None:
     """The committed artifact is what ``landcoupler emulators train flux-transformer`` trains:
-    its training config is the recipe's (the LSTM's weather, the closed-loop stage on), its
-    history holds both stages, and its manifest records today's reference fingerprint."""
+    its training config is the recipe's (the LSTM's weather; the closed-loop stage continuing
+    the pinned morning network, which ``first_config`` trained in both stages), its history
+    the 600 closed-loop iterations, and its manifest records today's reference fingerprint."""
     config = get("flux-transformer").config()
-    assert config.train == widened.hourly_config().train and config.closed_iterations == 300
+    assert config.train == widened.hourly_config().train and config.closed_iterations == 600
+    assert config.init == transformer.INIT and transformer.first_config().closed_iterations == 300
+    assert init_path(config.init).exists()
     manifest = Manifest.load(ARTIFACTS / "flux_transformer")
     assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     closed = [
         r["closed_iteration"] for r in manifest.training["history"] if "closed_iteration" in r
     ]
-    assert closed == list(range(0, 301, 50))
+    assert closed == list(range(0, 601, 50))
     assert manifest.training["reference_fingerprint"] == fingerprint()
+
+
+def test_init_needs_the_closed_loop_stage_and_its_file() -> None:
+    with pytest.raises(ValueError, match="closed_iterations"):
+        dataclasses.replace(transformer.first_config(), init=transformer.INIT, closed_iterations=0)
+    bad = dataclasses.replace(transformer.shipped_config(), init_sha256="0" * 16)
+    with pytest.raises(ValueError, match="SHA-256"):
+        transformer._initial(bad)
