@@ -15,7 +15,7 @@ features; the evaluation runs it closed-loop like every flux emulator. A windowe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +140,7 @@ def shipped_config() -> TransformerTrainConfig:
     """The training config of the shipped ``flux-transformer``: :data:`INIT` (the two stages of
     :func:`first_config`) continued closed-loop for 600 more iterations at half the learning
     rate (1.5e-4 → 1.5e-5), seed 1 (docs/emulators.md, "Closed-loop fine-tuning")."""
-    import dataclasses
-
-    return dataclasses.replace(
+    return replace(
         first_config(),
         closed_iterations=600,
         closed_lr=1.5e-4,
