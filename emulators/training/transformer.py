@@ -301,24 +301,29 @@ def train(
     """Train ``flux_transformer``; the result's ``model`` is the network itself (served through
     ``FluxTransformerStep``). With ``config.init``: the closed-loop stage alone, from its
     weights."""
-    if config.init:
+    if config.init:  # the network first (its build draws random numbers), then the seed
         net = _initial(config)
         trainer.seed(config.seed, config.threads)
-        start = TrainResult(net, [], 0, stopped=f"initialised from {config.init}")
-        result = transformer_loop.fine_tune(net, start, config, cache, progress)
-        result.data_hash = data_hash(config.train)
-        return result
+        result = TrainResult(net, [], 0, stopped=f"initialised from {config.init}")
+    else:
+        net, result = _teacher_forced(config, cache, progress)
+    if config.closed_iterations:
+        result = transformer_loop.fine_tune(net, result, config, cache, progress)
+    result.data_hash = data_hash(config.train)
+    return result
+
+
+def _teacher_forced(
+    config: TransformerTrainConfig, cache: Path | None, progress: bool
+) -> tuple[flux_nets.FluxTransformer, TrainResult]:
+    """The first stage from scratch: the network and its teacher-forced training result."""
     trainer.seed(config.seed, config.threads)
     batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
     val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
     val = _truncate(val, config.validation_days * int(86_400 // val.dt))
     net = _build(config)
     problem = _Samples(net, batch, val, config)
-    result = trainer.fit(problem, config.loop(), config.optimiser(), progress)
-    if config.closed_iterations:
-        result = transformer_loop.fine_tune(net, result, config, cache, progress)
-    result.data_hash = data_hash(config.train)
-    return result
+    return net, trainer.fit(problem, config.loop(), config.optimiser(), progress)
 
 
 def _build(config: TransformerTrainConfig) -> flux_nets.FluxTransformer:
