@@ -37,8 +37,17 @@ run-luc: $(STAMP)
 run-reference: $(STAMP)
 	$(VENV)/bin/landcoupler reference --forcing tmy3-greensboro --land-cover all --out $(OUT)/reference-greensboro.zarr --plot $(OUT)/reference-greensboro.png
 
-test: $(STAMP)
+test: $(STAMP) native-deps
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## the C++ compiler the `fused` backend builds its operator with on first use (apt-get, as root,
+## only where it is missing)
+NATIVE_DEBS := g++
+.PHONY: native-deps
+native-deps:
+	@missing=$$(for p in $(NATIVE_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check coupler emulators tests examples

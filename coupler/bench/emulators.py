@@ -132,7 +132,7 @@ def run(
             transformer = TransformerBackend(EmulatorConfig(device="cpu"))  # active tiles
             row["transformer_active"] = _time(transformer, static, steps)
             row["speedup_transformer_active"] = row["reference"] / row["transformer_active"]
-            for loader in ("torchscript", "aoti"):
+            for loader in ("torchscript", "aoti", "fused"):
                 for all_tiles in (False, True):
                     cfg = EmulatorConfig(all_tiles=all_tiles, device="cpu")
                     key = f"{loader}_{'all' if all_tiles else 'active'}"
@@ -142,8 +142,10 @@ def run(
             row["phases"] = _phases(ts, static, steps)
             blocks = EmulatorBackend(EmulatorConfig(device="cpu", row_block=BLOCKS), "torchscript")
             row["phases_blocks"] = _phases(blocks, static, steps)
+            fused = EmulatorBackend(EmulatorConfig(device="cpu"), loader="fused")
+            row["phases_fused"] = _phases(fused, static, steps)
             loaders = {name: EmulatorBackend(EmulatorConfig(device="cpu"), loader=name)
-                       for name in ("torchscript", "aoti", "onnx")}  # fmt: skip
+                       for name in ("torchscript", "aoti", "onnx", "fused")}  # fmt: skip
             batches = (*sorted({256, 1024, 4096, 16_384} - {batch}), batch)  # the backend's last
             row["network"] = _network(loaders, static, batches, steps)
             row["network_only"] = next(

@@ -34,11 +34,11 @@ def network_calls(payload: Payload, row: Payload) -> list[Payload]:
     return out
 
 
-def backend_call(payload: Payload, row: Payload) -> Payload:
-    """The network-alone timing at the rows per call the backend uses (TorchScript)."""
+def backend_call(payload: Payload, row: Payload, loader: str = "torchscript") -> Payload:
+    """The network-alone timing of ``loader`` at the rows per call the backend uses."""
     batch = payload["roofline"]["backend_batch"]
     calls = network_calls(payload, row)
-    return next(c for c in calls if c["loader"] == "torchscript" and c["batch"] == batch)
+    return next(c for c in calls if c["loader"] == loader and c["batch"] == batch)
 
 
 def outside_share(phases: Payload) -> float:
@@ -54,9 +54,9 @@ def _speedups(payload: Payload) -> list[str]:
     for r in payload["results"]:
         keys = (
             "torchscript_active", "torchscript_all", "aoti_active", "aoti_all",
-            "hybrid_all", "transformer_active",
+            "fused_active", "fused_all", "hybrid_all", "transformer_active",
         )  # fmt: skip
-        for key in (k for k in keys if k in r):  # older runs: no hybrid, no transformer
+        for key in (k for k in keys if k in r):  # older runs: no fused, hybrid, transformer
             loader, tiles = key.split("_")
             lines.append(
                 f"| {r['cells']:,} | {r['active_tiles']:,} | {1e3 * r['reference']:.1f} | "
@@ -125,7 +125,7 @@ def _why(payload: Payload) -> list[str]:
         )
     return [
         "",
-        "Why the network is far from the roofline: its matrix products are skinny "
+        "Why the TorchScript network is far from the roofline: its matrix products are skinny "
         f"({w['f']} → {w['g']}, {w['h']} → {4 * w['h']}, {w['t']} × {w['h']} → {w['k']} heads) "
         "but run well; "
         + "; ".join(parts)
@@ -137,25 +137,49 @@ def _why(payload: Payload) -> list[str]:
         "allow the peak only if one fused kernel "
         "kept a row's gates in registers; TorchScript has no CPU fuser in this torch build "
         "(NNC needs LLVM); the AOTInductor and ONNX Runtime builds, which do fuse elementwise "
-        f"work, reach {_others(payload)} the TorchScript call's GFLOP/s (table).",
+        f"work, reach {_others(payload, ('aoti', 'onnx'))} the TorchScript call's GFLOP/s "
+        "(table).",
+        *_fused(payload),
     ]
 
 
-def _others(payload: Payload) -> str:
-    """'a–b× (aoti), c–d× (onnx)' over the cells: other formats' speed ÷ TorchScript's."""
+def _fused(payload: Payload) -> list[str]:
+    """The paragraph on the fused operator (runs from 2026-12-07 on)."""
+    if not any(c["loader"] == "fused" for r in payload["results"] for c in r["network"]["calls"]):
+        return []
+    parts = [
+        f"{r['cells']:,} cells {backend_call(payload, r, 'fused')['fraction']:.2f}"
+        for r in payload["results"]
+    ]
+    return [
+        "",
+        "The `fused` backend's network is that kernel (`emulators.compiled.fused`, "
+        "`native/flux_lstm.cpp`): blocks of 256 rows, each block's matrix products "
+        "single-threaded in BLAS on one core and its gates, cell update and heads vectorised "
+        "on the block's values while they are in that core's cache. It reaches "
+        f"{_others(payload, ('fused',))} the TorchScript call's GFLOP/s, a fraction of the "
+        f"paired peak of {', '.join(parts)} (table).",
+    ]
+
+
+def _others(payload: Payload, loaders: tuple[str, ...]) -> str:
+    """'a–b× (aoti), c–d× (onnx)' over the cells: ``loaders``' speed ÷ TorchScript's."""
     by: dict[str, list[float]] = {}
     for r in payload["results"]:
         ts = backend_call(payload, r)
         for c in network_calls(payload, r):
-            if c["loader"] != "torchscript" and c["batch"] == ts["batch"]:
+            if c["loader"] in loaders and c["batch"] == ts["batch"]:
                 by.setdefault(c["loader"], []).append(c["gflops"] / ts["gflops"])
     return ", ".join(f"{min(v):.2f}–{max(v):.2f}× ({k})" for k, v in by.items())
 
 
 def _phases(payload: Payload) -> list[str]:
+    fused = any("phases_fused" in r for r in payload["results"])
     lines = [
         "",
-        "**Where a step's time goes** (TorchScript, active tiles, ms per step, phases timed "
+        "**Where a step's time goes** (TorchScript"
+        + (", and the `fused` backend (rows per block: *all (fused)*)" if fused else "")
+        + "; active tiles, ms per step, phases timed "
         "inside the backend's step: `emulators.compiled.phases`, each part counted once; "
         "*features* includes finding the rows to spin up, *network* only the network's calls; "
         "*scatter*: the network's per-call outputs joined, rows back into "
@@ -171,7 +195,10 @@ def _phases(payload: Payload) -> list[str]:
     ]
     for r in payload["results"]:
         for key, label in (("phases", "all"),
-                           ("phases_blocks", f"{payload['roofline']['row_block']:,}")):  # fmt: skip
+                           ("phases_blocks", f"{payload['roofline']['row_block']:,}"),
+                           ("phases_fused", "all (fused)")):  # fmt: skip
+            if key not in r:  # runs before 2026-12-07: no fused backend
+                continue
             p = r[key]
             cells = " | ".join(f"{1e3 * p[name]:.1f}" for name in (*PHASES, "cells", "total"))
             lines.append(f"| {r['cells']:,} | {label} | {cells} | {outside_share(p):.2f}× |")

@@ -172,6 +172,8 @@ def _run_grpc_over_inprocess(p: Payload) -> str:
 
 def _emulator(key: str) -> Callable[[Payload], str]:
     def value(p: Payload) -> str:
+        if any(key not in r for r in p["results"]):  # a run before this backend was measured
+            return "not measured"
         return _per((f"{r['cells']:,}", r[key]) for r in p["results"])
 
     return value
@@ -184,23 +186,34 @@ def _emulator_of_bound(p: Payload) -> str:
     )
 
 
-def _network_roofline(p: Payload) -> str:
-    from coupler.bench.emulators_doc import backend_call
+def _network_roofline(loader: str) -> Callable[[Payload], str]:
+    def value(p: Payload) -> str:
+        from coupler.bench.emulators_doc import backend_call
 
-    parts = []
-    for r in p["results"]:
-        call = backend_call(p, r)
-        parts.append(
-            f"{r['cells']:,}: {call['fraction']:.2f} ({call['gflops']:.0f} of "
-            f"{call['peak_gflops']:.0f} GFLOP/s, {call['batch']:,} rows per call)"
-        )
-    return "; ".join(parts)
+        parts = []
+        for r in p["results"]:
+            try:
+                call = backend_call(p, r, loader)
+            except StopIteration:  # a run before this loader was measured
+                return "not measured"
+            parts.append(
+                f"{r['cells']:,}: {call['fraction']:.2f} ({call['gflops']:.0f} of "
+                f"{call['peak_gflops']:.0f} GFLOP/s, {call['batch']:,} rows per call)"
+            )
+        return "; ".join(parts)
+
+    return value
 
 
-def _outside_share(p: Payload) -> str:
-    from coupler.bench.emulators_doc import outside_share
+def _outside_share(key: str) -> Callable[[Payload], str]:
+    def value(p: Payload) -> str:
+        from coupler.bench.emulators_doc import outside_share
 
-    return _per((f"{r['cells']:,}", outside_share(r["phases"])) for r in p["results"])
+        if any(key not in r for r in p["results"]):
+            return "not measured"
+        return _per((f"{r['cells']:,}", outside_share(r[key])) for r in p["results"])
+
+    return value
 
 
 def _triton(name: str) -> Callable[[Payload], str]:
@@ -276,16 +289,24 @@ SECTIONS: tuple[Section, ...] = (
     Section("bench-emulators", "bench-emulators.json", (
         Figure("reference step ÷ emulator step (TorchScript, active tiles), per cells", "—",
                _emulator("speedup_torchscript_active")),
+        Figure("that speed-up with the `fused` backend", "—", _emulator("speedup_fused_active")),
         Figure("that speed-up ÷ its bound, the flux network alone, per cells", "—",
                _emulator_of_bound),
         Figure("flux network alone (TorchScript, the backend's rows per call) GFLOP/s ÷ "
                "float32 matmul peak of the same run, per cells", "≥ 0.5 (within 2×)",
-               _network_roofline),
+               _network_roofline("torchscript")),
+        Figure("flux network alone, `fused` backend (native fused operator): the same fraction",
+               "≥ 0.5 (within 2×)",
+               _network_roofline("fused")),
         Figure("emulator step outside the flux network ÷ the network's own time (TorchScript, "
-               "active tiles), per cells", "≤ 1×", _outside_share),
+               "active tiles), per cells", "≤ 1×", _outside_share("phases")),
+        Figure("emulator step outside the flux network ÷ the network's own time, `fused` "
+               "backend", "≤ 1×", _outside_share("phases_fused")),
         Figure("like for like: reference step ÷ emulator step, both all 8 tiles, same cells, "
                "forcing, threads (TorchScript), per cells", "reported",
                _emulator("speedup_torchscript_all")),
+        Figure("like for like with the `fused` backend", "reported",
+               _emulator("speedup_fused_all")),
     )),
     Section("bench-triton", "bench-triton.json", (
         Figure("Triton step (shared memory) ÷ in-process TorchScript step, per cells", "—",

@@ -91,6 +91,7 @@ _FACTORIES: dict[str, OptionsFactory] = {
     "torchscript": _emulator_factory("TorchScriptBackend"),
     "aoti": _emulator_factory("AOTIBackend"),
     "onnx": _emulator_factory("OnnxBackend"),
+    "fused": _emulator_factory("FusedBackend"),
     "triton": _triton_factory,
     "hybrid": _import_factory("emulators.compiled.hybrid", "HybridBackend"),
     "transformer": _emulator_factory("TransformerBackend", "emulators.compiled.transformer"),

@@ -1,6 +1,8 @@
 """Loading the emulator artifacts the backend serves: one flux (and LAI) emulator per trained
-timestep, TorchScript (CPU or CUDA), AOTInductor (CPU) or ONNX (ONNX Runtime, CPU or CUDA), and
-the refusal of a step length that has none."""
+timestep, TorchScript (CPU or CUDA), AOTInductor (CPU), ONNX (ONNX Runtime, CPU or CUDA) or
+``fused`` (the ``flux_lstm`` networks' TorchScript weights run by the native fused operator of
+``emulators.compiled.fused``, CPU; other networks TorchScript), and the refusal of a step length
+that has none."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from emulators.compiled.lai_step import lai_timestep
 from emulators.manifest import Manifest
 
 Tensor = torch.Tensor
-LOADERS = ("torchscript", "aoti", "onnx")
+LOADERS = ("torchscript", "aoti", "onnx", "fused")
 #: a loader: (manifest, artifact directory, device) -> the network callable
 Loader = Callable[[Manifest, Path, str], Callable[..., Any]]
 
@@ -63,6 +65,8 @@ def load_artifact(
 ) -> Callable[..., Any]:
     from emulators import export
 
+    if loader == "fused":
+        return _load_fused(manifest, directory, device)
     path = manifest.artifact_path(directory, loader)
     if loader == "torchscript":
         return export.load_torchscript(path, device)  # type: ignore[no-any-return,unused-ignore]
@@ -75,6 +79,20 @@ def load_artifact(
 
         return OnnxNet(path, device)
     raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
+
+
+def _load_fused(manifest: Manifest, directory: Path, device: str) -> Callable[..., Any]:
+    """A ``flux_lstm`` network's TorchScript weights in the fused operator; any other network
+    its TorchScript artifact."""
+    from emulators import export
+    from emulators.compiled.fused import FusedFluxLSTM
+
+    if device != "cpu":
+        raise RuntimeError(f"device: the fused backend runs on the CPU only, got {device!r}")
+    path = manifest.artifact_path(directory, "torchscript")
+    if manifest.architecture != "flux_lstm":
+        return export.load_torchscript(path, device)  # type: ignore[no-any-return,unused-ignore]
+    return FusedFluxLSTM.from_torchscript(path, manifest.config)
 
 
 #: builds one network: (manifest, artifact directory) -> the callable

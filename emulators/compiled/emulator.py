@@ -1,8 +1,10 @@
 """The in-process emulator backend: compiled flux and LAI emulators behind ``LandBackend``.
 
 Names: ``torchscript`` (TorchScript artifacts, CPU or CUDA), ``aoti`` (AOTInductor packages,
-built for CPU), ``onnx`` (ONNX Runtime, CPU or its CUDA execution provider) and ``triton`` (the
-networks served by a Triton Inference Server, ``emulators.serving.triton_backend``) — the same
+built for CPU), ``onnx`` (ONNX Runtime, CPU or its CUDA execution provider), ``fused`` (the flux
+LSTMs' TorchScript weights in one native CPU operator, ``emulators.compiled.fused``) and
+``triton`` (the networks served by a Triton Inference Server,
+``emulators.serving.triton_backend``) — the same
 class with a different artifact loader: the network call is the only thing that differs. A
 step is the land step's skeleton (``emulators.landstep.TileBackend``: clock, forcing check, then
 the phases below); only the prediction of the fluxes differs from the reference model:
@@ -384,6 +386,15 @@ class AOTIBackend(EmulatorBackend):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config, loader="aoti")
+
+
+class FusedBackend(EmulatorBackend):
+    """``fused``: the emulator backend with the flux LSTMs run by the native fused operator
+    (``emulators.compiled.fused``; CPU, compiled on first use) and the LAI networks by
+    TorchScript."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        super().__init__(config, loader="fused")
 
 
 class OnnxBackend(EmulatorBackend):

@@ -1,7 +1,7 @@
 """Every land backend passes the contract: the reference model and the emulator backends
-(TorchScript, AOTInductor, ONNX Runtime; ``transformer``: TorchScript with ``flux-transformer``,
-hourly only), at hourly steps and at daily steps (the emulator
-backends then use ``flux_lstm_daily``), the hybrid backend (the reference with the
+(TorchScript, AOTInductor, ONNX Runtime, the fused native operator; ``transformer``:
+TorchScript with ``flux-transformer``, hourly only), at hourly steps and at daily steps (the
+emulator backends then use ``flux_lstm_daily``), the hybrid backend (the reference with the
 ``canopy-mlp`` network; TorchScript and ONNX Runtime), and replay as a land backend, fed the
 forcing of the record it serves. The Triton backend runs the same suite in tests/triton
 (``make test-triton``)."""
@@ -19,6 +19,7 @@ from coupler.spec import GridSpec, SessionSpec
 from emulators.compiled.emulator import (
     AOTIBackend,
     EmulatorConfig,
+    FusedBackend,
     OnnxBackend,
     TorchScriptBackend,
 )
@@ -57,6 +58,11 @@ class TestAOTIBackend(LandBackendContract):
 class TestOnnxBackend(LandBackendContract):
     def make_backend(self) -> LandBackend:
         return OnnxBackend()
+
+
+class TestFusedBackend(LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return FusedBackend()
 
 
 class TestTransformerBackend(LandBackendContract):
@@ -103,6 +109,11 @@ class TestAOTIBackendDaily(_Daily, LandBackendContract):
 class TestOnnxBackendDaily(_Daily, LandBackendContract):
     def make_backend(self) -> LandBackend:
         return OnnxBackend()
+
+
+class TestFusedBackendDaily(_Daily, LandBackendContract):
+    def make_backend(self) -> LandBackend:
+        return FusedBackend()
 
 
 class TestRecordBackend(LandBackendContract):

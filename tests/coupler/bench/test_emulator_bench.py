@@ -22,7 +22,8 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     (row,) = payload["results"]
     assert row["cells"] == 40 and row["all_tiles"] == 320
     assert 40 <= row["active_tiles"] <= 120  # 1-3 classes per cell
-    keys = ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all")
+    keys = ("torchscript_active", "torchscript_all", "aoti_active", "aoti_all", "fused_active",
+            "fused_all")  # fmt: skip
     for key in (*keys, "hybrid_all", "transformer_active"):
         assert row[key] > 0 and row[f"speedup_{key}"] == row["reference"] / row[key]
     assert row["network_only"] > 0
@@ -32,19 +33,23 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     assert roof["flops_counted"] == roof["flops_per_row"]["gemm"]  # analytic == torch's counter
     assert row["network"]["rows"] == row["active_tiles"]  # the rows of a real step
     loaders = {c["loader"] for c in row["network"]["calls"]}
-    assert loaders == {"torchscript", "aoti", "onnx"}
-    for key in ("phases", "phases_blocks"):
+    assert loaders == {"torchscript", "aoti", "onnx", "fused"}
+    for key in ("phases", "phases_blocks", "phases_fused"):
         phases = row[key]
         assert set(phases) == {*PHASES, "cells", "total"}
         assert abs(sum(phases[p] for p in (*PHASES, "cells")) - phases["total"]) < 1e-9
         assert outside_share(phases) > 0
     call = backend_call(payload, row)
     assert call["loader"] == "torchscript" and 0 < call["fraction"]
+    assert backend_call(payload, row, "fused")["loader"] == "fused"
     payload["machine"] = "test"
     md = bench.markdown(payload)
-    # speed-ups (4 emulator + hybrid + transformer), network calls, phases, like-for-like
-    assert md.count("| 40 |") == 6 + 6 + 2 + 2
+    # speed-ups (6 emulator + hybrid + transformer), network calls (4 TorchScript batches, aoti,
+    # onnx, fused), phases (all, blocks, fused), like-for-like
+    assert md.count("| 40 |") == 8 + 7 + 3 + 2
     assert "| hybrid | all |" in md and "| transformer | active |" in md
+    assert "| fused | active |" in md and "| 40 | all (fused) |" in md
+    assert "The `fused` backend's network is that kernel" in md
     for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
                  "Like for like", "FlopCounterMode"):  # fmt: skip
         assert text in md, text
@@ -55,8 +60,13 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     del payload["roofline"]["network_config"]
     del row["hybrid_all"], row["speedup_hybrid_all"]  # nor a hybrid row (before 2026-12-06)
     del row["transformer_active"], row["speedup_transformer_active"]
+    for key in ("fused_active", "fused_all"):  # nor a fused backend (before 2026-12-07)
+        del row[key], row[f"speedup_{key}"]
+    del row["phases_fused"]
+    row["network"]["calls"] = [c for c in row["network"]["calls"] if c["loader"] != "fused"]
     old = bench.markdown(payload)
     assert old.count("| 40 |") == 4 + 6 + 2 + 2
+    assert "`fused`" not in old and "| fused |" not in old
     assert "(42 → 288, 32 → 128, 5 × 32 → 16 heads)" in old and "700 bytes" in old
 
 

@@ -206,5 +206,24 @@ def test_emulator_roofline_outside_share_and_like_for_like(tmp_path) -> None:
     assert roof == "1,000: 0.50 (40 of 80 GFLOP/s, 4,096 rows per call)"
     share = next(v for w, v in got.items() if w.startswith("emulator step outside"))
     assert share == "1,000: 1.50×"  # (10 − 4) / 4
-    like = next(v for w, v in got.items() if w.startswith("like for like"))
+    like = next(v for w, v in got.items() if w.startswith("like for like:"))
     assert like == "1,000: 0.50×"
+    # a run before the fused backend: its rows say so
+    fused = {w: v for w, v in got.items() if "`fused`" in w}
+    assert len(fused) == 4 and set(fused.values()) == {"not measured"}
+    # and one with it
+    row = payload["results"][0]
+    row["network"]["calls"].append(
+        {"loader": "fused", "batch": 4096, "seconds": 0.25, "peak_gflops": 100.0}
+    )
+    row["phases_fused"] = {**phases, "network": 2.0, "total": 8.0}
+    row["speedup_fused_active"], row["speedup_fused_all"] = 3.0, 0.75
+    (tmp_path / "bench-emulators.json").write_text(json.dumps(payload))
+    got = {r.what: r.value for r in summary.rows(tmp_path) if r.section == "bench-emulators"}
+    fused = {w.split("`fused`")[0]: v for w, v in got.items() if "`fused`" in w}
+    assert fused == {
+        "that speed-up with the ": "1,000: 3.00×",
+        "flux network alone, ": "1,000: 0.80 (80 of 100 GFLOP/s, 4,096 rows per call)",
+        "emulator step outside the flux network ÷ the network's own time, ": "1,000: 3.00×",
+        "like for like with the ": "1,000: 0.75×",
+    }
