@@ -73,6 +73,10 @@ class FluxTrainConfig:
     # weight of the squared window-mean error of LE and H per row (scaled by their std): the
     # bias term of KGE, which a per-step MSE weighs no more than any other error; off by default
     bias_weight: float = 0.0
+    # spin-up iterations at the start of every closed-loop window for the rows whose recurrent
+    # state is zero there (fresh windows, zero-state restarts; validation from step 0), as the
+    # served backend spins them up (``flux_step.spin_up_state``); 0: they start from zero
+    train_spin_up: int = 0
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":
@@ -95,6 +99,8 @@ class FluxTrainConfig:
             raise ValueError(f"reset_fraction must be in [0, 1], got {self.reset_fraction}")
         if self.bias_weight < 0:
             raise ValueError(f"bias_weight must be >= 0, got {self.bias_weight}")
+        if not isinstance(self.train_spin_up, int) or self.train_spin_up < 0:
+            raise ValueError(f"train_spin_up must be an integer >= 0, got {self.train_spin_up!r}")
 
     def loop(self) -> trainer.Loop:
         """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
@@ -234,11 +240,16 @@ def validate(
     batch: Batch,
     soil: SoilConfig,
     c_width: int | None = None,
+    spin_up: int = 0,
 ) -> dict[str, float]:
     """Free-running NSE of LE and H over the validation batch (pooled over rows and time), from
-    a zero recurrent state (``c_width``: the width of c when not ``model.hidden``)."""
+    a zero recurrent state (``c_width``: the width of c when not ``model.hidden``), spun up by
+    ``spin_up`` iterations first as the backends do."""
     model.eval()
-    out = rollout(model, batch, model.hidden, soil, fields=("hfls", "hfss"), c_width=c_width)
+    out = rollout(
+        model, batch, model.hidden, soil, fields=("hfls", "hfss"), c_width=c_width,
+        spin_up=spin_up,
+    )  # fmt: skip
     model.train()
     return {
         f"nse_{k}": float(nse(out[k].double().numpy(), batch.outputs[k].double().numpy()))
@@ -253,13 +264,16 @@ def validation_scores(
     cold_window: int,
     soil: SoilConfig,
     c_width: int | None = None,
+    spin_up: int = 0,
 ) -> dict[str, float]:
     """:func:`validate` over ``val`` and, with ``cold_val`` (fresh starts of the validation
-    sources), ``cold_nse_*`` over their first ``cold_window`` steps."""
-    out = validate(model, val, soil, c_width)
+    sources), ``cold_nse_*`` over their first ``cold_window`` steps; both from a zero recurrent
+    state spun up by ``spin_up`` iterations."""
+    out = validate(model, val, soil, c_width, spin_up)
     if cold_val is not None:
         first = _truncate(cold_val, cold_window)
-        out |= {f"cold_{k}": v for k, v in validate(model, first, soil, c_width).items()}
+        cold = validate(model, first, soil, c_width, spin_up)
+        out |= {f"cold_{k}": v for k, v in cold.items()}
     return out
 
 
@@ -283,20 +297,24 @@ def closed_loop(
     soil: SoilConfig,
     scale: Tensor,
     bias_weight: float = 0.0,
+    spin_up: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(mean loss, h, c) of ``steps`` closed-loop steps of the recurrent ``model`` (any network
     with the calling convention ``(x, h, c) -> (y, h, c)``) from ``start`` = (per-row time
     indices, soil water, skin and soil temperatures there), each step through the constraint layer
     on the state the previous one left (:func:`_loss` per step, scaled by ``scale``); with
     ``bias_weight``, plus that weight times the squared window-mean error of LE and H per row,
-    averaged over rows."""
+    averaged over rows. ``spin_up``: at the first step, rows with zero recurrent state are spun
+    up by that many iterations first (``flux_step.spin_up_rows``, differentiated through), as
+    the served backend does."""
     t_start, wv, ts, tsoil = start
     loss = torch.zeros(())
     bias = torch.zeros(2, batch.rows) if bias_weight else None
     for j in range(steps):
         t = t_start + j
         inp = batch.row_inputs(t, wv, ts, tsoil)
-        closed, y, h, c = flux_step.step(model, inp, h, c, soil, batch.dt)
+        first = spin_up if j == 0 else 0
+        closed, y, h, c = flux_step.step(model, inp, h, c, soil, batch.dt, spin_up=first)
         tg = _targets(batch, t)
         loss = loss + _loss(closed, y, tg, scale)
         if bias is not None:
@@ -383,6 +401,7 @@ class _Windows:
             self.soil,
             self.scale,
             self.config.bias_weight,
+            self.config.train_spin_up,
         )
         if keep_state:
             self.h, self.c = h.detach(), c.detach()
@@ -390,8 +409,9 @@ class _Windows:
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
         scores = validation_scores(
-            self.model, self.val, self.cold_val, self.config.cold_window, self.soil
-        )
+            self.model, self.val, self.cold_val, self.config.cold_window, self.soil,
+            spin_up=self.config.train_spin_up,
+        )  # fmt: skip
         running = done.losses[0]  # exponential moving average over the epoch's windows
         for value in done.losses[1:]:
             running = 0.9 * running + 0.1 * value

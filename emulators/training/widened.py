@@ -125,3 +125,28 @@ def daily_config() -> FluxTrainConfig:
     """The training config of the shipped ``flux-lstm-daily``: the first daily split
     (``flux.daily_config``, 2026-11-23) with :data:`DAILY_WIDE`."""
     return dataclasses.replace(flux.daily_config(), **DAILY_WIDE)
+
+
+#: the ``flux-lstm-daily`` shipped on 2026-12-07 (:func:`daily_config`), what
+#: :data:`DAILY_SPUN` continues
+DAILY_WIDE_INIT = "flux_lstm_daily/init/flux_lstm_daily-2026-12-07.ts"
+DAILY_WIDE_INIT_SHA256 = "720aafe7be5fdf97"
+#: ``flux-lstm-daily`` continued with the served start in its windows (issue 14, item 1): the
+#: shipped backend spins a zero recurrent state up (``recurrent_state.spin_up``, 1 for this
+#: network) before a fresh or resumed row's first step, but the fresh windows and zero-state
+#: restarts of :data:`DAILY_WIDE` trained from the zero state itself. Here they, and validation
+#: from step 0, are spun up by one iteration first (``FluxTrainConfig.train_spin_up``); 6 more
+#: epochs from the shipped weights at a tenth of the learning rate.
+DAILY_SPUN: dict[str, Any] = {
+    "train_spin_up": 1,
+    "epochs": 6,
+    "lr": 3e-4,
+    "lr_final": 3e-5,
+    "init": DAILY_WIDE_INIT,
+    "init_sha256": DAILY_WIDE_INIT_SHA256,
+}
+
+
+def daily_spun_config() -> FluxTrainConfig:
+    """:func:`daily_config` with :data:`DAILY_SPUN`."""
+    return dataclasses.replace(daily_config(), **DAILY_SPUN)
