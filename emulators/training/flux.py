@@ -99,7 +99,8 @@ class FluxTrainConfig:
             raise ValueError(f"reset_fraction must be in [0, 1], got {self.reset_fraction}")
         if self.bias_weight < 0:
             raise ValueError(f"bias_weight must be >= 0, got {self.bias_weight}")
-        if not isinstance(self.train_spin_up, int) or self.train_spin_up < 0:
+        spin = self.train_spin_up
+        if isinstance(spin, bool) or not isinstance(spin, int) or spin < 0:
             raise ValueError(f"train_spin_up must be an integer >= 0, got {self.train_spin_up!r}")
 
     def loop(self) -> trainer.Loop:
