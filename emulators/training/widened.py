@@ -150,3 +150,26 @@ DAILY_SPUN: dict[str, Any] = {
 def daily_spun_config() -> FluxTrainConfig:
     """:func:`daily_config` with :data:`DAILY_SPUN`."""
     return dataclasses.replace(daily_config(), **DAILY_SPUN)
+
+
+#: the ``flux-lstm`` shipped on 2026-12-06 (:func:`hourly_config`), what :data:`HOURLY_SPUN`
+#: continues
+HOURLY_INIT = "flux_lstm/init/flux_lstm-2026-12-07.ts"
+HOURLY_INIT_SHA256 = "2c9676d282050857"
+#: ``flux-lstm`` continued with the served start in its windows, as :data:`DAILY_SPUN`: the
+#: backend spins a zero recurrent state up by 3 iterations (its ``recurrent_state.spin_up``), so
+#: the fresh windows, zero-state restarts and validation from step 0 are spun up by 3; 6 more
+#: epochs from the shipped weights at a tenth of the learning rate.
+HOURLY_SPUN: dict[str, Any] = {
+    "train_spin_up": 3,
+    "epochs": 6,
+    "lr": 3e-4,
+    "lr_final": 2e-5,
+    "init": HOURLY_INIT,
+    "init_sha256": HOURLY_INIT_SHA256,
+}
+
+
+def hourly_spun_config() -> FluxTrainConfig:
+    """:func:`hourly_config` with :data:`HOURLY_SPUN`."""
+    return dataclasses.replace(hourly_config(), **HOURLY_SPUN)

@@ -205,3 +205,12 @@ def test_without_a_compiler_the_backend_is_unavailable_naming_why(
         assert (err.value.field, err.value.rule) == ("backend", "available")
     finally:
         fused.operator.cache_clear()  # the next user loads the (already loaded) library again
+
+
+def test_a_device_other_than_the_cpu_is_refused_by_name() -> None:
+    from emulators.compiled.artifacts import load_artifact
+    from emulators.manifest import Manifest
+
+    directory = Path(fused.__file__).parents[1] / "artifacts" / "flux_lstm"
+    with pytest.raises(RuntimeError, match="device: the fused backend runs on the CPU only"):
+        load_artifact(Manifest.load(directory), directory, "fused", "cuda")
