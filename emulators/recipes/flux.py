@@ -85,7 +85,7 @@ class FluxLSTMRecipe(_FluxRecipe):
     def config(self) -> Any:
         from emulators.training import widened
 
-        base = widened.daily_config() if self.timestep == DAY else widened.hourly_config()
+        base = widened.daily_spun_config() if self.timestep == DAY else widened.hourly_config()
         return matching(self, self.configured(base))
 
     def fit(self, config: Any, work: Path, progress: bool) -> TrainResult:

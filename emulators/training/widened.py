@@ -105,7 +105,8 @@ def hourly_config() -> FluxTrainConfig:
 #: ``lai-daily``'s extra daily weather (a fourth synthetic seed, Wageningen 1986-1989), two
 #: widened daily seeds (47, 48: high, calm and dry cells, two years each), H = 48, fresh-start
 #: windows of 14 days and zero-state restarts from the first epoch, 24 epochs; validation adds a
-#: widened seed (52). :func:`daily_config` is the ``flux-lstm-daily`` recipe's config.
+#: widened seed (52). :func:`daily_config` was the ``flux-lstm-daily`` recipe's config until its
+#: continuation (:data:`DAILY_SPUN`).
 DAILY_WIDE: dict[str, Any] = {
     "options": {"hidden": 48},
     "epochs": 24,
@@ -122,8 +123,9 @@ DAILY_WIDE: dict[str, Any] = {
 
 
 def daily_config() -> FluxTrainConfig:
-    """The training config of the shipped ``flux-lstm-daily``: the first daily split
-    (``flux.daily_config``, 2026-11-23) with :data:`DAILY_WIDE`."""
+    """The training config of the ``flux-lstm-daily`` shipped in the morning of 2026-12-07 (what
+    :func:`daily_spun_config` continues): the first daily split (``flux.daily_config``,
+    2026-11-23) with :data:`DAILY_WIDE`."""
     return dataclasses.replace(flux.daily_config(), **DAILY_WIDE)
 
 
@@ -136,7 +138,9 @@ DAILY_WIDE_INIT_SHA256 = "720aafe7be5fdf97"
 #: network) before a fresh or resumed row's first step, but the fresh windows and zero-state
 #: restarts of :data:`DAILY_WIDE` trained from the zero state itself. Here they, and validation
 #: from step 0, are spun up by one iteration first (``FluxTrainConfig.train_spin_up``); 6 more
-#: epochs from the shipped weights at a tenth of the learning rate.
+#: epochs from the shipped weights at a tenth of the learning rate. Shipped 2026-12-07 (82 -> 93
+#: of 210 held-out rows; docs/emulators.md, "Spin-up in the training windows"):
+#: :func:`daily_spun_config` is the ``flux-lstm-daily`` recipe's config.
 DAILY_SPUN: dict[str, Any] = {
     "train_spin_up": 1,
     "epochs": 6,
@@ -159,7 +163,8 @@ HOURLY_INIT_SHA256 = "2c9676d282050857"
 #: ``flux-lstm`` continued with the served start in its windows, as :data:`DAILY_SPUN`: the
 #: backend spins a zero recurrent state up by 3 iterations (its ``recurrent_state.spin_up``), so
 #: the fresh windows, zero-state restarts and validation from step 0 are spun up by 3; 6 more
-#: epochs from the shipped weights at a tenth of the learning rate.
+#: epochs from the shipped weights at a tenth of the learning rate. Not shipped (a probe of
+#: 2026-12-07: 155 -> 154 of 196 held-out rows; ``get("flux-lstm", **HOURLY_SPUN)`` reruns it).
 HOURLY_SPUN: dict[str, Any] = {
     "train_spin_up": 3,
     "epochs": 6,

@@ -120,10 +120,10 @@ def _syn(seed: int, days: int, spinup: int) -> SourceSpec:
 
 
 HOURLY = {"train": (_syn(11, 12, 2),), "validation": (_syn(21, 6, 2),)}
-#: ``flux-lstm`` without its cold-start fine-tuning (``flux.coldstart_config``): the spun-up
-#: training the golden hash was derived with
+#: ``flux-lstm`` without its cold-start fine-tuning (``flux.coldstart_config``) or continuation
+#: (``train_spin_up``, ``init``): the spun-up training the golden hash was derived with
 SPUN_UP = {"lr": 3e-3, "lr_final": 2e-4, "cold_weight": 0.0, "reset_fraction": 0.0, "init": ""}
-SPUN_UP |= {"init_sha256": ""}
+SPUN_UP |= {"init_sha256": "", "train_spin_up": 0}
 DAILY = {"train": (_syn(41, 60, 5),), "validation": (_syn(51, 30, 5),)}
 LAI = {"sample": 100, "eval_every": 5, "patience": 10, "epochs": 40, "window": 5}
 #: name -> (training-config options, sha256[:16] of the trained state_dict on each machine the

@@ -22,7 +22,7 @@ from emulators.training import evaluate as ev
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux import FluxTrainConfig
-from emulators.training.widened import daily_config
+from emulators.training.widened import daily_config, daily_spun_config
 
 HOUR_COLUMNS = [i for i, f in enumerate(FLUX_FEATURES) if f.name in ("hour_sin", "hour_cos")]
 
@@ -37,28 +37,22 @@ def test_daily_config_trains_at_86400_s_on_sources_disjoint_from_the_held_out() 
     )
     assert ev.flux_held_out(3600) == ev.FLUX_HELD_OUT
     assert get("flux-lstm-daily").artifact == "flux_lstm_daily"
-    assert get("flux-lstm-daily").config() == cfg
+    # the recipe: this config's network continued with spin-up in its windows (2026-12-07)
+    assert get("flux-lstm-daily").config() == daily_spun_config()
     with pytest.raises(ValueError, match="timestep must divide a day"):
         dataclasses.replace(cfg, timestep=7000)
 
 
-#: ``FluxTrainConfig`` fields added after the shipped manifest was recorded, and their defaults
-ADDED_LATER = {"train_spin_up": 0}
-
-
 def test_the_shipped_daily_emulator_is_the_recipe_s() -> None:
     """The committed ``flux-lstm-daily`` is what ``landcoupler emulators train flux-lstm-daily``
-    trains (the widened weather, H = 48, fresh-start windows), against today's reference."""
+    trains (the widened weather, H = 48, fresh-start windows, continued from the pinned network
+    of that recipe with spin-up in its windows), against today's reference."""
     config = get("flux-lstm-daily").config()
     assert config.options == {"hidden": 48} and config.cold_weight == 1.0
+    assert config.train_spin_up == 1 and config.init.endswith("flux_lstm_daily-2026-12-07.ts")
     assert {s.seed for s in config.train if s.widened} == {47, 48}
     manifest = Manifest.load(ARTIFACTS / "flux_lstm_daily")
-    want = json.loads(json.dumps(dataclasses.asdict(config)))
-    recorded = manifest.training["config"]
-    for name, default in ADDED_LATER.items():  # recorded before the field existed: its default
-        if name not in recorded:
-            assert want.pop(name) == default, name
-    assert recorded == want
+    assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     assert manifest.recurrent_state["hidden"] == 48
     assert manifest.training["reference_fingerprint"] == fingerprint()
 

@@ -94,3 +94,12 @@ def test_the_continuation_config_is_the_shipped_daily_one_spun_up() -> None:
     assert spun.init.endswith("flux_lstm_daily-2026-12-07.ts") and spun.init_sha256
     assert dataclasses.replace(spun, train_spin_up=0, epochs=base.epochs, lr=base.lr,
                                lr_final=base.lr_final, init="", init_sha256="") == base  # fmt: skip
+
+
+def test_the_first_daily_training_is_one_override_away() -> None:
+    """docs/emulators.md quotes this call as the way to rerun the first widened daily training."""
+    from emulators.recipes import get
+
+    first = get("flux-lstm-daily", train_spin_up=0, init="", init_sha256="", epochs=24,
+                lr=3e-3, lr_final=2e-4).config()  # fmt: skip
+    assert first == daily_config()
