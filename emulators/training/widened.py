@@ -137,13 +137,13 @@ DAILY_WIDE_INIT_SHA256 = "720aafe7be5fdf97"
 #: shipped backend spins a zero recurrent state up (``recurrent_state.spin_up``, 1 for this
 #: network) before a fresh or resumed row's first step, but the fresh windows and zero-state
 #: restarts of :data:`DAILY_WIDE` trained from the zero state itself. Here they, and validation
-#: from step 0, are spun up by one iteration first (``FluxTrainConfig.train_spin_up``); 6 more
-#: epochs from the shipped weights at a tenth of the learning rate. Shipped 2026-12-07 (82 -> 93
-#: of 210 held-out rows; docs/emulators.md, "Spin-up in the training windows"):
-#: :func:`daily_spun_config` is the ``flux-lstm-daily`` recipe's config.
+#: from step 0, are spun up by one iteration first (``FluxTrainConfig.train_spin_up``); 12 more
+#: epochs from the shipped weights at a tenth of the learning rate. Shipped 2026-12-07 (82 -> 96
+#: of 210 held-out rows; 93 with 6 epochs; docs/emulators.md, "Spin-up in the training
+#: windows"): :func:`daily_spun_config` is the ``flux-lstm-daily`` recipe's config.
 DAILY_SPUN: dict[str, Any] = {
     "train_spin_up": 1,
-    "epochs": 6,
+    "epochs": 12,
     "lr": 3e-4,
     "lr_final": 3e-5,
     "init": DAILY_WIDE_INIT,
