@@ -129,26 +129,28 @@ def daily_config() -> FluxTrainConfig:
     return dataclasses.replace(flux.daily_config(), **DAILY_WIDE)
 
 
-#: the ``flux-lstm-daily`` shipped on 2026-12-07 (:func:`daily_config`), what
-#: :data:`DAILY_SPUN` continues
+def continuation(
+    init: str, sha256: str, spin_up: int, epochs: int, lr_final: float
+) -> dict[str, Any]:
+    """Training options that continue the shipped network pinned as ``init`` (its sha256 prefix
+    ``sha256``) for ``epochs`` epochs at Adam 3e-4 -> ``lr_final`` (a tenth of the first
+    trainings' rates), with the rows that start a window from a zero recurrent state spun up by
+    ``spin_up`` iterations first, as the served backend spins them up
+    (``FluxTrainConfig.train_spin_up``; issue 14, item 1)."""
+    return {"train_spin_up": spin_up, "epochs": epochs, "lr": 3e-4, "lr_final": lr_final,
+            "init": init, "init_sha256": sha256}  # fmt: skip
+
+
+#: the ``flux-lstm-daily`` shipped on the morning of 2026-12-07 (:func:`daily_config`)
 DAILY_WIDE_INIT = "flux_lstm_daily/init/flux_lstm_daily-2026-12-07.ts"
 DAILY_WIDE_INIT_SHA256 = "720aafe7be5fdf97"
-#: ``flux-lstm-daily`` continued with the served start in its windows (issue 14, item 1): the
-#: shipped backend spins a zero recurrent state up (``recurrent_state.spin_up``, 1 for this
-#: network) before a fresh or resumed row's first step, but the fresh windows and zero-state
-#: restarts of :data:`DAILY_WIDE` trained from the zero state itself. Here they, and validation
-#: from step 0, are spun up by one iteration first (``FluxTrainConfig.train_spin_up``); 12 more
-#: epochs from the shipped weights at a tenth of the learning rate. Shipped 2026-12-07 (82 -> 96
+#: ``flux-lstm-daily`` continued with the served start in its windows: the backend spun a zero
+#: recurrent state up (``recurrent_state.spin_up``, 1 for that network) before a fresh or
+#: resumed row's first step, but the fresh windows and zero-state restarts of
+#: :data:`DAILY_WIDE` trained from the zero state itself. 12 epochs. Shipped 2026-12-07 (82 -> 96
 #: of 210 held-out rows; 93 with 6 epochs; docs/emulators.md, "Spin-up in the training
 #: windows"): :func:`daily_spun_config` is the ``flux-lstm-daily`` recipe's config.
-DAILY_SPUN: dict[str, Any] = {
-    "train_spin_up": 1,
-    "epochs": 12,
-    "lr": 3e-4,
-    "lr_final": 3e-5,
-    "init": DAILY_WIDE_INIT,
-    "init_sha256": DAILY_WIDE_INIT_SHA256,
-}
+DAILY_SPUN = continuation(DAILY_WIDE_INIT, DAILY_WIDE_INIT_SHA256, 1, 12, 3e-5)
 
 
 def daily_spun_config() -> FluxTrainConfig:
@@ -156,25 +158,10 @@ def daily_spun_config() -> FluxTrainConfig:
     return dataclasses.replace(daily_config(), **DAILY_SPUN)
 
 
-#: the ``flux-lstm`` shipped on 2026-12-06 (:func:`hourly_config`), what :data:`HOURLY_SPUN`
-#: continues
+#: the ``flux-lstm`` shipped on 2026-12-06 (:func:`hourly_config`)
 HOURLY_INIT = "flux_lstm/init/flux_lstm-2026-12-07.ts"
 HOURLY_INIT_SHA256 = "2c9676d282050857"
-#: ``flux-lstm`` continued with the served start in its windows, as :data:`DAILY_SPUN`: the
-#: backend spins a zero recurrent state up by 3 iterations (its ``recurrent_state.spin_up``), so
-#: the fresh windows, zero-state restarts and validation from step 0 are spun up by 3; 6 more
-#: epochs from the shipped weights at a tenth of the learning rate. Not shipped (a probe of
-#: 2026-12-07: 155 -> 154 of 196 held-out rows; ``get("flux-lstm", **HOURLY_SPUN)`` reruns it).
-HOURLY_SPUN: dict[str, Any] = {
-    "train_spin_up": 3,
-    "epochs": 6,
-    "lr": 3e-4,
-    "lr_final": 2e-5,
-    "init": HOURLY_INIT,
-    "init_sha256": HOURLY_INIT_SHA256,
-}
-
-
-def hourly_spun_config() -> FluxTrainConfig:
-    """:func:`hourly_config` with :data:`HOURLY_SPUN`."""
-    return dataclasses.replace(hourly_config(), **HOURLY_SPUN)
+#: ``flux-lstm`` continued the same way, spun up by 3 (its served K), 6 epochs. Not shipped (a
+#: probe of 2026-12-07: 155 -> 154 of 196 held-out rows); ``get("flux-lstm", **HOURLY_SPUN)``
+#: reruns it.
+HOURLY_SPUN = continuation(HOURLY_INIT, HOURLY_INIT_SHA256, 3, 6, 2e-5)

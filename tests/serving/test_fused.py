@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from coupler.client import CouplerClient
 from coupler.core import registry
-from coupler.wire.server import ServerConfig, start_service
 from emulators.compiled import fused
 from emulators.compiled.emulator import EmulatorConfig, FusedBackend, TorchScriptBackend
 from emulators.compiled.fused import FusedFluxLSTM, NativeBuildError
 from emulators.nets.flux import FluxLSTMConfig
-from tests.contracts.backend_contract import contract_static
 
-from .helpers import run, worst_difference
-from .test_onnx import _forcing
+from .helpers import AGREEMENT_CASES, agreement, assert_replies_agree, grpc_replies
 
 TOL = 1e-5
 
@@ -155,40 +150,18 @@ def test_fused_is_registered_and_serves_the_torchscript_weights() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("dt", "start", "steps"),
-    [(3600.0, "2001-06-30T18:00:00", 30), (86_400.0, "2001-06-27T00:00:00", 12)],
-)
+@pytest.mark.parametrize(("dt", "start", "steps"), AGREEMENT_CASES)
 def test_agrees_with_torchscript(
     backend: FusedBackend, torchscript: TorchScriptBackend, dt: float, start: str, steps: int
 ) -> None:
-    static = contract_static(24, 2, seed=4)
-    worst, where = worst_difference(
-        run(backend, static, steps, dt, start), run(torchscript, static, steps, dt, start)
-    )
+    worst, where = agreement(backend, torchscript, dt, start, steps)
     assert worst <= TOL, f"{where}: relative difference {worst:.2e}"
 
 
 def test_a_grpc_session_selects_fused_and_matches_torchscript() -> None:
-    svc = start_service("127.0.0.1:0", ServerConfig(max_workers=4))
-    try:
-        lat, lon = np.linspace(-30.0, 60.0, 8), np.linspace(-120.0, 100.0, 8)
-        replies: dict[str, list[dict[str, np.ndarray]]] = {}
-        with CouplerClient(f"127.0.0.1:{svc.port}", client_name="fused", retries=0) as client:
-            assert "fused" in client.describe()["backends"]
-            for name in ("fused", "torchscript"):
-                session = client.open_session(
-                    lat=lat, lon=lon, start="2001-06-01T00:00:00", timestep=3600,
-                    outputs=["hfls", "hfss", "ts", "gpp"], backend=name, land_cover="grass",
-                )  # fmt: skip
-                replies[name] = [session.step(i, _forcing(i, 8)) for i in range(12)]
-                session.close()
-    finally:
-        svc.stop(grace=1.0, checkpoint=False)
-    for a, b in zip(replies["fused"], replies["torchscript"], strict=True):
-        for name in ("hfls", "hfss", "ts", "gpp"):
-            scale = max(float(np.abs(b[name]).max()), 1e-30)
-            assert float(np.abs(a[name] - b[name]).max()) / scale <= TOL, name
+    described, replies = grpc_replies(("fused", "torchscript"), client_name="fused")
+    assert described["details"]["backends"]["fused"] == "available"
+    assert_replies_agree(replies["fused"], replies["torchscript"], TOL)
 
 
 def test_without_a_compiler_the_backend_is_unavailable_naming_why(
