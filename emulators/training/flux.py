@@ -23,13 +23,13 @@ from typing import Any
 import torch
 
 from emulators.compiled import closure, flux_step
-from emulators.metrics import nse
 from emulators.nets import flux as flux_nets
 from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
 from emulators.training import flux_cold, trainer
-from emulators.training.batch import Batch, rollout
+from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
+from emulators.training.flux_validation import truncate, validation_score, validation_scores
 from emulators.training.sources import (
     DAILY_TRAIN_SOURCES,
     DAILY_VALIDATION_SOURCES,
@@ -236,58 +236,6 @@ def _errors(closed: closure.Closed, tg: dict[str, Tensor], scale: Tensor) -> Ten
     )
 
 
-def validate(
-    model: flux_nets.FluxLSTM | flux_nets.FluxTransformerStep,
-    batch: Batch,
-    soil: SoilConfig,
-    c_width: int | None = None,
-    spin_up: int = 0,
-) -> dict[str, float]:
-    """Free-running NSE of LE and H over the validation batch (pooled over rows and time), from
-    a zero recurrent state (``c_width``: the width of c when not ``model.hidden``), spun up by
-    ``spin_up`` iterations first as the backends do."""
-    model.eval()
-    out = rollout(
-        model, batch, model.hidden, soil, fields=("hfls", "hfss"), c_width=c_width,
-        spin_up=spin_up,
-    )  # fmt: skip
-    model.train()
-    return {
-        f"nse_{k}": float(nse(out[k].double().numpy(), batch.outputs[k].double().numpy()))
-        for k in ("hfls", "hfss")
-    }
-
-
-def validation_scores(
-    model: flux_nets.FluxLSTM | flux_nets.FluxTransformerStep,
-    val: Batch,
-    cold_val: Batch | None,
-    cold_window: int,
-    soil: SoilConfig,
-    c_width: int | None = None,
-    spin_up: int = 0,
-) -> dict[str, float]:
-    """:func:`validate` over ``val`` and, with ``cold_val`` (fresh starts of the validation
-    sources), ``cold_nse_*`` over their first ``cold_window`` steps; both from a zero recurrent
-    state spun up by ``spin_up`` iterations."""
-    out = validate(model, val, soil, c_width, spin_up)
-    if cold_val is not None:
-        first = _truncate(cold_val, cold_window)
-        cold = validate(model, first, soil, c_width, spin_up)
-        out |= {f"cold_{k}": v for k, v in cold.items()}
-    return out
-
-
-def validation_score(scores: dict[str, float]) -> float:
-    """The score that picks a closed-loop training's weights from :func:`validation_scores`:
-    the mean NSE of LE and H, and with fresh starts half of it plus a quarter each of their
-    fresh-start NSE."""
-    score = 0.5 * (scores["nse_hfls"] + scores["nse_hfss"])
-    if "cold_nse_hfls" in scores:
-        score = 0.5 * score + 0.25 * (scores["cold_nse_hfls"] + scores["cold_nse_hfss"])
-    return score
-
-
 def closed_loop(
     model: flux_step.RecurrentNet,
     batch: Batch,
@@ -454,7 +402,7 @@ def batches(
     trajs = [simulate(s, dt, progress=progress, cache=cache) for s in config.train]
     batch = Batch.of(trajs, torch.float32, SoilConfig())
     val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in config.validation])
-    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    val = truncate(val, config.validation_days * int(86_400 // val.dt))
     cold = flux_cold.cold_batch(config, cache, progress)
     cold_val = None
     if cold is not None:
@@ -462,21 +410,3 @@ def batches(
         specs = flux_cold.cold_specs(config.validation, 4, days, dt)
         cold_val = Batch.of([simulate(s, dt, progress=progress, cache=cache) for s in specs])
     return batch, val, cold, cold_val
-
-
-def _truncate(batch: Batch, steps: int) -> Batch:
-    s = min(steps, batch.steps)
-    return Batch(
-        forcing={k: v[:s] for k, v in batch.forcing.items()},
-        state={k: v[:s] for k, v in batch.state.items()},
-        outputs={k: v[:s] for k, v in batch.outputs.items()},
-        params=batch.params,
-        tile=batch.tile,
-        lon=batch.lon,
-        doy=batch.doy[:s],
-        sod=batch.sod[:s],
-        const=batch.const,
-        dt=batch.dt,
-        labels=batch.labels,
-        row_source=batch.row_source,
-    )

@@ -29,7 +29,8 @@ from emulators.reference.soil import SoilConfig
 from emulators.training import trainer, transformer_loop
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
-from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, _truncate, data_hash
+from emulators.training.flux import TRAIN_SOURCES, VALIDATION_SOURCES, data_hash
+from emulators.training.flux_validation import truncate
 from emulators.training.trainer import Round, TrainResult, require_positive
 
 Tensor = torch.Tensor
@@ -320,7 +321,7 @@ def _teacher_forced(
     trainer.seed(config.seed, config.threads)
     batch = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.train])
     val = Batch.of([simulate(s, progress=progress, cache=cache) for s in config.validation])
-    val = _truncate(val, config.validation_days * int(86_400 // val.dt))
+    val = truncate(val, config.validation_days * int(86_400 // val.dt))
     net = _build(config)
     problem = _Samples(net, batch, val, config)
     return net, trainer.fit(problem, config.loop(), config.optimiser(), progress)

@@ -22,7 +22,8 @@ weights kept are those of the best validation (the teacher-forced weights, valid
 when no fine-tuned validation beats them): free-running NSE of LE and H over the validation
 sources, and with fresh starts half of it plus a quarter each of LE's and H's NSE over the
 first ``cold_window`` steps of fresh starts of the validation sources: the LSTM's own
-validation (``flux.validation_scores``, ``flux.validation_score``), with c of width 1.
+validation (``flux_validation.validation_scores``, ``flux_validation.validation_score``), with
+c of width 1.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 from emulators.compiled import flux_step
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.reference.soil import SoilConfig
-from emulators.training import flux, flux_cold, trainer
+from emulators.training import flux, flux_cold, flux_validation, trainer
 from emulators.training.batch import Batch
 from emulators.training.trainer import Round, TrainResult
 
@@ -127,12 +128,12 @@ class _ClosedLoop:
 
     def validate(self, done: Round) -> tuple[float, dict[str, float]]:
         record = {"closed_iteration": done.step, "loss": done.losses[-1], **self.scores()}
-        return flux.validation_score(record), record
+        return flux_validation.validation_score(record), record
 
     def scores(self) -> dict[str, float]:
-        """``flux.validation_scores`` of the served step (c of width 1)."""
+        """``flux_validation.validation_scores`` of the served step (c of width 1)."""
         cold_window = self.config.cold_window
-        return flux.validation_scores(
+        return flux_validation.validation_scores(
             self.step, self.val, self.cold_val, cold_window, self.soil, c_width=1
         )
 
@@ -161,8 +162,8 @@ def fine_tune(
     )
     optimiser = trainer.Optimiser("adam", config.closed_lr, config.closed_lr_final, grad_clip=1.0)
     tuned = trainer.fit(problem, loop, optimiser, progress)
-    keep_start = flux.validation_score(start) >= max(
-        flux.validation_score(r) for r in tuned.history
+    keep_start = flux_validation.validation_score(start) >= max(
+        flux_validation.validation_score(r) for r in tuned.history
     )
     kept = "the best closed-loop validation"
     if keep_start:  # fine-tuning never beat the teacher-forced weights

@@ -17,7 +17,8 @@ from emulators.nets import registry
 from emulators.reference.soil import SoilConfig
 from emulators.training.batch import Batch, rollout
 from emulators.training.data import SourceSpec, simulate
-from emulators.training.flux import FluxTrainConfig, _Windows, validate
+from emulators.training.flux import FluxTrainConfig, _Windows
+from emulators.training.flux_validation import validate
 from emulators.training.widened import daily_config, daily_spun_config
 
 SPEC = SourceSpec("synthetic", seed=3, cells=2, days=4, spinup_days=2)

@@ -27,7 +27,14 @@ from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.recipes import ARTIFACTS, get
 from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
-from emulators.training import flux, flux_cold, transformer, transformer_loop, widened
+from emulators.training import (
+    flux,
+    flux_cold,
+    flux_validation,
+    transformer,
+    transformer_loop,
+    widened,
+)
 from emulators.training.batch import Batch
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux_cold import init_path
@@ -121,10 +128,14 @@ def test_fine_tuning_keeps_the_best_validated_weights(tmp_path: Path, lr: float,
     assert len(teacher) == 2 and [r["closed_iteration"] for r in closed] == [0, 2, 4]
     assert f"kept {kept}" in result.stopped
     assert (result.best_epoch == 0) == (lr > 1)
-    val = flux._truncate(Batch.of([simulate(VAL, 3600, progress=False, cache=tmp_path)]), 2 * 24)
-    now = flux.validate(FluxTransformerStep(result.model), val, SoilConfig(), c_width=1)
-    best = max(closed, key=flux.validation_score)
-    assert flux.validation_score(now) == pytest.approx(flux.validation_score(best), abs=1e-12)
+    val = flux_validation.truncate(
+        Batch.of([simulate(VAL, 3600, progress=False, cache=tmp_path)]), 2 * 24
+    )
+    now = flux_validation.validate(FluxTransformerStep(result.model), val, SoilConfig(), c_width=1)
+    best = max(closed, key=flux_validation.validation_score)
+    assert flux_validation.validation_score(now) == pytest.approx(
+        flux_validation.validation_score(best), abs=1e-12
+    )
 
 
 def test_the_config_refuses_bad_closed_loop_values() -> None:
