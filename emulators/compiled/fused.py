@@ -149,8 +149,8 @@ class FusedFluxLSTM:
         if missing:
             raise ValueError(f"fused: flux_lstm weights lack {missing}")
         self.params = [weights[n].detach().to("cpu", torch.float32).contiguous() for n in PARAMS]
-        self.n_features, self.hidden = int(config["n_features"]), int(config["hidden"])
-        shapes = {"inputs.mean": (self.n_features,), "wh.weight": (4 * self.hidden, self.hidden)}
+        f, h = int(config["n_features"]), int(config["hidden"])
+        shapes = {"inputs.mean": (f,), "wh.weight": (4 * h, h)}
         for name, p in zip(PARAMS, self.params, strict=True):
             if name in shapes and tuple(p.shape) != shapes[name]:
                 raise ValueError(
