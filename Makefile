@@ -42,7 +42,7 @@ test: $(STAMP) native-deps
 
 ## the C++ compiler the `fused` backend builds its operator with on first use (apt-get, as root,
 ## only where it is missing)
-NATIVE_DEBS := g++
+NATIVE_DEBS := g++ python3-dev
 .PHONY: native-deps
 native-deps:
 	@missing=$$(for p in $(NATIVE_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

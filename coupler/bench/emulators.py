@@ -144,6 +144,8 @@ def run(
             row["phases_blocks"] = _phases(blocks, static, steps)
             fused = EmulatorBackend(EmulatorConfig(device="cpu"), loader="fused")
             row["phases_fused"] = _phases(fused, static, steps)
+            eager = EmulatorConfig(device="cpu", compile_physics=False)
+            row["phases_fused_eager"] = _phases(EmulatorBackend(eager, "fused"), static, steps)
             loaders = {name: EmulatorBackend(EmulatorConfig(device="cpu"), loader=name)
                        for name in ("torchscript", "aoti", "onnx", "fused")}  # fmt: skip
             batches = (*sorted({256, 1024, 4096, 16_384} - {batch}), batch)  # the backend's last

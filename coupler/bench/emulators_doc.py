@@ -178,7 +178,13 @@ def _phases(payload: Payload) -> list[str]:
     lines = [
         "",
         "**Where a step's time goes** (TorchScript"
-        + (", and the `fused` backend (rows per block: *all (fused)*)" if fused else "")
+        + (
+            ", and the `fused` backend (rows per block: *all (fused)*; since 2026-12-07 noon "
+            "with the physics around the network compiled by Inductor, "
+            "`emulators.compiled.inductor`; *all (fused, eager physics)*: the same without)"
+            if fused
+            else ""
+        )
         + "; active tiles, ms per step, phases timed "
         "inside the backend's step: `emulators.compiled.phases`, each part counted once; "
         "*features* includes finding the rows to spin up, *network* only the network's calls; "
@@ -196,8 +202,9 @@ def _phases(payload: Payload) -> list[str]:
     for r in payload["results"]:
         for key, label in (("phases", "all"),
                            ("phases_blocks", f"{payload['roofline']['row_block']:,}"),
-                           ("phases_fused", "all (fused)")):  # fmt: skip
-            if key not in r:  # runs before 2026-12-07: no fused backend
+                           ("phases_fused", "all (fused)"),
+                           ("phases_fused_eager", "all (fused, eager physics)")):  # fmt: skip
+            if key not in r:  # runs before 2026-12-07: no fused backend, no compiled physics
                 continue
             p = r[key]
             cells = " | ".join(f"{1e3 * p[name]:.1f}" for name in (*PHASES, "cells", "total"))

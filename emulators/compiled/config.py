@@ -24,7 +24,8 @@ class EmulatorConfig:
     phenology: str = "emulator"  # "emulator" (LAI emulator) or "reference" (emulated GPP)
     device: str | None = None  # None: CUDA when present (torchscript), else CPU
     #: rows per network call; None: flux 4096 for an in-process network on CPU (temporaries stay
-    #: in cache: 0.20 of the matmul peak vs 0.15 at 16 384, docs/benchmarks.md), else 16 384
+    #: in cache: 0.20 of the matmul peak vs 0.15 at 16 384, docs/benchmarks.md), 262 144 for
+    #: the ``fused`` operator (it blocks rows itself), else 16 384
     chunk_rows: int | None = None
     #: rows per block of a step (0: all at once; else a multiple of
     #: ``row_step.ROW_BLOCK_MULTIPLE``): see ``row_step``. Off by default: blocks of 16 384 rows
@@ -39,6 +40,10 @@ class EmulatorConfig:
     #: (``flux_step.spin_up_state``); None: each flux artifact's own (its manifest's
     #: ``recurrent_state.spin_up``, chosen on its validation sources); 0: none
     spin_up: int | None = None
+    #: the physics around the flux network (features, water rows, constraint layer) compiled
+    #: by TorchInductor (``inductor``; CPU only; agrees with the eager physics to round-off, not
+    #: bitwise); None: for the ``fused`` backend only
+    compile_physics: bool | None = None
 
     def __post_init__(self) -> None:
         if self.phenology not in ("emulator", "reference"):
@@ -49,6 +54,10 @@ class EmulatorConfig:
             not isinstance(self.spin_up, int) or isinstance(self.spin_up, bool) or self.spin_up < 0
         ):
             raise ValueError(f"spin_up: must be None or an integer >= 0, got {self.spin_up!r}")
+        if self.compile_physics is not None and not isinstance(self.compile_physics, bool):
+            raise ValueError(
+                f"compile_physics: must be None, True or False, got {self.compile_physics!r}"
+            )
         if self.chunk_rows is not None and self.chunk_rows < 1:
             raise ValueError(f"chunk_rows: must be >= 1, got {self.chunk_rows}")
         if self.row_block < 0 or self.row_block % row_step.ROW_BLOCK_MULTIPLE:

@@ -55,7 +55,7 @@ import torch
 
 from emulators import landstep
 from emulators import parameters as P
-from emulators.compiled import flux_step, open_water, row_step
+from emulators.compiled import flux_step, inductor, open_water, row_step
 from emulators.compiled.artifacts import (
     LOADERS,
     LoadedFlux,
@@ -86,6 +86,9 @@ Tensor = torch.Tensor
 #: ``landstep.cover``), so a step writes the new state's rows into zeros instead of into a
 #: copy of the old state (half the memory traffic of the state's largest tensors)
 RECURRENT = ("lstm_h", "lstm_c")
+#: rows per call of the ``fused`` operator: it cuts rows into cache-sized blocks itself, and
+#: one call's h and c come right after a zero row (the new state's table, ``dense_rows``)
+FUSED_CHUNK_ROWS = 262_144
 
 
 class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
@@ -113,7 +116,10 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
             )
         self.device = torch.device(device)
         in_process_cpu = self.device.type == "cpu" and load is None
-        self.chunk_rows: int = cfg.chunk_rows or (4096 if in_process_cpu else 16_384)
+        default_chunk = 4096 if in_process_cpu else 16_384
+        if loader == "fused":  # the operator blocks rows itself; one call's h and c follow a
+            default_chunk = FUSED_CHUNK_ROWS  # zero row: the state's table with no join
+        self.chunk_rows: int = cfg.chunk_rows or default_chunk
         self.lai_chunk_rows: int = cfg.chunk_rows or 16_384  # once a day: no need to cut it
 
         def load_net(manifest: Manifest, directory: Path) -> Callable[..., Any]:
@@ -143,6 +149,10 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.version = self.flux_manifest.code_version
         self._const = landstep.class_constants(cfg.soil, torch.float64)
         self._water = open_water.OpenWater() if cfg.open_water else None
+        compile_physics = loader == "fused" if cfg.compile_physics is None else cfg.compile_physics
+        if compile_physics and self.device.type != "cpu":
+            raise ValueError(f"compile_physics: needs the CPU device, got {device!r}")
+        self._physics = inductor.physics(compile_physics)
         # the rows and their statics, with the cover and parameter tensors they came from: held,
         # so a new static can never be mistaken for a freed one whose id() it reuses
         self._rows_cache: row_step.RowStatics | None = None
@@ -155,6 +165,13 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         #: gather, copy and scatter (the same arithmetic, every bit the same); False: gather
         #: and scatter anyway (the tests compare the two)
         self.identity_rows = True
+
+    @property
+    def physics(self) -> str:
+        """How the physics around the networks runs: ``"inductor"`` (compiled), ``"eager"``,
+        or ``"eager (why)"`` where compiling was asked for and is not possible here."""
+        failed = self._physics.failed
+        return f"eager ({failed})" if failed else self._physics.label
 
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
@@ -324,6 +341,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 phase=phase,
                 water=self._water,
                 spin_up=spin_up,
+                kernels=self._physics.kernels,
             )
             with phase("phenology"):
                 new = row_step.phenology_phase(
@@ -335,6 +353,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     lat=static.lat.index_select(0, cell),
                     soil=cfg.soil,
                     clock=clock,
+                    sums=self._physics.sums,
                 )
             with phase("scatter"):
                 new.update(w=closed.w, ts=closed.ts, tsoil=closed.tsoil, lstm_h=h, lstm_c=c)

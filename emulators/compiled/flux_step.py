@@ -66,6 +66,18 @@ def features(
     return x, surf
 
 
+@dataclass(frozen=True)
+class StepKernels:
+    """The physics of a step around its network: ``features`` (:func:`features`), ``water``
+    (``open_water.OpenWater.fluxes``, called with the ``OpenWater`` first) and ``close``
+    (``closure.close``). :data:`EAGER` runs them as written (every bit of the reference's
+    arithmetic); ``emulators.compiled.inductor`` compiles them (the ``fused`` backend's)."""
+
+    features: Callable[..., tuple[Tensor, landstep.TileSurface]]
+    water: Callable[..., landstep.Fluxes]
+    close: Callable[..., closure.Closed]
+
+
 def step(
     net: RecurrentNet,
     inp: RowInputs,
@@ -77,23 +89,26 @@ def step(
     phase: Phase = no_phases,
     water: open_water.OpenWater | None = None,
     spin_up: int = 0,
+    kernels: StepKernels | None = None,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
     """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
     ("features", "network", "closure"; ``emulators.compiled.phases``; finding the rows to spin
     up is "features", their network calls "network"). With ``water``, the
     water rows' fluxes come from the reference's physics (``open_water``), not the network.
     ``spin_up``: rows that have never stepped first get their recurrent state spun up
-    (:func:`spin_up_state`)."""
+    (:func:`spin_up_state`). ``kernels``: the physics around the network (default
+    :data:`EAGER`)."""
+    kernels = kernels or EAGER
     with phase("features"):
-        x, surf = features(inp, soil, net_dtype)
+        x, surf = kernels.features(inp, soil, net_dtype)
         fresh = never_stepped(h, c) if spin_up > 0 else None
     with phase("network"):
         if fresh is not None:
             h, c = spin_up_rows(net, x, h, c, fresh, spin_up)
         y, h, c = net(x, h, c)
     with phase("closure"):
-        exact = None if water is None else water_rows(water, inp, surf, soil, dt)
-        closed = closure.close(
+        exact = None if water is None else water_rows(water, inp, surf, soil, dt, kernels.water)
+        closed = kernels.close(
             y,
             forcing=inp.forcing,
             w=inp.w,
@@ -155,8 +170,10 @@ def water_rows(
     surf: landstep.TileSurface,
     soil: SoilConfig,
     dt: float,
+    fluxes_of: Callable[..., landstep.Fluxes] = open_water.OpenWater.fluxes,
 ) -> tuple[Tensor, landstep.Fluxes] | None:
-    """(indices, fluxes) of the water rows of ``inp`` from physics; None without water rows."""
+    """(indices, fluxes) of the water rows of ``inp`` from physics (``fluxes_of``: the
+    ``water`` of :class:`StepKernels`); None without water rows."""
     index = open_water.rows(inp.tile)
     n = index.numel()
     if n == 0:
@@ -166,7 +183,8 @@ def water_rows(
     def take(t: Tensor) -> Tensor:
         return t.index_select(0, computed)
 
-    fluxes = water.fluxes(
+    fluxes = fluxes_of(
+        water,
         {k: take(v) for k, v in inp.forcing.items()},
         ts_prev=take(inp.ts_prev),
         w=take(inp.w),
@@ -179,3 +197,7 @@ def water_rows(
         dt=dt,
     )
     return index, open_water.first(fluxes, n)
+
+
+#: the physics as written
+EAGER = StepKernels(features, open_water.OpenWater.fluxes, closure.close)

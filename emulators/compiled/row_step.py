@@ -158,6 +158,26 @@ def gpp_vegetated(gpp: Tensor, params: Tensor, const: dict[str, Tensor]) -> Tens
     return torch.where(vg > 0, gpp / vg.clamp_min(1e-6), torch.zeros_like(gpp))
 
 
+def daily_sums(
+    acc: dict[str, Tensor],
+    acc_gpp: Tensor,
+    inp: RowInputs,
+    closed: Closed,
+    soil: SoilConfig,
+    dt: float,
+) -> tuple[dict[str, Tensor], Tensor]:
+    """(the ``LAI_ACCUMULATORS``, the GPP pool [kg C m-2]) after a step of ``dt`` seconds."""
+    acc = accumulate({k: acc[k] for k in LAI_ACCUMULATORS}, inp, closed, soil, dt)
+    return acc, acc_gpp + gpp_vegetated(closed.fields["gpp"], inp.params, inp.const) * dt
+
+
+#: ``daily_sums``' signature (``inductor`` compiles it)
+DailySums = Callable[
+    [dict[str, Tensor], Tensor, RowInputs, Closed, SoilConfig, float],
+    tuple[dict[str, Tensor], Tensor],
+]
+
+
 def phenology_phase(
     *,
     run_lai: Callable[[Tensor], Tensor] | None,
@@ -168,15 +188,14 @@ def phenology_phase(
     lat: Tensor,
     soil: SoilConfig,
     clock: StepClock,
+    sums: DailySums = daily_sums,
 ) -> dict[str, Tensor]:
     """The phenology phase of rows: the daily accumulators after this step and, at the end of a
     day, the new leaf carbon (the LAI emulator ``run_lai``, or with None the reference phenology
     fed by the emulated GPP) and the accumulators reset. Returns ``cleaf``, ``acc_gpp`` and the
     ``LAI_ACCUMULATORS``. ``acc`` holds the accumulators before the step, ``lat`` (row,)
-    degrees north."""
-    dt = clock.dt
-    acc = accumulate({k: acc[k] for k in LAI_ACCUMULATORS}, inp, closed, soil, dt)
-    acc_gpp = acc_gpp + gpp_vegetated(closed.fields["gpp"], inp.params, inp.const) * dt
+    degrees north; ``sums``: :func:`daily_sums` (or it compiled)."""
+    acc, acc_gpp = sums(acc, acc_gpp, inp, closed, soil, clock.dt)
     cleaf = inp.cleaf
     if landstep.day_ends(clock):
         if run_lai is not None:

@@ -81,6 +81,22 @@ def test_zero_weights_give_the_closed_form_step() -> None:
     assert torch.equal(y, weights["outputs.mean"].expand(40, 3))
 
 
+def test_h_and_c_follow_a_zero_row_so_the_dense_state_needs_no_join() -> None:
+    from emulators.compiled import row_step
+
+    net = _net(seed=4)
+    op = FusedFluxLSTM({"n_features": 6, "hidden": 8}, dict(net.state_dict()), block=16)
+    _, h, c = op(*_inputs(40, 8, seed=5))
+    slots = torch.tensor([0, 3, 0, 1, 40, 0])  # dense entries: zero row, or rows 2, 0, 39
+    for rows in (h, c):
+        table = row_step._after_zero_row(rows)
+        assert table is not None and table.data_ptr() + 4 * 8 == rows.data_ptr()
+        dense, joined = row_step.dense_rows([rows], slots)
+        assert joined.data_ptr() == rows.data_ptr()  # no copy of the rows
+        want = torch.cat([torch.zeros(1, 8), rows]).index_select(0, slots)
+        assert torch.equal(dense, want)
+
+
 def test_no_rows_give_empty_outputs() -> None:
     net = _net(seed=2)
     op = FusedFluxLSTM({"n_features": 6, "hidden": 8}, dict(net.state_dict()))

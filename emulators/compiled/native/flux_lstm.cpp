@@ -141,8 +141,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flux_lstm_step(
   }
   const auto x = x_in.contiguous(), h = h_in.contiguous(), c = c_in.contiguous();
   auto y = at::empty({N, T}, x.options());
-  auto h2 = at::empty({N, H}, x.options());
-  auto c2 = at::empty({N, H}, x.options());
+  // h and c each right after a zero row of their storage: the new recurrent state's table
+  // (zero row, rows) as it is, with no copy (``row_step.dense_rows``)
+  auto h2 = at::empty({N + 1, H}, x.options());
+  auto c2 = at::empty({N + 1, H}, x.options());
+  h2[0].zero_();
+  c2[0].zero_();
+  h2 = h2.narrow(0, 1, N);
+  c2 = c2.narrow(0, 1, N);
   if (N == 0) return {y, h2, c2};
   const float *xp = x.data_ptr<float>(), *hp = h.data_ptr<float>(), *cp = c.data_ptr<float>();
   const float *mu = p[0].data_ptr<float>(), *sd = p[1].data_ptr<float>();

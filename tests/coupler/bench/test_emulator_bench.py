@@ -34,7 +34,7 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     assert row["network"]["rows"] == row["active_tiles"]  # the rows of a real step
     loaders = {c["loader"] for c in row["network"]["calls"]}
     assert loaders == {"torchscript", "aoti", "onnx", "fused"}
-    for key in ("phases", "phases_blocks", "phases_fused"):
+    for key in ("phases", "phases_blocks", "phases_fused", "phases_fused_eager"):
         phases = row[key]
         assert set(phases) == {*PHASES, "cells", "total"}
         assert abs(sum(phases[p] for p in (*PHASES, "cells")) - phases["total"]) < 1e-9
@@ -45,10 +45,11 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     payload["machine"] = "test"
     md = bench.markdown(payload)
     # speed-ups (6 emulator + hybrid + transformer), network calls (4 TorchScript batches, aoti,
-    # onnx, fused), phases (all, blocks, fused), like-for-like
-    assert md.count("| 40 |") == 8 + 7 + 3 + 2
+    # onnx, fused), phases (all, blocks, fused, fused with eager physics), like-for-like
+    assert md.count("| 40 |") == 8 + 7 + 4 + 2
     assert "| hybrid | all |" in md and "| transformer | active |" in md
     assert "| fused | active |" in md and "| 40 | all (fused) |" in md
+    assert "| 40 | all (fused, eager physics) |" in md and "compiled by Inductor" in md
     assert "The `fused` backend's network is that kernel" in md
     for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
                  "Like for like", "FlopCounterMode"):  # fmt: skip
@@ -62,7 +63,7 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     del row["transformer_active"], row["speedup_transformer_active"]
     for key in ("fused_active", "fused_all"):  # nor a fused backend (before 2026-12-07)
         del row[key], row[f"speedup_{key}"]
-    del row["phases_fused"]
+    del row["phases_fused"], row["phases_fused_eager"]
     row["network"]["calls"] = [c for c in row["network"]["calls"] if c["loader"] != "fused"]
     old = bench.markdown(payload)
     assert old.count("| 40 |") == 4 + 6 + 2 + 2

@@ -1,0 +1,155 @@
+"""The physics around the flux network compiled by TorchInductor (the ``fused`` backend's).
+
+Why: with the network as one native operator (``fused``), the float64 physics around it —
+input features, the water rows' energy balance (a Newton solve, ``open_water``) and the
+constraint layer (``closure``) — ran as ~1 000 small torch operations per step, each a pass
+over a few hundred kB: at 10 000 cells they took longer than the network itself (outside ÷
+network 1.33×, docs/benchmarks.md). ``torch.compile`` (Inductor's C++ code generation) fuses
+them into a few loops over the rows.
+
+What changes: not a bit of the algorithm, but the arithmetic's order and its exp/log/pow
+(Inductor's vectorised ones), so results agree with the eager physics to float64 round-off,
+not bitwise (tested); the constraint layer still closes water and energy exactly by
+construction (the backend contract's conservation tests run with it). The bitwise goldens of
+the other emulator backends are untouched: they run :data:`flux_step.EAGER`.
+
+Three properties of ``torch.compile`` shape this module:
+
+- it is not thread-safe (pytorch/pytorch#118260, #136833), and sessions step in threads: every
+  call of a compiled function holds one process-wide lock;
+- the first call of each function compiles it (~25 s on the 2-core machine; again for a new
+  step length, a constant of the graph), then Inductor's on-disk cache (its
+  ``TORCHINDUCTOR_CACHE_DIR``) shortens later processes' compiles; the kernels use the torch
+  thread count of the call that compiled them;
+- it needs a C++ compiler and Python's headers (its kernels' Python bindings include
+  ``Python.h``): where either is missing, or Inductor fails, the eager physics runs, with a
+  warning naming why (``make native-deps`` installs both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import sysconfig
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emulators.compiled import closure, fused, open_water, row_step
+from emulators.compiled.flux_step import EAGER, StepKernels, features
+
+log = logging.getLogger(__name__)
+
+#: held by every call of a compiled function (``torch.compile`` is not thread-safe)
+_LOCK = threading.RLock()
+
+Compile = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _torch_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` compiled by Inductor with dynamic row counts."""
+    return torch.compile(fn, dynamic=True)
+
+
+class Compiled:
+    """``fn`` compiled on first call (``compile``, default :func:`torch.compile` with dynamic
+    shapes) and called under the process-wide lock. If Inductor fails to build it
+    (``BackendCompilerFailed``: nothing has run yet), the eager ``fn`` runs from then on and
+    :attr:`failed` says why (logged once)."""
+
+    def __init__(self, fn: Callable[..., Any], compile: Compile = _torch_compile) -> None:
+        self.fn = fn
+        self._compile = compile
+        self._compiled: Callable[..., Any] | None = None
+        #: why the compiled function could not be built (None: it was, or not yet tried)
+        self.failed: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        with _LOCK:
+            if self.failed is None:
+                if self._compiled is None:
+                    self._compiled = self._compile(self.fn)
+                try:
+                    return self._compiled(*args, **kwargs)
+                except BackendCompilerFailed as e:
+                    inner = getattr(e, "inner_exception", None) or e
+                    first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+                    self.failed = f"{type(inner).__name__}: {first}"
+                    log.warning(
+                        "compiled physics: Inductor could not build %s (%s); running it eager",
+                        getattr(self.fn, "__qualname__", self.fn),
+                        self.failed,
+                    )
+        return self.fn(*args, **kwargs)
+
+
+def unavailable() -> str | None:
+    """Why Inductor cannot compile on this machine (no C++ compiler, no ``Python.h``); None:
+    it can."""
+    try:
+        fused.compiler()
+    except fused.NativeBuildError as e:
+        return str(e)
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.exists():
+        return (
+            f"no Python headers ({header}); install them (Debian: `apt-get install "
+            f"python3-dev`, or `make native-deps` as root)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Physics:
+    """The physics of an emulator backend's step around its networks: ``kernels`` (features,
+    water rows, constraint layer), ``sums`` (the daily accumulators, ``row_step.daily_sums``)
+    and ``label``: ``"inductor"``, ``"eager"``, or ``"eager (why)"`` where compiling was asked
+    for and this machine cannot."""
+
+    kernels: StepKernels
+    sums: row_step.DailySums
+    label: str
+
+    @property
+    def failed(self) -> str | None:
+        """Why a compiled function fell back to eager (None: none did)."""
+        parts = (self.kernels.features, self.kernels.water, self.kernels.close, self.sums)
+        return next((f for k in parts if (f := getattr(k, "failed", None))), None)
+
+
+EAGER_PHYSICS = Physics(EAGER, row_step.daily_sums, "eager")
+
+
+@functools.cache
+def compiled_physics() -> Physics:
+    """The step's physics compiled (one set per process: its compiled graphs are shared)."""
+    kernels = StepKernels(
+        features=Compiled(features),
+        water=Compiled(open_water.OpenWater.fluxes),
+        close=Compiled(closure.close),
+    )
+    return Physics(kernels, Compiled(row_step.daily_sums), "inductor")
+
+
+def physics(compile_physics: bool) -> Physics:
+    """The eager physics, or with ``compile_physics`` the compiled one where this machine can
+    compile (else the eager one labelled why, warned once per reason)."""
+    if not compile_physics:
+        return EAGER_PHYSICS
+    why = unavailable()
+    if why is not None:
+        _warn_once(why)
+        return dataclasses.replace(EAGER_PHYSICS, label=f"eager ({why})")
+    return compiled_physics()
+
+
+@functools.cache
+def _warn_once(why: str) -> None:
+    log.warning("compiled physics unavailable, running it eager: %s", why)
