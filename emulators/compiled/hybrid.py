@@ -31,6 +31,9 @@ from emulators.reference.model import ReferenceBackend, ReferenceConfig
 
 Tensor = torch.Tensor
 ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "canopy_mlp"
+#: the formats the canopy network is served in (``fused`` is an operator for the flux LSTM only:
+#: it would run this network's TorchScript artifact under another name)
+CANOPY_LOADERS = tuple(name for name in LOADERS if name != "fused")
 
 
 class HybridBackend(ReferenceBackend):
@@ -49,8 +52,8 @@ class HybridBackend(ReferenceBackend):
         net: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__(config)
-        if loader not in LOADERS:
-            raise ValueError(f"loader: must be one of {LOADERS}, got {loader!r}")
+        if loader not in CANOPY_LOADERS:
+            raise ValueError(f"loader: must be one of {CANOPY_LOADERS}, got {loader!r}")
         self.loader = loader
         self.manifest = Manifest.load(artifact)
         self.net = net if net is not None else load_artifact(self.manifest, artifact, loader, "cpu")

@@ -46,6 +46,8 @@ def test_the_coupler_builds_it_by_name_and_does_not_batch_it() -> None:
     assert backend.manifest.architecture == "canopy_mlp"
     with pytest.raises(ValueError, match="loader: must be one of"):
         HybridBackend(loader="tensorrt")
+    with pytest.raises(ValueError, match=r"loader: must be one of .*, got 'fused'"):
+        HybridBackend(loader="fused")  # an operator for the flux LSTM only
 
 
 def test_the_shipped_network_holds_a_short_held_out_run(tmp_path: Path) -> None:
