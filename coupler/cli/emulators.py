@@ -1,6 +1,8 @@
-"""``landcoupler emulators train|export|evaluate|spin-up NAME``: the registered emulator
+"""``landcoupler emulators train|export|evaluate|spin-up|misses NAME``: the registered emulator
 recipes (``emulators.recipes``); ``spin-up`` chooses a recurrent flux emulator's spin-up on its
-validation sources (``emulators.training.spin_up``). ``landcoupler emulators export --triton
+validation sources (``emulators.training.spin_up``); ``misses`` prints, from the artifact's
+manifest, the held-out rows below issue 14's targets and what each misses
+(``emulators.training.skill_gaps``). ``landcoupler emulators export --triton
 REPO [NAME]`` writes a Triton model repository of the shipped artifacts instead
 (``emulators.serving.triton_repo``; default: the flux and LAI emulators the compiled backends
 load)."""
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train an emulator from scratch (writes the artifacts, manifest and skill "
         "report), or evaluate the shipped artifact against the reference model on held-out data.",
     )
-    p.add_argument("action", choices=("train", "export", "evaluate", "spin-up"))
+    p.add_argument("action", choices=("train", "export", "evaluate", "spin-up", "misses"))
     p.add_argument("name", nargs="?", choices=names(), help="emulator (not with --triton)")
     p.add_argument(
         "--triton", type=Path, metavar="REPO",
@@ -90,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         manifest = recipe.export(artifacts=artifacts, work=args.work)
     elif args.action == "spin-up":
         return _spin_up(recipe.name, Path(artifacts) / recipe.artifact, args.work, progress)
+    elif args.action == "misses":
+        return _misses(recipe.name, Path(artifacts) / recipe.artifact)
     else:
         manifest = recipe.evaluate(
             artifacts=artifacts,
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             "first 48 h vs the rest"
         )
         print(starts)
+        print(_misses_table(manifest.skill))
     if args.action == "evaluate" and recipe.name == "flux-lstm":
         print(_session_week(Path(artifacts)))
     if args.action in ("train", "evaluate"):
@@ -156,6 +161,25 @@ def _spin_up(name: str, directory: Path, work: Path, progress: bool) -> int:
         "scores the held-out sources with it"
     )
     return 0
+
+
+def _misses(name: str, directory: Path) -> int:
+    from emulators.manifest import Manifest
+
+    skill = Manifest.load(directory).skill
+    if not any("start" in r for r in skill):
+        raise ValueError(
+            f"name: {name}'s manifest has no held-out rows by start (fresh, resumed); "
+            "`misses` is for the flux emulators"
+        )
+    print(f"{name} ({directory / 'manifest.json'}): {_misses_table(skill)}")
+    return 0
+
+
+def _misses_table(records: list[dict[str, object]]) -> str:
+    from emulators.training import skill_gaps
+
+    return skill_gaps.markdown(*skill_gaps.misses(records))
 
 
 def _session_week(artifacts: Path) -> str:
