@@ -117,6 +117,15 @@ def test_the_fused_backend_compiles_its_physics_by_default() -> None:
     assert TorchScriptBackend(EmulatorConfig(device="cpu")).physics == "eager"
 
 
+def test_another_cpu_backend_compiles_its_physics_when_asked() -> None:
+    compiled = TorchScriptBackend(EmulatorConfig(device="cpu", compile_physics=True))
+    assert compiled.physics == "inductor"
+    worst, where = agreement(
+        compiled, TorchScriptBackend(EmulatorConfig(device="cpu")), 3600.0, "2001-06-30T20:00:00", 6
+    )
+    assert worst <= 1e-6, f"{where}: relative difference {worst:.2e}"
+
+
 @pytest.mark.parametrize(("dt", "start", "steps"), AGREEMENT_CASES)
 def test_the_backend_agrees_with_its_eager_self(dt: float, start: str, steps: int) -> None:
     """(Against ``torchscript``: ``test_fused.test_agrees_with_torchscript``, whose backend
