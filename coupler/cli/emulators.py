@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "only, which the hybrid backend serves at any step: writes report-NAME-SECONDSs, the "
         "manifest keeps its skill)",
     )  # fmt: skip
+    p.add_argument(
+        "--plot", type=Path, default=None, metavar="PNG",
+        help="misses: also draw them (the KGE misses' mean error against its room, the NSE "
+        "misses per start) to PNG",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--seed", type=int, default=None, help="training seed (train; if supported)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (train; if supported)")
@@ -82,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("name: an emulator name is needed (except for export --triton)")
     if args.timestep is not None and args.action != "evaluate":
         raise ValueError("--timestep: only with the evaluate action")
+    if args.plot is not None and args.action != "misses":
+        raise ValueError("--plot: only with the misses action")
     recipe = get(args.name)
     artifacts = args.artifacts or ARTIFACTS
     progress = not args.no_progress
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "spin-up":
         return _spin_up(recipe.name, Path(artifacts) / recipe.artifact, args.work, progress)
     elif args.action == "misses":
-        return _misses(recipe.name, Path(artifacts) / recipe.artifact)
+        return _misses(recipe.name, Path(artifacts) / recipe.artifact, args.plot)
     else:
         manifest = recipe.evaluate(
             artifacts=artifacts,
@@ -163,8 +170,10 @@ def _spin_up(name: str, directory: Path, work: Path, progress: bool) -> int:
     return 0
 
 
-def _misses(name: str, directory: Path) -> int:
+def _misses(name: str, directory: Path, plot: Path | None) -> int:
     from emulators.manifest import Manifest
+    from emulators.plots import save_png
+    from emulators.training import skill_gaps
 
     skill = Manifest.load(directory).skill
     if not any("start" in r for r in skill):
@@ -173,6 +182,9 @@ def _misses(name: str, directory: Path) -> int:
             "`misses` is for the flux emulators"
         )
     print(f"{name} ({directory / 'manifest.json'}): {_misses_table(skill)}")
+    if plot is not None:
+        _, found = skill_gaps.misses(skill)
+        print(f"plot: {save_png(skill_gaps.figure(found, title=name), plot)}")
     return 0
 
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: issue 14's targets, every held-out row
 NSE_MIN, KGE_MIN = 0.97, 0.95
@@ -126,3 +129,57 @@ def markdown(total: int, found: Sequence[Miss]) -> str:
             f"{num(m.allowed_bias) if 'KGE' in m.fails else '–'} |"
         )
     return "\n".join(lines)
+
+
+#: marker colours of the starts in :func:`figure`
+START_COLOURS = {"continuous": "tab:blue", "fresh": "tab:red", "resumed": "tab:green"}
+
+
+def figure(found: Sequence[Miss], title: str = "") -> Figure:
+    """Two panels: the KGE misses decided by the mean error (|bias| against the room r and γ
+    leave, log-log; above the diagonal: missed), and the NSE misses (NSE per start, the target
+    as a line). Colour: the start; marker: LE (o) or H (s). Each point's gid is
+    ``source/start/window/variable``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.5))
+    left, right = fig.subplots(1, 2)
+    by_bias = [m for m in found if m.fails == "KGE" and m.allowed_bias is not None]
+    for m in by_bias:
+        left.plot(
+            m.allowed_bias, abs(m.bias), ls="", marker="o" if m.variable == "hfls" else "s",
+            color=START_COLOURS.get(m.start, "black"), gid=_gid(m),
+        )  # fmt: skip
+    values = [v for m in by_bias for v in (m.allowed_bias or 0.0, abs(m.bias))]
+    lo, hi = (min(values) / 2, max(values) * 2) if values else (0.01, 10.0)
+    left.plot([lo, hi], [lo, hi], color="0.5", lw=1, gid="diagonal")
+    left.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+             xlabel="|bias| allowed by r and σ ratio for KGE ≥ 0.95 [W m-2]",
+             ylabel="|bias| [W m-2]",
+             title=f"KGE misses decided by the mean error ({len(by_bias)})")  # fmt: skip
+    nse = [m for m in found if "NSE" in m.fails]
+    starts = list(START_COLOURS)
+    for m in nse:
+        y = starts.index(m.start) if m.start in starts else len(starts)
+        right.plot(
+            m.nse, y + (0.12 if m.variable == "hfss" else -0.12), ls="",
+            marker="o" if m.variable == "hfls" else "s",
+            color=START_COLOURS.get(m.start, "black"), gid=_gid(m),
+        )  # fmt: skip
+    right.axvline(NSE_MIN, color="0.5", lw=1, gid="target")
+    right.set(yticks=range(len(starts)), yticklabels=starts, ylim=(-0.6, len(starts) - 0.4),
+              xlabel="NSE", title=f"NSE misses ({len(nse)}; o LE, s H)")  # fmt: skip
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=s)
+               for s, c in START_COLOURS.items()]  # fmt: skip
+    handles += [Line2D([], [], ls="", marker=k, color="0.3", label=v)
+                for k, v in (("o", "LE (hfls)"), ("s", "H (hfss)"))]  # fmt: skip
+    left.legend(handles=handles, loc="lower right", fontsize="small")  # below the diagonal: empty
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _gid(m: Miss) -> str:
+    return f"{m.source}/{m.start}/{m.window}/{m.variable}"

@@ -7,6 +7,7 @@ misses`` prints the shipped manifest's."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from coupler.cli import main
 from emulators import metrics
 from emulators.manifest import Manifest
 from emulators.recipes import ARTIFACTS
-from emulators.training.skill_gaps import KGE_MIN, kge_bias_room, markdown, misses
+from emulators.training.skill_gaps import KGE_MIN, figure, kge_bias_room, markdown, misses
 
 
 def _series(mean: float, bias: float, scale: float = 1.02) -> tuple[np.ndarray, np.ndarray]:
@@ -83,11 +84,34 @@ def test_rows_are_classified_by_the_target_they_miss() -> None:
     assert markdown(1, []).startswith("1 of 1 held-out rows meet")
 
 
-def test_the_cli_prints_the_shipped_manifests_misses(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["emulators", "misses", "flux-lstm"]) == 0
+def test_the_figure_draws_every_miss_once_in_its_panel() -> None:
+    records = [
+        _row("a", "hfss", 0.96, 0.99, start="fresh", window="first 48 h"),
+        _row("b", "hfls", 0.98, 0.90, start="resumed", window="whole", pearson_r=0.995),
+        _row("c", "hfss", 0.98, 0.70, std_ratio=1.3),  # r and γ alone miss: not in the left panel
+    ]
+    _, found = misses(records)
+    left, right = figure(found, title="t").axes
+    drawn = [{ln.get_gid() for ln in ax.get_lines()} for ax in (left, right)]
+    assert drawn[0] == {"b/resumed/whole/hfls", "diagonal"}
+    assert drawn[1] == {"a/fresh/first 48 h/hfss", "target"}
+    (point,) = [ln for ln in left.get_lines() if ln.get_gid() == "b/resumed/whole/hfls"]
+    assert float(point.get_ydata()[0]) == 1.0  # |bias|
+    assert float(point.get_xdata()[0]) == pytest.approx(found[1].allowed_bias)
+
+
+def test_the_cli_prints_the_shipped_manifests_misses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    png = tmp_path / "misses.png"
+    assert main(["emulators", "misses", "flux-lstm", "--plot", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
     out = capsys.readouterr().out
     total, found = misses(Manifest.load(ARTIFACTS / "flux_lstm").skill)
     assert f"{total - len(found)} of {total} held-out rows meet" in out
     assert out.count("\n| ") == len(found) + 1  # header and one line per miss
+    assert f"plot: {png}" in out
     assert main(["emulators", "misses", "lai"]) == 2
     assert "lai's manifest has no held-out rows by start" in capsys.readouterr().err
+    assert main(["emulators", "evaluate", "flux-lstm", "--plot", str(png)]) == 2
+    assert "--plot: only with the misses action" in capsys.readouterr().err
