@@ -17,10 +17,11 @@ Three properties of ``torch.compile`` shape this module:
 
 - it is not thread-safe (pytorch/pytorch#118260, #136833), and sessions step in threads: every
   call of a compiled function holds one process-wide lock;
-- the first call of each function compiles it (~25 s on the 2-core machine; again for a new
-  step length, a constant of the graph), then Inductor's on-disk cache (its
-  ``TORCHINDUCTOR_CACHE_DIR``) shortens later processes' compiles; the kernels use the torch
-  thread count of the call that compiled them;
+- the first call of each function compiles it (a session's first hourly step took 49 s on the
+  2-core machine with an empty cache; a few more seconds for a new step length, a constant of
+  the graph); Inductor's on-disk cache (its ``TORCHINDUCTOR_CACHE_DIR``) cuts a later process's
+  first step to the tracing (17 s there; :func:`warm_up` fills the cache ahead); the kernels use
+  the torch thread count of the call that compiled them;
 - it needs a C++ compiler and Python's headers (its kernels' Python bindings include
   ``Python.h``): where either is missing, or Inductor fails, the eager physics runs, with a
   warning naming why (``make native-deps`` installs both).
@@ -153,3 +154,42 @@ def physics(compile_physics: bool) -> Physics:
 @functools.cache
 def _warn_once(why: str) -> None:
     log.warning("compiled physics unavailable, running it eager: %s", why)
+
+
+#: near-surface forcing of :func:`warm_up`'s steps (a mild summer hour; only shapes matter)
+WARM_UP_FORCING = {"tas": 290.0, "huss": 0.008, "ps": 99_000.0, "sfcWind": 3.0, "pr": 0.0,
+                   "rsds": 400.0, "rlds": 330.0}  # fmt: skip
+
+
+def warm_up(timesteps: tuple[float, ...] = (3600.0, 86_400.0), cells: int = 8) -> dict[str, float]:
+    """Compile the physics for sessions before the first one steps: one step of a ``fused``
+    backend per step length on ``cells`` cells (≥ 2: torch specialises one-row graphs) covering
+    every class, water included, so every compiled function runs with dynamic row counts.
+    Inductor keeps the result in its on-disk cache (``TORCHINDUCTOR_CACHE_DIR``), which later
+    processes reuse. Returns seconds per step length (``"3600"``: …), the compiles included."""
+    import time
+
+    import numpy as np
+
+    from emulators import parameters as P
+    from emulators.compiled.emulator import EmulatorBackend, EmulatorConfig
+    from emulators.protocol import LandStatic, StepClock
+
+    if cells < 2:
+        raise ValueError(f"cells: must be >= 2 (one-row graphs are specialised), got {cells}")
+    lat = torch.linspace(-50.0, 60.0, cells, dtype=torch.float64)
+    cover = torch.full((cells, P.N_CLASSES), 1.0 / P.N_CLASSES, dtype=torch.float64)
+    static = LandStatic.from_cover(lat, lat * 2, cover)
+    forcing = {
+        k: torch.full((1, cells), v, dtype=torch.float64) for k, v in WARM_UP_FORCING.items()
+    }
+    out = {}
+    for dt in timesteps:
+        backend = EmulatorBackend(EmulatorConfig(device="cpu", compile_physics=True), "fused")
+        clock = StepClock(0, np.datetime64("2001-06-30T23:00:00"), dt)  # a day's end: the LAI too
+        t0 = time.perf_counter()
+        backend.step(backend.initial_state(static, clock), static, forcing, clock)
+        out[f"{dt:g}"] = time.perf_counter() - t0
+        if backend.physics != "inductor":
+            raise RuntimeError(f"warm_up: the physics could not be compiled: {backend.physics}")
+    return out

@@ -219,3 +219,14 @@ def test_the_daily_sums_are_the_accumulators_and_the_gpp_pool(
     assert torch.equal(sums["acc_time"], acc["acc_time"] + dt)
     gpp = row_step.gpp_vegetated(closed.fields["gpp"], inp.params, inp.const)
     assert torch.equal(pool, acc_gpp + gpp * dt)
+
+
+def test_warm_up_compiles_every_function_at_both_step_lengths() -> None:
+    seconds = inductor.warm_up(cells=4)
+    assert set(seconds) == {"3600", "86400"} and all(v > 0 for v in seconds.values())
+    compiled = inductor.compiled_physics()
+    kernels = compiled.kernels
+    for fn in (kernels.features, kernels.water, kernels.close, compiled.sums):
+        assert isinstance(fn, inductor.Compiled) and fn._compiled is not None and fn.failed is None
+    with pytest.raises(ValueError, match="cells: must be >= 2"):
+        inductor.warm_up(cells=1)
