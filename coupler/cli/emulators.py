@@ -181,9 +181,9 @@ def _misses(name: str, directory: Path, plot: Path | None) -> int:
             f"name: {name}'s manifest has no held-out rows by start (fresh, resumed); "
             "`misses` is for the flux emulators"
         )
-    print(f"{name} ({directory / 'manifest.json'}): {_misses_table(skill)}")
+    total, found = skill_gaps.misses(skill)
+    print(f"{name} ({directory / 'manifest.json'}): {skill_gaps.markdown(total, found)}")
     if plot is not None:
-        _, found = skill_gaps.misses(skill)
         print(f"plot: {save_png(skill_gaps.figure(found, title=name), plot)}")
     return 0
 

@@ -78,6 +78,10 @@ class StepKernels:
     close: Callable[..., closure.Closed]
 
 
+#: the physics as written
+EAGER = StepKernels(features, open_water.OpenWater.fluxes, closure.close)
+
+
 def step(
     net: RecurrentNet,
     inp: RowInputs,
@@ -89,16 +93,14 @@ def step(
     phase: Phase = no_phases,
     water: open_water.OpenWater | None = None,
     spin_up: int = 0,
-    kernels: StepKernels | None = None,
+    kernels: StepKernels = EAGER,
 ) -> tuple[closure.Closed, Tensor, Tensor, Tensor]:
     """(closed fields, raw predictions (row, 5), h, c) of one step; ``phase`` times its parts
     ("features", "network", "closure"; ``emulators.compiled.phases``; finding the rows to spin
     up is "features", their network calls "network"). With ``water``, the
     water rows' fluxes come from the reference's physics (``open_water``), not the network.
     ``spin_up``: rows that have never stepped first get their recurrent state spun up
-    (:func:`spin_up_state`). ``kernels``: the physics around the network (default
-    :data:`EAGER`)."""
-    kernels = kernels or EAGER
+    (:func:`spin_up_state`). ``kernels``: the physics around the network."""
     with phase("features"):
         x, surf = kernels.features(inp, soil, net_dtype)
         fresh = never_stepped(h, c) if spin_up > 0 else None
@@ -170,7 +172,7 @@ def water_rows(
     surf: landstep.TileSurface,
     soil: SoilConfig,
     dt: float,
-    fluxes_of: Callable[..., landstep.Fluxes] = open_water.OpenWater.fluxes,
+    fluxes_of: Callable[..., landstep.Fluxes],
 ) -> tuple[Tensor, landstep.Fluxes] | None:
     """(indices, fluxes) of the water rows of ``inp`` from physics (``fluxes_of``: the
     ``water`` of :class:`StepKernels`); None without water rows."""
@@ -197,7 +199,3 @@ def water_rows(
         dt=dt,
     )
     return index, open_water.first(fluxes, n)
-
-
-#: the physics as written
-EAGER = StepKernels(features, open_water.OpenWater.fluxes, closure.close)

@@ -64,6 +64,9 @@ class Compiled:
     :attr:`failed` says why (logged once)."""
 
     def __init__(self, fn: Callable[..., Any], compile: Compile = _torch_compile) -> None:
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        self._build_error = BackendCompilerFailed  # imported once, not on every step
         self.fn = fn
         self._compile = compile
         self._compiled: Callable[..., Any] | None = None
@@ -71,15 +74,13 @@ class Compiled:
         self.failed: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from torch._dynamo.exc import BackendCompilerFailed
-
         with _LOCK:
             if self.failed is None:
                 if self._compiled is None:
                     self._compiled = self._compile(self.fn)
                 try:
                     return self._compiled(*args, **kwargs)
-                except BackendCompilerFailed as e:
+                except self._build_error as e:
                     inner = getattr(e, "inner_exception", None) or e
                     first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
                     self.failed = f"{type(inner).__name__}: {first}"
@@ -183,9 +184,9 @@ def warm_up(timesteps: tuple[float, ...] = (3600.0, 86_400.0), cells: int = 8) -
     forcing = {
         k: torch.full((1, cells), v, dtype=torch.float64) for k, v in WARM_UP_FORCING.items()
     }
+    backend = EmulatorBackend(EmulatorConfig(device="cpu", compile_physics=True), "fused")
     out = {}
     for dt in timesteps:
-        backend = EmulatorBackend(EmulatorConfig(device="cpu", compile_physics=True), "fused")
         clock = StepClock(0, np.datetime64("2001-06-30T23:00:00"), dt)  # a day's end: the LAI too
         t0 = time.perf_counter()
         backend.step(backend.initial_state(static, clock), static, forcing, clock)
