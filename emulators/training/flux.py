@@ -24,7 +24,7 @@ import torch
 
 from emulators.compiled import closure, flux_step
 from emulators.nets import flux as flux_nets
-from emulators.nets import registry
+from emulators.nets import flux_ensemble, registry
 from emulators.reference.soil import SoilConfig
 from emulators.training import flux_cold, trainer
 from emulators.training.batch import Batch
@@ -77,6 +77,10 @@ class FluxTrainConfig:
     # state is zero there (fresh windows, zero-state restarts; validation from step 0), as the
     # served backend spins them up (``flux_step.spin_up_state``); 0: they start from zero
     train_spin_up: int = 0
+    # trained networks (TorchScript path relative to emulators/artifacts, SHA-256 prefix) that
+    # form an ensemble with the one this config trains, merged after it into one wider network
+    # (``nets.flux_ensemble``: the members' mean); () trains one network alone
+    members: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":
@@ -102,6 +106,16 @@ class FluxTrainConfig:
         spin = self.train_spin_up
         if isinstance(spin, bool) or not isinstance(spin, int) or spin < 0:
             raise ValueError(f"train_spin_up must be an integer >= 0, got {self.train_spin_up!r}")
+        for k, member in enumerate(self.members):
+            if not (
+                isinstance(member, tuple)
+                and len(member) == 2
+                and all(isinstance(v, str) and v for v in member)
+            ):
+                raise ValueError(
+                    f"members[{k}] must be a (TorchScript path, SHA-256 prefix) pair of "
+                    f"non-empty strings, got {member!r}"
+                )
 
     def loop(self) -> trainer.Loop:
         """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
@@ -374,6 +388,8 @@ def train(
     checkpoint_dir: Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
+    # the pinned members first: a bad pin is refused before an hour of training, not after
+    pinned = [flux_cold.load_member(path, sha) for path, sha in config.members]
     trainer.seed(config.seed, config.threads)
     batch, val, cold, cold_val = batches(config, cache, progress)
     model = registry.build(config.architecture, config.options)
@@ -387,6 +403,11 @@ def train(
     problem = _Windows(model, batch, val, config, cold, cold_val)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
     result.data_hash = data_hash(config.train, config.timestep)
+    if config.members:
+        if not isinstance(result.model, flux_nets.FluxLSTM):
+            raise TypeError("flux training needs a FluxLSTM")
+        result.model = flux_ensemble.merge([*pinned, result.model])
+        log.info("flux ensemble: %d pinned member(s) + the trained one", len(pinned))
     return result
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from emulators.nets.flux import FluxLSTM, FluxLSTMConfig
 from emulators.training.batch import Batch
 from emulators.training.coldstart import fresh_specs, record_days, start_days
 from emulators.training.data import SourceSpec, simulate
@@ -131,10 +132,33 @@ def init_path(init: str) -> Path:
 def load_init(model: torch.nn.Module, init: str, sha256: str) -> None:
     """Load the weights and normalisation of the TorchScript file ``init`` into ``model``; its
     SHA-256 must start with ``sha256`` (when given)."""
+    model.load_state_dict(_pinned(init, sha256, "init").state_dict())
+
+
+def _pinned(init: str, sha256: str, field: str) -> torch.jit.ScriptModule:
+    """The TorchScript file ``init`` (``init_path``), its SHA-256 starting with ``sha256``."""
     path = init_path(init)
     if not path.exists():
-        raise FileNotFoundError(f"init: {path} does not exist")
+        raise FileNotFoundError(f"{field}: {path} does not exist")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if sha256 and not digest.startswith(sha256):
-        raise ValueError(f"init: {path} has SHA-256 {digest[:16]}, the config wants {sha256}")
-    model.load_state_dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        raise ValueError(f"{field}: {path} has SHA-256 {digest[:16]}, the config wants {sha256}")
+    return torch.jit.load(str(path), map_location="cpu")
+
+
+def load_member(init: str, sha256: str) -> FluxLSTM:
+    """A trained ``flux_lstm`` network from the TorchScript file ``init`` (``init_path``; its
+    SHA-256 must start with ``sha256``), at the widths it was trained with: a pinned member of
+    an ensemble (``FluxTrainConfig.members``)."""
+    ts = _pinned(init, sha256, "members")
+    features = int(ts.inputs.mean.shape[0])
+    cfg = FluxLSTMConfig(
+        n_features=features,
+        n_outputs=int(ts.tasks),
+        hidden=int(ts.hidden),
+        head_hidden=int(ts.head_w1.shape[2]),
+        physics=int(ts.wx.weight.shape[1]) > features,  # the derived inputs' columns
+    )
+    net = cfg.build()
+    net.load_state_dict(ts.state_dict())
+    return net.eval()

@@ -165,3 +165,15 @@ HOURLY_INIT_SHA256 = "2c9676d282050857"
 #: probe of 2026-12-07: 155 -> 154 of 196 held-out rows); ``get("flux-lstm", **HOURLY_SPUN)``
 #: reruns it.
 HOURLY_SPUN = continuation(HOURLY_INIT, HOURLY_INIT_SHA256, 3, 6, 2e-5)
+
+#: an ensemble of two seeds of candidate G (issue 14, items 1-2; docs/emulators.md, "Other seeds
+#: and an ensemble of seeds"): the network shipped on 2026-12-06 (seed 0, pinned as
+#: :data:`HOURLY_INIT`) and the same recipe trained from seed 1, merged into one wider
+#: ``flux_lstm`` (H = 96, K = 32; ``nets.flux_ensemble``) that serves their mean. Not shipped (a
+#: probe of 2026-12-07: 155 -> 157 of 196 held-out rows at about 1.6-1.8x the step's cost);
+#: ``get("flux-lstm", **CANDIDATES["E2"])`` reruns it.
+CANDIDATES["E2"] = {
+    **CANDIDATES["G"],
+    "seed": 1,
+    "members": ((HOURLY_INIT, HOURLY_INIT_SHA256),),
+}
