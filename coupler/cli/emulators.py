@@ -68,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="misses: also draw them (the KGE misses' mean error against its room, the NSE "
         "misses per start) to PNG",
     )  # fmt: skip
+    p.add_argument(
+        "--compare", type=Path, nargs="+", default=None, metavar="DIR",
+        help="misses: also compare with these artifact directories (or manifest.json files) of "
+        "the same emulator: rows each meets, gained and lost, rows every one misses",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--seed", type=int, default=None, help="training seed (train; if supported)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (train; if supported)")
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--timestep: only with the evaluate action")
     if args.plot is not None and args.action != "misses":
         raise ValueError("--plot: only with the misses action")
+    if args.compare is not None and args.action != "misses":
+        raise ValueError("--compare: only with the misses action")
     recipe = get(args.name)
     artifacts = args.artifacts or ARTIFACTS
     progress = not args.no_progress
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "spin-up":
         return _spin_up(recipe.name, Path(artifacts) / recipe.artifact, args.work, progress)
     elif args.action == "misses":
-        return _misses(recipe.name, Path(artifacts) / recipe.artifact, args.plot)
+        return _misses(recipe.name, Path(artifacts) / recipe.artifact, args.plot, args.compare)
     else:
         manifest = recipe.evaluate(
             artifacts=artifacts,
@@ -170,10 +177,10 @@ def _spin_up(name: str, directory: Path, work: Path, progress: bool) -> int:
     return 0
 
 
-def _misses(name: str, directory: Path, plot: Path | None) -> int:
+def _misses(name: str, directory: Path, plot: Path | None, others: list[Path] | None) -> int:
     from emulators.manifest import Manifest
     from emulators.plots import save_png
-    from emulators.training import skill_gaps
+    from emulators.training import skill_compare, skill_gaps
 
     skill = Manifest.load(directory).skill
     if not any("start" in r for r in skill):
@@ -185,6 +192,12 @@ def _misses(name: str, directory: Path, plot: Path | None) -> int:
     print(f"{name} ({directory / 'manifest.json'}): {skill_gaps.markdown(total, found)}")
     if plot is not None:
         print(f"plot: {save_png(skill_gaps.figure(found, title=name), plot)}")
+    if others:
+        named = {name: skill}
+        for path in others:
+            folder = path.parent if path.name == "manifest.json" else path
+            named[str(path)] = Manifest.load(folder).skill
+        print(skill_compare.markdown(skill_compare.compare(named)))
     return 0
 
 
