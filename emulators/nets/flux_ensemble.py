@@ -13,10 +13,11 @@ whose hidden units are the members' side by side (H = Σ H_m, K = Σ K_m):
 The members' normalisations may differ (each training run samples its own statistics): the merged
 network keeps member 0's and folds the others' affine maps into their weights — for the inputs
 z_m = (s/s_m) z + (μ − μ_m)/s_m, for the outputs y = Σ_m (y_m σ_m + ν_m − ν)/(M σ) — so the
-result equals the mean of the members' physical outputs up to float32 rounding, and every
-backend serves it as it serves one network (TorchScript, AOTInductor, ONNX, the fused operator,
-Triton). The price is the zero blocks: a dense LSTM of width H costs (F + H)/(F + H_m) times
-what the M members would cost alone. Member m's recurrent state is ``h[:, off_m : off_m + H_m]``
+result equals the mean of the members' physical outputs up to float32 rounding, and a backend
+loads it as one network of width H (measured with TorchScript and the fused operator,
+docs/emulators.md "Other seeds and an ensemble of seeds"). The price is the zero blocks: with
+equal members the recurrent product costs (F + H)/(F + H_m) times what the M members would
+cost alone, the heads M times. Member m's recurrent state is ``h[:, off_m : off_m + H_m]``
 (:func:`offsets`).
 """
 
