@@ -84,6 +84,17 @@ def skill_drift(
     return out
 
 
+def recorded_config(config: Any) -> dict[str, Any]:
+    """``config`` as the manifest records it: ``dataclasses.asdict`` without the fields marked
+    ``metadata={"recorded": "when set"}`` that hold their default (options added after shipped
+    artifacts were trained, so that those manifests stay what their training wrote)."""
+    out = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get("recorded") == "when set" and getattr(config, f.name) == f.default:
+            del out[f.name]
+    return out
+
+
 def training_record(
     name: str,
     config: Any,
@@ -107,7 +118,7 @@ def training_record(
         "sources": [dataclasses.asdict(s) for s in config.train],
         "validation": [dataclasses.asdict(s) for s in config.validation],
         "held_out": [dataclasses.asdict(s) for s in held_out],
-        "config": dataclasses.asdict(config),
+        "config": recorded_config(config),
     }
     if loss:
         record["loss"] = loss

@@ -79,8 +79,9 @@ class FluxTrainConfig:
     train_spin_up: int = 0
     # trained networks (TorchScript path relative to emulators/artifacts, SHA-256 prefix) that
     # form an ensemble with the one this config trains, merged after it into one wider network
-    # (``nets.flux_ensemble``: the members' mean); () trains one network alone
-    members: tuple[tuple[str, str], ...] = ()
+    # (``nets.flux_ensemble``: the members' mean); () trains one network alone (and is not
+    # recorded in the manifest: ``recipes.base.recorded_config``)
+    members: tuple[tuple[str, str], ...] = field(default=(), metadata={"recorded": "when set"})
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":

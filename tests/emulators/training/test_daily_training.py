@@ -16,6 +16,7 @@ from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxLSTM
 from emulators.recipes import ARTIFACTS, get
+from emulators.recipes.base import recorded_config
 from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
 from emulators.training import evaluate as ev
@@ -52,7 +53,7 @@ def test_the_shipped_daily_emulator_is_the_recipe_s() -> None:
     assert config.train_spin_up == 1 and config.init.endswith("flux_lstm_daily-2026-12-07.ts")
     assert {s.seed for s in config.train if s.widened} == {47, 48}
     manifest = Manifest.load(ARTIFACTS / "flux_lstm_daily")
-    assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert manifest.training["config"] == json.loads(json.dumps(recorded_config(config)))
     assert manifest.recurrent_state["hidden"] == 48
     assert manifest.training["reference_fingerprint"] == fingerprint()
 

@@ -98,3 +98,14 @@ def test_the_measured_two_seed_ensemble_is_one_get_away() -> None:
     assert path == HOURLY_INIT
     member = flux_cold.load_member(path, sha)
     assert member.hidden == 48 and not member.physics
+
+
+def test_members_are_recorded_in_the_manifest_only_when_set() -> None:
+    """Manifests trained before the option existed stay what their training wrote."""
+    from emulators.recipes.base import recorded_config
+    from emulators.training.widened import CANDIDATES
+
+    assert "members" not in recorded_config(_config())
+    assert "members" in dataclasses.asdict(_config())
+    pinned = CANDIDATES["E2"]["members"]
+    assert recorded_config(_config(members=pinned))["members"] == pinned

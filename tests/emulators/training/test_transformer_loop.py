@@ -25,6 +25,7 @@ from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.flux import FluxTransformer, FluxTransformerStep
 from emulators.recipes import ARTIFACTS, get
+from emulators.recipes.base import recorded_config
 from emulators.reference.fingerprint import fingerprint
 from emulators.reference.soil import SoilConfig
 from emulators.training import (
@@ -171,7 +172,7 @@ def test_the_shipped_transformer_is_the_recipe_s_two_stages() -> None:
     assert config.init == transformer.INIT and transformer.first_config().closed_iterations == 300
     assert init_path(config.init).exists()
     manifest = Manifest.load(ARTIFACTS / "flux_transformer")
-    assert manifest.training["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert manifest.training["config"] == json.loads(json.dumps(recorded_config(config)))
     closed = [
         r["closed_iteration"] for r in manifest.training["history"] if "closed_iteration" in r
     ]
