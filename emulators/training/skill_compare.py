@@ -106,6 +106,14 @@ def markdown(c: Comparison) -> str:
         f"Missed by every network: {len(c.missed_by_all)} rows, {len(c.one_sign)} of them with a "
         "mean error of one sign in all (the recipe's misses, not the seed's).",
     ]
+    if c.missed_by_all:
+        mixed = set(c.missed_by_all) - set(c.one_sign)
+        lines.append(
+            "missed by every network: "
+            + "; ".join(
+                " / ".join(k) + (" (signs differ)" if k in mixed else "") for k in c.missed_by_all
+            )
+        )
     for label in c.labels[1:]:
         for what, keys in (("gained", c.gained[label]), ("lost", c.lost[label])):
             if keys:

@@ -50,6 +50,10 @@ def test_counts_gains_losses_and_the_rows_every_network_misses() -> None:
     assert "| seed 1 | 2 | 1 / 1 |" in text
     assert "Missed by every network: 2 rows, 1 of them with a mean error of one sign" in text
     assert "seed 1 lost: d / continuous / whole / hfss" in text
+    assert (
+        "missed by every network: b / continuous / whole / hfss; "
+        "c / fresh / first 48 h / hfss (signs differ)"
+    ) in text
 
 
 def test_a_zero_mean_error_is_no_sign() -> None:
