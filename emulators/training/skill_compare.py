@@ -92,7 +92,7 @@ def compare(named: Mapping[str, Sequence[Mapping[str, Any]]]) -> Comparison:
 
 
 def markdown(c: Comparison) -> str:
-    """The comparison as a table and two sentences."""
+    """The comparison as a table, a sentence and the lists of rows missed by all, gained, lost."""
     base = c.labels[0]
     lines = [
         f"| network | rows meeting both (of {c.total}) | gained / lost against {base} |",
@@ -104,7 +104,7 @@ def markdown(c: Comparison) -> str:
         ),
         "",
         f"Missed by every network: {len(c.missed_by_all)} rows, {len(c.one_sign)} of them with a "
-        "mean error of one sign in all (the recipe's misses, not the seed's).",
+        "mean error of one sign in all.",
     ]
     if c.missed_by_all:
         mixed = set(c.missed_by_all) - set(c.one_sign)
