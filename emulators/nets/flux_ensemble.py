@@ -72,9 +72,9 @@ def merge(members: Sequence[FluxLSTM]) -> FluxLSTM:
     are left unchanged. One member gives a copy of itself, bit for bit."""
     _check(members)
     first, n = members[0], len(members)
-    hs = [m.hidden for m in members]
+    hos = offsets(members)
     ks = [_head_width(m) for m in members]
-    h_all, k_all, t = sum(hs), sum(ks), first.tasks
+    h_all, k_all, t = hos[-1], sum(ks), first.tasks
     f = first.inputs.mean.shape[0]
     cfg = FluxLSTMConfig(
         n_features=f, n_outputs=t, hidden=h_all, head_hidden=k_all, physics=first.physics
@@ -87,8 +87,9 @@ def merge(members: Sequence[FluxLSTM]) -> FluxLSTM:
     mu, s = first.inputs.mean.double(), first.inputs.std.double()
     nu, sigma = first.outputs.mean.double(), first.outputs.std.double()
     b2 = torch.zeros(t, dtype=torch.float64)
-    ho, ko = 0, 0
-    for m, h, k in zip(members, hs, ks, strict=True):
+    ko = 0
+    for m, ho, k in zip(members, hos, ks, strict=False):  # hos has one entry more: the total
+        h = m.hidden
         # the member's input layer on member 0's normalisation (module docstring)
         w = m.wx.weight.double().clone()
         b = m.wx.bias.double().clone()
@@ -113,7 +114,7 @@ def merge(members: Sequence[FluxLSTM]) -> FluxLSTM:
         b2 += (m.head_b2.double() * m.outputs.std.double() + m.outputs.mean.double() - nu) / (
             n * sigma
         )
-        ho, ko = ho + h, ko + k
+        ko += k
     net.head_b2.copy_(b2.float())
     if first.physics:
         net.derived_from = list(first.derived_from)

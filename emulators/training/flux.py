@@ -405,9 +405,7 @@ def train(
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
     result.data_hash = data_hash(config.train, config.timestep)
     if config.members:
-        if not isinstance(result.model, flux_nets.FluxLSTM):
-            raise TypeError("flux training needs a FluxLSTM")
-        result.model = flux_ensemble.merge([*pinned, result.model])
+        result.model = flux_ensemble.merge([*pinned, model])
         log.info("flux ensemble: %d pinned member(s) + the trained one", len(pinned))
     return result
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emulators.training.skill_gaps import KGE_MIN, NSE_MIN, POOLED
+from emulators.training.skill_gaps import held_out_rows, meets
 
 #: (source, start, window, variable)
 Key = tuple[str, str, str, str]
@@ -23,18 +23,12 @@ Key = tuple[str, str, str, str]
 def rows(
     records: Sequence[Mapping[str, Any]], variables: Sequence[str] = ("hfls", "hfss")
 ) -> dict[Key, Mapping[str, Any]]:
-    """The held-out rows of skill ``records`` by key (continuous records: start "continuous",
-    window "whole")."""
+    """The held-out rows of skill ``records`` (``skill_gaps.held_out_rows``) by key (continuous
+    records: start "continuous", window "whole")."""
     return {
         (r["source"], r.get("start", "continuous"), r.get("window", "whole"), r["variable"]): r
-        for r in records
-        if r.get("variable") in variables and r.get("source") != POOLED and "kge" in r
+        for r in held_out_rows(records, variables)
     }
-
-
-def meets(row: Mapping[str, Any]) -> bool:
-    """Whether a row meets both targets."""
-    return bool(row["nse"] >= NSE_MIN and row["kge"] >= KGE_MIN)
 
 
 @dataclass(frozen=True)

@@ -69,18 +69,30 @@ class Miss:
         return " and ".join(parts)
 
 
-def misses(
+def held_out_rows(
     records: Sequence[Mapping[str, Any]], variables: Sequence[str] = ("hfls", "hfss")
-) -> tuple[int, list[Miss]]:
-    """(rows counted, the rows below NSE 0.97 or KGE 0.95) of skill ``records``."""
-    rows = [
+) -> list[Mapping[str, Any]]:
+    """The per-source rows of ``variables`` among skill ``records`` (not the pooled ones)."""
+    return [
         r
         for r in records
         if r.get("variable") in variables and r.get("source") != POOLED and "kge" in r
     ]
+
+
+def meets(row: Mapping[str, Any]) -> bool:
+    """Whether a row meets both targets."""
+    return bool(row["nse"] >= NSE_MIN and row["kge"] >= KGE_MIN)
+
+
+def misses(
+    records: Sequence[Mapping[str, Any]], variables: Sequence[str] = ("hfls", "hfss")
+) -> tuple[int, list[Miss]]:
+    """(rows counted, the rows below NSE 0.97 or KGE 0.95) of skill ``records``."""
+    rows = held_out_rows(records, variables)
     found = []
     for r in rows:
-        if r["nse"] >= NSE_MIN and r["kge"] >= KGE_MIN:
+        if meets(r):
             continue
         mean_ref, allowed = kge_bias_room(r["kge"], r["pearson_r"], r["std_ratio"], r["bias"])
         found.append(
