@@ -27,11 +27,13 @@ from emulators import parameters as P
 from emulators.datasets import perturbed_parameters
 from emulators.protocol import LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig
+from emulators.training.start_spread import StartSpread
 from emulators.variables import REQUIRED_FORCING
 
 #: per-step tile fields recorded (state before the step, then fields after it)
 STATE_KEYS = ("w", "ts", "tsoil", "cleaf")
 OUTPUT_KEYS = ("hfls", "hfss", "ts", "evspsbl", "tran", "gpp", "mrro", "albedo", "lai")
+NO_SPREAD = StartSpread()
 
 
 #: the defaults of the per-cell ranges of widened synthetic specs (their allowed values:
@@ -318,22 +320,29 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
 DEFAULT_CACHE = Path("out/emulators/data")
 
 
-def cache_name(spec: SourceSpec, timestep: int = 3600) -> str:
+def cache_name(spec: SourceSpec, timestep: int = 3600, spread: StartSpread = NO_SPREAD) -> str:
     """The file name of ``spec``'s trajectories at steps of ``timestep`` seconds in a cache:
-    label, the spec's hash, the step and the reference model's fingerprint
+    label, the spec's hash, [the start's spread,] the step and the reference model's fingerprint
     (``reference.fingerprint``)."""
     from emulators.reference.fingerprint import fingerprint
 
-    return f"{spec.label}-{spec.key()}-{timestep}-ref{fingerprint()}.npz"
+    return f"{spec.label}-{spec.key()}{spread.suffix}-{timestep}-ref{fingerprint()}.npz"
 
 
 def simulate(
-    spec: SourceSpec, timestep: int = 3600, progress: bool = True, cache: Path | None = None
+    spec: SourceSpec,
+    timestep: int = 3600,
+    progress: bool = True,
+    cache: Path | None = None,
+    spread: StartSpread = NO_SPREAD,
 ) -> Trajectory:
     """Run the reference model over ``spec`` and record tile trajectories (cached as .npz in
     ``cache`` by the spec's hash and the reference's fingerprint, when given: after a change of
-    the reference's physics the trajectories are simulated again, not read)."""
-    path = cache / cache_name(spec, timestep) if cache else None
+    the reference's physics the trajectories are simulated again, not read). ``spread``: a
+    fresh start's (``spec.cold``) initial state drawn around the backends' (``start_spread``)."""
+    if spread.active and not spec.cold:
+        raise ValueError(f"{spec.label}: spread applies to fresh starts (spinup_days=0) only")
+    path = cache / cache_name(spec, timestep, spread) if cache else None
     if path is not None and path.exists():
         return Trajectory.load(path)
     run = setup(spec, timestep)
@@ -341,7 +350,7 @@ def simulate(
     backend = ReferenceBackend(run.config)
     dt = float(timestep)
     clock = StepClock(0, times[0], dt)
-    state = backend.initial_state(static, clock)
+    state = spread.apply(backend.initial_state(static, clock), spec.seed, spec.offset_days)
     spin = min(spec.spinup_days * 86_400 // timestep, len(times))
     for i in range(spin):
         state, _ = backend.step_tiles(

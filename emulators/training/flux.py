@@ -36,6 +36,7 @@ from emulators.training.sources import (
     TRAIN_SOURCES,
     VALIDATION_SOURCES,
 )
+from emulators.training.start_spread import StartSpread
 from emulators.training.trainer import Round, TrainResult, require_positive
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,12 @@ class FluxTrainConfig:
     # (``nets.flux_ensemble``: the members' mean); () trains one network alone (and is not
     # recorded in the manifest: ``recipes.base.recorded_config``)
     members: tuple[tuple[str, str], ...] = field(default=(), metadata={"recorded": "when set"})
+    # (water, temperature): the fresh-start windows of the training start from soil water and
+    # temperatures drawn around the backends' initial state (``start_spread.StartSpread``: half-
+    # widths, relative soil water [1] and K); (0, 0) starts them all from that state
+    cold_initial_spread: tuple[float, float] = field(
+        default=(0.0, 0.0), metadata={"recorded": "when set"}
+    )
 
     def __post_init__(self) -> None:
         if self.architecture != "flux_lstm":
@@ -98,6 +105,12 @@ class FluxTrainConfig:
         if not 0 < self.lr_final <= self.lr:
             raise ValueError("learning rates must satisfy 0 < lr_final <= lr")
         require_positive(self, "cold_starts", "cold_window", "cold_rows")
+        if len(self.cold_initial_spread) != 2:
+            raise ValueError("cold_initial_spread: must be (water, temperature)")
+        try:
+            StartSpread(*self.cold_initial_spread)
+        except ValueError as err:
+            raise ValueError(f"cold_initial_spread: {err}") from None
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
         if not 0.0 <= self.reset_fraction <= 1.0:

@@ -10,7 +10,8 @@ transient away from it. Here:
   (``coldstart.start_days``); every optimiser step runs ``cold_window`` steps from step 0 of
   ``cold_rows`` random rows of them, from the initial state with h = c = 0, closed-loop through
   the constraint layer; their loss (the same as the spun-up windows') is added with weight
-  ``cold_weight``;
+  ``cold_weight``; with ``cold_initial_spread`` (water, temperature) those trajectories start
+  from soil water and temperatures drawn around the initial state (``start_spread``);
 * **zero-state restarts** — at each spun-up window start, a fraction ``reset_fraction`` of the
   rows restarts its recurrent state from zero (a session resumed from a state without this
   emulator's h, c);
@@ -32,6 +33,7 @@ from emulators.training.batch import Batch
 from emulators.training.coldstart import fresh_specs, record_days, start_days
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.sources import TRAIN_SOURCES, VALIDATION_SOURCES
+from emulators.training.start_spread import StartSpread
 
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -102,7 +104,8 @@ def cold_batch(config: Any, cache: Path | None, progress: bool) -> Batch | None:
         return None
     days = window_days(config)
     specs = cold_specs(config.train, config.cold_starts, days, config.timestep)
-    trajs = [simulate(s, config.timestep, progress=progress, cache=cache) for s in specs]
+    spread = StartSpread(*config.cold_initial_spread)
+    trajs = [simulate(s, config.timestep, progress, cache, spread) for s in specs]
     return Batch.of(trajs, torch.float32)
 
 
