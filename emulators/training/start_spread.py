@@ -59,10 +59,10 @@ class StartSpread:
         w = state.tensors["w"]
         shape = tuple(w.shape)
         dw = torch.from_numpy(rng.uniform(-self.water, self.water, shape)).to(w.dtype)
-        dt = torch.from_numpy(rng.uniform(-self.temperature, self.temperature, shape))
-        dt = dt.to(state.tensors["ts"].dtype)
+        shift = torch.from_numpy(rng.uniform(-self.temperature, self.temperature, shape))
+        shift = shift.to(state.tensors["ts"].dtype)
         tensors = dict(state.tensors)
         tensors["w"] = w * (1.0 + dw / START_WATER)
-        tensors["ts"] = state.tensors["ts"] + dt
-        tensors["tsoil"] = state.tensors["tsoil"] + dt.unsqueeze(-1)
+        tensors["ts"] = state.tensors["ts"] + shift
+        tensors["tsoil"] = state.tensors["tsoil"] + shift.unsqueeze(-1)
         return LandState(tensors)
