@@ -29,6 +29,8 @@ Tensor = torch.Tensor
 
 LAKE_CAPACITY = 2000.0  # kg m-2 (2 m of water) for the water/ice tile
 SOIL_LAYERS = 3
+#: soil water of the state a session starts from, as a fraction of the capacity [1]
+INITIAL_RELATIVE_WATER = 0.75
 
 
 def class_constants(soil: SoilConfig, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
@@ -66,7 +68,7 @@ def initial_state(
     t0 = (302.0 - 45.0 * torch.sin(lat) ** 2).expand(m, n, k).clone()
     cleaf0 = 0.5 * const["lai_max"] / const["sla"] * const["vegetated"]
     tensors = {
-        "w": 0.75 * cap.clone(),
+        "w": INITIAL_RELATIVE_WATER * cap.clone(),
         "ts": t0,
         "tsoil": t0.unsqueeze(-1).expand(m, n, k, SOIL_LAYERS).clone(),
         "cleaf": cleaf0.expand(m, n, k).clone(),

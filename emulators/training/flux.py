@@ -131,6 +131,11 @@ class FluxTrainConfig:
                     f"non-empty strings, got {member!r}"
                 )
 
+    @property
+    def start_spread(self) -> StartSpread:
+        """:attr:`cold_initial_spread` as the fresh-start windows draw it."""
+        return StartSpread(*self.cold_initial_spread)
+
     def loop(self) -> trainer.Loop:
         """``epochs`` of ``windows_per_epoch`` windows, validated and checkpointed every epoch."""
         per_epoch = self.windows_per_epoch

@@ -33,7 +33,6 @@ from emulators.training.batch import Batch
 from emulators.training.coldstart import fresh_specs, record_days, start_days
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.sources import TRAIN_SOURCES, VALIDATION_SOURCES
-from emulators.training.start_spread import StartSpread
 
 Tensor = torch.Tensor
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -104,8 +103,7 @@ def cold_batch(config: Any, cache: Path | None, progress: bool) -> Batch | None:
         return None
     days = window_days(config)
     specs = cold_specs(config.train, config.cold_starts, days, config.timestep)
-    spread = StartSpread(*config.cold_initial_spread)
-    trajs = [simulate(s, config.timestep, progress, cache, spread) for s in specs]
+    trajs = [simulate(s, config.timestep, progress, cache, config.start_spread) for s in specs]
     return Batch.of(trajs, torch.float32)
 
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from emulators.landstep.surface import INITIAL_RELATIVE_WATER
 from emulators.protocol import LandState
 
-#: relative soil water of the backends' initial state (``landstep.initial_state``)
-START_WATER = 0.75
 WATER_MAX = 0.25  # 3/4 ± 1/4: from half to all of the capacity
 TEMPERATURE_MAX = 20.0  # K
 
@@ -62,7 +61,7 @@ class StartSpread:
         shift = torch.from_numpy(rng.uniform(-self.temperature, self.temperature, shape))
         shift = shift.to(state.tensors["ts"].dtype)
         tensors = dict(state.tensors)
-        tensors["w"] = w * (1.0 + dw / START_WATER)
+        tensors["w"] = w * (1.0 + dw / INITIAL_RELATIVE_WATER)
         tensors["ts"] = state.tensors["ts"] + shift
         tensors["tsoil"] = state.tensors["tsoil"] + shift.unsqueeze(-1)
         return LandState(tensors)
