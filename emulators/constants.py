@@ -35,3 +35,11 @@ SECONDS_PER_JULIAN_YEAR = DAYS_PER_JULIAN_YEAR * SECONDS_PER_DAY  # s, 31 557 60
 EARTH_RADIUS_KM = 6371.0  # km
 EARTH_RADIUS = EARTH_RADIUS_KM * 1000.0  # m, 6.371e6
 EARTH_MEAN_RADIUS_IUGG_KM = 6371.0088  # km (Moritz 2000, IUGG mean radius R1)
+
+#: the forcing's measurement heights of a session that names none [m above the zero-plane
+#: displacement]: wind 10 m, temperature and humidity 2 m (the WMO anemometer and screen heights)
+DEFAULT_HEIGHT_WIND = 10.0  # m
+DEFAULT_HEIGHT_TEMPERATURE = 2.0  # m
+#: the highest forcing height a session may name [m]: the surface layer's log profile (Monin-
+#: Obukhov similarity) holds up to about a tenth of the boundary layer's depth
+MAX_HEIGHT = 200.0  # m

@@ -175,3 +175,17 @@ class BatchableBackend(Protocol):
     def batch_key(self, clock: StepClock) -> Hashable | None:
         """All that the step takes from ``clock`` (None: never batch this step)."""
         ...
+
+
+@runtime_checkable
+class HeightAwareBackend(Protocol):
+    """A backend that knows the heights its forcing is measured at (CLM's ``forc_hgt``). A
+    backend without this method serves only ``emulators.constants.DEFAULT_HEIGHT_WIND``
+    / ``DEFAULT_HEIGHT_TEMPERATURE``."""
+
+    def at_heights(self, wind: float, temperature: float) -> LandBackend:
+        """This backend for forcing with wind at ``wind`` and temperature and humidity at
+        ``temperature`` metres above the zero-plane displacement: a backend sharing what does not
+        depend on them (``self`` where they are its own). Raises ValueError naming
+        ``height_wind`` or ``height_temperature`` and the heights it serves where it cannot."""
+        ...

@@ -165,6 +165,12 @@ module landcoupler_c
       integer(c_int), value :: lossy
       integer(c_int) :: c_options_set_record_options
     end function
+    function c_options_set_heights(o, wind, temperature) bind(c, name="lc_options_set_heights")
+      import :: c_ptr, c_int, c_double
+      type(c_ptr), value :: o
+      real(c_double), value :: wind, temperature
+      integer(c_int) :: c_options_set_heights
+    end function
     function c_open_with(s, cells, lat, lon, start, timestep, outputs, o) bind(c, name="lc_open_with")
       import :: c_ptr, c_int, c_int64_t, c_double, c_char
       type(c_ptr), value :: s, o

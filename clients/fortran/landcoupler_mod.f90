@@ -120,11 +120,13 @@ contains
   !> land_cover_fractions(cells, nclasses): per-cell class fractions (instead of land_cover).
   !> record_codec / record_codec_config / record_chunk_bytes: RecordOptions of record_url.
   !> stream / split_bytes: steps over the Exchange stream. tls_*: TLS (see lc_set_tls in C).
+  !> height_wind / height_temperature: heights of the forcing above the zero-plane displacement
+  !> (m; absent = 10 and 2), e.g. the model's lowest level (see lc_options_set_heights in C).
   subroutine lc_open(session, target, lat, lon, start, timestep, outputs, ierr, backend, &
                      land_cover, run_id, rank, record_url, checkpoint_url, checkpoint_every, &
                      token, land_cover_fractions, members, record_codec, record_codec_config, &
                      record_chunk_bytes, stream, split_bytes, tls_root_ca, tls_key, tls_cert, &
-                     tls_server_name)
+                     tls_server_name, height_wind, height_temperature)
     type(landcoupler_session), intent(inout) :: session
     character(len=*), intent(in) :: target, start
     real(c_double), intent(in) :: lat(:), lon(:)
@@ -138,7 +140,9 @@ contains
     real(c_double), intent(in), contiguous, optional :: land_cover_fractions(:, :)
     integer(int64), intent(in), optional :: record_chunk_bytes, split_bytes
     logical, intent(in), optional :: stream
+    real(c_double), intent(in), optional :: height_wind, height_temperature
     type(c_ptr) :: o
+    real(c_double) :: zu, zt
     integer(c_int32_t) :: r, every
     integer(c_int64_t) :: chunk
     integer :: rc
@@ -166,6 +170,13 @@ contains
                int(size(land_cover_fractions, 2), c_int32_t), land_cover_fractions, 1_c_int)))
     end if
     if (present(members)) rc = max(rc, int(c_options_set_members(o, int(members, c_int32_t), 0_c_int)))
+    if (present(height_wind) .or. present(height_temperature)) then
+      zu = 10.0_c_double
+      zt = 2.0_c_double
+      if (present(height_wind)) zu = height_wind
+      if (present(height_temperature)) zt = height_temperature
+      rc = max(rc, int(c_options_set_heights(o, zu, zt)))
+    end if
     rc = max(rc, int(c_options_set_checkpoint(o, opt(checkpoint_url), every)))
     rc = max(rc, int(c_options_set_record(o, opt(record_url))))
     if (present(record_codec) .or. present(record_chunk_bytes)) &

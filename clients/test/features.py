@@ -2,7 +2,7 @@
 (called by run_tests.py after its own checks; same server, plus a mutual-TLS one started here).
 
 - land-cover fractions and a zstd record from C: outputs == Python client with the same
-  fractions; ``landcoupler replay`` of the C record is bitwise and its outputs are the C ones;
+  fractions; forcing heights (30 m / 20 m) from C == Python; ``landcoupler replay`` of the C record is bitwise and its outputs are the C ones;
   bad options (fractions, class, record codec, keepbits on forcing) give Python's code/field/rule;
 - the Exchange stream at 16 384 cells: C unary == C stream (split and whole) == C stream through
   a connection cut == Python unary == Python stream; stream refusals == Python's;
@@ -155,6 +155,21 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
         same(work / "c_cover_classmajor_out.bin", py_cover),
         "C fractions given class-major (Fortran order): same outputs",
     )
+    py_heights = py_run(
+        client,
+        lat[cells],
+        lon[cells],
+        forcing[:, :, cells],
+        NT,
+        land_cover=cover[cells],
+        height_wind=30.0,
+        height_temperature=20.0,
+    )
+    check(
+        same(work / "c_heights_out.bin", py_heights),
+        "C forcing heights 30 m / 20 m: outputs == Python client, byte for byte",
+    )
+    check(py_heights.tobytes() != py_cover.tobytes(), "the forcing heights change the outputs")
     py_grass = py_run(client, lat[cells], lon[cells], forcing[:, :, cells], 2)
     check(py_grass.tobytes() != py_cover[:2].tobytes(), "the fractions change the outputs")
     if (work / "c_cover_out.bin").exists():
@@ -170,6 +185,8 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
                              record_options={"codec": {"id": "lzma"}}),
         "record_keepbits": dict(record_url=f"file://{work}/x.zarr",
                                 record_options={"fields": {"tas": {"id": "zstd", "keepbits": 10}}}),
+        "height_range": dict(height_wind=0.0),
+        "height_backend": dict(backend="torchscript", height_temperature=1.5),
     }  # fmt: skip
     compare_errors(check, "C", work / "c_feat_errors.txt",
                    {k: py_error(lambda v=v: client.open_session(**kw, **v).close())
@@ -264,6 +281,9 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
         f_want = {
             "wrong_ca": want["wrong_ca"],
             "cover_sum": py_error(lambda: py_tls.open_session(**kw, land_cover=bad).close()),
+            "height_backend": py_error(
+                lambda: py_tls.open_session(**kw, backend="torchscript", height_wind=2.0).close()
+            ),
         }
         compare_errors(check, "Fortran TLS", work / "f_feat_errors.txt", f_want)
         py_tls.close()

@@ -115,6 +115,18 @@ static int cover_test(const char *target, const char *dir) {
   lc_close(s);
   lc_session_free(s);
 
+  /* the forcing measured at 30 m (wind) and 20 m (temperature): the model's lowest level */
+  o = lc_options_new();
+  lc_options_set_land_cover_fractions(o, NC, NK, cover, 0);
+  CHECK(lc_options_set_heights(o, 30.0, 20.0) == LC_OK, "heights");
+  s = lc_session_new(target, NULL);
+  rc = lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o);
+  CHECK(rc == LC_OK, "open at 30 m / 20 m: %d %s", rc, lc_error_message(s));
+  lc_options_free(o);
+  run48(s, dir, "c_heights_out.bin");
+  lc_close(s);
+  lc_session_free(s);
+
   /* refused options: the server's code/field/rule (compared with the Python client) */
   FILE *log = fopen(path_of(dir, "c_feat_errors.txt"), "w");
   s = lc_session_new(target, NULL);
@@ -140,6 +152,19 @@ static int cover_test(const char *target, const char *dir) {
   lc_options_set_record_options(o, NULL, NULL, 0, 0, 0);
   lc_options_set_record_field(o, "tas", "zstd", NULL, 10);
   log_error(log, "record_keepbits", lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o), s);
+  lc_options_free(o);
+  o = lc_options_new();
+  lc_options_set_heights(o, 0.0, 2.0);
+  log_error(log, "height_range", lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o), s);
+  lc_options_set_heights(o, 10.0, 2.0);
+  lc_options_set_backend(o, "torchscript");
+  lc_session *t = lc_session_new(target, NULL);
+  rc = lc_open_with(t, NC, lat, lon, START, 3600, OUTPUTS, o);
+  CHECK(rc == LC_OK, "torchscript at the default heights, named: %d %s", rc, lc_error_message(t));
+  CHECK(lc_close(t) == LC_OK, "close: %s", lc_error_message(t));
+  lc_session_free(t);
+  lc_options_set_heights(o, 10.0, 1.5);
+  log_error(log, "height_backend", lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o), s);
   lc_options_free(o);
   lc_session_free(s);
   fclose(log);

@@ -30,9 +30,16 @@ from coupler.errors import (
     ResourceExhausted,
 )
 from coupler.spec import SessionSpec
+from emulators import constants as C
 from emulators import variables as V
 from emulators.landstep.nitrogen import with_nitrogen
-from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import (
+    HeightAwareBackend,
+    LandBackend,
+    LandState,
+    LandStatic,
+    StepClock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +336,44 @@ class SessionManager:
     def _backend_for(self, spec: SessionSpec) -> LandBackend:
         """The backend a session of ``spec`` steps: the shared instance of its name, wrapped to
         hold the vegetation when the spec freezes it."""
-        backend = self._backend(spec.backend)
+        backend = self._at_heights(self._backend(spec.backend), spec)
         if spec.freeze_vegetation_year is not None:
             return FrozenVegetation(backend, spec.freeze_vegetation_year)
         return backend
+
+    def _at_heights(self, backend: LandBackend, spec: SessionSpec) -> LandBackend:
+        """``backend`` at the spec's forcing heights: itself at the defaults, else the one
+        instance per (name, heights) that ``HeightAwareBackend.at_heights`` builds. A backend
+        that cannot serve them (or knows no heights) is refused, rule ``backend_heights``."""
+        heights = (spec.height_wind, spec.height_temperature)
+        if heights == (C.DEFAULT_HEIGHT_WIND, C.DEFAULT_HEIGHT_TEMPERATURE):
+            return backend
+        key = f"{spec.backend}@{heights[0]!r}/{heights[1]!r}"
+        with self._lock:
+            found = self._backends.get(key)
+        if found is not None:
+            return found
+        if not isinstance(backend, HeightAwareBackend):
+            raise InvalidArgument(
+                f"height_wind: the {spec.backend!r} backend serves forcing at "
+                f"{C.DEFAULT_HEIGHT_WIND:g} m (wind) / {C.DEFAULT_HEIGHT_TEMPERATURE:g} m "
+                "(temperature) only",
+                field="height_wind"
+                if heights[0] != C.DEFAULT_HEIGHT_WIND
+                else "height_temperature",
+                rule="backend_heights",
+            )
+        try:
+            built = backend.at_heights(*heights)
+        except ValueError as exc:
+            message = str(exc)
+            field = getattr(exc, "field", None) or message.split(":", 1)[0]
+            if field not in ("height_wind", "height_temperature"):
+                field = "height_wind"
+            rule = getattr(exc, "rule", None) or "backend_heights"
+            raise InvalidArgument(message, field=field, rule=rule) from exc
+        with self._lock:
+            return self._backends.setdefault(key, built)
 
     def _backend(self, name: str) -> LandBackend:
         with self._lock:

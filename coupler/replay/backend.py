@@ -56,6 +56,19 @@ class RecordBackend:
         self.version = f"record:{self.source.url}"
         self._block: Block | None = None
 
+    def at_heights(self, wind: float, temperature: float) -> RecordBackend:
+        """``HeightAwareBackend``: the record's own forcing heights only (its outputs were
+        computed at them)."""
+        spec = self.source.spec
+        recorded = (spec.height_wind, spec.height_temperature)
+        if (wind, temperature) != recorded:
+            name = "height_wind" if wind != recorded[0] else "height_temperature"
+            raise RecordBackendError(
+                f"{name}: the record was computed at {recorded[0]:g} m (wind) / {recorded[1]:g} m "
+                f"(temperature), got {wind:g} m / {temperature:g} m", name, "record_heights",
+            )  # fmt: skip
+        return self
+
     # ---- the Protocol ------------------------------------------------------------------------
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
         self._check_cells(static)

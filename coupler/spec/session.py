@@ -30,7 +30,12 @@ from coupler.spec.record import RecordOptions
 from coupler.spec.times import parse_start
 from emulators import landcover as P
 from emulators import variables as V
-from emulators.constants import SECONDS_PER_DAY
+from emulators.constants import (
+    DEFAULT_HEIGHT_TEMPERATURE,
+    DEFAULT_HEIGHT_WIND,
+    MAX_HEIGHT,
+    SECONDS_PER_DAY,
+)
 
 #: ensemble size of a session with assimilation when none is given
 DEFAULT_DA_MEMBERS = 20
@@ -59,6 +64,10 @@ class SessionSpec:
     (:class:`~coupler.spec.record.RecordOptions`; None = its defaults, all lossless).
     parameters_url: a calibrated parameter map (Zarr, docs/calibration.md), read and checked
     when the session opens (None = the class defaults).
+    height_wind, height_temperature: heights of the forcing above the zero-plane displacement
+    [m]: sfcWind's, and tas/huss's (e.g. the atmospheric model's lowest level; CLM's
+    ``forc_hgt``); finite, in (0, ``MAX_HEIGHT``] (rule ``range``). Whether the backend serves
+    them is checked when the session opens (rule ``backend_heights``).
     """
 
     grid: GridSpec
@@ -78,6 +87,8 @@ class SessionSpec:
     freeze_vegetation_year: int | None = None
     record_options: RecordOptions | None = None
     parameters_url: str | None = None
+    height_wind: float = DEFAULT_HEIGHT_WIND
+    height_temperature: float = DEFAULT_HEIGHT_TEMPERATURE
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, GridSpec):
@@ -122,6 +133,20 @@ class SessionSpec:
                     f"must be a year in 1..9999 or unset, got {year!r}",
                 )
             object.__setattr__(self, "freeze_vegetation_year", int(year))
+        for name in ("height_wind", "height_temperature"):
+            height = getattr(self, name)
+            if (
+                isinstance(height, bool)
+                or not isinstance(height, int | float | np.integer | np.floating)
+                or not np.isfinite(height)
+                or not 0.0 < height <= MAX_HEIGHT
+            ):
+                raise bad(
+                    name,
+                    "range",
+                    f"must be a finite height in (0, {MAX_HEIGHT:g}] m, got {height!r}",
+                )
+            object.__setattr__(self, name, float(height))
         if self.record_options is not None and not isinstance(self.record_options, RecordOptions):
             raise bad(
                 "record_options",
@@ -295,6 +320,8 @@ class SessionSpec:
             if self.record_options is None
             else self.record_options.to_dict(),
             "parameters_url": self.parameters_url,
+            "height_wind": self.height_wind,
+            "height_temperature": self.height_temperature,
         }
 
     def to_json(self, include_arrays: bool = True) -> str:
@@ -343,6 +370,9 @@ class SessionSpec:
             if d.get("record_options") is None
             else RecordOptions.from_dict(d["record_options"]),
             parameters_url=d.get("parameters_url"),
+            # specs written before sessions had heights ran at the defaults
+            height_wind=d.get("height_wind", DEFAULT_HEIGHT_WIND),
+            height_temperature=d.get("height_temperature", DEFAULT_HEIGHT_TEMPERATURE),
         )
 
     @staticmethod

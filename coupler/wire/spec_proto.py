@@ -32,6 +32,7 @@ def to_request(spec: SessionSpec) -> pb.OpenSessionRequest:
         record_url=spec.record_url or "", start_rfc3339=format_time(spec.start),
         freeze_vegetation_year=spec.freeze_vegetation_year or 0,
         parameters_url=spec.parameters_url or "",
+        height_wind=spec.height_wind, height_temperature=spec.height_temperature,
     )  # fmt: skip
     grid = spec.grid
     F.encode_into(req.lat, "lat", grid.lat, "degrees_north")
@@ -101,7 +102,14 @@ def from_request(
         freeze_vegetation_year=int(request.freeze_vegetation_year) or None,
         record_options=_record_options_of(request),
         parameters_url=request.parameters_url,
+        **_heights_of(request),
     )
+
+
+def _heights_of(request: pb.OpenSessionRequest) -> dict[str, float]:
+    """The request's forcing heights that are set (unset ones keep the spec's defaults)."""
+    names = ("height_wind", "height_temperature")
+    return {name: getattr(request, name) for name in names if request.HasField(name)}
 
 
 def assimilation_options(config: AssimilationConfig) -> pb.AssimilationOptions:

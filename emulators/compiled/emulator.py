@@ -75,6 +75,7 @@ from emulators.compiled.features import step_local_hour
 from emulators.compiled.kept_rows import KeptRows
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
+from emulators.constants import DEFAULT_HEIGHT_TEMPERATURE, DEFAULT_HEIGHT_WIND
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
 from emulators.protocol import LandState, LandStatic, StepClock
@@ -165,6 +166,23 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         #: gather, copy and scatter (the same arithmetic, every bit the same); False: gather
         #: and scatter anyway (the tests compare the two)
         self.identity_rows = True
+
+    def at_heights(self, wind: float, temperature: float) -> EmulatorBackend:
+        """``HeightAwareBackend``: the flux networks have no height input (their features are
+        the forcing's values alone) and were trained mostly on forcing at the default heights,
+        so this backend serves those only (``self``) and refuses others, naming the heights it
+        serves; the ``reference`` and ``hybrid`` backends take any."""
+        served = (DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE)
+        if (wind, temperature) == served:
+            return self
+        name = "height_wind" if wind != served[0] else "height_temperature"
+        nets = ", ".join(self._fluxes[dt].manifest.name for dt in self.timesteps)
+        raise ValueError(
+            f"{name}: the {self.name!r} backend's flux networks ({nets}) have no height input "
+            f"and serve forcing at {served[0]:g} m (wind) / {served[1]:g} m (temperature) only, "
+            f"got {wind:g} m / {temperature:g} m; the 'reference' and 'hybrid' backends take "
+            "any heights"
+        )
 
     @property
     def physics(self) -> str:

@@ -55,8 +55,14 @@ class HybridBackend(ReferenceBackend):
         if loader not in CANOPY_LOADERS:
             raise ValueError(f"loader: must be one of {CANOPY_LOADERS}, got {loader!r}")
         self.loader = loader
+        self.artifact = artifact
         self.manifest = Manifest.load(artifact)
         self.net = net if net is not None else load_artifact(self.manifest, artifact, loader, "cpu")
+
+    def _with_config(self, config: ReferenceConfig) -> HybridBackend:
+        """At other forcing heights: the canopy network has no height input (its inputs are
+        the leaf's), so the loaded network is shared."""
+        return HybridBackend(config, self.loader, self.artifact, self.net)
 
     def _canopy(self, **inputs: Any) -> photosynthesis.CanopyExchange:
         names = [name for name, _, _ in CANOPY_INPUTS]

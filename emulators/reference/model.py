@@ -26,8 +26,9 @@ management.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -66,8 +67,8 @@ class Surface(enum.Enum):
 class ReferenceConfig:
     surface: Surface = Surface.LAND
     soil: SoilConfig = field(default_factory=SoilConfig)
-    height_wind: float = 10.0  # m above the zero-plane displacement
-    height_temperature: float = 2.0  # m
+    height_wind: float = C.DEFAULT_HEIGHT_WIND  # m above the zero-plane displacement
+    height_temperature: float = C.DEFAULT_HEIGHT_TEMPERATURE  # m
     newton_iterations: int = 8
     stability_updates: int = 3  # Newton iterations that re-evaluate the stability correction
     photosynthesis_iterations: int = 6
@@ -86,8 +87,10 @@ class ReferenceConfig:
             raise ValueError(
                 f"cell_block must be 0 (no blocks) or a positive multiple of {CELL_BLOCK_MULTIPLE}"
             )
-        if self.height_wind <= 0 or self.height_temperature <= 0:
-            raise ValueError("height_wind and height_temperature must be positive")
+        for name in ("height_wind", "height_temperature"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: must be a finite height > 0 m, got {value!r}")
         if self.newton_iterations < 1 or self.photosynthesis_iterations < 1:
             raise ValueError("iteration counts must be >= 1")
         if not 0 <= self.stability_updates <= self.newton_iterations:
@@ -181,6 +184,19 @@ class ReferenceBackend(landstep.TileBackend[ReferenceConfig]):
 
     def initial_state(self, static: LandStatic, clock: StepClock) -> LandState:
         return landstep.initial_state(static, self._const, accumulators=ACCUMULATORS)
+
+    def at_heights(self, wind: float, temperature: float) -> ReferenceBackend:
+        """``HeightAwareBackend``: the model at these forcing heights [m] (any positive ones;
+        the log profile's heights below the roughness are handled by ``exchange``)."""
+        if (wind, temperature) == (self.config.height_wind, self.config.height_temperature):
+            return self
+        return self._with_config(
+            replace(self.config, height_wind=float(wind), height_temperature=float(temperature))
+        )
+
+    def _with_config(self, config: ReferenceConfig) -> ReferenceBackend:
+        """A backend of this class with ``config`` (subclasses add what they share)."""
+        return type(self)(config)
 
     #: ``BatchableBackend``: a joined domain is bitwise its parts when every part is a multiple
     #: of ``CELL_BLOCK_MULTIPLE`` cells (the argument of ``ReferenceConfig.cell_block``: every

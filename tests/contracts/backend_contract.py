@@ -3,9 +3,9 @@
 Subclass :class:`LandBackendContract` as ``TestSomething`` and implement ``make_backend`` (as
 zarr-python's ``StoreTests``): shapes and units of the outputs, exact energy and water closure at
 every step, inputs left untouched, explicit state round trip (state_dict → new LandState →
-identical continuation), determinism, checkpoint/resume through ``torch.save``/``torch.load``, and
-precise errors for bad forcing. The checks use only the Protocol and the registry, never a
-backend's internals.
+identical continuation), determinism, checkpoint/resume through ``torch.save``/``torch.load``,
+precise errors for bad forcing, and the forcing heights it serves. The checks use only the
+Protocol and the registry, never a backend's internals.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from emulators import parameters as P
+from emulators.constants import DEFAULT_HEIGHT_TEMPERATURE, DEFAULT_HEIGHT_WIND
 from emulators.constraints import energy_residual, water_residual
 from emulators.physics import saturation_specific_humidity
-from emulators.protocol import LandBackend, LandState, LandStatic, StepClock
+from emulators.protocol import HeightAwareBackend, LandBackend, LandState, LandStatic, StepClock
 from emulators.variables import LAND_OUTPUTS, REGISTRY, VariableError, check
 
 ENERGY_TOL = 1e-3  # W m-2, every step
@@ -150,6 +151,27 @@ class LandBackendContract(abc.ABC):
     def test_implements_the_protocol(self, backend: LandBackend) -> None:
         assert isinstance(backend, LandBackend)
         assert isinstance(backend.name, str) and backend.name
+
+    def test_forcing_heights(self, backend: LandBackend) -> None:
+        """``HeightAwareBackend``: at the default heights (10 m / 2 m) the backend itself; at
+        others either a backend whose fluxes differ and still close energy every step, or a
+        ValueError naming the height it does not serve (a session is then refused with rule
+        ``backend_heights``)."""
+        assert isinstance(backend, HeightAwareBackend)
+        assert backend.at_heights(DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE) is backend
+        try:
+            other = backend.at_heights(2.0, 2.0)
+        except ValueError as exc:
+            assert str(exc).startswith("height_wind:"), str(exc)
+            return
+        assert isinstance(other, LandBackend) and other is not backend
+        static, clock = self.static(seed=7), self.clock()
+        _, _, base = self.run(backend, backend.initial_state(static, clock), static, clock, 3)
+        _, _, outs = self.run(other, other.initial_state(static, clock), static, clock, 3)
+        assert not torch.equal(base[-1]["hfss"], outs[-1]["hfss"])
+        for out in outs:
+            residual = energy_residual(out["rns"], out["hfls"], out["hfss"], out["hfdsl"])
+            assert float(residual.abs().max()) <= ENERGY_TOL
 
     def test_outputs_have_shapes_units_and_valid_values(self, backend: LandBackend) -> None:
         static, clock = self.static(), self.clock()

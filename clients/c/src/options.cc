@@ -203,6 +203,10 @@ int lc_options_set_freeze_vegetation_year(lc_options *o, int32_t year) {
   LC_GUARD(o->req.set_freeze_vegetation_year(year))
 }
 
+int lc_options_set_heights(lc_options *o, double height_wind, double height_temperature) {
+  LC_GUARD(o->req.set_height_wind(height_wind); o->req.set_height_temperature(height_temperature))
+}
+
 int lc_open_with(lc_session *s, int64_t cells, const double *lat, const double *lon,
                  const char *start, int64_t timestep, const char *outputs, const lc_options *o) {
   if (!s) return LC_CLIENT_ERROR;

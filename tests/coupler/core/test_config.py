@@ -93,6 +93,14 @@ CONFIG_CASES = [
     ({"checkpoint_every": 5}, "checkpoint_every", "needs_checkpoint_url"),
     ({"checkpoint_url": ""}, "checkpoint_url", "url"),
     ({"record_url": "  "}, "record_url", "url"),
+    ({"height_wind": 0.0}, "height_wind", "range"),
+    ({"height_wind": -10.0}, "height_wind", "range"),
+    ({"height_wind": 200.5}, "height_wind", "range"),
+    ({"height_wind": float("inf")}, "height_wind", "range"),
+    ({"height_wind": True}, "height_wind", "range"),
+    ({"height_wind": "10"}, "height_wind", "range"),
+    ({"height_temperature": float("nan")}, "height_temperature", "range"),
+    ({"height_temperature": 0}, "height_temperature", "range"),
 ]
 
 
@@ -171,3 +179,23 @@ def test_json_round_trip_is_exact() -> None:
     assert "lat" not in slim["grid"] and slim["grid"]["n_cells"] == N
     again = SessionSpec.from_dict(slim, cfg.arrays())
     assert again.to_json() == cfg.to_json()
+
+
+def test_forcing_heights_default_round_trip_and_old_specs() -> None:
+    """Unset heights are the WMO ones (10 m wind, 2 m temperature); set ones survive JSON; a
+    spec written before sessions had heights (a checkpoint's, a record's) reads as the defaults."""
+    assert (config(N).height_wind, config(N).height_temperature) == (10.0, 2.0)
+    cfg = config(N, height_wind=np.float32(33.5), height_temperature=np.int64(20))
+    assert (cfg.height_wind, cfg.height_temperature) == (33.5, 20.0)
+    assert type(cfg.height_wind) is float and type(cfg.height_temperature) is float
+    back = SessionSpec.from_dict(json.loads(cfg.to_json()))
+    assert (back.height_wind, back.height_temperature) == (33.5, 20.0)
+    old = json.loads(cfg.to_json())
+    del old["height_wind"], old["height_temperature"]
+    assert (
+        SessionSpec.from_dict(old).height_wind,
+        SessionSpec.from_dict(old).height_temperature,
+    ) == (
+        10.0,
+        2.0,
+    )

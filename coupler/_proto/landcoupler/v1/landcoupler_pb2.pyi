@@ -106,7 +106,7 @@ class DescribeReply(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., variables: _Optional[_Iterable[_Union[VariableInfo, _Mapping]]] = ..., codecs: _Optional[_Iterable[str]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from", "assimilation", "freeze_vegetation_year", "record_options", "parameters_url")
+    __slots__ = ("lat", "lon", "area", "land_fraction", "grid_shape", "start_rfc3339", "start_time", "timestep", "outputs", "backend", "land_cover_name", "land_cover_fractions", "run_id", "rank", "members", "output_spread", "checkpoint_url", "checkpoint_every", "record_url", "resume_from", "assimilation", "freeze_vegetation_year", "record_options", "parameters_url", "height_wind", "height_temperature")
     LAT_FIELD_NUMBER: _ClassVar[int]
     LON_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,8 @@ class OpenSessionRequest(_message.Message):
     FREEZE_VEGETATION_YEAR_FIELD_NUMBER: _ClassVar[int]
     RECORD_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_URL_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_WIND_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     lat: Field
     lon: Field
     area: Field
@@ -155,7 +157,9 @@ class OpenSessionRequest(_message.Message):
     freeze_vegetation_year: int
     record_options: RecordOptions
     parameters_url: str
-    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ..., assimilation: _Optional[_Union[AssimilationOptions, _Mapping]] = ..., freeze_vegetation_year: _Optional[int] = ..., record_options: _Optional[_Union[RecordOptions, _Mapping]] = ..., parameters_url: _Optional[str] = ...) -> None: ...
+    height_wind: float
+    height_temperature: float
+    def __init__(self, lat: _Optional[_Union[Field, _Mapping]] = ..., lon: _Optional[_Union[Field, _Mapping]] = ..., area: _Optional[_Union[Field, _Mapping]] = ..., land_fraction: _Optional[_Union[Field, _Mapping]] = ..., grid_shape: _Optional[_Iterable[int]] = ..., start_rfc3339: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestep: _Optional[int] = ..., outputs: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., land_cover_name: _Optional[str] = ..., land_cover_fractions: _Optional[_Union[Field, _Mapping]] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., members: _Optional[int] = ..., output_spread: _Optional[bool] = ..., checkpoint_url: _Optional[str] = ..., checkpoint_every: _Optional[int] = ..., record_url: _Optional[str] = ..., resume_from: _Optional[str] = ..., assimilation: _Optional[_Union[AssimilationOptions, _Mapping]] = ..., freeze_vegetation_year: _Optional[int] = ..., record_options: _Optional[_Union[RecordOptions, _Mapping]] = ..., parameters_url: _Optional[str] = ..., height_wind: _Optional[float] = ..., height_temperature: _Optional[float] = ...) -> None: ...
 
 class RecordOptions(_message.Message):
     __slots__ = ("codec", "fields", "chunk_bytes", "shard_chunks", "lossy_forcing")
