@@ -31,6 +31,39 @@ class TimestepError(ValueError):
     rule = "trained_timestep"
 
 
+class HeightsError(ValueError):
+    """The session's forcing heights are not served: the flux network of its step has no height
+    input, or was trained on other heights. ``field`` names the height, ``rule`` is
+    ``"backend_heights"``."""
+
+    rule = "backend_heights"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+#: the ranges of measurement heights [m] a height-aware flux network was trained at
+#: (``{"wind": [low, high], "temperature": [low, high]}``, its manifest's ``training.heights``)
+HeightRanges = dict[str, list[float]]
+
+
+def trained_heights(manifest: Manifest) -> HeightRanges | None:
+    """The heights ``manifest``'s network was trained at, where it takes them as inputs (its
+    inputs end with ``HEIGHT_FEATURES``); None for a network without a height input."""
+    from emulators.compiled.features import HEIGHT_FEATURES
+
+    names = [c.name for c in manifest.inputs[0].channels] if manifest.inputs else []
+    if names[-len(HEIGHT_FEATURES) :] != [f.name for f in HEIGHT_FEATURES]:
+        return None
+    found = manifest.training.get("heights")
+    if not found:
+        raise ValueError(
+            f"{manifest.name}: takes the heights but its manifest has no training.heights"
+        )
+    return {k: [float(v) for v in found[k]] for k in ("wind", "temperature")}
+
+
 @dataclass(frozen=True)
 class LoadedFlux:
     """A loaded flux emulator: its manifest, callable, recurrent state widths and the
@@ -42,14 +75,18 @@ class LoadedFlux:
     hidden: int
     c_width: int
     spin_up: int = 0
+    #: the measurement heights it was trained at (``trained_heights``); None: no height input
+    heights: HeightRanges | None = None
 
     @classmethod
     def of(cls, manifest: Manifest, net: Callable[..., Any]) -> LoadedFlux:
-        """``net`` with the widths and spin-up its manifest's ``recurrent_state`` records."""
+        """``net`` with the widths and spin-up its manifest's ``recurrent_state`` records, and
+        the heights it takes (``trained_heights``)."""
         state = manifest.recurrent_state
         hidden = int(state["hidden"])
         c_width = int(state.get("c_width", hidden))
-        return cls(manifest, net, hidden, c_width, int(state.get("spin_up", 0)))
+        spin = int(state.get("spin_up", 0))
+        return cls(manifest, net, hidden, c_width, spin, trained_heights(manifest))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ same way (``phenology="reference"`` needs none).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from emulators import parameters as P
 from emulators.compiled import flux_step, inductor, open_water, row_step
 from emulators.compiled.artifacts import (
     LOADERS,
+    HeightsError,
     LoadedFlux,
     LoadedLAI,
     Loader,
@@ -79,6 +81,7 @@ from emulators.constants import DEFAULT_HEIGHT_TEMPERATURE, DEFAULT_HEIGHT_WIND
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
 from emulators.protocol import LandState, LandStatic, StepClock
+from emulators.reference.model import ReferenceConfig
 from emulators.variables import REQUIRED_FORCING
 
 Tensor = torch.Tensor
@@ -90,6 +93,24 @@ RECURRENT = ("lstm_h", "lstm_c")
 #: rows per call of the ``fused`` operator: it cuts rows into cache-sized blocks itself, and
 #: one call's h and c come right after a zero row (the new state's table, ``dense_rows``)
 FUSED_CHUNK_ROWS = 262_144
+
+
+#: the heights [m] of a session that names none (and of every network without a height input)
+DEFAULT_HEIGHTS = (DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE)
+
+
+def _check_heights(flux: LoadedFlux, wind: float, temperature: float) -> None:
+    """:class:`HeightsError` unless (``wind``, ``temperature``) lie in the ranges ``flux`` (a
+    network with the height features) was trained at."""
+    assert flux.heights is not None
+    for name, value in (("wind", wind), ("temperature", temperature)):
+        low, high = flux.heights[name]
+        if not low <= value <= high:
+            raise HeightsError(
+                f"height_{name}: {flux.manifest.name} was trained at {name} heights "
+                f"{low:g}-{high:g} m, got {value:g} m (outside that range it would extrapolate)",
+                f"height_{name}",
+            )
 
 
 class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
@@ -150,6 +171,8 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.version = self.flux_manifest.code_version
         self._const = landstep.class_constants(cfg.soil, torch.float64)
         self._water = open_water.OpenWater() if cfg.open_water else None
+        #: (wind, temperature) heights [m] of the forcing this backend serves (``at_heights``)
+        self.heights: tuple[float, float] = DEFAULT_HEIGHTS
         compile_physics = loader == "fused" if cfg.compile_physics is None else cfg.compile_physics
         if compile_physics and self.device.type != "cpu":
             raise ValueError(f"compile_physics: needs the CPU device, got {device!r}")
@@ -168,20 +191,42 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
         self.identity_rows = True
 
     def at_heights(self, wind: float, temperature: float) -> EmulatorBackend:
-        """``HeightAwareBackend``: the flux networks have no height input (their features are
-        the forcing's values alone) and were trained mostly on forcing at the default heights,
-        so this backend serves those only (``self``) and refuses others, naming the heights it
-        serves; the ``reference`` and ``hybrid`` backends take any."""
-        served = (DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE)
-        if (wind, temperature) == served:
+        """``HeightAwareBackend``: a flux network with the height features (``trained_heights``)
+        serves the heights inside the ranges it was trained at, one without them the default
+        heights only (its features are the forcing's values alone). The backend at other
+        heights shares the networks; its water rows run at them. Heights that no network here
+        serves are refused (:class:`HeightsError`); a step length whose network does not serve
+        them is refused when the session starts (``flux_for``)."""
+        if (wind, temperature) == self.heights:
             return self
-        name = "height_wind" if wind != served[0] else "height_temperature"
-        nets = ", ".join(self._fluxes[dt].manifest.name for dt in self.timesteps)
-        raise ValueError(
-            f"{name}: the {self.name!r} backend's flux networks ({nets}) have no height input "
-            f"and serve forcing at {served[0]:g} m (wind) / {served[1]:g} m (temperature) only, "
-            f"got {wind:g} m / {temperature:g} m; the 'reference' and 'hybrid' backends take "
-            "any heights"
+        if (wind, temperature) != DEFAULT_HEIGHTS:
+            aware = [f for f in self._fluxes.values() if f.heights is not None]
+            if not aware:
+                raise self._not_served(wind, temperature, None)
+            for flux in aware:
+                _check_heights(flux, wind, temperature)
+        other = copy.copy(self)
+        other.heights = (float(wind), float(temperature))
+        other._rows_cache, other._kept = None, KeptRows()  # per-instance step caches
+        if self._water is not None:
+            other._water = open_water.OpenWater(
+                ReferenceConfig(height_wind=wind, height_temperature=temperature)
+            )
+        return other
+
+    def _not_served(self, wind: float, temperature: float, flux: LoadedFlux | None) -> HeightsError:
+        name = "height_wind" if wind != DEFAULT_HEIGHTS[0] else "height_temperature"
+        nets = (
+            flux.manifest.name
+            if flux is not None
+            else ", ".join(self._fluxes[dt].manifest.name for dt in self.timesteps)
+        )
+        return HeightsError(
+            f"{name}: the {self.name!r} backend's flux network(s) ({nets}) have no height input "
+            f"and serve forcing at {DEFAULT_HEIGHTS[0]:g} m (wind) / {DEFAULT_HEIGHTS[1]:g} m "
+            f"(temperature) only, got {wind:g} m / {temperature:g} m; the 'reference' and "
+            "'hybrid' backends take any heights",
+            name,
         )
 
     @property
@@ -193,8 +238,16 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
 
     # ------------------------------------------------------------------------------------------
     def flux_for(self, dt: float) -> LoadedFlux:
-        """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`."""
-        return for_dt(self._fluxes, dt, f"the {self.name} backend has flux emulators", "")
+        """The flux emulator trained for steps of ``dt`` seconds, else :class:`TimestepError`;
+        one that does not serve this backend's heights: :class:`HeightsError`."""
+        flux: LoadedFlux = for_dt(
+            self._fluxes, dt, f"the {self.name} backend has flux emulators", ""
+        )
+        if self.heights != DEFAULT_HEIGHTS:
+            if flux.heights is None:
+                raise self._not_served(*self.heights, flux)
+            _check_heights(flux, *self.heights)
+        return flux
 
     def lai_for(self, dt: float) -> LoadedLAI | None:
         """The LAI emulator trained on land steps of ``dt`` seconds (None with the reference
@@ -296,6 +349,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                 key: forcing[key].to(torch.float64).expand(m, n).reshape(m * n)
                 for key in REQUIRED_FORCING
             }
+        heights = torch.tensor([self.heights], dtype=torch.float64)
         blocks = row_step.row_blocks(rows.n, cfg.row_block)
         # every (member, cell, tile) entry is a row, in order (all tiles, or full cover): rows
         # are slices of the dense state, and one block's results are the new state as they are
@@ -345,6 +399,7 @@ class EmulatorBackend(landstep.TileBackend[EmulatorConfig]):
                     step_local_hour(clock.seconds_of_day, g(static.lon, cell), clock.dt),
                     statics.features[s],
                     row_step.surface_rows(statics.surface, s),
+                    None if flux.heights is None else heights.expand(idx.shape[0], 2),
                 )
                 h, c = (g(t[k]) if (r := kept[k]) is None else r[s] for k in RECURRENT)
                 acc = {key: g(t[key]) for key in LAI_ACCUMULATORS}

@@ -69,6 +69,29 @@ FLUX_FEATURES: tuple[Feature, ...] = (
     *_encodings(),
 )
 N_FLUX_FEATURES = len(FLUX_FEATURES)
+#: appended to ``FLUX_FEATURES`` for a network trained at several measurement heights (its
+#: manifest's inputs end with them): the heights of the forcing a row is driven with
+HEIGHT_FEATURES: tuple[Feature, ...] = (
+    Feature("log_height_wind", "ln(m)", "ln of sfcWind's height above the zero-plane displacement"),
+    Feature(
+        "log_height_temperature",
+        "ln(m)",
+        "ln of tas/huss's height above the zero-plane displacement",
+    ),
+)
+
+
+def flux_input_features(width: int) -> tuple[Feature, ...]:
+    """The features of a flux network taking ``width`` inputs: ``FLUX_FEATURES``, or those and
+    ``HEIGHT_FEATURES`` (a network trained at several measurement heights)."""
+    if width == N_FLUX_FEATURES:
+        return FLUX_FEATURES
+    if width == N_FLUX_FEATURES + len(HEIGHT_FEATURES):
+        return FLUX_FEATURES + HEIGHT_FEATURES
+    raise ValueError(
+        f"n_features: a flux network takes {N_FLUX_FEATURES} features, or "
+        f"{N_FLUX_FEATURES + len(HEIGHT_FEATURES)} with the measurement heights, got {width}"
+    )
 
 
 def doy_encoding(doy: Tensor) -> Tensor:
@@ -124,15 +147,17 @@ def flux_features(
     local_hour: Tensor | None,
     static: Tensor | None = None,
     dtype: torch.dtype | None = None,
+    heights: Tensor | None = None,
 ) -> Tensor:
-    """(row, N_FLUX_FEATURES) in the order of ``FLUX_FEATURES``. ``forcing`` holds (row,) tensors
-    of the required forcing in registry units; ``tsoil`` is (row, 3); ``params`` (row, 12);
-    ``tile`` (row,) class indices; ``doy`` (row,) day of year; ``local_hour`` (row,) hours, or
-    ``None`` at steps of a day or longer (``hour_encoding``). ``static``: the rows'
-    :func:`static_flux_features` if the caller keeps them (else computed). With ``dtype`` the
-    features are written straight into a tensor of that dtype, each value rounded once from the
-    value computed (every bit as ``flux_features(...).to(dtype)``, without the intermediate
-    tensors: the serving path)."""
+    """(row, N_FLUX_FEATURES) in the order of ``FLUX_FEATURES``; with ``heights`` (row, 2)
+    [m], (row, N_FLUX_FEATURES + 2) ending with ``HEIGHT_FEATURES`` (their logarithms).
+    ``forcing`` holds (row,) tensors of the required forcing in registry units; ``tsoil`` is
+    (row, 3); ``params`` (row, 12); ``tile`` (row,) class indices; ``doy`` (row,) day of
+    year; ``local_hour`` (row,) hours, or ``None`` at steps of a day or longer
+    (``hour_encoding``). ``static``: the rows' :func:`static_flux_features` if the caller keeps
+    them (else computed). With ``dtype`` the features are written straight into a tensor of
+    that dtype, each value rounded once from the value computed (every bit as
+    ``flux_features(...).to(dtype)``, without the intermediate tensors: the serving path)."""
     tas, huss, ps = forcing["tas"], forcing["huss"], forcing["ps"]
     rsds = forcing["rsds"]
     qs, _ = physics.saturation_specific_humidity(tas, ps)
@@ -159,15 +184,21 @@ def flux_features(
     if static is None:
         static = static_flux_features(params, tile, tas.dtype)
     if dtype is None:
-        return torch.cat([torch.stack(columns, dim=-1), doy_enc, hour, static.to(tas.dtype)], -1)
+        parts = [torch.stack(columns, dim=-1), doy_enc, hour, static.to(tas.dtype)]
+        if heights is not None:
+            parts.append(torch.log(heights.to(tas.dtype)))
+        return torch.cat(parts, -1)
     # one float64 → dtype pass per block; stacking the columns feature-major and writing the
     # transpose is ~2× faster than stacking them row-major
-    x = torch.empty(tas.shape[0], N_FLUX_FEATURES, dtype=dtype, device=tas.device)
+    width = N_FLUX_FEATURES + (0 if heights is None else len(HEIGHT_FEATURES))
+    x = torch.empty(tas.shape[0], width, dtype=dtype, device=tas.device)
     a, b = len(columns), len(columns) + 2 * DOY_HARMONICS
     x[:, :a] = torch.stack(columns, dim=0).t()
     x[:, a:b] = doy_enc
     x[:, b : b + 2] = hour
-    x[:, b + 2 :] = static
+    x[:, b + 2 : N_FLUX_FEATURES] = static
+    if heights is not None:
+        x[:, N_FLUX_FEATURES:] = torch.log(heights.to(tas.dtype))
     return x
 
 

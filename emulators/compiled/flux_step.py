@@ -10,7 +10,7 @@ import torch
 
 from emulators import landstep
 from emulators.compiled import closure, open_water
-from emulators.compiled.features import flux_features
+from emulators.compiled.features import HEIGHT_FEATURES, N_FLUX_FEATURES, flux_features
 from emulators.compiled.phases import Phase, no_phases
 from emulators.reference.soil import SoilConfig
 
@@ -40,6 +40,16 @@ class RowInputs:
     static_features: Tensor | None = None
     #: ``landstep.surface_statics`` of the rows, where the caller keeps them; None: computed
     surface_statics: landstep.SurfaceStatics | None = None
+    #: (row, 2) the forcing's (wind, temperature) measurement heights [m], for a network with
+    #: the height features (``features.HEIGHT_FEATURES``); None: a network without them
+    heights: Tensor | None = None
+
+
+def takes_heights(net: object) -> bool:
+    """Whether flux network ``net`` (a ``FluxLSTM``, its TorchScript, an ensemble of them)
+    takes the measurement heights: its input normaliser ends with ``HEIGHT_FEATURES``."""
+    mean = getattr(getattr(net, "inputs", None), "mean", None)
+    return mean is not None and int(mean.shape[0]) == N_FLUX_FEATURES + len(HEIGHT_FEATURES)
 
 
 def features(
@@ -62,6 +72,7 @@ def features(
         local_hour=inp.local_hour,
         static=inp.static_features,
         dtype=dtype,
+        heights=inp.heights,
     )
     return x, surf
 

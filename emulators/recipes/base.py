@@ -24,6 +24,7 @@ so listing the registered recipes stays cheap.
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import json
 import logging
@@ -86,13 +87,28 @@ def skill_drift(
 
 def recorded_config(config: Any) -> dict[str, Any]:
     """``config`` as the manifest records it: ``dataclasses.asdict`` without the fields marked
-    ``metadata={"recorded": "when set"}`` that hold their default (options added after shipped
-    artifacts were trained, so that those manifests stay what their training wrote)."""
-    out = dataclasses.asdict(config)
-    for f in dataclasses.fields(config):
-        if f.metadata.get("recorded") == "when set" and getattr(config, f.name) == f.default:
-            del out[f.name]
+    ``metadata={"recorded": "when set"}`` that hold their default, at any depth (options added
+    after shipped artifacts were trained, so that those manifests stay what their training
+    wrote; e.g. ``SourceSpec.heights`` in the sources of a config)."""
+    out: dict[str, Any] = _recorded(config)
     return out
+
+
+def _recorded(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion with the "recorded when set" rule."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get("recorded") == "when set" and item == f.default:
+                continue
+            out[f.name] = _recorded(item)
+        return out
+    if isinstance(value, list | tuple):
+        return type(value)(_recorded(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _recorded(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def training_record(
@@ -115,11 +131,13 @@ def training_record(
         "command": f"landcoupler emulators train {name}",
         "data_hash": result.data_hash,
         "reference_fingerprint": fingerprint(),
-        "sources": [dataclasses.asdict(s) for s in config.train],
-        "validation": [dataclasses.asdict(s) for s in config.validation],
-        "held_out": [dataclasses.asdict(s) for s in held_out],
+        "sources": [_recorded(s) for s in config.train],
+        "validation": [_recorded(s) for s in config.validation],
+        "held_out": [_recorded(s) for s in held_out],
         "config": recorded_config(config),
     }
+    if "heights" in result.extra:  # a network with the height features: what it serves
+        record["heights"] = result.extra["heights"]
     if loss:
         record["loss"] = loss
     record["history"] = result.history

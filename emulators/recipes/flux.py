@@ -100,12 +100,11 @@ class FluxLSTMRecipe(_FluxRecipe):
 
     def architecture_config(self, config: Any, model: nn.Module) -> dict[str, Any]:
         from emulators.compiled.closure import FLUX_OUTPUTS
-        from emulators.compiled.features import FLUX_FEATURES
 
         out = {
             "hidden": model.hidden,
             "head_hidden": int(model.head_w1.shape[2]),  # type: ignore[index]
-            "n_features": len(FLUX_FEATURES),
+            "n_features": int(model.inputs.mean.shape[0]),  # type: ignore[union-attr,index]
             "n_outputs": len(FLUX_OUTPUTS),
         }
         if model.physics:  # only when set: earlier manifests stay as they were

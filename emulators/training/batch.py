@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -44,6 +44,10 @@ class Batch:
     dt: float
     labels: tuple[str, ...]
     row_source: Tensor  # (R,) index into labels
+    #: (R, 2) the (wind, temperature) measurement heights [m] each row's reference ran at
+    heights: Tensor | None = None
+    #: whether the rows' inputs carry the heights (a network with the height features)
+    height_features: bool = False
 
     @property
     def steps(self) -> int:
@@ -121,6 +125,11 @@ class Batch:
             row_source=torch.as_tensor(
                 np.concatenate([np.full(t.rows, i) for i, t in enumerate(trajs)])
             ),
+            heights=None
+            if any(t.heights is None for t in trajs)
+            else torch.as_tensor(
+                np.concatenate([np.tile(np.array(t.heights), (t.rows, 1)) for t in trajs])
+            ).to(dtype),
         )
 
     def row_inputs(
@@ -140,7 +149,23 @@ class Batch:
             const=self.const,
             doy=self.doy[t, r],
             local_hour=step_local_hour(self.sod[t, r], self.lon, self.dt),
+            heights=self.row_heights(),
         )
+
+    def row_heights(self) -> Tensor | None:
+        """(R, 2) heights for the inputs of a network with height features, else None."""
+        if not self.height_features:
+            return None
+        if self.heights is None:
+            raise ValueError("heights: the batch's trajectories do not say their heights")
+        return self.heights
+
+
+def for_net(batch: Batch, net: object) -> Batch:
+    """``batch`` with its rows' inputs carrying the heights iff ``net`` takes them
+    (``flux_step.takes_heights``)."""
+    wanted = flux_step.takes_heights(net)
+    return batch if batch.height_features == wanted else replace(batch, height_features=wanted)
 
 
 @torch.no_grad()
@@ -160,6 +185,7 @@ def rollout(
     ``spin_up``: the recurrent state (zero at step 0) spun up first, as the backends do
     (``flux_step.spin_up_state``)."""
     soil = soil or SoilConfig()
+    batch = for_net(batch, net)
     t0 = torch.zeros(batch.rows, dtype=torch.long)
     w = batch.state["w"][0].clone()
     ts = batch.state["ts"][0].clone()

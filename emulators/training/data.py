@@ -24,6 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from emulators import parameters as P
+from emulators.constants import MAX_HEIGHT
 from emulators.datasets import perturbed_parameters
 from emulators.protocol import LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig
@@ -72,6 +73,9 @@ class SourceSpec:
     elevation: tuple[float, float] = (0.0, 0.0)  # synthetic only, m
     wind_scale: tuple[float, float] = (1.0, 1.0)  # synthetic only
     rh_offset: tuple[float, float] = (0.0, 0.0)  # synthetic only
+    #: (wind, temperature) measurement heights [m] the reference runs at instead of the
+    #: source's own (its ``height_wind_m``, ``height_temperature_m``); () = the source's
+    heights: tuple[float, ...] = field(default=(), metadata={"recorded": "when set"})
 
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> SourceSpec:
@@ -91,6 +95,13 @@ class SourceSpec:
             raise ValueError(f"{self.source}: spinup_days must be >= 0")
         if self.offset_days < 0 or self.record_days < 0:
             raise ValueError(f"{self.source}: offset_days and record_days must be >= 0")
+        if self.heights and (
+            len(self.heights) != 2 or not all(0.0 < h <= MAX_HEIGHT for h in self.heights)
+        ):
+            raise ValueError(
+                f"{self.source}: heights must be (wind, temperature) in (0, {MAX_HEIGHT:g}] m, "
+                f"got {self.heights!r}"
+            )
         from emulators.forcing.synthetic import CELL_RANGES
 
         for name, (lo, hi) in CELL_RANGES.items():
@@ -112,7 +123,8 @@ class SourceSpec:
         else:
             years = self.options.get("years")
             base = f"{self.source}-{years[0]}" if years else self.source
-        return base + (f"-cold{self.offset_days}" if self.cold else "")
+        at = f"-at{self.heights[0]:g}m{self.heights[1]:g}m" if self.heights else ""
+        return base + at + (f"-cold{self.offset_days}" if self.cold else "")
 
     @property
     def widened(self) -> bool:
@@ -126,7 +138,7 @@ class SourceSpec:
 
     def key(self) -> str:
         fields = asdict(self)
-        for name in ("offset_days", "record_days"):  # keys of earlier caches stay valid
+        for name in ("offset_days", "record_days", "heights"):  # earlier caches stay valid
             if not fields[name]:
                 del fields[name]
         for name, default in _CELL_DEFAULTS.items():
@@ -185,6 +197,9 @@ class Trajectory:
     lon: np.ndarray
     time: np.ndarray
     dt: float
+    #: (wind, temperature) measurement heights [m] the reference ran at (None: not known, a
+    #: trajectory loaded from a cache written before they were recorded)
+    heights: tuple[float, float] | None = None
 
     @property
     def rows(self) -> int:
@@ -223,6 +238,7 @@ class Trajectory:
                 lon=self.lon[keep],
                 time=self.time,
                 dt=self.dt,
+                heights=self.heights,
             ),
             int(bad.sum()),
         )
@@ -240,6 +256,8 @@ class Trajectory:
             "dt": np.array(self.dt),
             "label": np.array(self.label),
         }
+        if self.heights is not None:
+            arrays["heights"] = np.array(self.heights, dtype=np.float64)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
 
@@ -261,7 +279,17 @@ class Trajectory:
             lon=z["lon"],
             time=z["time"].astype("datetime64[s]"),
             dt=float(z["dt"]),
+            heights=_heights_of(z),
         )
+
+
+def _heights_of(z: Any) -> tuple[float, float] | None:
+    """The heights a cached trajectory was simulated at (None: cached before trajectories
+    recorded them; ``simulate`` then takes its source's own, what the reference ran at)."""
+    if "heights" not in z.files:
+        return None
+    wind, temperature = (float(v) for v in z["heights"])
+    return (wind, temperature)
 
 
 @dataclass(frozen=True)
@@ -277,8 +305,11 @@ class Setup:
     n: int
 
 
-def reference_config(ds: xr.Dataset) -> ReferenceConfig:
-    """The reference model's config for forcing ``ds``: its measurement heights (attrs)."""
+def reference_config(ds: xr.Dataset, heights: tuple[float, ...] = ()) -> ReferenceConfig:
+    """The reference model's config for forcing ``ds``: its measurement heights (attrs), or
+    ``heights`` (wind, temperature) [m] where given (``SourceSpec.heights``)."""
+    if heights:
+        return ReferenceConfig(height_wind=heights[0], height_temperature=heights[1])
     return ReferenceConfig(
         height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
         height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
@@ -307,7 +338,7 @@ def setup(spec: SourceSpec, timestep: int = 3600) -> Setup:
     g = torch.Generator().manual_seed(spec.seed)
     params = perturbed_parameters(np.zeros(n, dtype=np.int64), spec.perturbation, g)
     static = LandStatic(lat, lon, cover, params)
-    config = reference_config(ds)
+    config = reference_config(ds, spec.heights)
     arrays = {
         name: torch.as_tensor(ds[name].values[:, cell_of], dtype=torch.float64)
         for name in REQUIRED_FORCING
@@ -344,7 +375,11 @@ def simulate(
         raise ValueError(f"{spec.label}: spread applies to fresh starts (spinup_days=0) only")
     path = cache / cache_name(spec, timestep, spread) if cache else None
     if path is not None and path.exists():
-        return Trajectory.load(path)
+        traj = Trajectory.load(path)
+        if traj.heights is None:  # an earlier cache: the source's own heights (not in its key)
+            config = reference_config(load_forcing(spec, timestep), spec.heights)
+            traj.heights = (config.height_wind, config.height_temperature)
+        return traj
     run = setup(spec, timestep)
     static, arrays, times, n, k = run.static, run.arrays, run.times, run.n, P.N_CLASSES
     backend = ReferenceBackend(run.config)
@@ -388,6 +423,7 @@ def simulate(
         lon=run.static.lon.numpy()[cell_rows],
         time=times,
         dt=dt,
+        heights=(run.config.height_wind, run.config.height_temperature),
     )
     if path is not None:
         traj.save(path)

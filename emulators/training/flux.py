@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from emulators.nets import flux as flux_nets
 from emulators.nets import flux_ensemble, registry
 from emulators.reference.soil import SoilConfig
 from emulators.training import flux_cold, trainer
-from emulators.training.batch import Batch
+from emulators.training.batch import Batch, for_net
 from emulators.training.data import SourceSpec, simulate
 from emulators.training.flux_validation import truncate, validation_score, validation_scores
 from emulators.training.sources import (
@@ -416,16 +417,29 @@ def train(
         raise TypeError("flux training needs a FluxLSTM")
     if config.init:
         flux_cold.load_init(model, config.init, config.init_sha256)
+    batch, val = for_net(batch, model), for_net(val, model)
+    cold = None if cold is None else for_net(cold, model)
+    cold_val = None if cold_val is None else for_net(cold_val, model)
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = trainer.Checkpoints(checkpoint_dir / f"{config.artifact}-last.pt")
     problem = _Windows(model, batch, val, config, cold, cold_val)
     result = trainer.fit(problem, config.loop(), config.optimiser(), progress, checkpoints)
     result.data_hash = data_hash(config.train, config.timestep)
+    if batch.height_features:
+        result.extra["heights"] = height_ranges([b for b in (batch, cold) if b is not None])
     if config.members:
         result.model = flux_ensemble.merge([*pinned, model])
         log.info("flux ensemble: %d pinned member(s) + the trained one", len(pinned))
     return result
+
+
+def height_ranges(batches: Sequence[Batch]) -> dict[str, list[float]]:
+    """The (low, high) wind and temperature heights [m] the rows of ``batches`` ran at: what a
+    network with the height features serves (``artifacts.trained_heights``)."""
+    heights = torch.cat([b.row_heights() for b in batches])  # type: ignore[misc]
+    low, high = heights.min(0).values.tolist(), heights.max(0).values.tolist()
+    return {"wind": [low[0], high[0]], "temperature": [low[1], high[1]]}
 
 
 def batches(

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emulators.compiled.features import HEIGHT_FEATURES, N_FLUX_FEATURES
 from emulators.nets.flux import FluxLSTM, FluxLSTMConfig
 from emulators.training.batch import Batch
 from emulators.training.coldstart import fresh_specs, record_days, start_days
@@ -130,10 +132,29 @@ def init_path(init: str) -> Path:
     return path if path.is_absolute() else ARTIFACTS / path
 
 
+#: the normalisation of ``HEIGHT_FEATURES`` where a network gains them from an init without:
+#: centred on the sessions' default heights (ln 10 m, ln 2 m), unit scale (ln 5 apart ~ 1.6)
+HEIGHT_NORMALISATION = ((math.log(10.0), math.log(2.0)), (1.0, 1.0))
+
+
 def load_init(model: torch.nn.Module, init: str, sha256: str) -> None:
     """Load the weights and normalisation of the TorchScript file ``init`` into ``model``; its
-    SHA-256 must start with ``sha256`` (when given)."""
-    model.load_state_dict(_pinned(init, sha256, "init").state_dict())
+    SHA-256 must start with ``sha256`` (when given). A ``model`` that takes the measurement
+    heights (``HEIGHT_FEATURES``) from an ``init`` that does not gets them with zero input
+    weights (and :data:`HEIGHT_NORMALISATION`): it starts as the init, at every height."""
+    state = dict(_pinned(init, sha256, "init").state_dict())
+    extra = len(HEIGHT_FEATURES)
+    width = int(state["inputs.mean"].shape[0])
+    if isinstance(model, FluxLSTM) and int(model.inputs.mean.shape[0]) == width + extra:
+        if width != N_FLUX_FEATURES or model.physics:
+            raise ValueError(f"init: cannot add the height features to {init} ({width} inputs)")
+        mean, std = HEIGHT_NORMALISATION
+        for key, values in (("inputs.mean", mean), ("inputs.std", std)):
+            old = state[key]
+            state[key] = torch.cat([old, torch.tensor(values, dtype=old.dtype)])
+        weight = state["wx.weight"]
+        state["wx.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    model.load_state_dict(state)
 
 
 def _pinned(init: str, sha256: str, field: str) -> torch.jit.ScriptModule:

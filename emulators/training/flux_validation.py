@@ -4,6 +4,8 @@ the score that picks a training's weights, and truncating a batch to its first s
 
 from __future__ import annotations
 
+import dataclasses
+
 from emulators.metrics import nse
 from emulators.nets import flux as flux_nets
 from emulators.reference.soil import SoilConfig
@@ -65,17 +67,11 @@ def validation_score(scores: dict[str, float]) -> float:
 def truncate(batch: Batch, steps: int) -> Batch:
     """``batch`` cut to its first ``steps`` steps (all of it if it is shorter)."""
     s = min(steps, batch.steps)
-    return Batch(
+    return dataclasses.replace(
+        batch,
         forcing={k: v[:s] for k, v in batch.forcing.items()},
         state={k: v[:s] for k, v in batch.state.items()},
         outputs={k: v[:s] for k, v in batch.outputs.items()},
-        params=batch.params,
-        tile=batch.tile,
-        lon=batch.lon,
         doy=batch.doy[:s],
         sod=batch.sod[:s],
-        const=batch.const,
-        dt=batch.dt,
-        labels=batch.labels,
-        row_source=batch.row_source,
     )

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from emulators.compiled.closure import FLUX_OUTPUTS
-from emulators.compiled.features import FLUX_FEATURES
+from emulators.compiled.features import FLUX_FEATURES, flux_input_features
 from emulators.compiled.lai_step import LAI_FEATURES, LAI_OUTPUTS
 from emulators.export import ExportSpec
 from emulators.manifest import Channel, TensorSpec
@@ -46,6 +46,7 @@ def flux(
         2 * torch.rand(EXAMPLE_ROWS, c_width, generator=g) - 1.0,
     )
     n_out = len(FLUX_OUTPUTS)
+    features = flux_input_features(int(inputs.mean.shape[0]))
     served = [
         Channel(n, u, ln, float(m), float(sd))
         for (n, u, ln), m, sd in zip(
@@ -59,10 +60,10 @@ def flux(
         inputs=[
             TensorSpec(
                 "x",
-                ["rows", len(FLUX_FEATURES)],
+                ["rows", len(features)],
                 "float32",
                 "per-tile-row features in physical units (normalised inside)",
-                channels(FLUX_FEATURES, inputs.mean, inputs.std),
+                channels(features, inputs.mean, inputs.std),
             ),
             TensorSpec("h", ["rows", hidden], "float32", f"{state['h']} (zeros at start)"),
             TensorSpec("c", ["rows", c_width], "float32", f"{state['c']} (zeros at start)"),
@@ -89,7 +90,9 @@ def flux(
             "row": "one (member, cell, tile) entry; LandState keys lstm_h (member, cell, tile, "
             "hidden) and lstm_c (member, cell, tile, c_width)",
         },
-        notes="Inputs: emulators.compiled.features.FLUX_FEATURES; outputs: "
+        notes="Inputs: emulators.compiled.features.FLUX_FEATURES"
+        + (" and HEIGHT_FEATURES" if len(features) > len(FLUX_FEATURES) else "")
+        + "; outputs: "
         "emulators.compiled.closure.FLUX_OUTPUTS. One call advances one timestep of "
         "timestep_seconds; fluxes are closed by the shared constraint layer."
         + (

@@ -3,7 +3,6 @@ with consecutive seeds, served as their mean ΔLAI, exported like any LAI emulat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from emulators.manifest import Manifest
 from emulators.nets import registry
 from emulators.nets.lai import LAIConfig, LAIEmulator, LAIEnsemble
 from emulators.recipes import get
-from emulators.recipes.base import ARTIFACTS
+from emulators.recipes.base import ARTIFACTS, recorded_config
 from emulators.training.data import SourceSpec
 from emulators.training.lai import daily_config
 from emulators.training.trainer import weights_digest
@@ -110,7 +109,7 @@ def test_the_shipped_lai_daily_is_the_recipe_s_ensemble() -> None:
     training config is the recipe's, three members, each with its own best epoch."""
     manifest = Manifest.load(ARTIFACTS / "lai_daily")
     assert manifest.config["members"] == 3
-    recipe_config = json.loads(json.dumps(dataclasses.asdict(get("lai-daily").config())))
+    recipe_config = json.loads(json.dumps(recorded_config(get("lai-daily").config())))
     assert manifest.training["config"] == recipe_config
     assert [m["member"] for m in manifest.training["members"]] == [0, 1, 2]
     assert "best_epoch" not in manifest.training

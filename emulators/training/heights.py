@@ -1,0 +1,48 @@
+"""A ``flux-lstm`` that takes the forcing's measurement heights (issue 14; docs/emulators.md,
+"The forcing's measurement heights").
+
+Sessions carry the heights of their forcing (``height_wind``, ``height_temperature``); the
+reference runs at them, and a network without a height input can only guess them from the
+weather (it met 3 of Payerne's 14 held-out rows at 2 m / 2 m, all 14 against the reference at
+10 m / 2 m). Here the network gets them as two more inputs (``features.HEIGHT_FEATURES``:
+their logarithms) and trains on reference runs at several heights: the shipped sources at their
+own (10 m / 2 m, Wageningen's 2 m / 1.5 m) and widened synthetic cells at :data:`HEIGHT_SPECS`'
+heights, two of them the weather of training seeds 16 and 17 again. It continues the network
+shipped on 2026-12-06 (``widened.HOURLY_INIT``), whose input weights for the new features
+start at zero (``flux_cold.load_init``): at the first step it is that network, at every height.
+A backend serves the heights inside the ranges its manifest records (``training.heights``) and
+refuses others (``artifacts.HeightsError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from emulators.compiled.features import HEIGHT_FEATURES, N_FLUX_FEATURES
+from emulators.training.data import SourceSpec
+from emulators.training.widened import CANDIDATES, HOURLY_INIT, HOURLY_INIT_SHA256, wide
+
+#: widened synthetic cells (32 each) whose reference runs at other (wind, temperature) heights
+#: [m]: a 2-m station mast, the lowest levels of atmospheric models (30 m, 60 m), and a wind
+#: height above the temperature height
+HEIGHT_SPECS: tuple[SourceSpec, ...] = (
+    dataclasses.replace(wide(16, 32), heights=(2.0, 2.0)),
+    dataclasses.replace(wide(17, 32), heights=(30.0, 30.0)),
+    dataclasses.replace(wide(41, 32), heights=(60.0, 60.0)),
+    dataclasses.replace(wide(42, 32), heights=(40.0, 10.0)),
+)
+
+#: ``get("flux-lstm", **HEIGHTS)``: the shipped candidate G's sources and :data:`HEIGHT_SPECS`,
+#: the network with the height features, continued from :data:`widened.HOURLY_INIT` for 6
+#: epochs at Adam 5e-4 -> 1e-4 (the budget of the one-height probe of 2026-12-07)
+HEIGHTS: dict[str, Any] = {
+    **CANDIDATES["G"],
+    "options": {"hidden": 48, "n_features": N_FLUX_FEATURES + len(HEIGHT_FEATURES)},
+    "train": (*CANDIDATES["G"]["train"], *HEIGHT_SPECS),
+    "epochs": 6,
+    "lr": 5e-4,
+    "lr_final": 1e-4,
+    "init": HOURLY_INIT,
+    "init_sha256": HOURLY_INIT_SHA256,
+}
