@@ -286,7 +286,7 @@ def load_flux(directory: Path) -> LoadedFlux:
 def served_water(spec: SourceSpec, dt: int) -> OpenWater:
     """The water rows from physics at ``spec``'s measurement heights, as the emulator backends
     serve them (``open_water``)."""
-    return OpenWater(reference_config(load_forcing(spec, dt)))
+    return OpenWater(reference_config(load_forcing(spec, dt), spec.heights))
 
 
 def evaluate_flux(

@@ -123,6 +123,7 @@ def rows(batch: Batch, index: Tensor) -> Batch:
         sod=batch.sod[:, index],
         const={k: v[index] for k, v in batch.const.items()},
         row_source=batch.row_source[index],
+        heights=None if batch.heights is None else batch.heights[index],
     )
 
 

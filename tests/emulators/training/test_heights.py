@@ -120,14 +120,16 @@ def test_widening_a_network_starts_it_as_it_was_at_every_height(tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def height_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny height-aware ``flux-lstm`` trained at 10 m / 2 m, 2 m / 2 m and 40 m / 30 m and
-    exported (TorchScript, ONNX), beside the shipped LAI and daily flux artifacts."""
+    """A tiny height-aware ``flux-lstm`` trained at 10 m / 2 m, 2 m / 2 m and 40 m / 30 m (with
+    fresh-start windows of random rows, ``flux_cold``) and exported (TorchScript, ONNX), beside
+    the shipped LAI and daily flux artifacts."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("heights")
     options = {
         "train": (_syn(11, 8, 2), _syn(12, 8, 2, (2.0, 2.0)), _syn(13, 8, 2, (40.0, 30.0))),
         "validation": (_syn(21, 4, 2),), "epochs": 1, "window": 12, "windows_per_epoch": 2,
-        "patience": 1, "validation_days": 2, "cold_weight": 0.0, "reset_fraction": 0.0,
+        "patience": 1, "validation_days": 2, "cold_weight": 1.0, "cold_starts": 2, "cold_window": 6, "cold_rows": 8,
+        "reset_fraction": 0.1,
         "options": {"hidden": 8, "n_features": N_FLUX_FEATURES + 2},
     }  # fmt: skip
     get("flux-lstm", **options).train(
