@@ -12,6 +12,9 @@ from emulators import constants as C
 ROOT = Path(__file__).resolve().parents[1]
 #: values too common to be told apart from unrelated numbers of the same size
 _COMMON = {"RHO_WATER", "DAYS_PER_LEAP_YEAR"}
+#: not physical constants but the session contract's forcing heights (10 m, 2 m, 200 m), kept
+#: beside them because ``coupler.spec`` may import no torch
+_COMMON |= {"DEFAULT_HEIGHT_WIND", "DEFAULT_HEIGHT_TEMPERATURE", "MAX_HEIGHT"}
 
 
 def _numeric_definitions(path: Path) -> list[tuple[str, float, int]]:

@@ -78,11 +78,16 @@ def test_deviation_refuses_other_fields_or_shapes() -> None:
 
 
 def test_write_records_the_probe(tmp_path: Path) -> None:
+    """``write`` records the probe as computed here and returns the hash of what it wrote; the
+    values are the committed record's within the tolerance (not bit for bit: the float32 record
+    of another CPU may differ in last bits, which is why the fingerprint is the record's hash)."""
     path = tmp_path / "probe.npz"
     digest = fp.write(path)
     with np.load(path) as f:
         written = {k: f[k] for k in f.files}
-    assert digest == fp._digest(written) == fp._digest(fp.recorded())
+    assert digest == fp._digest(written)
+    assert written.keys() == fp.recorded().keys()
+    assert fp.deviation(written, fp.recorded()) <= fp.TOLERANCE
 
 
 def test_teacher_line() -> None:
