@@ -128,8 +128,8 @@ def height_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     options = {
         "train": (_syn(11, 8, 2), _syn(12, 8, 2, (2.0, 2.0)), _syn(13, 8, 2, (40.0, 30.0))),
         "validation": (_syn(21, 4, 2),), "epochs": 1, "window": 12, "windows_per_epoch": 2,
-        "patience": 1, "validation_days": 2, "cold_weight": 1.0, "cold_starts": 2, "cold_window": 6, "cold_rows": 8,
-        "reset_fraction": 0.1,
+        "patience": 1, "validation_days": 2, "cold_weight": 1.0, "cold_starts": 2,
+        "cold_window": 6, "cold_rows": 8, "reset_fraction": 0.1,
         "options": {"hidden": 8, "n_features": N_FLUX_FEATURES + 2},
     }  # fmt: skip
     get("flux-lstm", **options).train(
