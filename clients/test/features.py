@@ -186,7 +186,7 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
         "record_keepbits": dict(record_url=f"file://{work}/x.zarr",
                                 record_options={"fields": {"tas": {"id": "zstd", "keepbits": 10}}}),
         "height_range": dict(height_wind=0.0),
-        "height_backend": dict(backend="torchscript", height_temperature=1.5),
+        "height_backend": dict(backend="torchscript", height_temperature=1.0),
     }  # fmt: skip
     compare_errors(check, "C", work / "c_feat_errors.txt",
                    {k: py_error(lambda v=v: client.open_session(**kw, **v).close())
@@ -282,7 +282,7 @@ def run(check, build: Path, work: Path, client, target: str, lat, lon, forcing,
             "wrong_ca": want["wrong_ca"],
             "cover_sum": py_error(lambda: py_tls.open_session(**kw, land_cover=bad).close()),
             "height_backend": py_error(
-                lambda: py_tls.open_session(**kw, backend="torchscript", height_wind=2.0).close()
+                lambda: py_tls.open_session(**kw, backend="torchscript", height_wind=100.0).close()
             ),
         }
         compare_errors(check, "Fortran TLS", work / "f_feat_errors.txt", f_want)

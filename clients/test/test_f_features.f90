@@ -2,8 +2,8 @@
 !> mutual TLS + bearer token + Exchange stream (split into one frame per field), land-cover
 !> fractions of the first 4 cells (DIR/cover.bin), a zstd record at DIR/rec_f.zarr, 48 steps
 !> each resent once -> DIR/f_feat_out.bin; checkpoint after step 23, resume (TLS + stream) and
-!> steps 24..47 -> DIR/f_feat_resume.bin; refusals (a wrong CA, bad fractions, a wind height the
-!> torchscript backend does not serve) -> DIR/f_feat_errors.txt.
+!> steps 24..47 -> DIR/f_feat_resume.bin; refusals (a wrong CA, bad fractions, a wind height
+!> above the range the torchscript backend's flux-lstm was trained at) -> DIR/f_feat_errors.txt.
 !>   test_f_features TARGET DIR CA KEY CERT WRONG_CA TOKEN
 program test_f_features
   use iso_c_binding, only: c_double
@@ -100,7 +100,7 @@ program test_f_features
   call lc_close(bad, ierr)
   call lc_open(bad, trim(target), grid(1:nc, 1), grid(1:nc, 2), start, 3600_int64, onames, ierr, &
                token=trim(token), tls_root_ca=trim(ca), tls_key=trim(key), tls_cert=trim(cert), &
-               backend="torchscript", height_wind=2.0d0)
+               backend="torchscript", height_wind=100.0d0)
   write(log, "(a,1x,i0,1x,a,1x,a)") "height_backend", ierr, lc_error_field(bad), lc_error_rule(bad)
   print "(a,i0,a)", "fortran error case height_backend -> ", ierr, ": "//lc_error_message(bad)
   call lc_close(bad, ierr)

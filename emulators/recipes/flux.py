@@ -83,9 +83,9 @@ class FluxLSTMRecipe(_FluxRecipe):
     drift = FLUX_DRIFT
 
     def config(self) -> Any:
-        from emulators.training import widened
+        from emulators.training import heights, widened
 
-        base = widened.daily_spun_config() if self.timestep == DAY else widened.hourly_config()
+        base = widened.daily_spun_config() if self.timestep == DAY else heights.hourly_config()
         return matching(self, self.configured(base))
 
     def fit(self, config: Any, work: Path, progress: bool) -> TrainResult:

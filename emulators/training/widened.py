@@ -96,7 +96,9 @@ SHIPPED = "G"
 
 
 def hourly_config() -> FluxTrainConfig:
-    """The training config of the shipped ``flux-lstm``: :data:`CANDIDATES` [:data:`SHIPPED`]."""
+    """The training config of candidate G, the ``flux-lstm`` shipped from 2026-12-06 until the
+    network with the measurement heights continued it (``training.heights``, 2026-12-07):
+    :data:`CANDIDATES` [:data:`SHIPPED`]."""
     return dataclasses.replace(FluxTrainConfig(), **CANDIDATES[SHIPPED])
 
 

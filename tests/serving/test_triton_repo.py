@@ -38,7 +38,7 @@ def test_cli_writes_a_python_backend_repository(tmp_path: Path) -> None:
     hidden = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state["hidden"]
     assert hidden == 48  # the shipped flux-lstm (docs/emulators.md)
     for line in (
-        '{ name: "x" data_type: TYPE_FP32 dims: [ 42 ] }',
+        '{ name: "x" data_type: TYPE_FP32 dims: [ 44 ] }',  # 42 features + 2 heights
         f'{{ name: "h" data_type: TYPE_FP32 dims: [ {hidden} ] }}',
         f'{{ name: "c" data_type: TYPE_FP32 dims: [ {hidden} ] }}',
         '{ name: "y" data_type: TYPE_FP32 dims: [ 5 ] }',
@@ -76,7 +76,7 @@ def test_other_platforms(tmp_path: Path, platform: str, files: list[str], engine
         assert '"y__0"' in config and '"h_out__1"' in config and '"c_out__2"' in config
     if platform == "tensorrt_plan":
         script = (tmp_path / "flux_lstm" / "build_tensorrt.sh").read_text()
-        assert "--maxShapes=x:16384x42,h:16384x48,c:16384x48" in script  # H = 48
+        assert "--maxShapes=x:16384x44,h:16384x48,c:16384x48" in script  # H = 48, 44 inputs
         assert "kind: KIND_GPU" in config
 
 

@@ -154,7 +154,8 @@ int lc_options_set_freeze_vegetation_year(lc_options *o, int32_t year);
 /* Heights of the forcing above the zero-plane displacement (m): sfcWind at height_wind,
  * tas/huss at height_temperature (the model's lowest level; CLM's forc_hgt). Not called = 10 m
  * and 2 m. The server checks them: finite, in (0, 200] (rule range), and served by the backend
- * (rule backend_heights: the network emulators serve 10 m / 2 m only; reference, hybrid: any). */
+ * (rule backend_heights: the network emulators serve the heights their flux network was trained
+ * at, docs/wire.md; reference, hybrid: any). */
 int lc_options_set_heights(lc_options *o, double height_wind, double height_temperature);
 
 /* Open a session on `cells` land cells (lat, lon: degrees, float64, `cells` each).

@@ -54,9 +54,10 @@ def test_bench_runs_and_reports_roofline_phases_and_like_for_like() -> None:
     for text in ("identical-work", "fraction of peak", "outside the network ÷ network",
                  "Like for like", "FlopCounterMode"):  # fmt: skip
         assert text in md, text
-    # the widths in the prose are the loaded network's (the shipped flux-lstm: H = 48)
+    # the widths in the prose are the loaded network's (the shipped flux-lstm: H = 48, the 42
+    # features and two measurement heights in)
     assert roof["network_config"]["hidden"] == 48
-    assert "(42 → 432, 48 → 192, 5 × 48 → 16 heads)" in md and "956 bytes" in md
+    assert "(44 → 432, 48 → 192, 5 × 48 → 16 heads)" in md and "964 bytes" in md
     # a JSON from before ``network_config``: the first shipped network (H = 32)
     del payload["roofline"]["network_config"]
     del row["hybrid_all"], row["speedup_hybrid_all"]  # nor a hybrid row (before 2026-12-06)
@@ -107,12 +108,13 @@ def test_captured_rows_are_what_the_network_receives() -> None:
     x, _, _ = roofline.capture_rows(
         backend, lambda: backend.step(fresh, static, _forcing(100), clock)
     )
-    assert x.shape == ((1 + spin_up) * rows, 42)
+    width = 44  # the shipped flux-lstm: 42 features and the two measurement heights
+    assert x.shape == ((1 + spin_up) * rows, width)
     state, _ = backend.step(fresh, static, _forcing(100), clock)
     x, h, c = roofline.capture_rows(
         backend, lambda: backend.step(state, static, _forcing(100), clock.advance())
     )
-    assert x.shape == (rows, 42) and x.dtype == torch.float32
+    assert x.shape == (rows, width) and x.dtype == torch.float32
     assert h.shape == c.shape == (x.shape[0], backend.hidden)
     assert "_run_flux" not in vars(backend)  # the recorder is removed
 

@@ -74,22 +74,43 @@ def test_hybrid_runs_at_the_session_heights(manager: SessionManager) -> None:
     assert np.isfinite(other).all() and not np.array_equal(base, other)
 
 
-@pytest.mark.parametrize("backend", ["torchscript", "fused", "transformer"])
 @pytest.mark.parametrize(
-    ("heights", "field"),
-    [({"height_wind": 2.0}, "height_wind"), ({"height_temperature": 1.5}, "height_temperature")],
+    ("backend", "heights", "field", "why"),
+    [
+        ("torchscript", {"height_wind": 100.0}, "height_wind", "trained at wind heights 2-60 m"),
+        ("fused", {"height_temperature": 1.0}, "height_temperature", "temperature heights 1.5-60"),
+        ("transformer", {"height_wind": 2.0}, "height_wind", "have no height input"),
+        ("transformer", {"height_temperature": 1.5}, "height_temperature", "have no height input"),
+    ],
 )
-def test_network_emulators_refuse_other_heights(
-    manager: SessionManager, backend: str, heights: dict[str, float], field: str
+def test_network_emulators_refuse_heights_they_were_not_trained_at(
+    manager: SessionManager, backend: str, heights: dict[str, float], field: str, why: str
 ) -> None:
+    """The hourly ``flux-lstm`` takes the heights as inputs and serves the ranges it was trained
+    at; the transformer's network has none and serves 10 m / 2 m only."""
     with pytest.raises(InvalidArgument) as err:
         manager.open(spec(N, backend=backend, **heights), "alice")
     assert (err.value.field, err.value.rule) == (field, "backend_heights")
-    assert "10 m (wind) / 2 m (temperature) only" in str(err.value)
+    assert why in str(err.value)
     assert manager.open_sessions == 0
-    # the heights it serves, named, are accepted
+    # the defaults, named, are accepted
     session = manager.open(spec(N, backend=backend, height_wind=10, height_temperature=2), "bob")
     assert np.isfinite(session.step(0, forcing(0, N))["hfss"]).all()
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "fused"])
+def test_the_hourly_network_serves_the_heights_it_was_trained_at(
+    manager: SessionManager, backend: str
+) -> None:
+    base = run(manager, spec(N, backend=backend), steps=6)
+    at_30 = run(manager, spec(N, backend=backend, height_wind=30.0, height_temperature=30.0), 6)
+    assert np.isfinite(at_30).all() and not np.array_equal(base, at_30)
+    # a daily session at other heights: flux-lstm-daily has no height input
+    with pytest.raises(InvalidArgument) as err:
+        manager.open(spec(N, backend=backend, timestep=86_400, height_wind=30.0), "alice")
+    assert (err.value.field, err.value.rule) == ("height_wind", "backend_heights")
+    assert "flux-lstm-daily) have no height input" in str(err.value)
+    assert manager.open_sessions == 0
 
 
 def test_a_backend_that_knows_no_heights_serves_only_the_defaults(

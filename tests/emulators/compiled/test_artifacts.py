@@ -15,7 +15,7 @@ import emulators.nets.flux
 import emulators.nets.lai  # noqa: F401
 from emulators import export
 from emulators.compiled.closure import FLUX_OUTPUTS
-from emulators.compiled.features import FLUX_FEATURES
+from emulators.compiled.features import FLUX_FEATURES, HEIGHT_FEATURES
 from emulators.compiled.lai_step import LAI_FEATURES
 from emulators.manifest import Manifest, ManifestError
 from emulators.nets import registry
@@ -24,7 +24,7 @@ from emulators.recipes import ARTIFACTS
 
 RTOL = 1e-5
 EMULATORS = {
-    "flux_lstm": FLUX_FEATURES,
+    "flux_lstm": FLUX_FEATURES + HEIGHT_FEATURES,  # the measurement heights since 2026-12-07
     "flux_lstm_daily": FLUX_FEATURES,
     "lai": LAI_FEATURES,
     "lai_daily": LAI_FEATURES,

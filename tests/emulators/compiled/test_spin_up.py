@@ -75,7 +75,7 @@ def test_spin_up_of_the_shipped_network_matches_calling_it() -> None:
     net = load_torchscript(ARTIFACTS / "flux_lstm" / "flux_lstm.ts")
     hidden = Manifest.load(ARTIFACTS / "flux_lstm").recurrent_state["hidden"]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(5, 42, generator=g) * 0.1 + net.inputs.mean
+    x = torch.randn(5, net.inputs.mean.shape[0], generator=g) * 0.1 + net.inputs.mean
     h, c = torch.zeros(5, hidden), torch.zeros(5, hidden)
     h[4], c[4] = 0.2, -0.2
     h1, c1 = spin_up_state(net, x, h, c, 4)

@@ -28,6 +28,7 @@ from emulators.training.flux_cold import (
     cold_specs,
     init_path,
 )
+from emulators.training.widened import HOURLY_INIT
 
 ARTIFACTS = Path(__file__).parents[3] / "emulators" / "artifacts"
 
@@ -139,9 +140,11 @@ def test_cold_start_training_options() -> None:
     assert get("flux-lstm", **COLDSTART_OPTIONS).config() == cfg
     daily = get("flux-lstm-daily", **DAILY_COLDSTART_OPTIONS).config()
     assert (daily.timestep, daily.cold_window) == (86_400, 14) and init_path(daily.init).exists()
-    # the shipped recipe (candidate G): from scratch with the cold-start terms, no init
+    # the shipped recipe: candidate G (from scratch with the cold-start terms) continued with
+    # the measurement heights from its pinned weights (``training.heights``)
     shipped = get("flux-lstm").config()
-    assert (shipped.cold_weight, shipped.reset_fraction, shipped.init) == (1.0, 0.1, "")
+    assert (shipped.cold_weight, shipped.reset_fraction) == (1.0, 0.1)
+    assert shipped.init == HOURLY_INIT and shipped.options["n_features"] == 44
     specs = cold_specs((SourceSpec("synthetic", seed=1, cells=1, days=30),), 3, 2, 3600)
     assert [(s.spinup_days, s.offset_days, s.record_days) for s in specs] == [
         (0, 0, 2),

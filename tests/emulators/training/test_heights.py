@@ -130,7 +130,7 @@ def height_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "validation": (_syn(21, 4, 2),), "epochs": 1, "window": 12, "windows_per_epoch": 2,
         "patience": 1, "validation_days": 2, "cold_weight": 1.0, "cold_starts": 2,
         "cold_window": 6, "cold_rows": 8, "reset_fraction": 0.1,
-        "options": {"hidden": 8, "n_features": N_FLUX_FEATURES + 2},
+        "options": {"hidden": 8, "n_features": N_FLUX_FEATURES + 2}, "init": "", "init_sha256": "",
     }  # fmt: skip
     get("flux-lstm", **options).train(
         artifacts=out, work=out / "work", progress=False, compile_aoti=False, evaluate=False
