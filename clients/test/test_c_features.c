@@ -83,6 +83,18 @@ static void run48(lc_session *s, const char *dir, const char *out_name) {
   fclose(fo);
 }
 
+/* a session of the first NC cells opened with `o` (freed here), run48 into `out_name`, closed */
+static void run48_with(const char *target, const char *dir, lc_options *o, const char *what,
+                       const char *out_name) {
+  lc_session *s = lc_session_new(target, NULL);
+  int rc = lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o);
+  CHECK(rc == LC_OK, "open %s: %d %s", what, rc, lc_error_message(s));
+  lc_options_free(o);
+  run48(s, dir, out_name);
+  lc_close(s);
+  lc_session_free(s);
+}
+
 static int cover_test(const char *target, const char *dir) {
   load_small(dir);
   char url[4096];
@@ -107,25 +119,13 @@ static int cover_test(const char *target, const char *dir) {
     for (int k = 0; k < NK; k++) by_class[k * NC + c] = cover[c * NK + k];
   o = lc_options_new();
   lc_options_set_land_cover_fractions(o, NC, NK, by_class, 1);
-  s = lc_session_new(target, NULL);
-  rc = lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o);
-  CHECK(rc == LC_OK, "open class-major: %d %s", rc, lc_error_message(s));
-  lc_options_free(o);
-  run48(s, dir, "c_cover_classmajor_out.bin");
-  lc_close(s);
-  lc_session_free(s);
+  run48_with(target, dir, o, "class-major", "c_cover_classmajor_out.bin");
 
   /* the forcing measured at 30 m (wind) and 20 m (temperature): the model's lowest level */
   o = lc_options_new();
   lc_options_set_land_cover_fractions(o, NC, NK, cover, 0);
   CHECK(lc_options_set_heights(o, 30.0, 20.0) == LC_OK, "heights");
-  s = lc_session_new(target, NULL);
-  rc = lc_open_with(s, NC, lat, lon, START, 3600, OUTPUTS, o);
-  CHECK(rc == LC_OK, "open at 30 m / 20 m: %d %s", rc, lc_error_message(s));
-  lc_options_free(o);
-  run48(s, dir, "c_heights_out.bin");
-  lc_close(s);
-  lc_session_free(s);
+  run48_with(target, dir, o, "at 30 m / 20 m", "c_heights_out.bin");
 
   /* refused options: the server's code/field/rule (compared with the Python client) */
   FILE *log = fopen(path_of(dir, "c_feat_errors.txt"), "w");
