@@ -22,7 +22,13 @@ from typing import Any
 from emulators.compiled.features import HEIGHT_FEATURES, N_FLUX_FEATURES
 from emulators.training.data import SourceSpec
 from emulators.training.flux import FluxTrainConfig
-from emulators.training.widened import CANDIDATES, HOURLY_INIT, HOURLY_INIT_SHA256, wide
+from emulators.training.widened import (
+    CANDIDATES,
+    DAILY_WIDE,
+    HOURLY_INIT,
+    HOURLY_INIT_SHA256,
+    wide,
+)
 
 #: widened synthetic cells (32 each) whose reference runs at other (wind, temperature) heights
 #: [m]: a 2-m station mast, the lowest levels of atmospheric models (30 m, 60 m), and a wind
@@ -55,3 +61,31 @@ def hourly_config() -> FluxTrainConfig:
     """The training config of the shipped ``flux-lstm``: candidate G (``widened``) with
     :data:`HEIGHTS`."""
     return dataclasses.replace(FluxTrainConfig(), **HEIGHTS)
+
+
+#: the ``flux-lstm-daily`` shipped on 2026-12-07 (``widened.daily_spun_config``), pinned: what
+#: :data:`DAILY_HEIGHTS` continues
+DAILY_SPUN_INIT = "flux_lstm_daily/init/flux_lstm_daily-2026-12-07-spun.ts"
+DAILY_SPUN_INIT_SHA256 = "a14990c0dac9aaf5"
+#: :data:`HEIGHT_SPECS`' heights for the daily emulator: widened daily seeds, two years each
+DAILY_HEIGHT_SPECS: tuple[SourceSpec, ...] = tuple(
+    dataclasses.replace(wide(seed, 48, days=730), heights=heights)
+    for seed, heights in (
+        (61, (2.0, 2.0)),
+        (62, (30.0, 30.0)),
+        (63, (60.0, 60.0)),
+        (64, (40.0, 10.0)),
+    )
+)
+#: ``get("flux-lstm-daily", **DAILY_HEIGHTS)``: the shipped daily recipe's sources and
+#: :data:`DAILY_HEIGHT_SPECS`, the height inputs, continued from :data:`DAILY_SPUN_INIT` for 6
+#: epochs at Adam 3e-4 -> 3e-5 (its own continuation's rates), spin-up 1 in the windows as before
+DAILY_HEIGHTS: dict[str, Any] = {
+    "options": {"hidden": 48, "n_features": N_FLUX_FEATURES + len(HEIGHT_FEATURES)},
+    "train": (*DAILY_WIDE["train"], *DAILY_HEIGHT_SPECS),
+    "epochs": 6,
+    "lr": 3e-4,
+    "lr_final": 3e-5,
+    "init": DAILY_SPUN_INIT,
+    "init_sha256": DAILY_SPUN_INIT_SHA256,
+}
