@@ -63,21 +63,24 @@ def hourly_config() -> FluxTrainConfig:
     return dataclasses.replace(FluxTrainConfig(), **HEIGHTS)
 
 
-#: the ``flux-lstm-daily`` shipped on 2026-12-07 (``widened.daily_spun_config``), pinned: what
-#: :data:`DAILY_HEIGHTS` continues
-DAILY_SPUN_INIT = "flux_lstm_daily/init/flux_lstm_daily-2026-12-07-spun.ts"
+#: the ``flux-lstm-daily`` shipped on 2026-12-07 (``widened.daily_spun_config``): what
+#: :data:`DAILY_HEIGHTS` continues (the shipped file, by its SHA-256: a later daily network
+#: refuses this probe's config by name instead of continuing another network)
+DAILY_SPUN_INIT = "flux_lstm_daily/flux_lstm_daily.ts"
 DAILY_SPUN_INIT_SHA256 = "a14990c0dac9aaf5"
 #: :data:`HEIGHT_SPECS`' heights for the daily emulator: widened daily seeds, two years each
+#: (seeds 71-74: the probe of 2026-12-07 night drew 61-64, and 61 is the daily held-out seed)
 DAILY_HEIGHT_SPECS: tuple[SourceSpec, ...] = tuple(
     dataclasses.replace(wide(seed, 48, days=730), heights=heights)
     for seed, heights in (
-        (61, (2.0, 2.0)),
-        (62, (30.0, 30.0)),
-        (63, (60.0, 60.0)),
-        (64, (40.0, 10.0)),
+        (71, (2.0, 2.0)),
+        (72, (30.0, 30.0)),
+        (73, (60.0, 60.0)),
+        (74, (40.0, 10.0)),
     )
 )
-#: ``get("flux-lstm-daily", **DAILY_HEIGHTS)``: the shipped daily recipe's sources and
+#: ``get("flux-lstm-daily", **DAILY_HEIGHTS)`` (not shipped: docs/emulators.md, "The daily
+#: emulator with the heights"): the shipped daily recipe's sources and
 #: :data:`DAILY_HEIGHT_SPECS`, the height inputs, continued from :data:`DAILY_SPUN_INIT` for 6
 #: epochs at Adam 3e-4 -> 3e-5 (its own continuation's rates), spin-up 1 in the windows as before
 DAILY_HEIGHTS: dict[str, Any] = {

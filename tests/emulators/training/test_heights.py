@@ -171,3 +171,20 @@ def test_a_height_aware_network_records_and_serves_its_heights(height_artifacts:
     with pytest.raises(HeightsError, match="flux-lstm-daily\\) have no height input") as err:
         backend.at_heights(2.0, 2.0).initial_state(static, daily)
     assert (err.value.field, err.value.rule) == ("height_wind", "backend_heights")
+
+
+def test_the_height_candidates_train_on_no_held_out_weather() -> None:
+    """The height recipes' synthetic seeds (and every other source) are not held out."""
+    from emulators.training import evaluate as ev
+    from emulators.training.heights import DAILY_HEIGHTS, HEIGHTS
+
+    for name, options, dt in (
+        ("flux-lstm", HEIGHTS, 3600),
+        ("flux-lstm-daily", DAILY_HEIGHTS, 86_400),
+    ):
+        config = get(name, **options).config()
+        held = {s.seed for s in ev.flux_held_out(dt) if s.source == "synthetic"}
+        assert held and held.isdisjoint({s.seed for s in config.train if s.source == "synthetic"})
+        assert {s.key() for s in ev.flux_held_out(dt)}.isdisjoint(s.key() for s in config.train)
+        heights = {s.heights for s in config.train if s.heights}
+        assert heights == {(2.0, 2.0), (30.0, 30.0), (60.0, 60.0), (40.0, 10.0)}
