@@ -40,6 +40,7 @@ EARTH_MEAN_RADIUS_IUGG_KM = 6371.0088  # km (Moritz 2000, IUGG mean radius R1)
 #: displacement]: wind 10 m, temperature and humidity 2 m (the WMO anemometer and screen heights)
 DEFAULT_HEIGHT_WIND = 10.0  # m
 DEFAULT_HEIGHT_TEMPERATURE = 2.0  # m
+DEFAULT_HEIGHTS = (DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE)  # (wind, temperature)
 #: the highest forcing height a session may name [m]: the surface layer's log profile (Monin-
 #: Obukhov similarity) holds up to about a tenth of the boundary layer's depth
 MAX_HEIGHT = 200.0  # m

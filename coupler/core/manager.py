@@ -346,7 +346,7 @@ class SessionManager:
         instance per (name, heights) that ``HeightAwareBackend.at_heights`` builds. A backend
         that cannot serve them (or knows no heights) is refused, rule ``backend_heights``."""
         heights = (spec.height_wind, spec.height_temperature)
-        if heights == (C.DEFAULT_HEIGHT_WIND, C.DEFAULT_HEIGHT_TEMPERATURE):
+        if heights == C.DEFAULT_HEIGHTS:
             return backend
         key = f"{spec.backend}@{heights[0]!r}/{heights[1]!r}"
         with self._lock:
@@ -366,12 +366,9 @@ class SessionManager:
         try:
             built = backend.at_heights(*heights)
         except ValueError as exc:
-            message = str(exc)
-            field = getattr(exc, "field", None) or message.split(":", 1)[0]
-            if field not in ("height_wind", "height_temperature"):
-                field = "height_wind"
-            rule = getattr(exc, "rule", None) or "backend_heights"
-            raise InvalidArgument(message, field=field, rule=rule) from exc
+            if (refusal := _refusal(exc)) is None:
+                raise
+            raise refusal from exc
         with self._lock:
             return self._backends.setdefault(key, built)
 
@@ -422,10 +419,19 @@ def _initial_state(backend: LandBackend, static: LandStatic, clock: StepClock) -
     try:
         return backend.initial_state(static, clock)
     except ValueError as exc:
-        field, rule = getattr(exc, "field", None), getattr(exc, "rule", None)
-        if isinstance(exc, CouplerError) or not (isinstance(field, str) and isinstance(rule, str)):
+        if (refusal := _refusal(exc)) is None:
             raise
-        raise InvalidArgument(str(exc), field=field, rule=rule) from exc
+        raise refusal from exc
+
+
+def _refusal(exc: ValueError) -> InvalidArgument | None:
+    """A backend's ValueError as the client should see it: InvalidArgument where it names a
+    field and rule (``TimestepError``, ``HeightsError``, a record's refusals); None for any other
+    (re-raised as it is: a bug, INTERNAL)."""
+    field, rule = getattr(exc, "field", None), getattr(exc, "rule", None)
+    if isinstance(exc, CouplerError) or not (isinstance(field, str) and isinstance(rule, str)):
+        return None
+    return InvalidArgument(str(exc), field=field, rule=rule)
 
 
 def _check_state(fresh: LandState, stored: Mapping[str, torch.Tensor], url: str) -> None:

@@ -77,7 +77,7 @@ from emulators.compiled.features import step_local_hour
 from emulators.compiled.kept_rows import KeptRows
 from emulators.compiled.lai_step import LAI_ACCUMULATORS
 from emulators.compiled.phases import Phase, no_phases
-from emulators.constants import DEFAULT_HEIGHT_TEMPERATURE, DEFAULT_HEIGHT_WIND
+from emulators.constants import DEFAULT_HEIGHTS
 from emulators.landstep import Forcing, StepResult
 from emulators.manifest import Manifest
 from emulators.protocol import LandState, LandStatic, StepClock
@@ -93,10 +93,6 @@ RECURRENT = ("lstm_h", "lstm_c")
 #: rows per call of the ``fused`` operator: it cuts rows into cache-sized blocks itself, and
 #: one call's h and c come right after a zero row (the new state's table, ``dense_rows``)
 FUSED_CHUNK_ROWS = 262_144
-
-
-#: the heights [m] of a session that names none (and of every network without a height input)
-DEFAULT_HEIGHTS = (DEFAULT_HEIGHT_WIND, DEFAULT_HEIGHT_TEMPERATURE)
 
 
 def _check_heights(flux: LoadedFlux, wind: float, temperature: float) -> None:

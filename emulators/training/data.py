@@ -24,7 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from emulators import parameters as P
-from emulators.constants import MAX_HEIGHT
+from emulators.constants import DEFAULT_HEIGHT_TEMPERATURE, DEFAULT_HEIGHT_WIND, MAX_HEIGHT
 from emulators.datasets import perturbed_parameters
 from emulators.protocol import LandStatic, StepClock
 from emulators.reference.model import ReferenceBackend, ReferenceConfig
@@ -311,8 +311,8 @@ def reference_config(ds: xr.Dataset, heights: tuple[float, ...] = ()) -> Referen
     if heights:
         return ReferenceConfig(height_wind=heights[0], height_temperature=heights[1])
     return ReferenceConfig(
-        height_wind=float(ds.attrs.get("height_wind_m", 10.0)),
-        height_temperature=float(ds.attrs.get("height_temperature_m", 2.0)),
+        height_wind=float(ds.attrs.get("height_wind_m", DEFAULT_HEIGHT_WIND)),
+        height_temperature=float(ds.attrs.get("height_temperature_m", DEFAULT_HEIGHT_TEMPERATURE)),
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from emulators.recipes import get
 from emulators.training import flux_cold
 from emulators.training.data import SourceSpec, Trajectory, cache_name, simulate
 from tests.contracts.backend_contract import contract_forcing, contract_static
+from tests.emulators.compiled.test_row_statics import _feature_inputs
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "emulators" / "artifacts"
 
@@ -39,28 +39,8 @@ def _syn(seed: int, days: int, spinup: int, heights: tuple[float, ...] = ()) -> 
     )
 
 
-def _inputs(rows: int, seed: int = 0) -> dict[str, Any]:
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand(12, rows, generator=g, dtype=torch.float64)
-    forcing = {
-        "tas": 280.0 + 20.0 * u[0], "huss": 0.004 + 0.006 * u[1], "ps": 9e4 + 1e4 * u[2],
-        "sfcWind": 0.5 + 5.0 * u[3], "pr": 1e-4 * u[4], "rsds": 800.0 * u[5],
-        "rlds": 280.0 + 80.0 * u[6],
-    }  # fmt: skip
-    state = {
-        "albedo": 0.1 + 0.2 * u[7], "theta_rel": u[8], "lai": 4.0 * u[9], "f_w": u[10],
-        "ts_prev": 285.0 + 10.0 * u[11], "tsoil": 285.0 + 5.0 * u[:3].T,
-    }  # fmt: skip
-    rest = {
-        "params": torch.rand(rows, 12, generator=g, dtype=torch.float64),
-        "tile": torch.arange(rows) % 8, "doy": torch.full((rows,), 180.0),
-        "local_hour": torch.linspace(0.0, 23.0, rows, dtype=torch.float64),
-    }  # fmt: skip
-    return {"forcing": forcing, **state, **rest}
-
-
 def test_height_features_are_the_logs_appended_in_both_paths() -> None:
-    kw = _inputs(10)
+    kw = _feature_inputs(10, seed=0)
     heights = torch.tensor([[30.0, 2.0]], dtype=torch.float64).expand(10, 2)
     base = flux_features(**kw)
     x = flux_features(**kw, heights=heights)
