@@ -23,7 +23,10 @@ Per cell (latitude φ, longitude, elevation z, land fraction L) and interval [t,
   to the zonal-climatology mean times the cell's ``wind_scale`` (default 1; e.g. 0.3–0.5 for
   sheltered valleys and weak-wind basins), with a +25 % afternoon peak over land.
 * Dryness: ``rh_offset`` (default 0) is added to the cell's climatological relative humidity
-  before the anomalies (e.g. −0.25 for a semi-arid plateau), then clipped as above.
+  before the anomalies (e.g. −0.25 for a semi-arid plateau), then clipped as above;
+  ``pr_scale`` (default 1) multiplies the cell's precipitation amounts (the occurrence chain,
+  and so the wet days' clouds and humidity, unchanged): 0 gives a year without rain, the
+  drought of a record whose precipitation is missing and taken as zero (docs/forcing.md).
 * Longwave: Brutsaert (1975) + Crawford & Duchon (1999) with the same cloud fraction c.
 
 Randomness: cell i draws from ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(i,)))``,
@@ -68,12 +71,13 @@ GAMMA_SHAPE = 0.7
 CLOUD_LATENT_STD = 2.0
 OCCURRENCE_PERSISTENCE = 0.4
 MAX_DAILY_PR_MM = 350.0
-#: the allowed per-cell values of ``load_synthetic``'s ``elevation`` [m], ``wind_scale`` and
-#: ``rh_offset`` (lowest, highest)
+#: the allowed per-cell values of ``load_synthetic``'s ``elevation`` [m], ``wind_scale``,
+#: ``rh_offset`` and ``pr_scale`` (lowest, highest)
 CELL_RANGES: dict[str, tuple[float, float]] = {
     "elevation": (-500.0, 6000.0),
     "wind_scale": (0.1, 5.0),
     "rh_offset": (-0.5, 0.5),
+    "pr_scale": (0.0, 5.0),
 }
 MAX_THREADS = 4  # worker threads over cell chunks (never more than the machine's cores)
 CHUNK_ELEMENTS = 2**19  # (time x cell) values per chunk: temporaries stay ~4 MB
@@ -140,6 +144,7 @@ def _chunk(
     land: F64,
     wind_scale: F64,
     rh_offset: F64,
+    pr_scale: F64,
 ) -> dict[str, F64]:
     nt, nc = times.shape[0], idx.shape[0]
     spd = SECONDS_PER_DAY // dt
@@ -181,6 +186,7 @@ def _chunk(
     for d in range(1, nd):
         wet[d] = u[0, d] < np.where(wet[d - 1], p11[d], p01[d])
     amount = np.minimum(gam * p_mean / (f_w * GAMMA_SHAPE), MAX_DAILY_PR_MM) * wet
+    amount *= pr_scale[None, :]  # x 1 is exact: the default cells are bitwise unchanged
     dur_h = 2.0 + 20.0 * u[2]
     n_steps = np.clip(np.rint(dur_h * 3600.0 / dt), 1, spd).astype(np.int64)
     first = np.floor(u[1] * (spd - n_steps + 1)).astype(np.int64)
@@ -273,13 +279,15 @@ def load_synthetic(
     elevation: ArrayLike | None = None,
     wind_scale: ArrayLike | None = None,
     rh_offset: ArrayLike | None = None,
+    pr_scale: ArrayLike | None = None,
 ) -> xr.Dataset:
     """Synthetic forcing for cells at ``lat``/``lon`` [degrees] (scalars or 1-D, broadcast),
     ``days`` days from ``start`` (a UTC date), reproducible by ``seed``. ``land``: land fraction
     per cell in [0, 1] (default 1: all land); ``elevation`` [m] (default 0): lowers pressure and
     temperature (lapse rate); ``wind_scale`` (default 1, in [0.1, 5]): factor on the
     climatological mean wind; ``rh_offset`` (default 0, in [−0.5, 0.5]): added to the
-    climatological relative humidity (negative: drier)."""
+    climatological relative humidity (negative: drier); ``pr_scale`` (default 1, in [0, 5]):
+    factor on the precipitation amounts (0: no rain at all)."""
     ts = check_timestep(timestep, 1, name)
     gen = ts if SECONDS_PER_DAY % ts == 0 else SECONDS_PER_DAY
     if lat is None or lon is None:
@@ -299,6 +307,7 @@ def load_synthetic(
     z_a = _in_range("elevation", 0.0 if elevation is None else elevation, n, " m")
     ws_a = _in_range("wind_scale", 1.0 if wind_scale is None else wind_scale, n)
     dr_a = _in_range("rh_offset", 0.0 if rh_offset is None else rh_offset, n)
+    pr_a = _in_range("pr_scale", 1.0 if pr_scale is None else pr_scale, n)
     nd = _check_int("days", days, 1, 200 * 366)
     sd = _check_int("seed", seed, 0, 2**63 - 1)
     try:
@@ -317,9 +326,8 @@ def load_synthetic(
 
     def work(c0: int) -> dict[str, int]:
         idx = np.arange(c0, min(n, c0 + chunk), dtype=np.int64)
-        part = _chunk(
-            idx, sd, times, gen, lat_a[idx], lon_a[idx], z_a[idx], land_a[idx], ws_a[idx], dr_a[idx]
-        )
+        cells = (lat_a, lon_a, z_a, land_a, ws_a, dr_a, pr_a)
+        part = _chunk(idx, sd, times, gen, *(a[idx] for a in cells))
         part_counts = dict.fromkeys(FORCING_VARIABLES, 0)
         _clip_to_registry(part, part_counts)
         for k in FORCING_VARIABLES:

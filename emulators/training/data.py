@@ -43,6 +43,7 @@ _CELL_DEFAULTS: dict[str, tuple[float, float]] = {
     "elevation": (0.0, 0.0),
     "wind_scale": (1.0, 1.0),
     "rh_offset": (0.0, 0.0),
+    "pr_scale": (1.0, 1.0),
 }
 
 
@@ -54,8 +55,10 @@ class SourceSpec:
     Synthetic only, per cell and drawn by ``seed`` after the coordinates (so a spec with the
     defaults draws the same cells and weather as before these fields existed): ``elevation``
     (lo, hi) m, uniform; ``wind_scale`` (lo, hi), log-uniform factor on the climatological mean
-    wind; ``rh_offset`` (lo, hi), uniform offset of the relative humidity (negative: drier).
-    The defaults (0, 0), (1, 1), (0, 0) are the sea-level, climatological cells."""
+    wind; ``rh_offset`` (lo, hi), uniform offset of the relative humidity (negative: drier);
+    ``pr_scale`` (lo, hi), uniform factor on the precipitation amounts ((0, 0): cells without
+    rain). The defaults (0, 0), (1, 1), (0, 0), (1, 1) are the sea-level, climatological
+    cells."""
 
     source: str
     seed: int = 0
@@ -73,6 +76,8 @@ class SourceSpec:
     elevation: tuple[float, float] = (0.0, 0.0)  # synthetic only, m
     wind_scale: tuple[float, float] = (1.0, 1.0)  # synthetic only
     rh_offset: tuple[float, float] = (0.0, 0.0)  # synthetic only
+    #: synthetic only; recorded when set (added after shipped manifests recorded their specs)
+    pr_scale: tuple[float, float] = field(default=(1.0, 1.0), metadata={"recorded": "when set"})
     #: (wind, temperature) measurement heights [m] the reference runs at instead of the
     #: source's own (its ``height_wind_m``, ``height_temperature_m``); () = the source's
     heights: tuple[float, ...] = field(default=(), metadata={"recorded": "when set"})
@@ -128,7 +133,8 @@ class SourceSpec:
 
     @property
     def widened(self) -> bool:
-        """A synthetic spec whose cells span elevation, wind or humidity (not the defaults)."""
+        """A synthetic spec whose cells span elevation, wind, humidity or precipitation (not the
+        defaults)."""
         return any(getattr(self, k) != v for k, v in _CELL_DEFAULTS.items())
 
     @property
@@ -171,12 +177,16 @@ def load_forcing(spec: SourceSpec, timestep: int = 3600) -> xr.Dataset:
 
 
 def _cell_draws(spec: SourceSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per-cell elevation, wind scale and humidity offset of a widened synthetic spec."""
+    """Per-cell elevation, wind scale, humidity offset and precipitation factor of a widened
+    synthetic spec (drawn in that order: a spec without ``pr_scale`` draws what it drew before)."""
     n = spec.cells
     z = rng.uniform(spec.elevation[0], spec.elevation[1], n)
     log_w = rng.uniform(np.log(spec.wind_scale[0]), np.log(spec.wind_scale[1]), n)
     drh = rng.uniform(spec.rh_offset[0], spec.rh_offset[1], n)
-    return {"elevation": z, "wind_scale": np.exp(log_w), "rh_offset": drh}
+    out = {"elevation": z, "wind_scale": np.exp(log_w), "rh_offset": drh}
+    if spec.pr_scale != _CELL_DEFAULTS["pr_scale"]:
+        out["pr_scale"] = rng.uniform(spec.pr_scale[0], spec.pr_scale[1], n)
+    return out
 
 
 @dataclass

@@ -131,6 +131,8 @@ def test_unknown_option_names_the_option_and_the_accepted_ones() -> None:
         ("synthetic", {"lat": 0.0, "lon": 0.0, "wind_scale": [1.0, 2.0]}, "wind_scale", "shape"),
         ("synthetic", {"lat": 0.0, "lon": 0.0, "rh_offset": -0.6}, "rh_offset", "range"),
         ("synthetic", {"lat": 0.0, "lon": 0.0, "rh_offset": float("nan")}, "rh_offset", "finite"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "pr_scale": -0.1}, "pr_scale", "range"),
+        ("synthetic", {"lat": 0.0, "lon": 0.0, "pr_scale": 5.5}, "pr_scale", "range"),
     ],
 )
 def test_bad_options_are_refused_precisely(

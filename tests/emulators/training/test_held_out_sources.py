@@ -3,6 +3,8 @@ registry is either trained on or held out (issue 14: generalisation to unseen re
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,29 @@ def test_widened_synthetic_specs_draw_reproducible_cells_in_range() -> None:
     assert wide.key() != plain.key()
 
 
+def test_a_pr_scale_spec_draws_the_same_cells_with_other_rain() -> None:
+    """A spec with ``pr_scale`` draws the cells (coordinates, elevation, wind, humidity) and the
+    weather of the same spec without it, but its rain; rain-free cells have none. Its cache key
+    is its own, and a spec with the default (1, 1) keeps the key and the recorded form it had
+    before the field existed."""
+    from emulators.recipes.base import recorded_config
+    from emulators.training.data import load_forcing
+
+    kw: dict[str, Any] = {"seed": 5, "cells": 4, "days": 20, "elevation": (0.0, 3000.0)}
+    wet, dry = SourceSpec("synthetic", **kw), SourceSpec("synthetic", **kw, pr_scale=(0.0, 0.0))
+    some = SourceSpec("synthetic", **kw, pr_scale=(0.2, 0.8))
+    a, b, c = load_forcing(wet), load_forcing(dry), load_forcing(some)
+    for var in ("lat", "lon", "elevation", "tas", "huss", "rsds", "sfcWind"):
+        assert a[var].values.tobytes() == b[var].values.tobytes() == c[var].values.tobytes()
+    assert a["pr"].values.sum() > 0 and not b["pr"].values.any()
+    ratio = c["pr"].values.sum(0) / a["pr"].values.sum(0)
+    assert ((ratio >= 0.2) & (ratio <= 0.8)).all() and ratio.std() > 0.01
+    assert len({wet.key(), dry.key(), some.key()}) == 3
+    assert SourceSpec("synthetic", **kw, pr_scale=(1.0, 1.0)).key() == wet.key()
+    assert "pr_scale" not in recorded_config(wet) and recorded_config(dry)["pr_scale"] == (0, 0)
+    assert dry.widened and SourceSpec.from_record(recorded_config(dry)) == dry
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -92,6 +117,9 @@ def test_widened_synthetic_specs_draw_reproducible_cells_in_range() -> None:
         ({"source": "synthetic", "cells": 4, "wind_scale": (0.0, 1.0)}, "wind_scale must be"),
         ({"source": "synthetic", "cells": 4, "rh_offset": (-0.6, 0.0)}, "rh_offset must be"),
         ({"source": "synthetic", "cells": 4, "rh_offset": (0.0,)}, "rh_offset must be"),
+        ({"source": "synthetic", "cells": 4, "pr_scale": (-0.5, 1.0)}, "pr_scale must be"),
+        ({"source": "synthetic", "cells": 4, "pr_scale": (2.0, 1.0)}, "pr_scale must be"),
+        ({"source": "epw-amsterdam", "pr_scale": (0.0, 0.0)}, "synthetic source only"),
         ({"source": "tmy3-greensboro", "elevation": (0.0, 10.0)}, "synthetic source only"),
     ],
 )
