@@ -160,3 +160,22 @@ def test_wind_scale_humidity_offset_and_elevation_act_per_cell() -> None:
     dt = base["tas"].values[:, 0].mean() - high["tas"].values[:, 0].mean()
     assert dt == pytest.approx(6.5e-3 * 2500.0, rel=1e-6)  # the lapse rate, same anomalies
     np.testing.assert_array_equal(high["ps"].values[:, 1], base["ps"].values[:, 1])
+
+
+def test_pr_scale_scales_the_rain_of_its_cell_only() -> None:
+    """``pr_scale`` multiplies a cell's precipitation exactly (0: none at all; 1: bit for bit the
+    default) and leaves every other field, and the other cells, as they were: the wet days (and
+    their clouds) are the same draws."""
+    kw: dict[str, Any] = {"lat": [50.0, 50.0, 5.0], "lon": [0.0, 0.0, 20.0], "days": 60, "seed": 3}
+    base = forcing.load("synthetic", **kw)
+    assert (base["pr"].values.sum(0) > 0).all()
+    one = forcing.load("synthetic", pr_scale=1.0, **kw)
+    scaled = forcing.load("synthetic", pr_scale=[0.0, 2.5, 1.0], **kw)
+    for var in forcing.FORCING_VARIABLES:
+        assert one[var].values.tobytes() == base[var].values.tobytes(), var
+        if var != "pr":
+            assert scaled[var].values.tobytes() == base[var].values.tobytes(), var
+    pr, pr0 = scaled["pr"].values, base["pr"].values
+    assert not pr[:, 0].any()
+    np.testing.assert_allclose(pr[:, 1], 2.5 * pr0[:, 1], rtol=1e-15)
+    np.testing.assert_array_equal(pr[:, 2], pr0[:, 2])
