@@ -44,3 +44,13 @@ DAILY_DRY: dict[str, Any] = {
     "init": DAILY_SPUN_INIT,
     "init_sha256": DAILY_SPUN_INIT_SHA256,
 }
+
+#: the two variants run after :data:`DAILY_DRY` missed its rule by 5e-6 (pooled fresh first-two-
+#: day H NSE 0.005005 lower; docs/emulators.md, "Years without rain"): ``"lr"`` at Adam 1e-3 ->
+#: 3e-5 (its validation had hardly moved in 12 epochs at 3e-4), ``"cold"`` with the fresh
+#: windows' loss weighted twice (``cold_weight`` 2); each ``get("flux-lstm-daily",
+#: **DRY_VARIANTS[k])``
+DRY_VARIANTS: dict[str, dict[str, Any]] = {
+    "lr": {**DAILY_DRY, "lr": 1e-3},
+    "cold": {**DAILY_DRY, "cold_weight": 2.0},
+}

@@ -25,13 +25,18 @@ FORCING = ("tas", "huss", "ps", "sfcWind", "pr", "rsds", "rlds")
 OUTPUTS = ["hfls", "hfss", "hfdsl", "rns", "ts", "albedo", "rlus", "rsus", "evspsbl", "lai",
            "mrsos", "gpp"]  # fmt: skip
 GOLDEN = {
+    # the third hash of each entry: an AMD EPYC *without* AVX-512 (family 25, model 1), derived
+    # 2026-12-07 at 7e271c8 (the reference's also at 2cb9a58, before the measurement heights:
+    # the same bits); the first two machines' hashes fail there by round-off, as above
     ("reference", 1): (
         "4e724baeaa54f606c5304dd77b736740d26fa8f232ea057dea9321d20e433355",
         "81a2efbde9c4a928d0cf7d3d133bcf3c91985cb90141c8b9e387d51cf98d8f6f",
+        "0446c7bdb2af7e23aefbbbd777ecf6b35786556c1867a74b3edc8a45dd0540dd",
     ),
     ("reference", 4): (
         "fa26bd9f96f3ea5d974293311757ba65762b8f8f5750cca07230d13c0007758e",
         "33ae1c9bcf9827ac12c8442322bd6832dd201ae6f25fd5b02ab2cc708abf252a",
+        "ccac42214ed3530d4f8c0b8b83e5ddb49681f1e366206acdbb2cce4edc07bbdb",
     ),
     # the shipped flux-lstm of 2026-12-06 (candidate G, H = 48) with the water tile from the
     # reference's physics (``open_water``, 2026-12-06 evening): new bytes. With
@@ -50,8 +55,15 @@ GOLDEN = {
     # Xeon with AVX-512, where the reference's hashes are the first of each pair); the AMD
     # EPYC's were not derived (no such machine since). The previous weights gave d74579bc…,
     # 41af52e5… (first machine) and ae5dadbc…, bd473269… (AMD EPYC).
-    ("torchscript", 1): ("9dc477c0fe10ff7dc9ac2767182174bedbd00a2bfcd001bd3bc5f995e9d72b6d",),
-    ("torchscript", 4): ("7e9ecd5810d0a337e4b93aab89db84ae52314486d5acdc2e26618c3f4d524160",),
+    # The AMD EPYC without AVX-512 (the third reference hashes): the second of each entry.
+    ("torchscript", 1): (
+        "9dc477c0fe10ff7dc9ac2767182174bedbd00a2bfcd001bd3bc5f995e9d72b6d",
+        "b996540748c67ad28ca492a74374f8764757a7fcc4d180c92725083cd08d388a",
+    ),
+    ("torchscript", 4): (
+        "7e9ecd5810d0a337e4b93aab89db84ae52314486d5acdc2e26618c3f4d524160",
+        "c1c1d5bd3cedc5faa02781c3228e67e3c56f2fbad13d026e4f36849e00456bdb",
+    ),
 }
 
 
