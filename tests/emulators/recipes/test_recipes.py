@@ -132,17 +132,18 @@ GOLDEN = {
     "flux-lstm": (
         HOURLY | SPUN_UP | {"epochs": 3, "window": 12, "windows_per_epoch": 2, "patience": 1}
         | {"validation_days": 4, "options": {}},  # H = 32
-        ("27bb22b08c468eea", "c0c1bba9a8e61b2a"), 2, 1,  # early stopping after epoch 2
+        ("27bb22b08c468eea", "c0c1bba9a8e61b2a", "e901857b1254f628"),
+        2, 1,  # early stopping after epoch 2
     ),
     "flux-lstm-daily": (
         DAILY | SPUN_UP | {"epochs": 3, "window": 10, "windows_per_epoch": 2, "patience": 1}
         | {"validation_days": 30, "options": {}},  # H = 32
-        ("15715a2df2f1293a", "d1cea20157cb436a"), 3, 3,
+        ("15715a2df2f1293a", "d1cea20157cb436a", "a2dd2663fdc9b619"), 3, 3,
     ),
     "flux-transformer": (
         HOURLY | {"iterations": 12, "batch": 8, "validate_every": 4, "validation_days": 2}
         | {"closed_iterations": 0, "init": "", "init_sha256": "", "seed": 0},  # stage 1 alone
-        ("ce62bc1e921ce6c1", "d4384a7337ae3823"), 3, 12,
+        ("ce62bc1e921ce6c1", "d4384a7337ae3823", "e17cee22101568e3"), 3, 12,
     ),
     "lai": (HOURLY | LAI | {"train": (_syn(11, 40, 2),), "validation": (_syn(21, 20, 2),)},
             ("4ed3d492b9e1c5ac", "03008bfa9598530d"), 4, 10),  # early stopping at 20
@@ -158,6 +159,8 @@ GOLDEN = {
 MACHINES = (
     "the development and CI machines up to 2026-12-07 (derived at 23dc844 and later commits)",
     "AMD EPYC with AVX-512 (2026-12-07; derived at 7acce63, where CI had passed the first)",
+    "AMD EPYC without AVX-512, family 25 model 1 (2026-12-07 night; derived at 7e271c8, where CI"
+    " had passed the first)",
 )
 
 
