@@ -91,21 +91,31 @@ def save_aoti(
     module: nn.Module, args: Sequence[Tensor], path: str | Path, dynamic_shapes: Any = None
 ) -> Path:
     """Compile ``module`` ahead of time with AOTInductor (system C++ compiler; tens of seconds)
-    into a ``.pt2`` package for the device of ``args``."""
+    into a ``.pt2`` package for the device of ``args``, for the portable CPU target of
+    :mod:`emulators.cpu_target` (x86-64-v3 on x86), recorded in the package."""
     from torch._inductor import aoti_compile_and_package
+
+    from emulators import cpu_target
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program = export_program(module, args, dynamic_shapes)
     with torch.no_grad():
-        out = aoti_compile_and_package(program, package_path=str(path))
+        out = aoti_compile_and_package(
+            program, package_path=str(path), inductor_configs=cpu_target.compile_options()
+        )
     return Path(out)
 
 
 def load_aoti(path: str | Path) -> Callable[..., Any]:
-    """The compiled callable of an AOTInductor package (runs on the device it was built for)."""
+    """The compiled callable of an AOTInductor package (runs on the device it was built for);
+    a package this CPU cannot run is refused first (``cpu_target.CPUTargetError``), never
+    loaded into a crash."""
     from torch._inductor import aoti_load_package
 
+    from emulators import cpu_target
+
+    cpu_target.check(Path(path))
     loaded: Callable[..., Any] = aoti_load_package(str(path))
     return loaded
 
