@@ -4,11 +4,11 @@ AOTInductor compiles C++ with ``-march=native`` and vectorises for the best ISA 
 compiles on, by default. A package built on an AVX-512 machine then dies with SIGILL (the whole
 server with it) on a CPU without AVX-512: measured 2026-12-07 on an AMD EPYC without AVX-512,
 where every shipped ``.pt2`` (built on AVX-512 Xeons and EPYCs) crashed at load. So the packages
-are compiled for a portable target, :data:`X86_TARGET` (x86-64-v3: AVX2 and FMA, every x86 server
-CPU since about 2015), vectorised for AVX2, the target recorded in the package's metadata
-(:data:`TARGET_KEY`); and before a package is loaded, :func:`check` refuses one this CPU cannot
-run with :class:`CPUTargetError` (a ``RuntimeError``: a backend then reports itself unavailable
-with the reason), never a crash. Other architectures keep torch's defaults (``native``).
+are compiled for a portable target, :data:`X86_TARGET` (x86-64-v3: AVX2 and FMA), vectorised
+for AVX2, the target recorded in the package's metadata (:data:`TARGET_KEY`); and before a
+package is loaded, :func:`check` refuses one this CPU cannot run with :class:`CPUTargetError` (a
+``RuntimeError``: a backend then reports itself unavailable with the reason), never a crash.
+Other architectures keep torch's defaults (``native``).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def check(path: Path, recorded: Mapping[str, str] | None = None) -> None:
         raise CPUTargetError(
             path, "cpu_machine", f"compiled for {machine}; this machine is {platform.machine()}"
         )
-    isa = set(recorded.get(ISA_KEY, "").upper().split()) - {"INVALID", "VEC", "ISA"}
+    isa = set(recorded.get(ISA_KEY, "").upper().split()) - {"INVALID_VEC_ISA"}  # scalar code
     lacking = sorted(isa - supported_isa())
     if lacking:
         raise CPUTargetError(
